@@ -1,0 +1,668 @@
+//! The v2 keys API: one key with a TTL, the seed's protocol.
+//!
+//! * claim: `PUT /v2/keys/<election>?prevExist=false` with our value and TTL;
+//!   the term is the key's `createdIndex`;
+//! * renew: `refresh=true&prevExist=true&prevValue=<our value>`, so a node never
+//!   renews a key it did not create in this process (the value holds a nonce);
+//! * follow: a quorum read, then `wait=true&waitIndex=` long polls, re-read
+//!   when etcd cleared the index and at least once per TTL;
+//! * release: `DELETE …?prevValue=<our value>`: the condition must be in the
+//!   query string (in a form body etcd ignores it and deletes unconditionally).
+//!
+//! Across etcd members v2 stamps expiry with the receiving member's wall
+//! clock; clock skew between members can expire a key early. Multi-host
+//! deployments should use v3.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep, timeout};
+
+use super::retry::Backoff;
+use super::{Backend, Campaign, Change, RenewError, Renewal, View};
+use crate::config::Config;
+use crate::error::{ConfigError, EtcdError, chain};
+use crate::health::HealthCells;
+use crate::status::Leader;
+use crate::telemetry::{RequestOutcome, Telemetry};
+
+/// etcd's answer to a v2 keys request.
+#[derive(Debug, Deserialize)]
+pub(crate) struct KeysResponse {
+    pub action: String,
+    pub node: Option<Node>,
+}
+
+/// A v2 node. Only the fields electd reads; etcd sends more.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Node {
+    pub value: Option<String>,
+    #[serde(rename = "createdIndex")]
+    pub created_index: u64,
+    #[serde(rename = "modifiedIndex")]
+    pub modified_index: u64,
+}
+
+/// etcd's v2 error body.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ErrorBody {
+    #[serde(rename = "errorCode")]
+    pub error_code: u64,
+    pub message: String,
+    #[serde(default)]
+    pub cause: Option<String>,
+    #[serde(default)]
+    pub index: Option<u64>,
+}
+
+const KEY_NOT_FOUND: u64 = 100;
+const COMPARE_FAILED: u64 = 101;
+const NODE_EXISTS: u64 = 105;
+const INDEX_CLEARED: u64 = 401;
+
+/// One HTTP answer from etcd.
+struct Reply {
+    endpoint: String,
+    status: StatusCode,
+    /// `X-Etcd-Index`: the store's index when the request was served.
+    index: Option<u64>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn keys(&self, what: &'static str) -> Result<KeysResponse, EtcdError> {
+        serde_json::from_slice(&self.body).map_err(|e| self.malformed(what, e.to_string()))
+    }
+
+    /// The etcd error in the body, or the right error when there is none.
+    fn error(&self, what: &'static str) -> Result<ErrorBody, EtcdError> {
+        if let Ok(body) = serde_json::from_slice::<ErrorBody>(&self.body) {
+            return Ok(body);
+        }
+        if self.status == StatusCode::NOT_FOUND && self.index.is_none() {
+            // etcd 3.4+ without --enable-v2: a plain "404 page not found".
+            return Err(EtcdError::V2Disabled {
+                endpoint: self.endpoint.clone(),
+            });
+        }
+        Err(self.unexpected(what))
+    }
+
+    fn unexpected(&self, what: &'static str) -> EtcdError {
+        let text = String::from_utf8_lossy(&self.body);
+        let text: String = text.trim().chars().take(200).collect();
+        match self.status {
+            StatusCode::UNAUTHORIZED => EtcdError::AuthFailed {
+                endpoint: self.endpoint.clone(),
+                detail: text,
+            },
+            StatusCode::FORBIDDEN => EtcdError::PermissionDenied {
+                endpoint: self.endpoint.clone(),
+                detail: text,
+            },
+            status if status.is_success() => {
+                self.malformed(what, format!("unexpected status {status}: {text}"))
+            }
+            status => EtcdError::Rejected {
+                endpoint: self.endpoint.clone(),
+                detail: format!("{what}: HTTP {status}: {text}"),
+            },
+        }
+    }
+
+    fn etcd_error(&self, what: &'static str, err: &ErrorBody) -> EtcdError {
+        match err.error_code {
+            110 => EtcdError::AuthFailed {
+                endpoint: self.endpoint.clone(),
+                detail: err.message.clone(),
+            },
+            _ => EtcdError::Rejected {
+                endpoint: self.endpoint.clone(),
+                detail: format!(
+                    "{what}: error {} {}{}",
+                    err.error_code,
+                    err.message,
+                    err.cause
+                        .as_deref()
+                        .map(|c| format!(" ({c})"))
+                        .unwrap_or_default()
+                ),
+            },
+        }
+    }
+
+    fn malformed(&self, what: &'static str, detail: String) -> EtcdError {
+        EtcdError::Malformed {
+            endpoint: self.endpoint.clone(),
+            what,
+            detail,
+        }
+    }
+}
+
+/// The endpoints, and which one we use now. A connection failure moves on to the next.
+struct Endpoints {
+    list: Vec<String>,
+    current: AtomicUsize,
+}
+
+impl Endpoints {
+    fn current(&self) -> (usize, &str) {
+        let i = self.current.load(Ordering::Relaxed) % self.list.len();
+        (i, &self.list[i])
+    }
+
+    fn failed(&self, i: usize) {
+        let next = (i + 1) % self.list.len();
+        let _ = self
+            .current
+            .compare_exchange(i, next, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
+/// Everything needed to talk to etcd, shared by the loop and the follow task.
+struct Client {
+    http: reqwest::Client,
+    endpoints: Endpoints,
+    key_path: String,
+    value: String,
+    ttl: Duration,
+    health: Arc<HealthCells>,
+    telemetry: Arc<dyn Telemetry>,
+}
+
+impl Client {
+    /// Bounds every request but a watch: long enough for a slow etcd, short
+    /// enough that a renewal retried after it still lands before the deadline.
+    fn attempt_timeout(&self) -> Duration {
+        self.ttl / 2
+    }
+
+    /// Sends one request, moving to the next endpoint on a connection failure.
+    async fn request(
+        &self,
+        op: &'static str,
+        method: Method,
+        query: &[(&str, &str)],
+        form: &[(&str, &str)],
+    ) -> Result<Reply, EtcdError> {
+        let mut last = None;
+        for _ in 0..self.endpoints.list.len() {
+            let (i, endpoint) = self.endpoints.current();
+            let started = Instant::now();
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{endpoint}{}", self.key_path))
+                .query(query)
+                .timeout(self.attempt_timeout());
+            if !form.is_empty() {
+                req = req
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(encode_form(form));
+            }
+            let result = async {
+                let resp = req.send().await?;
+                let status = resp.status();
+                let index = etcd_index(&resp);
+                let body = resp.bytes().await?.to_vec();
+                Ok::<_, reqwest::Error>((status, index, body))
+            }
+            .await;
+            match result {
+                Ok((status, index, body)) => {
+                    let outcome = match status.as_u16() {
+                        200..=299 => RequestOutcome::Ok,
+                        404 | 412 => RequestOutcome::Conflict,
+                        _ => RequestOutcome::Error,
+                    };
+                    self.telemetry.etcd_request(op, outcome, started.elapsed());
+                    if outcome != RequestOutcome::Error {
+                        self.health.etcd_ok();
+                    }
+                    return Ok(Reply {
+                        endpoint: endpoint.to_owned(),
+                        status,
+                        index,
+                        body,
+                    });
+                }
+                Err(err) => {
+                    self.telemetry
+                        .etcd_request(op, RequestOutcome::Error, started.elapsed());
+                    self.endpoints.failed(i);
+                    let err = transport_error(endpoint, &err, self.attempt_timeout());
+                    if matches!(err, EtcdError::Timeout { .. }) {
+                        return Err(err);
+                    }
+                    last = Some(err);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| EtcdError::Unreachable {
+            endpoint: String::new(),
+            detail: "no endpoint".to_owned(),
+        }))
+    }
+
+    fn view_of(&self, node: &Node) -> View {
+        let raw = node.value.as_deref().unwrap_or_default();
+        View {
+            revision: node.modified_index,
+            leader: Some(Leader::from_stored(raw.as_bytes(), node.created_index)),
+            ours: raw == self.value,
+        }
+    }
+
+    /// A quorum read of the key: a member cut off from the majority cannot answer it.
+    async fn read(&self) -> Result<(View, u64), EtcdError> {
+        let reply = self
+            .request("get", Method::GET, &[("quorum", "true")], &[])
+            .await?;
+        match reply.status {
+            StatusCode::OK => {
+                let keys = reply.keys("read")?;
+                let node = keys
+                    .node
+                    .ok_or_else(|| reply.malformed("read", "no node".to_owned()))?;
+                let index = reply.index.unwrap_or(node.modified_index);
+                let mut view = self.view_of(&node);
+                view.revision = index;
+                Ok((view, index))
+            }
+            _ => {
+                let err = reply.error("read")?;
+                if err.error_code == KEY_NOT_FOUND {
+                    let index = reply.index.or(err.index).unwrap_or(0);
+                    Ok((
+                        View {
+                            revision: index,
+                            leader: None,
+                            ours: false,
+                        },
+                        index,
+                    ))
+                } else {
+                    Err(reply.etcd_error("read", &err))
+                }
+            }
+        }
+    }
+
+    /// One long poll from `wait_index`, for at most `patience`. `Ok(None)`
+    /// means nothing happened (or etcd cleared the index): read again.
+    async fn watch(
+        &self,
+        wait_index: u64,
+        patience: Duration,
+    ) -> Result<Option<(View, u64)>, EtcdError> {
+        let (i, endpoint) = self.endpoints.current();
+        let started = Instant::now();
+        let index = wait_index.to_string();
+        let send = self
+            .http
+            .get(format!("{endpoint}{}", self.key_path))
+            .query(&[("wait", "true"), ("waitIndex", index.as_str())])
+            .send();
+        // The headers come at once; the body only when the key changes.
+        let resp = match timeout(self.attempt_timeout(), send).await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(err)) => {
+                self.endpoints.failed(i);
+                return Err(transport_error(endpoint, &err, self.attempt_timeout()));
+            }
+            Err(_) => {
+                self.endpoints.failed(i);
+                return Err(EtcdError::Timeout {
+                    endpoint: endpoint.to_owned(),
+                    timeout: self.attempt_timeout(),
+                });
+            }
+        };
+        let status = resp.status();
+        let header_index = etcd_index(&resp);
+        if status == StatusCode::OK {
+            self.health.etcd_ok();
+        }
+        let body = match timeout(patience, resp.bytes()).await {
+            Err(_) => return Ok(None),
+            Ok(Err(err)) => {
+                self.endpoints.failed(i);
+                return Err(transport_error(endpoint, &err, patience));
+            }
+            Ok(Ok(body)) => body.to_vec(),
+        };
+        self.telemetry
+            .etcd_request("watch", RequestOutcome::Ok, started.elapsed());
+        let reply = Reply {
+            endpoint: endpoint.to_owned(),
+            status,
+            index: header_index,
+            body,
+        };
+        if status != StatusCode::OK {
+            let err = reply.error("watch")?;
+            if err.error_code == INDEX_CLEARED {
+                return Ok(None);
+            }
+            return Err(reply.etcd_error("watch", &err));
+        }
+        self.health.etcd_ok();
+        let event = reply.keys("watch event")?;
+        let node = event
+            .node
+            .ok_or_else(|| reply.malformed("watch event", "no node".to_owned()))?;
+        let next = node.modified_index.saturating_add(1);
+        let view = match event.action.as_str() {
+            "expire" | "delete" | "compareAndDelete" => View {
+                revision: node.modified_index,
+                leader: None,
+                ours: false,
+            },
+            _ => self.view_of(&node),
+        };
+        Ok(Some((view, next)))
+    }
+}
+
+/// Follows the key for as long as the backend runs: read, then watch; read
+/// again after a cleared index, a broken connection, or a quiet TTL.
+async fn follow(client: Arc<Client>, tx: mpsc::UnboundedSender<Change>) {
+    let mut backoff = Backoff::new(client.ttl.min(Duration::from_secs(5)));
+    'read: loop {
+        let mut wait_index = match client.read().await {
+            Ok((view, index)) => {
+                backoff.reset();
+                if tx.send(Change::View(view)).is_err() {
+                    return;
+                }
+                index.saturating_add(1)
+            }
+            Err(err) => {
+                if tx.send(Change::Problem(err)).is_err() {
+                    return;
+                }
+                sleep(backoff.next_delay()).await;
+                continue 'read;
+            }
+        };
+        loop {
+            match client.watch(wait_index, client.ttl).await {
+                Ok(Some((view, next))) => {
+                    wait_index = next;
+                    if tx.send(Change::View(view)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => continue 'read,
+                Err(err) => {
+                    if tx.send(Change::Problem(err)).is_err() {
+                        return;
+                    }
+                    sleep(backoff.next_delay()).await;
+                    continue 'read;
+                }
+            }
+        }
+    }
+}
+
+/// The v2 backend.
+pub(crate) struct V2 {
+    client: Arc<Client>,
+    tx: mpsc::UnboundedSender<Change>,
+    rx: Mutex<mpsc::UnboundedReceiver<Change>>,
+    follower: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl V2 {
+    pub(crate) fn new(config: &Config, health: Arc<HealthCells>) -> Result<V2, ConfigError> {
+        let http = reqwest::Client::builder()
+            .http1_only()
+            .no_proxy()
+            .tcp_nodelay(true)
+            .connect_timeout(config.ttl / 3)
+            .pool_idle_timeout(config.ttl * 2)
+            .build()
+            .map_err(|e| ConfigError::InvalidEndpoint {
+                url: config.endpoints.join(","),
+                reason: chain(&e),
+            })?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let nonce = crate::value::new_nonce();
+        Ok(V2 {
+            client: Arc::new(Client {
+                http,
+                endpoints: Endpoints {
+                    list: config.endpoints.clone(),
+                    current: AtomicUsize::new(0),
+                },
+                key_path: format!("/v2/keys/{}", config.election),
+                value: crate::value::encode(&config.id, &config.advertise, &nonce),
+                ttl: config.ttl,
+                health,
+                telemetry: config.telemetry.clone(),
+            }),
+            tx,
+            rx: Mutex::new(rx),
+            follower: std::sync::Mutex::new(None),
+        })
+    }
+
+    fn ttl_secs(&self) -> String {
+        self.client.ttl.as_secs().to_string()
+    }
+}
+
+impl Backend for V2 {
+    const QUEUES: bool = false;
+
+    fn start(&self) {
+        let task = tokio::spawn(follow(self.client.clone(), self.tx.clone()));
+        if let Ok(mut follower) = self.follower.lock()
+            && let Some(old) = follower.replace(task)
+        {
+            old.abort();
+        }
+    }
+
+    async fn campaign(&self) -> Result<Campaign, EtcdError> {
+        let c = &self.client;
+        let ttl = self.ttl_secs();
+        let sent_at = Instant::now();
+        let reply = c
+            .request(
+                "create",
+                Method::PUT,
+                &[("prevExist", "false")],
+                &[("value", &c.value), ("ttl", &ttl)],
+            )
+            .await?;
+        match reply.status {
+            StatusCode::CREATED => {
+                let node = reply
+                    .keys("create")?
+                    .node
+                    .ok_or_else(|| reply.malformed("create", "no node".to_owned()))?;
+                let view = c.view_of(&node);
+                if !view.ours {
+                    return Err(
+                        reply.malformed("create", "the created value is not ours".to_owned())
+                    );
+                }
+                Ok(Campaign::Claimed {
+                    term: node.created_index,
+                    view,
+                    renewal: Renewal {
+                        sent_at,
+                        ttl: c.ttl,
+                    },
+                })
+            }
+            _ => {
+                let err = reply.error("create")?;
+                if err.error_code == NODE_EXISTS {
+                    Ok(Campaign::Taken {
+                        revision: err.index.or(reply.index).unwrap_or(0),
+                    })
+                } else {
+                    Err(reply.etcd_error("create", &err))
+                }
+            }
+        }
+    }
+
+    async fn renew(&self) -> Result<Renewal, RenewError> {
+        let c = &self.client;
+        let ttl = self.ttl_secs();
+        let sent_at = Instant::now();
+        let reply = c
+            .request(
+                "refresh",
+                Method::PUT,
+                &[
+                    ("refresh", "true"),
+                    ("prevExist", "true"),
+                    ("prevValue", &c.value),
+                ],
+                &[("ttl", &ttl)],
+            )
+            .await
+            .map_err(RenewError::Failed)?;
+        if reply.status == StatusCode::OK {
+            return Ok(Renewal {
+                sent_at,
+                ttl: c.ttl,
+            });
+        }
+        let err = reply.error("refresh").map_err(RenewError::Failed)?;
+        match err.error_code {
+            KEY_NOT_FOUND | COMPARE_FAILED => Err(RenewError::Lost),
+            _ => Err(RenewError::Failed(reply.etcd_error("refresh", &err))),
+        }
+    }
+
+    async fn release(&self) -> Result<(), EtcdError> {
+        let c = &self.client;
+        let reply = c
+            .request("delete", Method::DELETE, &[("prevValue", &c.value)], &[])
+            .await?;
+        if reply.status == StatusCode::OK {
+            return Ok(());
+        }
+        let err = reply.error("delete")?;
+        match err.error_code {
+            // Not ours any more, or already gone: nothing to release.
+            KEY_NOT_FOUND | COMPARE_FAILED => Ok(()),
+            _ => Err(reply.etcd_error("delete", &err)),
+        }
+    }
+
+    async fn next_change(&self) -> Change {
+        match self.rx.lock().await.recv().await {
+            Some(change) => change,
+            None => std::future::pending().await,
+        }
+    }
+
+    async fn candidates(&self) -> Result<Vec<Leader>, EtcdError> {
+        let (view, _) = self.client.read().await?;
+        Ok(view.leader.into_iter().collect())
+    }
+
+    fn stop(&self) {
+        if let Ok(mut follower) = self.follower.lock()
+            && let Some(task) = follower.take()
+        {
+            task.abort();
+        }
+    }
+}
+
+fn etcd_index(resp: &reqwest::Response) -> Option<u64> {
+    resp.headers()
+        .get("X-Etcd-Index")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn encode_form(fields: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish()
+}
+
+fn transport_error(endpoint: &str, err: &reqwest::Error, limit: Duration) -> EtcdError {
+    if err.is_timeout() {
+        EtcdError::Timeout {
+            endpoint: endpoint.to_owned(),
+            timeout: limit,
+        }
+    } else {
+        EtcdError::Unreachable {
+            endpoint: endpoint.to_owned(),
+            detail: chain(err),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn reply(status: u16, index: Option<u64>, body: &[u8]) -> Reply {
+        Reply {
+            endpoint: "http://e:1".into(),
+            status: StatusCode::from_u16(status).unwrap(),
+            index,
+            body: body.to_vec(),
+        }
+    }
+
+    #[test]
+    fn v2_disabled_is_recognised() {
+        let r = reply(404, None, b"404 page not found\n");
+        assert!(matches!(r.error("read"), Err(EtcdError::V2Disabled { .. })));
+        let r = reply(
+            404,
+            Some(7),
+            br#"{"errorCode":100,"message":"Key not found","cause":"/leader","index":7}"#,
+        );
+        assert_eq!(r.error("read").unwrap().error_code, KEY_NOT_FOUND);
+    }
+
+    #[test]
+    fn index_cleared_comes_as_http_400() {
+        let r = reply(
+            400,
+            Some(1030),
+            br#"{"errorCode":401,"message":"The event in requested index is outdated and cleared","cause":"the requested history has been cleared [1030/7]","index":1030}"#,
+        );
+        assert_eq!(r.error("watch").unwrap().error_code, INDEX_CLEARED);
+    }
+
+    #[test]
+    fn forms_are_encoded() {
+        assert_eq!(
+            encode_form(&[("value", r#"{"id":"a b"}"#), ("ttl", "5")]),
+            "value=%7B%22id%22%3A%22a+b%22%7D&ttl=5"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bodies_never_panic(status in 100u16..600, body in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let r = reply(status, None, &body);
+            let _ = r.keys("x");
+            let _ = r.error("x");
+        }
+    }
+}

@@ -1,0 +1,538 @@
+//! The backend-independent state machine: campaign → lead → step down.
+//!
+//! One task runs [`Machine::run`]. It owns all timing and safety decisions:
+//!
+//! * a claim's **deadline** is `sent_at + TTL − margin` of the last
+//!   acknowledged renewal (never the receive time);
+//! * this node leads while it holds a claim, etcd shows that claim as the
+//!   leader key, and the deadline has not passed; [`Status`] carries the
+//!   deadline so readers decide at the instant they ask;
+//! * renewals run in their own task every TTL/3 and are retried quickly on
+//!   transient errors; a failed compare is an immediate loss;
+//! * a renewal acknowledged after the deadline resumes the same term as a new
+//!   interval (the key was still ours, so nobody else led);
+//! * on resign and shutdown the node stops calling itself leader and journals
+//!   `ended` *before* it deletes its key.
+//!
+//! Backends only speak etcd; see [`crate::backend`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::{JoinError, JoinHandle};
+use tokio::time::{Instant, sleep, sleep_until, timeout};
+
+use crate::backend::retry::Backoff;
+use crate::backend::{Backend, Campaign, Change, RenewError, Renewal, View};
+use crate::clock::{instant_to_ns, monotonic_ns};
+use crate::config::Config;
+use crate::error::EtcdError;
+use crate::health::HealthCells;
+use crate::journal::{EndReason, Event, Journal};
+use crate::status::{Problem, Status, Tenure};
+use crate::telemetry::RenewalOutcome;
+
+/// What the handles ([`crate::Election`], [`crate::Leadership`]) ask of the loop.
+pub(crate) enum Command {
+    /// Start (or keep) campaigning.
+    Campaign,
+    /// Give up the claim of `term` (any claim when `None`) and stop campaigning.
+    Resign {
+        term: Option<u64>,
+        reply: Option<oneshot::Sender<Result<(), EtcdError>>>,
+    },
+    /// Give up any claim and stop the loop.
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// A claim this process holds in etcd.
+#[derive(Clone, Copy, Debug)]
+struct Claim {
+    term: u64,
+    deadline: Instant,
+    next_renew: Instant,
+    failures: u32,
+}
+
+enum Wake {
+    Command(Option<Command>),
+    Campaigned(Result<Result<Campaign, EtcdError>, JoinError>),
+    Renewed(Result<Result<Renewal, RenewError>, JoinError>),
+    RenewDue,
+    Change(Change),
+    Timer,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+pub(crate) struct Machine<B: Backend> {
+    backend: Arc<B>,
+    config: Config,
+    status: watch::Sender<Status>,
+    health: Arc<HealthCells>,
+    journal: Journal,
+    commands: mpsc::UnboundedReceiver<Command>,
+    campaigning: bool,
+    claim: Option<Claim>,
+    campaign_task: Option<JoinHandle<Result<Campaign, EtcdError>>>,
+    renew_task: Option<JoinHandle<Result<Renewal, RenewError>>>,
+    view: Option<View>,
+    /// A v2 campaign found the key taken at this revision minus one: only a
+    /// newer view can show it vacant.
+    campaign_floor: u64,
+    retry_at: Option<Instant>,
+    backoff: Backoff,
+    tenure: Option<Tenure>,
+    problem: Option<Problem>,
+}
+
+impl<B: Backend> Machine<B> {
+    pub(crate) fn new(
+        backend: Arc<B>,
+        config: Config,
+        status: watch::Sender<Status>,
+        health: Arc<HealthCells>,
+        journal: Journal,
+        commands: mpsc::UnboundedReceiver<Command>,
+    ) -> Self {
+        let backoff = Backoff::new(config.ttl.min(Duration::from_secs(5)));
+        Machine {
+            backend,
+            config,
+            status,
+            health,
+            journal,
+            commands,
+            campaigning: false,
+            claim: None,
+            campaign_task: None,
+            renew_task: None,
+            view: None,
+            campaign_floor: 0,
+            retry_at: None,
+            backoff,
+            tenure: None,
+            problem: None,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        self.backend.start();
+        loop {
+            self.health.loop_tick();
+            if self.should_campaign() {
+                let backend = self.backend.clone();
+                self.campaign_task = Some(tokio::spawn(async move { backend.campaign().await }));
+            }
+            let wake = self.wait().await;
+            if let Flow::Stop = self.handle(wake).await {
+                break;
+            }
+            self.reconcile();
+        }
+        self.backend.stop();
+    }
+
+    fn should_campaign(&self) -> bool {
+        if self.config.observer
+            || !self.campaigning
+            || self.claim.is_some()
+            || self.campaign_task.is_some()
+            || self.retry_at.is_some()
+        {
+            return false;
+        }
+        if B::QUEUES {
+            return true;
+        }
+        // A single key: try only when it looks vacant, and never on a view
+        // older than the campaign that found it taken.
+        match &self.view {
+            None => self.campaign_floor == 0,
+            Some(view) => view.leader.is_none() && view.revision >= self.campaign_floor,
+        }
+    }
+
+    async fn wait(&mut self) -> Wake {
+        let heartbeat = self.config.renew_interval();
+        let deadline = self.tenure.map(|t| t.deadline);
+        let renew_at = match (&self.claim, &self.renew_task) {
+            (Some(claim), None) => Some(claim.next_renew),
+            _ => None,
+        };
+        tokio::select! {
+            biased;
+            cmd = self.commands.recv() => Wake::Command(cmd),
+            res = join(&mut self.campaign_task), if self.campaign_task.is_some() => {
+                self.campaign_task = None;
+                Wake::Campaigned(res)
+            }
+            res = join(&mut self.renew_task), if self.renew_task.is_some() => {
+                self.renew_task = None;
+                Wake::Renewed(res)
+            }
+            _ = sleep_until_opt(deadline), if deadline.is_some() => Wake::Timer,
+            _ = sleep_until_opt(renew_at), if renew_at.is_some() => Wake::RenewDue,
+            change = self.backend.next_change() => Wake::Change(change),
+            _ = sleep_until_opt(self.retry_at), if self.retry_at.is_some() => {
+                self.retry_at = None;
+                Wake::Timer
+            }
+            _ = sleep(heartbeat) => Wake::Timer,
+        }
+    }
+
+    async fn handle(&mut self, wake: Wake) -> Flow {
+        match wake {
+            Wake::Command(cmd) => return self.on_command(cmd).await,
+            Wake::Campaigned(res) => {
+                let res = res.unwrap_or_else(|e| Err(task_failed(e)));
+                self.on_campaign(res);
+            }
+            Wake::Renewed(res) => {
+                let res = res.unwrap_or_else(|e| Err(RenewError::Failed(task_failed(e))));
+                self.on_renewal(res);
+            }
+            Wake::RenewDue => {
+                let backend = self.backend.clone();
+                // The backend bounds each attempt; this outer bound only keeps
+                // a misbehaving backend from stopping renewals for good.
+                let limit = self.config.ttl;
+                self.renew_task = Some(tokio::spawn(async move {
+                    timeout(limit, backend.renew()).await.unwrap_or_else(|_| {
+                        Err(RenewError::Failed(EtcdError::Timeout {
+                            endpoint: "etcd".to_owned(),
+                            timeout: limit,
+                        }))
+                    })
+                }));
+            }
+            Wake::Change(change) => self.on_change(change),
+            Wake::Timer => {}
+        }
+        Flow::Continue
+    }
+
+    fn on_campaign(&mut self, res: Result<Campaign, EtcdError>) {
+        match res {
+            Ok(Campaign::Claimed {
+                term,
+                view,
+                renewal,
+            }) => {
+                self.backoff.reset();
+                self.clear_problem();
+                self.claim = Some(Claim {
+                    term,
+                    deadline: self.deadline_after(renewal),
+                    next_renew: renewal.sent_at + self.config.renew_interval(),
+                    failures: 0,
+                });
+                self.apply_view(view);
+            }
+            Ok(Campaign::Taken { revision }) => {
+                self.backoff.reset();
+                self.clear_problem();
+                self.campaign_floor = revision.saturating_add(1);
+            }
+            Err(err) => {
+                self.set_problem(&err);
+                self.retry_at = Some(Instant::now() + self.backoff.next_delay());
+            }
+        }
+    }
+
+    fn on_renewal(&mut self, res: Result<Renewal, RenewError>) {
+        let Some(claim) = self.claim.as_mut() else {
+            return;
+        };
+        match res {
+            Ok(renewal) => {
+                let deadline = (renewal.sent_at + renewal.ttl.min(self.config.ttl))
+                    .checked_sub(self.config.margin)
+                    .unwrap_or(renewal.sent_at);
+                claim.deadline = claim.deadline.max(deadline);
+                claim.next_renew = renewal.sent_at + self.config.renew_interval();
+                claim.failures = 0;
+                self.config.telemetry.renewal(RenewalOutcome::Renewed);
+                self.clear_problem();
+            }
+            Err(RenewError::Lost) => {
+                tracing::info!(id = %self.config.id, term = claim.term, "etcd says our claim is gone");
+                self.claim = None;
+                self.config.telemetry.renewal(RenewalOutcome::Lost);
+            }
+            Err(RenewError::Failed(err)) => {
+                // Retry quickly: 100 ms, 200 ms, … at most half a renewal interval.
+                let backoff = Duration::from_millis(100)
+                    .saturating_mul(1 << claim.failures.min(10))
+                    .min(self.config.renew_interval() / 2);
+                claim.failures = claim.failures.saturating_add(1);
+                claim.next_renew = Instant::now() + backoff;
+                self.config.telemetry.renewal(RenewalOutcome::Failed);
+                self.set_problem(&err);
+            }
+        }
+    }
+
+    fn on_change(&mut self, change: Change) {
+        match change {
+            Change::View(view) => {
+                self.clear_problem();
+                self.apply_view(view);
+            }
+            Change::ClaimLost { term } => {
+                if self.claim.is_some_and(|c| c.term == term) {
+                    tracing::info!(id = %self.config.id, term, "our key is gone from etcd");
+                    self.claim = None;
+                    if let Some(task) = self.renew_task.take() {
+                        task.abort();
+                    }
+                    self.config.telemetry.renewal(RenewalOutcome::Lost);
+                }
+            }
+            Change::Problem(err) => self.set_problem(&err),
+        }
+    }
+
+    async fn on_command(&mut self, cmd: Option<Command>) -> Flow {
+        match cmd {
+            Some(Command::Campaign) => {
+                self.campaigning = true;
+                Flow::Continue
+            }
+            Some(Command::Resign { term, reply }) => {
+                let held = self.claim.map(|c| c.term);
+                if term.is_some() && term != held {
+                    // A guard of an earlier term: that leadership is already over.
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(()));
+                    }
+                    return Flow::Continue;
+                }
+                self.campaigning = false;
+                let res = self.relinquish(EndReason::Resign).await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(res);
+                }
+                Flow::Continue
+            }
+            Some(Command::Shutdown { reply }) => {
+                // A failed release only means the key expires on its own.
+                let _ = self.relinquish(EndReason::Shutdown).await;
+                let _ = reply.send(());
+                Flow::Stop
+            }
+            None => {
+                let _ = self.relinquish(EndReason::Shutdown).await;
+                Flow::Stop
+            }
+        }
+    }
+
+    /// Stops leading, then gives up the claim: in that order, because the
+    /// successor may take over within a millisecond of the delete.
+    async fn relinquish(&mut self, reason: EndReason) -> Result<(), EtcdError> {
+        let limit = self.config.ttl.min(Duration::from_secs(2));
+        if let Some(task) = self.campaign_task.take() {
+            // A campaign in flight may be about to claim; wait for it so that
+            // claim is released too.
+            if let Ok(Ok(res)) = timeout(limit, task).await {
+                self.on_campaign(res);
+            }
+        }
+        if let Some(tenure) = self.tenure {
+            self.end(tenure, reason);
+        }
+        if let Some(task) = self.renew_task.take() {
+            task.abort();
+        }
+        let held = self.claim.take().is_some() || self.view.as_ref().is_some_and(|v| v.ours);
+        self.retry_at = None;
+        self.publish();
+        if !held {
+            return Ok(());
+        }
+        match timeout(limit, self.backend.release()).await {
+            Ok(res) => res,
+            Err(_) => Err(EtcdError::Timeout {
+                endpoint: "etcd".to_owned(),
+                timeout: limit,
+            }),
+        }
+    }
+
+    fn deadline_after(&self, renewal: Renewal) -> Instant {
+        (renewal.sent_at + renewal.ttl.min(self.config.ttl))
+            .checked_sub(self.config.margin)
+            .unwrap_or(renewal.sent_at)
+    }
+
+    fn apply_view(&mut self, view: View) {
+        if self
+            .view
+            .as_ref()
+            .is_some_and(|current| view.revision < current.revision)
+        {
+            return;
+        }
+        self.view = Some(view);
+    }
+
+    /// Brings the tenure (and the journal) in line with the claim and the view.
+    fn reconcile(&mut self) {
+        let now = Instant::now();
+        let want = match (&self.claim, &self.view) {
+            (Some(claim), Some(view))
+                if view.ours
+                    && view.leader.as_ref().is_some_and(|l| l.term == claim.term)
+                    && now < claim.deadline =>
+            {
+                Some(Tenure {
+                    term: claim.term,
+                    deadline: claim.deadline,
+                })
+            }
+            _ => None,
+        };
+        match (self.tenure, want) {
+            (None, Some(next)) => self.begin(next),
+            (Some(current), Some(next)) if current.term == next.term => {
+                if next.deadline > current.deadline {
+                    self.journal.write(
+                        next.term,
+                        monotonic_ns(),
+                        Event::Renewed {
+                            deadline_ns: instant_to_ns(next.deadline),
+                        },
+                    );
+                    self.tenure = Some(next);
+                }
+            }
+            (Some(current), Some(next)) => {
+                self.end(current, EndReason::Lost);
+                self.begin(next);
+            }
+            (Some(current), None) => {
+                let reason = if now >= current.deadline {
+                    EndReason::Deadline
+                } else {
+                    EndReason::Lost
+                };
+                self.end(current, reason);
+            }
+            (None, None) => {}
+        }
+        self.publish();
+    }
+
+    fn begin(&mut self, tenure: Tenure) {
+        self.journal.write(
+            tenure.term,
+            monotonic_ns(),
+            Event::Acquired {
+                deadline_ns: instant_to_ns(tenure.deadline),
+            },
+        );
+        self.tenure = Some(tenure);
+        self.config.telemetry.acquired(tenure.term);
+        tracing::info!(id = %self.config.id, term = tenure.term, "became leader");
+        self.publish();
+    }
+
+    /// Stops calling ourselves leader, then journals when that happened: the
+    /// deadline if it came first, else now.
+    fn end(&mut self, tenure: Tenure, reason: EndReason) {
+        self.tenure = None;
+        self.publish();
+        let now = Instant::now();
+        let t_ns = instant_to_ns(now.min(tenure.deadline));
+        self.journal
+            .write(tenure.term, t_ns, Event::Ended { reason });
+        self.config.telemetry.ended(tenure.term, reason);
+        tracing::info!(id = %self.config.id, term = tenure.term, reason = reason.as_str(), "stopped leading");
+    }
+
+    fn publish(&mut self) {
+        let tenure = self.tenure;
+        let (leader, ours, synced) = match &self.view {
+            Some(view) => (view.leader.clone(), view.ours, true),
+            None => (None, false, false),
+        };
+        let problem = self.problem.clone();
+        let id = &self.config.id;
+        self.status.send_if_modified(|status| {
+            let leader_changed = status.leader != leader || status.synced != synced;
+            if leader_changed && !ours {
+                match &leader {
+                    Some(l) if l.is_foreign() => {
+                        tracing::info!(%id, term = l.term, "the leader key holds a value electd did not write: leader unknown")
+                    }
+                    Some(l) => tracing::info!(
+                        %id,
+                        term = l.term,
+                        leader = l.id.as_deref().unwrap_or_default(),
+                        advertise = l.advertise.as_deref().unwrap_or_default(),
+                        "following leader"
+                    ),
+                    None if synced => tracing::info!(%id, "no leader elected"),
+                    None => {}
+                }
+            }
+            let changed = leader_changed
+                || status.tenure != tenure
+                || status.leader_is_self != ours
+                || status.problem != problem;
+            if changed {
+                status.tenure = tenure;
+                status.leader = leader;
+                status.leader_is_self = ours;
+                status.synced = synced;
+                status.problem = problem;
+            }
+            changed
+        });
+    }
+
+    fn set_problem(&mut self, err: &EtcdError) {
+        let summary = err.summary();
+        if self.problem.as_ref().map(|p| p.summary) != Some(summary) {
+            tracing::warn!(id = %self.config.id, error = %err, "{summary}");
+        }
+        self.problem = Some(Problem {
+            summary,
+            detail: err.to_string(),
+        });
+    }
+
+    fn clear_problem(&mut self) {
+        if let Some(problem) = self.problem.take() {
+            tracing::info!(id = %self.config.id, was = problem.summary, "etcd is answering again");
+        }
+    }
+}
+
+async fn join<T>(task: &mut Option<JoinHandle<T>>) -> Result<T, JoinError> {
+    match task {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn task_failed(err: JoinError) -> EtcdError {
+    EtcdError::Rejected {
+        endpoint: "etcd".to_owned(),
+        detail: format!("request task failed: {err}"),
+    }
+}

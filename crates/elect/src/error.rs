@@ -1,0 +1,192 @@
+//! Errors: one enum per layer, each saying which layer failed and why.
+
+use std::time::Duration;
+
+/// A configuration that cannot work. Reported before anything talks to etcd.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// No etcd endpoint was given.
+    #[error("no etcd endpoint given")]
+    NoEndpoints,
+    /// An etcd endpoint is not an `http://` or `https://` URL with a host.
+    #[error("etcd endpoint {url:?} is not usable: {reason}")]
+    InvalidEndpoint {
+        /// The endpoint as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The election name is empty or contains characters that do not belong in an etcd key.
+    #[error("election name {0:?} must be non-empty and use only letters, digits and . _ -")]
+    InvalidElection(String),
+    /// The candidate id is empty.
+    #[error("the candidate id must not be empty")]
+    EmptyId,
+    /// The TTL is not a whole number of seconds, or is below what the API allows.
+    #[error("TTL {ttl:?} is not usable with etcd {api}: {reason}")]
+    InvalidTtl {
+        /// The TTL asked for.
+        ttl: Duration,
+        /// The API in use.
+        api: crate::Api,
+        /// What the API requires.
+        reason: &'static str,
+    },
+    /// The safety margin leaves no usable leadership between renewals.
+    #[error("margin {margin:?} must be shorter than a third of the TTL ({ttl:?})")]
+    MarginTooLarge {
+        /// The margin asked for.
+        margin: Duration,
+        /// The TTL it must fit in.
+        ttl: Duration,
+    },
+    /// The journal file cannot be opened for appending.
+    #[error("cannot open journal {path}: {source}")]
+    Journal {
+        /// The journal path.
+        path: std::path::PathBuf,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why an etcd operation failed. Backends return these; the election loop
+/// retries, and reports the latest one on its status (and so on `/healthz`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EtcdError {
+    /// The endpoint could not be reached (connection refused, reset, DNS).
+    #[error("etcd unreachable at {endpoint}: {detail}")]
+    Unreachable {
+        /// The endpoint tried.
+        endpoint: String,
+        /// What the transport said.
+        detail: String,
+    },
+    /// The endpoint did not answer in time.
+    #[error("etcd at {endpoint} did not answer within {timeout:?}")]
+    Timeout {
+        /// The endpoint tried.
+        endpoint: String,
+        /// How long we waited.
+        timeout: Duration,
+    },
+    /// etcd answers but its v2 API is switched off.
+    #[error(
+        "v2 API disabled on etcd at {endpoint}: start etcd 3.4/3.5 with --enable-v2=true \
+         (etcd 3.6 has no v2 API: use --api v3)"
+    )]
+    V2Disabled {
+        /// The endpoint tried.
+        endpoint: String,
+    },
+    /// The etcd member has no raft leader (it is cut off from the majority).
+    #[error("etcd member {endpoint} has no leader (cut off from its cluster's majority?)")]
+    NoLeader {
+        /// The endpoint tried.
+        endpoint: String,
+    },
+    /// etcd refused our credentials.
+    #[error("etcd at {endpoint} rejected the credentials: {detail}")]
+    AuthFailed {
+        /// The endpoint tried.
+        endpoint: String,
+        /// What etcd said.
+        detail: String,
+    },
+    /// The credentials are valid but lack permission on the election's keys.
+    #[error("etcd at {endpoint} denied permission: {detail}")]
+    PermissionDenied {
+        /// The endpoint tried.
+        endpoint: String,
+        /// What etcd said.
+        detail: String,
+    },
+    /// The TLS handshake failed: unknown CA, wrong host name, expired or missing certificate.
+    #[error("TLS with etcd at {endpoint} failed: {detail}")]
+    Tls {
+        /// The endpoint tried.
+        endpoint: String,
+        /// What the TLS layer said, with the file involved where known.
+        detail: String,
+    },
+    /// etcd answered with something that does not parse as its protocol.
+    #[error("etcd at {endpoint} sent a malformed {what}: {detail}")]
+    Malformed {
+        /// The endpoint tried.
+        endpoint: String,
+        /// Which response it was.
+        what: &'static str,
+        /// Why it does not parse.
+        detail: String,
+    },
+    /// etcd answered with an error this client does not expect.
+    #[error("etcd at {endpoint} refused the request: {detail}")]
+    Rejected {
+        /// The endpoint tried.
+        endpoint: String,
+        /// What etcd said.
+        detail: String,
+    },
+}
+
+impl EtcdError {
+    /// A short, stable phrase for health checks and metrics labels.
+    pub fn summary(&self) -> &'static str {
+        match self {
+            EtcdError::Unreachable { .. } => "etcd unreachable",
+            EtcdError::Timeout { .. } => "etcd not answering",
+            EtcdError::V2Disabled { .. } => "v2 API disabled on etcd",
+            EtcdError::NoLeader { .. } => "etcd member has no leader",
+            EtcdError::AuthFailed { .. } => "etcd rejected the credentials",
+            EtcdError::PermissionDenied { .. } => "etcd denied permission",
+            EtcdError::Tls { .. } => "TLS with etcd failed",
+            EtcdError::Malformed { .. } => "malformed answer from etcd",
+            EtcdError::Rejected { .. } => "etcd refused the request",
+        }
+    }
+
+    /// Whether a fresh connection (possibly to another endpoint) could help.
+    pub(crate) fn is_connection_problem(&self) -> bool {
+        matches!(
+            self,
+            EtcdError::Unreachable { .. }
+                | EtcdError::Timeout { .. }
+                | EtcdError::NoLeader { .. }
+                | EtcdError::Tls { .. }
+        )
+    }
+}
+
+/// Errors of the library API.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration cannot work.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// etcd could not complete the operation.
+    #[error(transparent)]
+    Etcd(#[from] EtcdError),
+    /// This election was configured as an observer, which never campaigns.
+    #[error("an observer never campaigns")]
+    Observer,
+    /// The election task has stopped (it was shut down).
+    #[error("the election has been shut down")]
+    Stopped,
+}
+
+/// Flattens an error and its sources into one line, for errors that only
+/// reach us as foreign types (transport errors hide the useful part in `source()`).
+pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = cause.source();
+    }
+    line
+}

@@ -1,0 +1,88 @@
+//! Liveness of the election: is the loop making progress, and has etcd
+//! answered recently? Kept in atomics, apart from [`Status`](crate::Status),
+//! so that recording progress never wakes the readers of the status.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Timestamps of the last loop iteration and the last good answer from etcd.
+#[derive(Debug)]
+pub(crate) struct HealthCells {
+    origin: Instant,
+    loop_tick: AtomicU64,
+    etcd_ok: AtomicU64,
+}
+
+impl HealthCells {
+    pub(crate) fn new() -> HealthCells {
+        HealthCells {
+            origin: Instant::now(),
+            loop_tick: AtomicU64::new(0),
+            etcd_ok: AtomicU64::new(0),
+        }
+    }
+
+    fn stamp(&self, cell: &AtomicU64) {
+        // +1 so that 0 keeps meaning "never".
+        let ns = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1;
+        cell.store(ns, Ordering::Relaxed);
+    }
+
+    fn age(&self, cell: &AtomicU64) -> Option<Duration> {
+        match cell.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(
+                self.origin
+                    .elapsed()
+                    .saturating_sub(Duration::from_nanos(ns - 1)),
+            ),
+        }
+    }
+
+    /// The election loop went round once.
+    pub(crate) fn loop_tick(&self) {
+        self.stamp(&self.loop_tick);
+    }
+
+    /// etcd answered a request as expected.
+    pub(crate) fn etcd_ok(&self) {
+        self.stamp(&self.etcd_ok);
+    }
+
+    /// Checks both against the TTL: the loop must have run within one TTL,
+    /// and etcd must have answered within one and a half (a v2 follower reads
+    /// once per TTL, and the read itself takes a moment).
+    pub(crate) fn check(&self, ttl: Duration) -> Result<(), String> {
+        match self.age(&self.loop_tick) {
+            Some(age) if age > ttl => {
+                return Err(format!(
+                    "election loop stalled: no progress for {:.1}s",
+                    age.as_secs_f64()
+                ));
+            }
+            _ => {}
+        }
+        match self.age(&self.etcd_ok) {
+            None => Err("no answer from etcd yet".to_owned()),
+            Some(age) if age > ttl + ttl / 2 => {
+                Err(format!("no answer from etcd for {:.1}s", age.as_secs_f64()))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn healthy_only_after_etcd_answered() {
+        let cells = HealthCells::new();
+        cells.loop_tick();
+        assert!(cells.check(Duration::from_secs(2)).is_err());
+        cells.etcd_ok();
+        assert!(cells.check(Duration::from_secs(2)).is_ok());
+        assert!(cells.check(Duration::ZERO).is_err());
+    }
+}

@@ -1,0 +1,351 @@
+//! Leader election on etcd, with leadership you can trust at the instant you ask.
+//!
+//! Many copies of a program run on many machines; exactly one of them must act
+//! as leader at any instant, and everyone must be able to ask who leads. This
+//! crate runs that election on etcd, through its v3 API (leases, one key per
+//! candidate, the lowest `create_revision` leads) or its v2 keys API (one key
+//! with a TTL).
+//!
+//! # Safety
+//!
+//! A leader's deadline is the *send* time of its last acknowledged renewal
+//! plus the TTL minus a small margin: etcd cannot have expired the key before
+//! then. Leadership is computed when asked ([`Leadership::is_valid`],
+//! [`Status::is_leader`]), so a process that was paused past its deadline
+//! answers correctly the moment it wakes. Each leadership carries a **term**,
+//! etcd's revision of the leader key, which strictly increases from one leader
+//! to the next: pass it to the resources you guard as a fencing token.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use elect::{Api, Config, Election};
+//!
+//! # async fn run() -> Result<(), elect::Error> {
+//! let config = Config::builder()
+//!     .endpoints(["http://127.0.0.1:2379"])
+//!     .election("backup")
+//!     .id("worker-1")
+//!     .advertise("http://10.0.0.1:8080")
+//!     .ttl(Duration::from_secs(5))
+//!     .api(Api::V3)
+//!     .build()?;
+//! let election = Election::start(config)?;
+//! let leadership = election.campaign().await?;
+//! println!("leading with fencing token {}", leadership.term());
+//! tokio::select! {
+//!     _ = leadership.lost() => println!("lost leadership"),
+//!     _ = tokio::signal::ctrl_c() => leadership.resign().await?,
+//! }
+//! election.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout
+//!
+//! * [`Config`] (`config.rs`): validated settings and the time model's knobs.
+//! * [`Election`], [`Leadership`], [`LeaderWatch`] (this file): the handles.
+//! * `election.rs`: the state machine that owns timing and safety.
+//! * `backend/`: one module per etcd API (`v2.rs`, `v3.rs`), speaking only the protocol.
+//! * [`Status`] (`status.rs`): the shared snapshot every reader uses.
+//! * [`journal`]: the JSON-lines leadership journal that proves safety in tests.
+
+#![deny(missing_docs)]
+
+mod backend;
+mod clock;
+mod config;
+mod election;
+mod error;
+mod health;
+pub mod journal;
+mod status;
+mod telemetry;
+mod value;
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, sleep_until};
+
+pub use crate::clock::monotonic_ns;
+pub use crate::config::{Api, Config, ConfigBuilder, default_margin};
+pub use crate::error::{ConfigError, Error, EtcdError};
+pub use crate::status::{Leader, Problem, Role, Status, Tenure};
+pub use crate::telemetry::{RenewalOutcome, RequestOutcome, Telemetry};
+
+use crate::backend::Backend;
+use crate::election::{Command, Machine};
+use crate::health::HealthCells;
+use crate::journal::Journal;
+
+/// A running election: a background task that follows it (and campaigns when
+/// asked), and this handle to talk to it. Cheap to share behind an `Arc`.
+pub struct Election {
+    config: Config,
+    commands: mpsc::UnboundedSender<Command>,
+    status: watch::Receiver<Status>,
+    health: Arc<HealthCells>,
+    backend: AnyBackend,
+    /// The runtime the election task runs on: etcd reads made for callers
+    /// run there too, next to the connections they use.
+    runtime: tokio::runtime::Handle,
+}
+
+#[derive(Clone)]
+enum AnyBackend {
+    V2(Arc<backend::v2::V2>),
+    V3(Arc<backend::v3::V3>),
+    #[cfg(test)]
+    Memory(Arc<backend::memory::Memory>),
+}
+
+impl Election {
+    /// Starts following the election described by `config`. Must be called
+    /// from within a tokio runtime; the election task runs on that runtime.
+    /// It does not campaign until [`Election::campaign`] is called.
+    pub fn start(config: Config) -> Result<Election, Error> {
+        let health = Arc::new(HealthCells::new());
+        match config.api {
+            Api::V2 => {
+                let backend = Arc::new(backend::v2::V2::new(&config, health.clone())?);
+                Self::start_with(config, health, backend.clone(), AnyBackend::V2(backend))
+            }
+            Api::V3 => {
+                let backend = Arc::new(backend::v3::V3::new(&config, health.clone())?);
+                Self::start_with(config, health, backend.clone(), AnyBackend::V3(backend))
+            }
+        }
+    }
+
+    fn start_with<B: Backend>(
+        config: Config,
+        health: Arc<HealthCells>,
+        backend: Arc<B>,
+        any: AnyBackend,
+    ) -> Result<Election, Error> {
+        let journal = Journal::open(config.journal.as_deref(), &config.id)?;
+        let (status_tx, status_rx) = watch::channel(Status::new(&config));
+        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let machine = Machine::new(
+            backend,
+            config.clone(),
+            status_tx,
+            health.clone(),
+            journal,
+            commands_rx,
+        );
+        tokio::spawn(machine.run());
+        Ok(Election {
+            config,
+            commands: commands_tx,
+            status: status_rx,
+            health,
+            backend: any,
+            runtime: tokio::runtime::Handle::current(),
+        })
+    }
+
+    /// The configuration this election runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The latest snapshot. Use [`Status::role`] to ask whether this node leads now.
+    pub fn status(&self) -> Status {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver that is notified whenever the snapshot changes.
+    pub fn subscribe(&self) -> watch::Receiver<Status> {
+        self.status.clone()
+    }
+
+    /// Whether the election is working: the loop makes progress, etcd answered
+    /// within the TTL, and nothing outside is known to be wrong. The error says why not.
+    pub fn health(&self) -> Result<(), String> {
+        if let Some(problem) = &self.status.borrow().problem {
+            return Err(format!("{}: {}", problem.summary, problem.detail));
+        }
+        self.health.check(self.config.ttl)
+    }
+
+    /// Follows leader changes, for programs that never campaign as well as for candidates.
+    pub fn observe(&self) -> LeaderWatch {
+        LeaderWatch {
+            status: self.status.clone(),
+            last: None,
+        }
+    }
+
+    /// Campaigns until this node leads, then returns the leadership.
+    ///
+    /// The election keeps campaigning after a leadership is lost, so calling
+    /// `campaign` again returns the next leadership. Cancelling the future does
+    /// not stop the campaign; [`Leadership::resign`] (or dropping the guard) does.
+    pub async fn campaign(&self) -> Result<Leadership, Error> {
+        if self.config.observer {
+            return Err(Error::Observer);
+        }
+        self.commands
+            .send(Command::Campaign)
+            .map_err(|_| Error::Stopped)?;
+        let mut status = self.status.clone();
+        loop {
+            let leading = {
+                let now = Instant::now();
+                let snapshot = status.borrow_and_update();
+                snapshot.tenure.filter(|t| now < t.deadline)
+            };
+            if let Some(tenure) = leading {
+                return Ok(Leadership {
+                    term: tenure.term,
+                    status,
+                    commands: self.commands.clone(),
+                    released: false,
+                });
+            }
+            status.changed().await.map_err(|_| Error::Stopped)?;
+        }
+    }
+
+    /// The candidates in succession order, the leader first, read from etcd
+    /// now (v2 has a single key: the list holds the leader only).
+    pub async fn candidates(&self) -> Result<Vec<Leader>, Error> {
+        let backend = self.backend.clone();
+        let read = self.runtime.spawn(async move {
+            match backend {
+                AnyBackend::V2(b) => b.candidates().await,
+                AnyBackend::V3(b) => b.candidates().await,
+                #[cfg(test)]
+                AnyBackend::Memory(b) => b.candidates().await,
+            }
+        });
+        Ok(read.await.map_err(|_| Error::Stopped)??)
+    }
+
+    /// Stops the election: a leader steps down and deletes its key so that
+    /// the next candidate takes over at once. Bounded in time even when etcd
+    /// is unreachable (the key then expires on its own).
+    pub async fn shutdown(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.commands.send(Command::Shutdown { reply }).is_ok() {
+            let _ = done.await;
+        }
+    }
+}
+
+/// This node's leadership of one term. Dropping it while it is still valid
+/// resigns in the background; dropping it after it was lost changes nothing
+/// (the election keeps campaigning).
+pub struct Leadership {
+    term: u64,
+    status: watch::Receiver<Status>,
+    commands: mpsc::UnboundedSender<Command>,
+    released: bool,
+}
+
+impl Leadership {
+    /// The term: a fencing token that strictly increases from one leader to the next.
+    pub fn term(&self) -> u64 {
+        self.term
+    }
+
+    /// The instant until which this leadership is guaranteed, if it still holds.
+    pub fn deadline(&self) -> Option<Instant> {
+        let now = Instant::now();
+        self.status
+            .borrow()
+            .tenure
+            .filter(|t| t.term == self.term && now < t.deadline)
+            .map(|t| t.deadline)
+    }
+
+    /// Whether this node still leads with this term, checked against the deadline now.
+    pub fn is_valid(&self) -> bool {
+        self.deadline().is_some()
+    }
+
+    /// Resolves when this leadership ends: deadline passed, key lost, or resigned.
+    pub async fn lost(&self) {
+        let mut status = self.status.clone();
+        loop {
+            let Some(deadline) = self.deadline() else {
+                return;
+            };
+            tokio::select! {
+                changed = status.changed() => if changed.is_err() { return },
+                _ = sleep_until(deadline) => {}
+            }
+        }
+    }
+
+    /// Steps down and deletes the key, so the next candidate takes over now.
+    /// Returns once etcd confirmed the release. The election stops campaigning
+    /// until [`Election::campaign`] is called again.
+    pub async fn resign(mut self) -> Result<(), Error> {
+        self.released = true;
+        let (reply, done) = oneshot::channel();
+        self.commands
+            .send(Command::Resign {
+                term: Some(self.term),
+                reply: Some(reply),
+            })
+            .map_err(|_| Error::Stopped)?;
+        done.await.map_err(|_| Error::Stopped)?.map_err(Error::from)
+    }
+}
+
+impl Drop for Leadership {
+    fn drop(&mut self) {
+        if !self.released && self.is_valid() {
+            let _ = self.commands.send(Command::Resign {
+                term: Some(self.term),
+                reply: None,
+            });
+        }
+    }
+}
+
+/// Follows who leads. Returned by [`Election::observe`].
+pub struct LeaderWatch {
+    status: watch::Receiver<Status>,
+    last: Option<Option<Leader>>,
+}
+
+impl LeaderWatch {
+    /// The leader now, as far as this node knows.
+    pub fn current(&self) -> Option<Leader> {
+        self.status.borrow().current_leader()
+    }
+
+    /// Waits for the next leader change and returns the new leader (`None`:
+    /// no leader). The first call returns as soon as etcd has been read.
+    pub async fn changed(&mut self) -> Result<Option<Leader>, Error> {
+        loop {
+            let (synced, leader, deadline) = {
+                let now = Instant::now();
+                let status = self.status.borrow_and_update();
+                (
+                    status.synced,
+                    status.leader_at(now),
+                    status.tenure.map(|t| t.deadline).filter(|d| now < *d),
+                )
+            };
+            if synced && self.last.as_ref() != Some(&leader) {
+                self.last = Some(leader.clone());
+                return Ok(leader);
+            }
+            tokio::select! {
+                changed = self.status.changed() => changed.map_err(|_| Error::Stopped)?,
+                // Our own leadership lapses at its deadline without any message.
+                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

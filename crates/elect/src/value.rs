@@ -1,0 +1,112 @@
+//! The value a candidate stores in etcd, and how a stored value is read back.
+//!
+//! Everything read here comes from etcd and may have been written by another
+//! program, an older version or a person with `etcdctl`: parsing never panics
+//! and anything that is not our format is reported as a foreign value.
+
+use serde::{Deserialize, Serialize};
+
+/// Longest id or advertise URL we accept from a stored value; longer ones are
+/// treated as foreign rather than copied into every status answer.
+const MAX_FIELD: usize = 1024;
+
+#[derive(Serialize)]
+struct Stored<'a> {
+    id: &'a str,
+    advertise: &'a str,
+    nonce: &'a str,
+}
+
+/// Owned on the way in: a borrowed `&str` cannot hold a JSON string with escapes.
+#[derive(Deserialize)]
+struct Read {
+    id: String,
+    advertise: String,
+}
+
+/// Encodes this candidate's value: `{"id":…,"advertise":…,"nonce":…}`.
+pub(crate) fn encode(id: &str, advertise: &str, nonce: &str) -> String {
+    // Serializing three string fields into a String cannot fail.
+    serde_json::to_string(&Stored {
+        id,
+        advertise,
+        nonce,
+    })
+    .unwrap_or_default()
+}
+
+/// Who a stored value names, when it is one of ours.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Named {
+    pub id: String,
+    pub advertise: String,
+}
+
+/// Reads a stored value; `None` means the value is foreign.
+pub(crate) fn decode(raw: &[u8]) -> Option<Named> {
+    let read: Read = serde_json::from_slice(raw).ok()?;
+    if read.id.is_empty() || read.id.len() > MAX_FIELD || read.advertise.len() > MAX_FIELD {
+        return None;
+    }
+    Some(Named {
+        id: read.id,
+        advertise: read.advertise,
+    })
+}
+
+/// A fresh random nonce: 128 bits, hex.
+pub(crate) fn new_nonce() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn round_trip() {
+        let v = encode("a-8080", "http://127.0.0.1:8080", "00ff");
+        assert_eq!(
+            v,
+            r#"{"id":"a-8080","advertise":"http://127.0.0.1:8080","nonce":"00ff"}"#
+        );
+        assert_eq!(
+            decode(v.as_bytes()),
+            Some(Named {
+                id: "a-8080".into(),
+                advertise: "http://127.0.0.1:8080".into()
+            })
+        );
+    }
+
+    #[test]
+    fn foreign_values_are_recognised() {
+        for raw in [
+            &b"8080"[..],
+            b"",
+            b"{}",
+            b"{\"id\":\"\",\"advertise\":\"x\"}",
+            b"{\"id\":1,\"advertise\":\"x\"}",
+            b"\xff\xfe",
+            b"null",
+        ] {
+            assert_eq!(decode(raw), None, "{raw:?}");
+        }
+        let long = format!(r#"{{"id":"{}","advertise":"x"}}"#, "a".repeat(5000));
+        assert_eq!(decode(long.as_bytes()), None);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(raw in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(&raw);
+        }
+
+        #[test]
+        fn arbitrary_strings_round_trip(id in "[^\u{0}]{1,64}", adv in ".{0,64}", nonce in "[0-9a-f]{0,32}") {
+            let v = encode(&id, &adv, &nonce);
+            prop_assert_eq!(decode(v.as_bytes()), Some(Named { id: id.clone(), advertise: adv.clone() }));
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! The command line: flags (each also read from an `ELECTD_…` variable), and
+//! their validation into [`Settings`]. Anything wrong here is the user's
+//! configuration: one clear line, exit status 2.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Leader election on etcd: exactly one node leads at any instant, and every
+/// node can say who it is.
+///
+/// `electd 8080` serves the seed's plain-text answer on port 8080 ("I am the
+/// leader" or "I am a follower and the leader is on port 8081"), JSON status
+/// on /v1/status and health on /healthz, while campaigning in etcd.
+#[derive(Debug, Parser)]
+#[command(name = "electd", version, about, long_about = None)]
+pub struct Cli {
+    /// HTTP port, bound on all addresses (default 8080). Not together with --listen.
+    #[arg(value_name = "PORT", env = "ELECTD_PORT")]
+    pub port: Option<String>,
+
+    /// Bind HTTP to this address instead of all addresses, e.g. 127.0.0.1:8080.
+    #[arg(long, value_name = "ADDR:PORT", env = "ELECTD_LISTEN")]
+    pub listen: Option<String>,
+
+    /// etcd client URLs, comma-separated; on a connection failure the next one is used.
+    #[arg(
+        long,
+        value_name = "URL[,URL...]",
+        env = "ELECTD_ETCD",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:2379"
+    )]
+    pub etcd: Vec<String>,
+
+    /// etcd API: v3 (leases, a queue of candidates; etcd 3.4+) or v2 (the seed's
+    /// single key with a TTL; etcd 3.4/3.5 started with --enable-v2=true).
+    #[arg(long, value_enum, default_value_t = ApiArg::V3, env = "ELECTD_API")]
+    pub api: ApiArg,
+
+    /// Election name: the v2 key /v2/keys/NAME, or the v3 prefix /electd/NAME/.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "leader",
+        env = "ELECTD_ELECTION"
+    )]
+    pub election: String,
+
+    /// Lease TTL in whole seconds: how long a crashed leader can keep the
+    /// election (v3: at least 2).
+    #[arg(long, value_name = "SECONDS", default_value = "10", env = "ELECTD_TTL")]
+    pub ttl: String,
+
+    /// How other nodes reach this one [default: http://127.0.0.1:PORT when bound
+    /// on all addresses, else http://LISTEN-ADDRESS].
+    #[arg(long, value_name = "URL", env = "ELECTD_ADVERTISE")]
+    pub advertise: Option<String>,
+
+    /// This node's id [default: HOSTNAME-PORT, PORT being the one bound].
+    #[arg(long, value_name = "ID", env = "ELECTD_ID")]
+    pub id: Option<String>,
+
+    /// Append leadership events (acquired, renewed, ended) to this JSON-lines file.
+    #[arg(long, value_name = "FILE", env = "ELECTD_JOURNAL")]
+    pub journal: Option<PathBuf>,
+
+    /// Stop calling itself leader this long before the lease could expire at
+    /// etcd, to cover clock-rate drift [default: 2% of the TTL, at least 50ms].
+    #[arg(long, value_name = "DURATION", env = "ELECTD_MARGIN")]
+    pub margin: Option<String>,
+
+    /// Never campaign: only follow the election and answer who leads.
+    #[arg(long, env = "ELECTD_OBSERVE")]
+    pub observe: bool,
+
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "ELECTD_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// `--api`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ApiArg {
+    /// etcd's v2 keys API.
+    V2,
+    /// etcd's v3 API.
+    V3,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where to serve HTTP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bind {
+    /// The seed's positional port, on all addresses.
+    AllAddresses(u16),
+    /// `--listen`.
+    Address(SocketAddr),
+}
+
+/// The command line, checked.
+#[derive(Debug)]
+pub struct Settings {
+    pub bind: Bind,
+    pub etcd: Vec<String>,
+    pub api: elect::Api,
+    pub election: String,
+    pub ttl: Duration,
+    pub advertise: Option<String>,
+    pub id: Option<String>,
+    pub journal: Option<PathBuf>,
+    pub margin: Option<Duration>,
+    pub observe: bool,
+    pub log_format: LogFormat,
+}
+
+impl Cli {
+    /// Checks what clap cannot: ports, URLs, TTL, durations.
+    pub fn validate(self) -> Result<Settings, String> {
+        let bind = match (self.port, self.listen) {
+            (Some(_), Some(_)) => {
+                return Err("give either PORT or --listen, not both".to_owned());
+            }
+            (Some(port), None) => Bind::AllAddresses(parse_port(&port)?),
+            (None, Some(listen)) => Bind::Address(listen.parse().map_err(|_| {
+                format!(
+                    "--listen must be ADDR:PORT, like 127.0.0.1:8080 or [::1]:8080; got {listen:?}"
+                )
+            })?),
+            (None, None) => Bind::AllAddresses(8080),
+        };
+        let ttl_secs: u64 = self.ttl.trim().parse().map_err(|_| {
+            format!(
+                "--ttl must be a whole number of seconds; got {:?}",
+                self.ttl
+            )
+        })?;
+        if ttl_secs == 0 {
+            return Err("--ttl must be at least 1 second".to_owned());
+        }
+        let api = match self.api {
+            ApiArg::V2 => elect::Api::V2,
+            ApiArg::V3 => elect::Api::V3,
+        };
+        if ttl_secs < api.min_ttl().as_secs() {
+            return Err(format!(
+                "--ttl {ttl_secs} is too short for --api v3: etcd never grants a lease shorter than 2 seconds"
+            ));
+        }
+        if let Some(advertise) = &self.advertise {
+            check_advertise(advertise)?;
+        }
+        if self.etcd.iter().all(|e| e.trim().is_empty()) {
+            return Err("--etcd needs at least one URL".to_owned());
+        }
+        let margin = self
+            .margin
+            .as_deref()
+            .map(|m| parse_duration(m).map_err(|e| format!("--margin: {e}")))
+            .transpose()?;
+        Ok(Settings {
+            bind,
+            etcd: self.etcd,
+            api,
+            election: self.election,
+            ttl: Duration::from_secs(ttl_secs),
+            advertise: self.advertise,
+            id: self.id,
+            journal: self.journal,
+            margin,
+            observe: self.observe,
+            log_format: self.log_format,
+        })
+    }
+}
+
+fn parse_port(raw: &str) -> Result<u16, String> {
+    raw.trim()
+        .parse()
+        .map_err(|_| format!("PORT must be a number from 0 to 65535; got {raw:?}"))
+}
+
+fn check_advertise(raw: &str) -> Result<(), String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("--advertise {raw:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "--advertise {raw:?} must be an http:// or https:// URL with a host"
+        ));
+    }
+    Ok(())
+}
+
+/// Reads `250ms`, `2s`, `1.5s`, `1m`, or a bare number of seconds.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let split = raw
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a duration like 500ms, 2s or 1m"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        _ => return Err(format!("{raw:?} is not a duration like 500ms, 2s or 1m")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{raw:?} is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(args: &[&str]) -> Result<Settings, String> {
+        let mut argv = vec!["electd"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .validate()
+    }
+
+    #[test]
+    fn the_seed_command_line_works() {
+        let s = settings(&["8080"]).unwrap();
+        assert_eq!(s.bind, Bind::AllAddresses(8080));
+        assert_eq!(s.api, elect::Api::V3);
+        assert_eq!(s.ttl, Duration::from_secs(10));
+        assert_eq!(s.election, "leader");
+        let s = settings(&["--listen", "127.0.0.1:9000", "--api", "v2", "--ttl", "1"]).unwrap();
+        assert_eq!(s.bind, Bind::Address("127.0.0.1:9000".parse().unwrap()));
+        let s = settings(&["--etcd", "http://a:1,http://b:2"]).unwrap();
+        assert_eq!(s.etcd, vec!["http://a:1", "http://b:2"]);
+    }
+
+    #[test]
+    fn bad_configuration_is_refused_with_a_reason() {
+        for (args, needle) in [
+            (&["abc"][..], "PORT"),
+            (&["70000"], "PORT"),
+            (&["--ttl", "0"], "--ttl"),
+            (&["--ttl", "1"], "v3"),
+            (&["--ttl", "x"], "--ttl"),
+            (&["8080", "--listen", "127.0.0.1:1"], "not both"),
+            (&["--listen", "nowhere"], "--listen"),
+            (&["--advertise", "not a url"], "--advertise"),
+            (&["--margin", "5 parsecs"], "--margin"),
+        ] {
+            let err = settings(args).expect_err(&format!("{args:?} accepted"));
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

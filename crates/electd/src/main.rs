@@ -1,0 +1,249 @@
+//! `electd`: the daemon. A thin shell around the `elect` library: command
+//! line → configuration → election + HTTP server.
+//!
+//! The election runs on its own single-threaded runtime, on its own OS
+//! thread, so that nothing the HTTP side does (a flood of requests, a slow
+//! client) can delay a renewal. The two sides share only channels.
+
+mod cli;
+mod http;
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use elect::{Config, Election};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use crate::cli::{Bind, Cli, LogFormat, Settings};
+
+/// Exit status for configuration the user must fix.
+const BAD_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) {
+                print!("{err}");
+                return ExitCode::SUCCESS;
+            }
+            let rendered = err.to_string();
+            let line = rendered.lines().next().unwrap_or("invalid arguments");
+            eprintln!("electd: {}", line.trim_start_matches("error: "));
+            return ExitCode::from(BAD_CONFIG);
+        }
+    };
+    let settings = match cli.validate() {
+        Ok(settings) => settings,
+        Err(message) => {
+            eprintln!("electd: {message}");
+            return ExitCode::from(BAD_CONFIG);
+        }
+    };
+    init_logging(settings.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("electd-http")
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("electd: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Config(message)) => {
+            eprintln!("electd: {message}");
+            ExitCode::from(BAD_CONFIG)
+        }
+        Err(Failure::Other(err)) => {
+            eprintln!("electd: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Failure {
+    Config(String),
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(err: anyhow::Error) -> Self {
+        Failure::Other(err)
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn bind(bind: Bind) -> anyhow::Result<TcpListener> {
+    match bind {
+        Bind::Address(addr) => TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}")),
+        Bind::AllAddresses(port) => {
+            // Like Go's ":8080": IPv6 and IPv4 on one socket, where IPv6 exists.
+            let v6 = SocketAddr::from((Ipv6Addr::UNSPECIFIED, port));
+            match TcpListener::bind(v6).await {
+                Ok(listener) => Ok(listener),
+                Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => {
+                    Err(err).with_context(|| format!("cannot listen on port {port}"))
+                }
+                Err(_) => {
+                    let v4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+                    TcpListener::bind(v4)
+                        .await
+                        .with_context(|| format!("cannot listen on port {port}"))
+                }
+            }
+        }
+    }
+}
+
+fn hostname() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+async fn run(settings: Settings) -> Result<(), Failure> {
+    let listener = bind(settings.bind).await?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    let port = local.port();
+    let advertise = settings
+        .advertise
+        .clone()
+        .unwrap_or_else(|| match settings.bind {
+            Bind::AllAddresses(_) => format!("http://127.0.0.1:{port}"),
+            Bind::Address(_) => format!("http://{local}"),
+        });
+    let id = settings
+        .id
+        .clone()
+        .unwrap_or_else(|| format!("{}-{port}", hostname()));
+
+    let mut builder = Config::builder()
+        .endpoints(settings.etcd.iter().map(|e| e.trim().to_owned()))
+        .election(&settings.election)
+        .id(&id)
+        .advertise(&advertise)
+        .ttl(settings.ttl)
+        .api(settings.api)
+        .observer(settings.observe);
+    if let Some(margin) = settings.margin {
+        builder = builder.margin(margin);
+    }
+    if let Some(journal) = &settings.journal {
+        builder = builder.journal(journal);
+    }
+    let config = builder
+        .build()
+        .map_err(|e| Failure::Config(e.to_string()))?;
+
+    let election = Arc::new(start_election(config)?);
+    tracing::info!(
+        %id,
+        %advertise,
+        listen = %local,
+        api = %settings.api,
+        election = %settings.election,
+        etcd = %settings.etcd.join(","),
+        ttl_s = settings.ttl.as_secs(),
+        "electd started"
+    );
+
+    let (stop_http, http_stopped) = watch::channel(false);
+    let app = http::router(http::AppState {
+        election: election.clone(),
+    });
+    let server = tokio::spawn(http::serve(
+        listener,
+        app,
+        http::Limits::default(),
+        wait_for(http_stopped),
+    ));
+    let leader = (!settings.observe).then(|| tokio::spawn(lead(election.clone())));
+
+    wait_for_signal().await?;
+    tracing::info!(%id, "shutting down");
+    // A second signal means "now".
+    tokio::spawn(async {
+        if wait_for_signal().await.is_ok() {
+            std::process::exit(130);
+        }
+    });
+    if let Some(leader) = leader {
+        leader.abort();
+    }
+    // Resign first (bounded in time even when etcd is unreachable), then stop serving.
+    let _ = tokio::time::timeout(Duration::from_secs(5), election.shutdown()).await;
+    let _ = stop_http.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    tracing::info!(%id, "stopped");
+    Ok(())
+}
+
+/// Runs the election on its own thread and runtime.
+fn start_election(config: Config) -> Result<Election, Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the election runtime")?;
+    let election = {
+        let _entered = runtime.enter();
+        Election::start(config).map_err(|e| Failure::Config(e.to_string()))?
+    };
+    std::thread::Builder::new()
+        .name("electd-election".to_owned())
+        .spawn(move || runtime.block_on(std::future::pending::<()>()))
+        .context("cannot start the election thread")?;
+    Ok(election)
+}
+
+/// Campaigns for as long as the process runs. The election keeps
+/// campaigning after a loss; each new leadership comes back from `campaign`.
+async fn lead(election: Arc<Election>) {
+    while let Ok(leadership) = election.campaign().await {
+        leadership.lost().await;
+    }
+}
+
+async fn wait_for(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}

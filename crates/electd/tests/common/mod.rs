@@ -1,0 +1,187 @@
+//! A run: one etcd (or cluster), some electd nodes, their journals.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use harness::checker::{Report, check};
+use harness::etcd::{Etcd, EtcdOptions};
+use harness::eventually;
+use harness::node::Node;
+use tempfile::TempDir;
+
+pub fn electd() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_electd"))
+}
+
+pub struct Run {
+    pub dir: TempDir,
+    pub etcd: Etcd,
+    pub nodes: Vec<Node>,
+    pub api: &'static str,
+    pub ttl: u64,
+    /// Every journal this run wrote, and every SIGKILL, for the checker.
+    journals: Vec<PathBuf>,
+    deaths: HashMap<u32, u64>,
+}
+
+impl Run {
+    pub async fn new(api: &'static str, ttl: u64, nodes: usize) -> Run {
+        Run::with_etcd(Etcd::single().await, api, ttl, nodes).await
+    }
+
+    pub async fn cluster(api: &'static str, ttl: u64, nodes: usize) -> Run {
+        let etcd = Etcd::start(EtcdOptions {
+            members: 3,
+            ..EtcdOptions::default()
+        })
+        .await;
+        Run::with_etcd(etcd, api, ttl, nodes).await
+    }
+
+    pub async fn with_etcd(etcd: Etcd, api: &'static str, ttl: u64, nodes: usize) -> Run {
+        let mut run = Run {
+            dir: tempfile::Builder::new()
+                .prefix("electd-run-")
+                .tempdir()
+                .expect("a temporary directory"),
+            etcd,
+            nodes: Vec::new(),
+            api,
+            ttl,
+            journals: Vec::new(),
+            deaths: HashMap::new(),
+        };
+        for i in 0..nodes {
+            run.spawn(&format!("n{i}"), &[]);
+        }
+        for node in &run.nodes {
+            node.wait_serving().await;
+        }
+        run
+    }
+
+    pub fn ttl(&self) -> Duration {
+        Duration::from_secs(self.ttl)
+    }
+
+    pub fn args(&self) -> Vec<String> {
+        vec![
+            "--api".into(),
+            self.api.into(),
+            "--ttl".into(),
+            self.ttl.to_string(),
+            "--etcd".into(),
+            self.etcd.endpoints_arg(),
+        ]
+    }
+
+    /// Starts a node; returns its index.
+    pub fn spawn(&mut self, name: &str, extra: &[&str]) -> usize {
+        let mut args = self.args();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let node = Node::spawn(electd(), self.dir.path(), name, &args);
+        if !self.journals.contains(&node.journal) {
+            self.journals.push(node.journal.clone());
+        }
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    pub fn kill9(&mut self, i: usize) -> u64 {
+        let at = self.nodes[i].kill9();
+        self.deaths.insert(self.nodes[i].pid(), at);
+        at
+    }
+
+    pub fn alive(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].killed_at.is_none())
+            .collect()
+    }
+
+    /// Indexes of the nodes that say they lead now.
+    pub async fn leaders(&self, among: &[usize]) -> Vec<usize> {
+        let mut leaders = Vec::new();
+        for &i in among {
+            if self.nodes[i].is_leader().await {
+                leaders.push(i);
+            }
+        }
+        leaders
+    }
+
+    /// Waits until exactly one of `among` leads and the others name its port.
+    pub async fn sole_leader_among(&self, among: &[usize], limit: Duration) -> usize {
+        eventually(limit, "exactly one leader that the others name", || async {
+            let mut leader = None;
+            let mut answers = Vec::new();
+            for &i in among {
+                let answer = self.nodes[i].answer().await?;
+                if answer == "I am the leader" {
+                    if leader.is_some() {
+                        return None;
+                    }
+                    leader = Some(i);
+                }
+                answers.push((i, answer));
+            }
+            let leader = leader?;
+            let named = format!("the leader is on port {}", self.nodes[leader].port);
+            answers
+                .iter()
+                .all(|(i, a)| *i == leader || a.ends_with(&named))
+                .then_some(leader)
+        })
+        .await
+    }
+
+    pub async fn sole_leader(&self, limit: Duration) -> usize {
+        let alive = self.alive();
+        self.sole_leader_among(&alive, limit).await
+    }
+
+    pub fn report(&self) -> Report {
+        check(&self.journals, &self.deaths).expect("journals are well-formed")
+    }
+
+    /// Every fault test ends here.
+    pub fn assert_safe(&self) -> Report {
+        let report = self.report();
+        report.assert_safe();
+        report
+    }
+
+    /// The journal lines of node `i`, as JSON.
+    pub fn journal(&self, i: usize) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.nodes[i].journal)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+/// Defines one test per API from a scenario `async fn(api: &'static str)`.
+#[macro_export]
+macro_rules! both_apis {
+    ($($scenario:ident),* $(,)?) => {
+        mod v2 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario("v2").await;
+                }
+            )*
+        }
+        mod v3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario("v3").await;
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,372 @@
+//! The journal checker: proves the safety invariant of DESIGN §3 over all
+//! journals of a run.
+//!
+//! Each leadership interval is `[acquired, end]` where `end` is the `ended`
+//! line's time, or, when the process wrote none (it was killed), its last
+//! `deadline_ns` or its death, whichever came first. The checker proves:
+//!
+//! * no two intervals overlap;
+//! * when B follows A, `term(B) > term(A)`, or the terms are equal and both
+//!   belong to the same process (a lapsed term resumed);
+//! * one term never belongs to two processes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use elect::journal::{EndReason, Event, Record};
+
+/// One leadership, as the journals show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interval {
+    /// The node's id.
+    pub id: String,
+    /// The process.
+    pub pid: u32,
+    /// The term.
+    pub term: u64,
+    /// When it was acquired (`CLOCK_MONOTONIC` ns).
+    pub start_ns: u64,
+    /// When it ended at the latest.
+    pub end_ns: u64,
+    /// Why it ended; `None` when no `ended` line was written.
+    pub reason: Option<EndReason>,
+}
+
+/// What the checker found.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Every interval, by start time.
+    pub intervals: Vec<Interval>,
+    /// Every violation of the invariant, described.
+    pub violations: Vec<String>,
+}
+
+/// A journal that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The file cannot be read.
+    #[error("cannot read journal {path}: {source}")]
+    Read {
+        /// The journal.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line is not a journal record.
+    #[error("{path}:{line}: not a journal record: {reason}")]
+    Malformed {
+        /// The journal.
+        path: PathBuf,
+        /// The line number.
+        line: usize,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Report {
+    /// Panics with every violation if there is any.
+    pub fn assert_safe(&self) {
+        assert!(
+            self.violations.is_empty(),
+            "safety violated:\n{}\nintervals:\n{:#?}",
+            self.violations.join("\n"),
+            self.intervals
+        );
+    }
+
+    /// The longest time within `[from, to]` during which nobody led (ns).
+    pub fn longest_gap_ns(&self, from: u64, to: u64) -> u64 {
+        let mut longest = 0;
+        let mut covered_until = from;
+        for interval in &self.intervals {
+            if interval.start_ns > covered_until {
+                longest = longest.max(interval.start_ns.min(to).saturating_sub(covered_until));
+            }
+            covered_until = covered_until.max(interval.end_ns);
+        }
+        longest.max(to.saturating_sub(covered_until))
+    }
+}
+
+/// Reads journals and checks them. `deaths` maps a PID killed with SIGKILL to
+/// when it died.
+pub fn check<P: AsRef<Path>>(
+    journals: &[P],
+    deaths: &HashMap<u32, u64>,
+) -> Result<Report, CheckError> {
+    let mut records = Vec::new();
+    for path in journals {
+        let path = path.as_ref();
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(CheckError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        for (n, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let record: Record = serde_json::from_str(line).map_err(|e| CheckError::Malformed {
+                path: path.to_owned(),
+                line: n + 1,
+                reason: e.to_string(),
+            })?;
+            records.push(record);
+        }
+    }
+    Ok(check_records(&records, deaths))
+}
+
+/// Checks records already read; each process's records in the order it wrote them.
+pub fn check_records(records: &[Record], deaths: &HashMap<u32, u64>) -> Report {
+    let mut report = Report::default();
+    let mut open: HashMap<u32, (Interval, u64)> = HashMap::new();
+    for r in records {
+        match &r.event {
+            Event::Acquired { deadline_ns } => {
+                if let Some((prev, last_deadline)) = open.remove(&r.pid) {
+                    report.violations.push(format!(
+                        "pid {} acquired term {} without ending term {}",
+                        r.pid, r.term, prev.term
+                    ));
+                    close(&mut report, prev, last_deadline.min(r.t_ns), None);
+                }
+                open.insert(
+                    r.pid,
+                    (
+                        Interval {
+                            id: r.id.clone(),
+                            pid: r.pid,
+                            term: r.term,
+                            start_ns: r.t_ns,
+                            end_ns: *deadline_ns,
+                            reason: None,
+                        },
+                        *deadline_ns,
+                    ),
+                );
+            }
+            Event::Renewed { deadline_ns } => match open.get_mut(&r.pid) {
+                Some((interval, last)) if interval.term == r.term => {
+                    *last = (*last).max(*deadline_ns);
+                }
+                _ => report.violations.push(format!(
+                    "pid {} renewed term {} it had not acquired",
+                    r.pid, r.term
+                )),
+            },
+            Event::Ended { reason } => match open.remove(&r.pid) {
+                Some((interval, last)) if interval.term == r.term => {
+                    if r.t_ns > last {
+                        report.violations.push(format!(
+                            "pid {} term {} ended at {} after its deadline {}",
+                            r.pid, r.term, r.t_ns, last
+                        ));
+                    }
+                    close(&mut report, interval, r.t_ns.min(last), Some(*reason));
+                }
+                other => {
+                    report.violations.push(format!(
+                        "pid {} ended term {} it was not leading",
+                        r.pid, r.term
+                    ));
+                    if let Some((interval, last)) = other {
+                        close(&mut report, interval, last, None);
+                    }
+                }
+            },
+        }
+    }
+    for (pid, (interval, last)) in open {
+        let end = deaths.get(&pid).map_or(last, |&death| death.min(last));
+        close(&mut report, interval, end, None);
+    }
+    report.intervals.sort_by_key(|i| (i.start_ns, i.end_ns));
+
+    let mut owner_of_term: HashMap<u64, u32> = HashMap::new();
+    for i in &report.intervals {
+        if let Some(&other) = owner_of_term.get(&i.term)
+            && other != i.pid
+        {
+            report.violations.push(format!(
+                "term {} belongs to two processes: {} and {}",
+                i.term, other, i.pid
+            ));
+        }
+        owner_of_term.insert(i.term, i.pid);
+    }
+    let mut latest: Option<&Interval> = None;
+    for i in &report.intervals {
+        if let Some(prev) = latest {
+            if i.start_ns < prev.end_ns {
+                report.violations.push(format!(
+                    "overlap: {} (pid {}, term {}) led until {} but {} (pid {}, term {}) acquired at {} ({:.3} ms earlier)",
+                    prev.id,
+                    prev.pid,
+                    prev.term,
+                    prev.end_ns,
+                    i.id,
+                    i.pid,
+                    i.term,
+                    i.start_ns,
+                    (prev.end_ns - i.start_ns) as f64 / 1e6
+                ));
+            }
+            let same_process_resumes = i.term == prev.term && i.pid == prev.pid;
+            if i.term < prev.term || (i.term == prev.term && !same_process_resumes) {
+                report.violations.push(format!(
+                    "term went from {} (pid {}) to {} (pid {})",
+                    prev.term, prev.pid, i.term, i.pid
+                ));
+            }
+        }
+        if latest.is_none_or(|p| i.end_ns >= p.end_ns) {
+            latest = Some(i);
+        }
+    }
+    report
+}
+
+fn close(report: &mut Report, mut interval: Interval, end: u64, reason: Option<EndReason>) {
+    interval.end_ns = end.max(interval.start_ns);
+    interval.reason = reason;
+    report.intervals.push(interval);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(pid: u32, term: u64, t_ns: u64, event: Event) -> Record {
+        Record {
+            event,
+            id: format!("n{pid}"),
+            pid,
+            term,
+            t_ns,
+        }
+    }
+    fn acquired(pid: u32, term: u64, t: u64, deadline: u64) -> Record {
+        rec(
+            pid,
+            term,
+            t,
+            Event::Acquired {
+                deadline_ns: deadline,
+            },
+        )
+    }
+    fn renewed(pid: u32, term: u64, t: u64, deadline: u64) -> Record {
+        rec(
+            pid,
+            term,
+            t,
+            Event::Renewed {
+                deadline_ns: deadline,
+            },
+        )
+    }
+    fn ended(pid: u32, term: u64, t: u64) -> Record {
+        rec(
+            pid,
+            term,
+            t,
+            Event::Ended {
+                reason: EndReason::Shutdown,
+            },
+        )
+    }
+
+    #[test]
+    fn a_clean_hand_over_passes() {
+        let r = check_records(
+            &[
+                acquired(1, 5, 100, 200),
+                renewed(1, 5, 150, 300),
+                ended(1, 5, 250),
+                acquired(2, 7, 251, 400),
+            ],
+            &HashMap::new(),
+        );
+        r.assert_safe();
+        assert_eq!(r.intervals.len(), 2);
+        assert_eq!(r.intervals[0].end_ns, 250);
+        assert_eq!(r.longest_gap_ns(100, 400), 1);
+    }
+
+    #[test]
+    fn overlaps_are_caught() {
+        let r = check_records(
+            &[acquired(1, 5, 100, 300), acquired(2, 7, 200, 400)],
+            &HashMap::new(),
+        );
+        assert!(
+            r.violations.iter().any(|v| v.starts_with("overlap")),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn a_killed_leader_ends_at_its_death_or_deadline() {
+        let deaths = HashMap::from([(1, 150)]);
+        let r = check_records(
+            &[acquired(1, 5, 100, 300), acquired(2, 7, 200, 400)],
+            &deaths,
+        );
+        r.assert_safe();
+        assert_eq!(r.intervals[0].end_ns, 150);
+    }
+
+    #[test]
+    fn terms_must_grow_and_belong_to_one_process() {
+        let r = check_records(
+            &[acquired(1, 7, 100, 150), acquired(2, 5, 200, 300)],
+            &HashMap::new(),
+        );
+        assert!(
+            r.violations.iter().any(|v| v.starts_with("term went")),
+            "{r:?}"
+        );
+        let r = check_records(
+            &[acquired(1, 7, 100, 150), acquired(2, 7, 200, 300)],
+            &HashMap::new(),
+        );
+        assert!(
+            r.violations.iter().any(|v| v.contains("two processes")),
+            "{r:?}"
+        );
+        // The same process resuming its lapsed term is fine.
+        let r = check_records(
+            &[
+                acquired(1, 7, 100, 150),
+                rec(
+                    1,
+                    7,
+                    150,
+                    Event::Ended {
+                        reason: EndReason::Deadline,
+                    },
+                ),
+                acquired(1, 7, 160, 300),
+            ],
+            &HashMap::new(),
+        );
+        r.assert_safe();
+    }
+
+    #[test]
+    fn an_end_after_the_deadline_is_a_violation() {
+        let r = check_records(
+            &[acquired(1, 5, 100, 200), ended(1, 5, 250)],
+            &HashMap::new(),
+        );
+        assert!(!r.violations.is_empty());
+    }
+}

@@ -1,0 +1,396 @@
+//! Real etcd members on loopback: free ports, a temporary data dir, killed
+//! and reaped on drop. One member or a cluster; members can be killed and
+//! restarted with their data.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::process::Owned;
+use crate::{eventually, free_port};
+
+struct Member {
+    name: String,
+    client_port: u16,
+    peer_port: u16,
+    data_dir: PathBuf,
+    log: PathBuf,
+    process: Option<Owned>,
+}
+
+/// How to start etcd.
+#[derive(Clone, Debug)]
+pub struct EtcdOptions {
+    /// Members in the cluster.
+    pub members: usize,
+    /// Start with `--enable-v2=true`.
+    pub v2: bool,
+    /// Extra flags for every member.
+    pub extra: Vec<String>,
+    /// Client URL scheme (`http` or `https`).
+    pub scheme: &'static str,
+}
+
+impl Default for EtcdOptions {
+    fn default() -> Self {
+        EtcdOptions {
+            members: 1,
+            v2: true,
+            extra: Vec::new(),
+            scheme: "http",
+        }
+    }
+}
+
+/// An etcd cluster this test owns.
+pub struct Etcd {
+    dir: TempDir,
+    options: EtcdOptions,
+    members: Vec<Member>,
+    http: reqwest::Client,
+}
+
+impl Etcd {
+    /// One member with v2 enabled.
+    pub async fn single() -> Etcd {
+        Etcd::start(EtcdOptions::default()).await
+    }
+
+    /// Starts the members and waits until the cluster has a leader.
+    pub async fn start(options: EtcdOptions) -> Etcd {
+        let dir = tempfile::Builder::new()
+            .prefix("electd-etcd-")
+            .tempdir()
+            .expect("a temporary directory");
+        let members: Vec<Member> = (0..options.members)
+            .map(|i| Member {
+                name: format!("m{i}"),
+                client_port: free_port(),
+                peer_port: free_port(),
+                data_dir: dir.path().join(format!("m{i}")),
+                log: dir.path().join(format!("m{i}.log")),
+                process: None,
+            })
+            .collect();
+        let mut etcd = Etcd {
+            dir,
+            options,
+            members,
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("an HTTP client"),
+        };
+        for i in 0..etcd.members.len() {
+            etcd.launch(i);
+        }
+        etcd.wait_healthy().await;
+        etcd
+    }
+
+    fn initial_cluster(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn launch(&mut self, i: usize) {
+        let initial_cluster = self.initial_cluster();
+        let token = format!("electd-{}", self.dir.path().display());
+        let scheme = self.options.scheme;
+        let m = &self.members[i];
+        let client = format!("{scheme}://127.0.0.1:{}", m.client_port);
+        let peer = format!("http://127.0.0.1:{}", m.peer_port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&m.log)
+            .expect("an etcd log file");
+        let mut cmd = Command::new("etcd");
+        cmd.arg("--name")
+            .arg(&m.name)
+            .arg("--data-dir")
+            .arg(&m.data_dir)
+            .args(["--listen-client-urls", &client])
+            .args(["--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &initial_cluster])
+            .args(["--initial-cluster-token", &token])
+            .args(["--initial-cluster-state", "new"])
+            .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
+            .args(["--logger", "zap", "--log-level", "warn"])
+            .arg(format!("--enable-v2={}", self.options.v2))
+            .args(&self.options.extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("a log handle"))
+            .stderr(log);
+        let child = cmd
+            .spawn()
+            .expect("etcd starts (install the etcd-server package)");
+        self.members[i].process = Some(Owned::new(child));
+    }
+
+    /// The data directory all members live under.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The client URL of member `i`.
+    pub fn endpoint(&self, i: usize) -> String {
+        format!(
+            "{}://127.0.0.1:{}",
+            self.options.scheme, self.members[i].client_port
+        )
+    }
+
+    /// All client URLs.
+    pub fn endpoints(&self) -> Vec<String> {
+        (0..self.members.len()).map(|i| self.endpoint(i)).collect()
+    }
+
+    /// All client URLs, comma-separated (for `--etcd`).
+    pub fn endpoints_arg(&self) -> String {
+        self.endpoints().join(",")
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether the cluster has no members.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// The PID of member `i`, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.members[i].process.as_ref().map(Owned::pid)
+    }
+
+    /// Kills member `i` with SIGKILL.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut process) = self.members[i].process.take() {
+            process.kill();
+        }
+    }
+
+    /// Starts member `i` again with its data.
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.launch(i);
+    }
+
+    /// Whether member `i` answers `/health` as healthy (it has a leader).
+    pub async fn is_healthy(&self, i: usize) -> bool {
+        let url = format!("{}/health", self.endpoint(i));
+        match self.http.get(url).send().await {
+            Ok(resp) => resp
+                .json::<serde_json::Value>()
+                .await
+                .is_ok_and(|v| v["health"] == "true"),
+            Err(_) => false,
+        }
+    }
+
+    /// Waits until every running member is healthy.
+    pub async fn wait_healthy(&self) {
+        let running: Vec<usize> = (0..self.members.len())
+            .filter(|&i| self.members[i].process.is_some())
+            .collect();
+        eventually(Duration::from_secs(30), "etcd to become healthy", || {
+            let running = running.clone();
+            async move {
+                for i in running {
+                    if !self.is_healthy(i).await {
+                        return None;
+                    }
+                }
+                Some(())
+            }
+        })
+        .await;
+    }
+
+    /// The member that is raft leader now, if the cluster has one.
+    pub async fn leader(&self) -> Option<usize> {
+        for i in 0..self.members.len() {
+            if self.members[i].process.is_none() {
+                continue;
+            }
+            let url = format!("{}/v3/maintenance/status", self.endpoint(i));
+            let Ok(resp) = self.http.post(url).body("{}").send().await else {
+                continue;
+            };
+            let Ok(status) = resp.json::<serde_json::Value>().await else {
+                continue;
+            };
+            if status["leader"].is_string() && status["leader"] == status["header"]["member_id"] {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// Reads a counter or gauge from member `i`'s `/metrics`.
+    pub async fn metric(&self, i: usize, name: &str) -> Option<f64> {
+        let url = format!("{}/metrics", self.endpoint(i));
+        let text = self.http.get(url).send().await.ok()?.text().await.ok()?;
+        text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            (key == name).then(|| value.parse().ok()).flatten()
+        })
+    }
+
+    /// Raft proposals committed so far: each a replicated, fsynced write.
+    pub async fn proposals_committed(&self, i: usize) -> Option<f64> {
+        self.metric(i, "etcd_server_proposals_committed_total")
+            .await
+    }
+
+    /// Sets a v2 key to `value` (a foreign write, as another program would).
+    pub async fn v2_put(&self, key: &str, value: &str) -> u16 {
+        let url = format!("{}/v2/keys/{key}", self.endpoint(0));
+        self.http
+            .put(url)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!("value={}", form_escape(value)))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    }
+
+    /// Writes a v3 key through etcd's JSON gateway.
+    pub async fn v3_put(&self, key: &str, value: &str) -> bool {
+        let body =
+            serde_json::json!({"key": base64(key.as_bytes()), "value": base64(value.as_bytes())});
+        self.gateway("kv/put", body).await.is_some()
+    }
+
+    /// Deletes a v3 key (or, with `prefix`, every key under it) through the gateway.
+    pub async fn v3_delete(&self, key: &str, prefix: bool) -> bool {
+        let mut body = serde_json::json!({"key": base64(key.as_bytes())});
+        if prefix {
+            body["range_end"] = base64(&prefix_end(key.as_bytes())).into();
+        }
+        self.gateway("kv/deleterange", body).await.is_some()
+    }
+
+    /// The keys under a v3 prefix, in key order.
+    pub async fn v3_keys(&self, prefix: &str) -> Vec<String> {
+        let body = serde_json::json!({
+            "key": base64(prefix.as_bytes()),
+            "range_end": base64(&prefix_end(prefix.as_bytes())),
+            "keys_only": true,
+        });
+        let Some(resp) = self.gateway("kv/range", body).await else {
+            return Vec::new();
+        };
+        resp["kvs"]
+            .as_array()
+            .map(|kvs| {
+                kvs.iter()
+                    .filter_map(|kv| kv["key"].as_str().and_then(unbase64))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    async fn gateway(&self, path: &str, body: serde_json::Value) -> Option<serde_json::Value> {
+        for i in 0..self.members.len() {
+            if self.members[i].process.is_none() {
+                continue;
+            }
+            let url = format!("{}/v3/{path}", self.endpoint(i));
+            if let Ok(resp) = self.http.post(url).json(&body).send().await
+                && resp.status().is_success()
+            {
+                return resp.json().await.ok();
+            }
+        }
+        None
+    }
+}
+
+fn form_escape(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64, as etcd's JSON gateway wants keys and values.
+fn base64(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (k, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if k <= chunk.len() {
+                out.push(ALPHABET[((n >> shift) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn unbase64(text: &str) -> Option<String> {
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for c in text.bytes().filter(|&c| c != b'=') {
+        let v = ALPHABET.iter().position(|&a| a == c)? as u32;
+        bits = (bits << 6) | v;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips() {
+        for s in ["", "f", "fo", "foo", "/electd/leader/694d7"] {
+            assert_eq!(unbase64(&base64(s.as_bytes())).as_deref(), Some(s));
+        }
+        assert_eq!(base64(b"foob"), "Zm9vYg==");
+        assert_eq!(prefix_end(b"/a/"), b"/a0");
+    }
+}

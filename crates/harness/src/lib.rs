@@ -1,0 +1,61 @@
+//! Test support for electd: real processes, owned and reaped.
+//!
+//! * [`etcd`]: etcd members on free loopback ports with temporary data dirs;
+//! * [`node`]: `electd` processes, with signals and HTTP helpers;
+//! * [`checker`]: proves the safety invariant over the journals of a run;
+//! * [`eventually`]: polls a condition with a deadline instead of sleeping.
+//!
+//! Every process started here is a child owned by a guard whose `Drop` kills
+//! it (SIGKILL, by PID) and reaps it, also when a test fails.
+
+pub mod checker;
+pub mod etcd;
+pub mod node;
+mod process;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::{Instant, sleep};
+
+/// A loopback port nobody listens on, never handed out twice by this process.
+pub fn free_port() -> u16 {
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("the loopback interface accepts binds");
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if given.get_or_insert_with(HashSet::new).insert(port) {
+            return port;
+        }
+    }
+}
+
+/// Polls `check` every 10 ms until it yields a value or `limit` passes.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `CLOCK_MONOTONIC` nanoseconds: the clock of every journal.
+pub fn now_ns() -> u64 {
+    elect::monotonic_ns()
+}
