@@ -25,7 +25,7 @@ use tokio::time::{Instant, sleep, sleep_until, timeout};
 
 use crate::backend::retry::Backoff;
 use crate::backend::{Backend, Campaign, Change, RenewError, Renewal, View};
-use crate::clock::{instant_to_ns, monotonic_ns};
+use crate::clock::instant_to_ns;
 use crate::config::Config;
 use crate::error::EtcdError;
 use crate::health::HealthCells;
@@ -405,7 +405,7 @@ impl<B: Backend> Machine<B> {
                 if next.deadline > current.deadline {
                     self.journal.write(
                         next.term,
-                        monotonic_ns(),
+                        instant_to_ns(Instant::now()),
                         Event::Renewed {
                             deadline_ns: instant_to_ns(next.deadline),
                         },
@@ -433,7 +433,7 @@ impl<B: Backend> Machine<B> {
     fn begin(&mut self, tenure: Tenure) {
         self.journal.write(
             tenure.term,
-            monotonic_ns(),
+            instant_to_ns(Instant::now()),
             Event::Acquired {
                 deadline_ns: instant_to_ns(tenure.deadline),
             },

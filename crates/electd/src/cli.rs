@@ -168,7 +168,7 @@ impl Cli {
             .as_deref()
             .map(|m| parse_duration(m).map_err(|e| format!("--margin: {e}")))
             .transpose()?;
-        Ok(Settings {
+        let settings = Settings {
             bind,
             etcd: self.etcd,
             api,
@@ -180,7 +180,35 @@ impl Cli {
             margin,
             observe: self.observe,
             log_format: self.log_format,
-        })
+        };
+        // The library checks endpoints, the election name and the margin: ask
+        // it now, before anything is bound.
+        settings
+            .election_config("check", "http://127.0.0.1:1")
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(settings)
+    }
+}
+
+impl Settings {
+    /// The election's configuration for this node.
+    pub fn election_config(&self, id: &str, advertise: &str) -> elect::ConfigBuilder {
+        let mut builder = elect::Config::builder()
+            .endpoints(self.etcd.iter().map(|e| e.trim().to_owned()))
+            .election(&self.election)
+            .id(id)
+            .advertise(advertise)
+            .ttl(self.ttl)
+            .api(self.api)
+            .observer(self.observe);
+        if let Some(margin) = self.margin {
+            builder = builder.margin(margin);
+        }
+        if let Some(journal) = &self.journal {
+            builder = builder.journal(journal);
+        }
+        builder
     }
 }
 
@@ -256,6 +284,9 @@ mod tests {
             (&["--listen", "nowhere"], "--listen"),
             (&["--advertise", "not a url"], "--advertise"),
             (&["--margin", "5 parsecs"], "--margin"),
+            (&["--margin", "5s", "--ttl", "10"], "margin"),
+            (&["--etcd", "127.0.0.1:2379"], "endpoint"),
+            (&["--election", "a/b"], "election"),
         ] {
             let err = settings(args).expect_err(&format!("{args:?} accepted"));
             assert!(err.contains(needle), "{args:?}: {err}");

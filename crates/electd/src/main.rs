@@ -90,8 +90,11 @@ impl From<anyhow::Error> for Failure {
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -148,25 +151,12 @@ async fn run(settings: Settings) -> Result<(), Failure> {
         .clone()
         .unwrap_or_else(|| format!("{}-{port}", hostname()));
 
-    let mut builder = Config::builder()
-        .endpoints(settings.etcd.iter().map(|e| e.trim().to_owned()))
-        .election(&settings.election)
-        .id(&id)
-        .advertise(&advertise)
-        .ttl(settings.ttl)
-        .api(settings.api)
-        .observer(settings.observe);
-    if let Some(margin) = settings.margin {
-        builder = builder.margin(margin);
-    }
-    if let Some(journal) = &settings.journal {
-        builder = builder.journal(journal);
-    }
-    let config = builder
+    let config = settings
+        .election_config(&id, &advertise)
         .build()
         .map_err(|e| Failure::Config(e.to_string()))?;
 
-    let election = Arc::new(start_election(config)?);
+    let election = Arc::new(start_election(config).await?);
     tracing::info!(
         %id,
         %advertise,
@@ -209,21 +199,43 @@ async fn run(settings: Settings) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Runs the election on its own thread and runtime.
-fn start_election(config: Config) -> Result<Election, Failure> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the election runtime")?;
-    let election = {
-        let _entered = runtime.enter();
-        Election::start(config).map_err(|e| Failure::Config(e.to_string()))?
-    };
+/// Runs the election on its own thread and runtime, which lives as long as
+/// the process.
+async fn start_election(config: Config) -> Result<Election, Failure> {
+    let (started, result) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("electd-election".to_owned())
-        .spawn(move || runtime.block_on(std::future::pending::<()>()))
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    let _ = started.send(Err(Failure::Other(
+                        anyhow::Error::new(err).context("cannot start the election runtime"),
+                    )));
+                    return;
+                }
+            };
+            let election = {
+                let _entered = runtime.enter();
+                Election::start(config)
+            };
+            match election {
+                Ok(election) => {
+                    let _ = started.send(Ok(election));
+                    runtime.block_on(std::future::pending::<()>());
+                }
+                Err(err) => {
+                    let _ = started.send(Err(Failure::Config(err.to_string())));
+                }
+            }
+        })
         .context("cannot start the election thread")?;
-    Ok(election)
+    result
+        .await
+        .map_err(|_| Failure::Other(anyhow::anyhow!("the election thread stopped")))?
 }
 
 /// Campaigns for as long as the process runs. The election keeps

@@ -303,6 +303,14 @@ impl Etcd {
             .unwrap_or_default()
     }
 
+    /// The `create_revision` of a v3 key, if it exists.
+    pub async fn v3_create_revision(&self, key: &str) -> Option<u64> {
+        let body = serde_json::json!({"key": base64(key.as_bytes())});
+        let resp = self.gateway("kv/range", body).await?;
+        // The gateway answers int64 values as strings.
+        resp["kvs"][0]["create_revision"].as_str()?.parse().ok()
+    }
+
     async fn gateway(&self, path: &str, body: serde_json::Value) -> Option<serde_json::Value> {
         for i in 0..self.members.len() {
             if self.members[i].process.is_none() {

@@ -1,0 +1,234 @@
+//! The library API against a real etcd: campaign, fencing term, resign,
+//! guards, observers, the example program, and the cost of a hand-over as
+//! the number of candidates grows.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use elect::{Api, Config, Election, Role};
+use harness::etcd::Etcd;
+use harness::eventually;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn config(etcd: &Etcd, api: Api, id: &str) -> elect::ConfigBuilder {
+    Config::builder()
+        .endpoints(etcd.endpoints())
+        .election("lib")
+        .id(id)
+        .advertise(format!("http://127.0.0.1/{id}"))
+        .ttl(Duration::from_secs(2))
+        .api(api)
+}
+
+async fn campaign_resign_and_observe(api: Api) {
+    let etcd = Etcd::single().await;
+    let a = Election::start(config(&etcd, api, "a").build().unwrap()).unwrap();
+    let b = Election::start(config(&etcd, api, "b").build().unwrap()).unwrap();
+    let watcher = Election::start(config(&etcd, api, "w").observer(true).build().unwrap()).unwrap();
+    assert!(matches!(
+        watcher.campaign().await,
+        Err(elect::Error::Observer)
+    ));
+    let mut observed = watcher.observe();
+
+    let first = tokio::time::timeout(LIMIT, a.campaign())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.is_valid());
+    let seen = loop {
+        if let Some(leader) = observed.changed().await.unwrap() {
+            break leader;
+        }
+    };
+    assert_eq!(seen.id.as_deref(), Some("a"));
+    assert_eq!(seen.term, first.term());
+    assert_eq!(watcher.status().role(), Role::Observer);
+
+    let b_campaign = tokio::spawn(async move {
+        let leadership = b.campaign().await.unwrap();
+        (b, leadership)
+    });
+    // b waits in the queue behind a (v3), or watches the key (v2).
+    eventually(LIMIT, "b to follow a", || async {
+        (watcher.candidates().await.ok()?.len() == if api == Api::V3 { 2 } else { 1 }).then_some(())
+    })
+    .await;
+    first.resign().await.unwrap();
+    let (b, second) = tokio::time::timeout(LIMIT, b_campaign)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(second.term() > seen.term, "fencing tokens grow");
+    let seen = loop {
+        if let Some(leader) = observed.changed().await.unwrap()
+            && leader.id.as_deref() == Some("b")
+        {
+            break leader;
+        }
+    };
+    assert_eq!(seen.term, second.term());
+
+    // Dropping a valid guard releases in the background.
+    drop(second);
+    eventually(LIMIT, "the dropped leadership to end", || async {
+        (b.status().role() != Role::Leader).then_some(())
+    })
+    .await;
+    for e in [a, b, watcher] {
+        e.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_campaign_resign_and_observe() {
+    campaign_resign_and_observe(Api::V2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_campaign_resign_and_observe() {
+    campaign_resign_and_observe(Api::V3).await;
+}
+
+/// The path of an example built by `cargo test` next to this test binary.
+fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps")
+        .join("examples")
+        .join(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_program_embeds_an_election() {
+    let etcd = Etcd::single().await;
+    let spawn = |id: &str| {
+        tokio::process::Command::new(example("worker"))
+            .args([etcd.endpoint(0).as_str(), "ex", id])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("examples/worker is built by a plain `cargo test` (a --test filter skips it)")
+    };
+    let mut one = spawn("one");
+    let mut lines = BufReader::new(one.stdout.take().unwrap()).lines();
+    let leading = tokio::time::timeout(LIMIT, async {
+        loop {
+            let line = lines.next_line().await.unwrap().unwrap();
+            if line.starts_with("one leading term=") {
+                break line;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let term: u64 = leading.rsplit('=').next().unwrap().parse().unwrap();
+
+    let mut two = spawn("two");
+    let mut two_lines = BufReader::new(two.stdout.take().unwrap()).lines();
+    let pid = rustix::process::Pid::from_raw(one.id().unwrap() as i32).unwrap();
+    // Wait until two is queued (it reports the leader), then hand over.
+    tokio::time::timeout(LIMIT, async {
+        loop {
+            let line = two_lines.next_line().await.unwrap().unwrap();
+            if line.contains("leader is Some(\"one\")") {
+                break;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = tokio::time::timeout(LIMIT, one.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    let next = tokio::time::timeout(LIMIT, async {
+        loop {
+            let line = two_lines.next_line().await.unwrap().unwrap();
+            if line.starts_with("two leading term=") {
+                break line;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let next_term: u64 = next.rsplit('=').next().unwrap().parse().unwrap();
+    assert!(next_term > term);
+    let _ = two.kill().await;
+}
+
+/// Raft proposals committed during one hand-over among `n` v3 candidates.
+async fn proposals_per_hand_over(n: usize) -> f64 {
+    let etcd = Etcd::single().await;
+    let elections: Vec<Election> = (0..n)
+        .map(|i| {
+            Election::start(config(&etcd, Api::V3, &format!("c{i}")).build().unwrap()).unwrap()
+        })
+        .collect();
+    let first = elections[0].campaign().await.unwrap();
+    let elections = std::sync::Arc::new(elections);
+    // campaign() returns only on leadership: the others wait in tasks.
+    let mut tasks = Vec::new();
+    for i in 1..n {
+        let elections = elections.clone();
+        tasks.push(tokio::spawn(async move {
+            elections[i].campaign().await.map(|l| (i, l))
+        }));
+    }
+    eventually(
+        Duration::from_secs(60),
+        "every candidate queued and following",
+        || async {
+            let queued = etcd.v3_keys("/electd/lib/").await.len() == n;
+            let all_follow = elections[1..].iter().all(|e| {
+                e.status()
+                    .current_leader()
+                    .is_some_and(|l| l.term == first.term())
+            });
+            (queued && all_follow).then_some(())
+        },
+    )
+    .await;
+    let before = etcd.proposals_committed(0).await.unwrap();
+    first.resign().await.unwrap();
+    let next = eventually(LIMIT, "the next candidate to lead", || async {
+        tasks.iter().position(|t| t.is_finished())
+    })
+    .await;
+    let (_, leadership) = tasks.remove(next).await.unwrap().unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "every candidate to know the new leader",
+        || async {
+            elections[1..]
+                .iter()
+                .all(|e| {
+                    e.status()
+                        .current_leader()
+                        .is_some_and(|l| l.term == leadership.term())
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    let after = etcd.proposals_committed(0).await.unwrap();
+    for e in elections.iter() {
+        e.shutdown().await;
+    }
+    after - before
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_over_costs_the_same_with_50_candidates_as_with_3() {
+    let three = proposals_per_hand_over(3).await;
+    let fifty = proposals_per_hand_over(50).await;
+    eprintln!("raft proposals per hand-over: 3 candidates {three}, 50 candidates {fifty}");
+    assert!((three - fifty).abs() <= 2.0, "3: {three}, 50: {fifty}");
+    assert!(fifty <= 4.0, "{fifty} proposals for one hand-over");
+}

@@ -1,0 +1,225 @@
+//! `electd-demo`: a live local cluster. Starts etcd (v2 enabled, free
+//! ports, a temporary data dir) and three `electd` nodes, shows what each
+//! answers, then kills the leader and shows who took over and how long it
+//! took, and hands over with SIGTERM. Stops everything on Ctrl-C or after
+//! `--duration`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use harness::etcd::Etcd;
+use harness::node::Node;
+
+#[derive(Parser)]
+#[command(name = "electd-demo", about)]
+struct Args {
+    /// The electd binary [default: next to this program].
+    #[arg(long)]
+    electd: Option<PathBuf>,
+    /// etcd API for the nodes.
+    #[arg(long, default_value = "v3", value_parser = ["v2", "v3"])]
+    api: String,
+    /// Lease TTL in seconds.
+    #[arg(long, default_value_t = 2)]
+    ttl: u64,
+    /// Stop after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    binary: PathBuf,
+    args: Vec<String>,
+    nodes: Vec<Node>,
+    _etcd: Etcd,
+}
+
+impl Cluster {
+    fn start_node(&mut self, i: usize) {
+        let node = Node::spawn(
+            &self.binary,
+            self.dir.path(),
+            &format!("node{i}"),
+            &self.args,
+        );
+        if i < self.nodes.len() {
+            self.nodes[i] = node;
+        } else {
+            self.nodes.push(node);
+        }
+    }
+
+    async fn show(&self) {
+        for node in &self.nodes {
+            let answer = node
+                .answer()
+                .await
+                .unwrap_or_else(|| "(not answering)".into());
+            println!("  {} {:<22} {}", node.name, node.url(), answer);
+        }
+    }
+
+    async fn leader(&self, except: Option<usize>) -> Option<usize> {
+        for (i, node) in self.nodes.iter().enumerate() {
+            if Some(i) != except && node.is_leader().await {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// Waits (bounded) until every node names `leader`, so the first display is settled.
+    async fn wait_named(&self, leader: usize, limit: Duration) {
+        let named = format!("port {}", self.nodes[leader].port);
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            let mut all = true;
+            for (i, node) in self.nodes.iter().enumerate() {
+                let answer = node.answer().await.unwrap_or_default();
+                all &= i == leader || answer.ends_with(&named);
+            }
+            if all {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn wait_leader(
+        &self,
+        except: Option<usize>,
+        limit: Duration,
+    ) -> Option<(usize, Duration)> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(i) = self.leader(except).await {
+                return Some((i, started.elapsed()));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        None
+    }
+}
+
+fn electd_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let path = match given {
+        Some(path) => path,
+        None => std::env::current_exe()
+            .context("cannot find this program's path")?
+            .with_file_name("electd"),
+    };
+    if !path.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release -p electd) or pass --electd",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let binary = electd_binary(args.electd)?;
+    println!("starting etcd (v2 enabled) on a free loopback port...");
+    let etcd = Etcd::single().await;
+    println!("etcd at {}", etcd.endpoint(0));
+    let node_args = vec![
+        "--api".to_owned(),
+        args.api.clone(),
+        "--ttl".to_owned(),
+        args.ttl.to_string(),
+        "--etcd".to_owned(),
+        etcd.endpoint(0),
+    ];
+    let mut cluster = Cluster {
+        dir: tempfile::tempdir()?,
+        binary,
+        args: node_args,
+        nodes: Vec::new(),
+        _etcd: etcd,
+    };
+    for i in 0..3 {
+        cluster.start_node(i);
+    }
+    println!(
+        "three electd nodes, --api {} --ttl {}; logs and journals in {}",
+        args.api,
+        args.ttl,
+        cluster.dir.path().display()
+    );
+    let run = demo(&mut cluster, args.ttl);
+    let limit = tokio::time::sleep(Duration::from_secs(args.duration));
+    tokio::select! {
+        result = run => result?,
+        _ = tokio::signal::ctrl_c() => println!("\nCtrl-C"),
+        _ = limit => println!("\n{} s are up", args.duration),
+    }
+    println!("stopping every node and etcd...");
+    drop(cluster);
+    println!("stopped.");
+    Ok(())
+}
+
+async fn demo(cluster: &mut Cluster, ttl: u64) -> anyhow::Result<()> {
+    let limit = Duration::from_secs(ttl + 10);
+    let (mut leader, took) = cluster
+        .wait_leader(None, limit)
+        .await
+        .context("no leader was elected")?;
+    println!(
+        "\n{} leads after {:.0} ms. What each node says (GET /):",
+        cluster.nodes[leader].name,
+        took.as_secs_f64() * 1e3
+    );
+    cluster.wait_named(leader, limit).await;
+    cluster.show().await;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        println!(
+            "\nkill -9 {} (the leader, pid {}): the others wait for its {ttl} s lease to expire...",
+            cluster.nodes[leader].name,
+            cluster.nodes[leader].pid()
+        );
+        cluster.nodes[leader].kill9();
+        let (next, took) = cluster
+            .wait_leader(Some(leader), limit)
+            .await
+            .context("nobody took over")?;
+        println!(
+            "{} took over {:.3} s after the crash (TTL {ttl} s):",
+            cluster.nodes[next].name,
+            took.as_secs_f64()
+        );
+        cluster.show().await;
+        cluster.start_node(leader);
+        println!("restarted {} as a follower", cluster.nodes[leader].name);
+        leader = next;
+
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        println!(
+            "\nkill -TERM {} (the leader): it resigns and hands over at once...",
+            cluster.nodes[leader].name
+        );
+        cluster.nodes[leader].terminate();
+        let (next, took) = cluster
+            .wait_leader(Some(leader), limit)
+            .await
+            .context("nobody took over")?;
+        println!(
+            "{} took over {:.1} ms after SIGTERM:",
+            cluster.nodes[next].name,
+            took.as_secs_f64() * 1e3
+        );
+        cluster.show().await;
+        cluster.nodes[leader]
+            .wait_exit(Duration::from_secs(5))
+            .await;
+        cluster.start_node(leader);
+        println!("restarted {} as a follower", cluster.nodes[leader].name);
+        leader = next;
+    }
+}

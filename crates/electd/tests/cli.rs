@@ -1,0 +1,83 @@
+//! The command line: bad configuration is one clear line and exit status 2;
+//! `--help` explains every flag.
+
+mod common;
+
+use std::process::{Command, Output};
+
+fn electd(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(common::electd())
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("electd runs")
+}
+
+/// Arguments, environment, and a word the error must contain.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
+#[test]
+fn bad_configuration_is_one_line_and_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("missing-dir").join("j.jsonl");
+    let journal = journal.to_str().unwrap();
+    let cases: &[Case] = &[
+        (&["abc"], &[], "PORT"),
+        (&["65536"], &[], "PORT"),
+        (&["-1"], &[], ""),
+        (&["--ttl", "0"], &[], "--ttl"),
+        (&["--ttl", "1.5"], &[], "--ttl"),
+        (&["--api", "v3", "--ttl", "1"], &[], "2 seconds"),
+        (&["8080", "--listen", "127.0.0.1:8080"], &[], "not both"),
+        (&["--listen", "localhost"], &[], "--listen"),
+        (&["--etcd", "localhost:2379"], &[], "endpoint"),
+        (&["--etcd", "http://"], &[], "endpoint"),
+        (&["--advertise", "::nonsense"], &[], "--advertise"),
+        (&["--api", "v4"], &[], "v4"),
+        (&["--election", "a/b"], &[], "election"),
+        (&["--no-such-flag"], &[], "no-such-flag"),
+        (&[], &[("ELECTD_TTL", "0")], "--ttl"),
+        (
+            &["--listen", "127.0.0.1:0", "--journal", journal],
+            &[],
+            "journal",
+        ),
+    ];
+    for (args, env, needle) in cases {
+        let out = electd(args, env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("electd: "), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: {stderr} lacks {needle:?}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn help_explains_every_flag() {
+    let out = electd(&["--help"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "[PORT]",
+        "--listen",
+        "--etcd",
+        "--api",
+        "--election",
+        "--ttl",
+        "--advertise",
+        "--id",
+        "--journal",
+        "--margin",
+        "--observe",
+        "--log-format",
+        "ELECTD_TTL",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+}

@@ -1,0 +1,80 @@
+//! A three-member etcd cluster on loopback (v3): members die, etcd's own
+//! leader dies, everything restarts; elections continue, no node is stuck,
+//! and no two leaderships overlap.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Run;
+use harness::{eventually, now_ns};
+
+const SLACK: Duration = Duration::from_secs(10);
+
+/// Waits until some node leads and has renewed after `since` (ns), proving it
+/// still reaches a working etcd member.
+async fn renewing_after(run: &Run, since: u64, limit: Duration) -> usize {
+    eventually(limit, "a leader renewing after the fault", || async {
+        let leader = run.sole_leader(limit).await;
+        let renewed = run
+            .journal(leader)
+            .iter()
+            .any(|r| r["t_ns"].as_u64().is_some_and(|t| t > since) && r["event"] != "ended");
+        renewed.then_some(leader)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_move_on_when_the_member_they_talk_to_dies() {
+    let mut run = Run::cluster("v3", 2, 3).await;
+    run.sole_leader(SLACK).await;
+    // Every node starts with the first endpoint.
+    run.etcd.kill(0);
+    let killed = now_ns();
+    renewing_after(&run, killed + 1_000_000_000, run.ttl() + SLACK).await;
+    for node in &run.nodes {
+        eventually(SLACK, "every node healthy again", || async {
+            (node.get("/healthz").await?.status == 200).then_some(())
+        })
+        .await;
+    }
+    run.etcd.restart(0);
+    run.etcd.wait_healthy().await;
+    run.assert_safe();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elections_survive_the_death_of_etcds_own_leader() {
+    let mut run = Run::cluster("v3", 2, 3).await;
+    run.sole_leader(SLACK).await;
+    for _ in 0..2 {
+        let etcd_leader = eventually(SLACK, "an etcd leader", || run.etcd.leader()).await;
+        run.etcd.kill(etcd_leader);
+        let killed = now_ns();
+        renewing_after(&run, killed + 1_000_000_000, run.ttl() * 2 + SLACK).await;
+        run.etcd.restart(etcd_leader);
+        run.etcd.wait_healthy().await;
+    }
+    run.assert_safe();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_cluster_restart_with_its_data_resumes_the_election() {
+    let mut run = Run::cluster("v3", 2, 3).await;
+    run.sole_leader(SLACK).await;
+    for i in 0..run.etcd.len() {
+        run.etcd.kill(i);
+    }
+    eventually(run.ttl() + SLACK, "nobody to lead without etcd", || async {
+        run.leaders(&run.alive()).await.is_empty().then_some(())
+    })
+    .await;
+    for i in 0..run.etcd.len() {
+        run.etcd.restart(i);
+    }
+    run.etcd.wait_healthy().await;
+    let restarted = now_ns();
+    renewing_after(&run, restarted, run.ttl() * 3 + SLACK).await;
+    run.assert_safe();
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The live local cluster: etcd and three electd nodes on free loopback ports.
+# Watch them elect a leader, fail over after kill -9, hand over on SIGTERM.
+# Stops everything on Ctrl-C or after --duration seconds (default 60).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo build --release --locked -p electd -p electd-demo
+exec target/release/electd-demo "$@"
