@@ -383,20 +383,29 @@ impl<B: Backend> Machine<B> {
         self.view = Some(view);
     }
 
+    /// Whether the leader key etcd shows is the claim we hold. The term is the
+    /// key's creation revision, so a matching term is our key; a v2 key can
+    /// also be updated in place by someone else, which only its value shows.
+    /// Deciding here, not in the backend, keeps a view read before the claim
+    /// was known (v3's observer watch) from hiding our own leadership.
+    fn claim_leads(&self) -> bool {
+        match (&self.claim, &self.view) {
+            (Some(claim), Some(view)) => {
+                view.leader.as_ref().is_some_and(|l| l.term == claim.term)
+                    && (B::QUEUES || view.ours)
+            }
+            _ => false,
+        }
+    }
+
     /// Brings the tenure (and the journal) in line with the claim and the view.
     fn reconcile(&mut self) {
         let now = Instant::now();
-        let want = match (&self.claim, &self.view) {
-            (Some(claim), Some(view))
-                if view.ours
-                    && view.leader.as_ref().is_some_and(|l| l.term == claim.term)
-                    && now < claim.deadline =>
-            {
-                Some(Tenure {
-                    term: claim.term,
-                    deadline: claim.deadline,
-                })
-            }
+        let want = match &self.claim {
+            Some(claim) if self.claim_leads() && now < claim.deadline => Some(Tenure {
+                term: claim.term,
+                deadline: claim.deadline,
+            }),
             _ => None,
         };
         match (self.tenure, want) {
@@ -459,9 +468,10 @@ impl<B: Backend> Machine<B> {
 
     fn publish(&mut self) {
         let tenure = self.tenure;
-        let (leader, ours, synced) = match &self.view {
-            Some(view) => (view.leader.clone(), view.ours, true),
-            None => (None, false, false),
+        let ours = self.claim_leads() || self.view.as_ref().is_some_and(|v| v.ours);
+        let (leader, synced) = match &self.view {
+            Some(view) => (view.leader.clone(), true),
+            None => (None, false),
         };
         let problem = self.problem.clone();
         let id = &self.config.id;

@@ -70,7 +70,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until};
 
-pub use crate::clock::monotonic_ns;
+pub use crate::clock::{instant_to_ns, monotonic_ns};
 pub use crate::config::{Api, Config, ConfigBuilder, default_margin};
 pub use crate::error::{ConfigError, Error, EtcdError};
 pub use crate::status::{Leader, Problem, Role, Status, Tenure};

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::exec::{ADMIN_TOKEN_VAR, ExecSpec, OnExit};
+
 /// Leader election on etcd: exactly one node leads at any instant, and every
 /// node can say who it is.
 ///
@@ -76,6 +78,41 @@ pub struct Cli {
     #[arg(long, env = "ELECTD_OBSERVE")]
     pub observe: bool,
 
+    /// Run the command after `--` only while this node leads: started when it
+    /// becomes leader, SIGTERM when leadership ends (or at deadline − grace),
+    /// SIGKILL by the deadline. It gets ELECTD_TERM (the fencing token),
+    /// ELECTD_ID, ELECTD_ELECTION and ELECTD_ADVERTISE.
+    #[arg(long, requires = "command", env = "ELECTD_EXEC")]
+    pub exec: bool,
+
+    /// How long the command has between SIGTERM and SIGKILL [default: TTL/5;
+    /// must be shorter than a third of the TTL].
+    #[arg(long, value_name = "DURATION", env = "ELECTD_EXEC_GRACE")]
+    pub exec_grace: Option<String>,
+
+    /// When the command exits on its own: resign (another node runs it),
+    /// restart it, or exit electd with its status.
+    #[arg(long, value_enum, default_value_t = OnExit::Resign, env = "ELECTD_EXEC_ON_EXIT")]
+    pub exec_on_exit: OnExit,
+
+    /// The command for --exec, after `--`.
+    #[arg(last = true, value_name = "CMD ARGS")]
+    pub command: Vec<String>,
+
+    /// File holding the bearer token for the admin endpoints (POST /v1/resign).
+    /// The token may instead come from ELECTD_ADMIN_TOKEN, never from a flag.
+    /// Without one, admin endpoints answer 403.
+    #[arg(long, value_name = "FILE", env = "ELECTD_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// After resigning, wait this long before campaigning again [default: the TTL].
+    #[arg(long, value_name = "DURATION", env = "ELECTD_RESIGN_COOLDOWN")]
+    pub resign_cooldown: Option<String>,
+
+    /// Serve /metrics and /v1/resign on this address instead of the main port.
+    #[arg(long, value_name = "ADDR:PORT", env = "ELECTD_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "ELECTD_LOG_FORMAT")]
     pub log_format: LogFormat,
@@ -121,6 +158,10 @@ pub struct Settings {
     pub journal: Option<PathBuf>,
     pub margin: Option<Duration>,
     pub observe: bool,
+    pub exec: Option<ExecSpec>,
+    pub admin_token: Option<String>,
+    pub resign_cooldown: Duration,
+    pub admin_listen: Option<SocketAddr>,
     pub log_format: LogFormat,
 }
 
@@ -168,17 +209,62 @@ impl Cli {
             .as_deref()
             .map(|m| parse_duration(m).map_err(|e| format!("--margin: {e}")))
             .transpose()?;
+        let ttl = Duration::from_secs(ttl_secs);
+        let exec = match (self.exec, self.command.is_empty()) {
+            (false, false) => {
+                return Err("a command after `--` needs --exec".to_owned());
+            }
+            (false, true) => None,
+            (true, _) => {
+                let grace = match self.exec_grace.as_deref() {
+                    Some(raw) => parse_duration(raw).map_err(|e| format!("--exec-grace: {e}"))?,
+                    None => ttl / 5,
+                };
+                if grace >= ttl / 3 {
+                    return Err(format!(
+                        "--exec-grace {grace:?} does not fit a TTL of {ttl:?}: it must be shorter than \
+                         a third of the TTL ({:?}), or the command would be stopped between renewals",
+                        ttl / 3
+                    ));
+                }
+                Some(ExecSpec {
+                    command: self.command,
+                    grace,
+                    on_exit: self.exec_on_exit,
+                })
+            }
+        };
+        if self.observe && exec.is_some() {
+            return Err("--observe never leads, so it cannot --exec".to_owned());
+        }
+        let admin_token = admin_token(self.admin_token_file.as_deref())?;
+        let resign_cooldown = match self.resign_cooldown.as_deref() {
+            Some(raw) => parse_duration(raw).map_err(|e| format!("--resign-cooldown: {e}"))?,
+            None => ttl,
+        };
+        let admin_listen = self
+            .admin_listen
+            .map(|raw| {
+                raw.parse().map_err(|_| {
+                    format!("--admin-listen must be ADDR:PORT, like 127.0.0.1:9090; got {raw:?}")
+                })
+            })
+            .transpose()?;
         let settings = Settings {
             bind,
             etcd: self.etcd,
             api,
             election: self.election,
-            ttl: Duration::from_secs(ttl_secs),
+            ttl,
             advertise: self.advertise,
             id: self.id,
             journal: self.journal,
             margin,
             observe: self.observe,
+            exec,
+            admin_token,
+            resign_cooldown,
+            admin_listen,
             log_format: self.log_format,
         };
         // The library checks endpoints, the election name and the margin: ask
@@ -209,6 +295,27 @@ impl Settings {
             builder = builder.journal(journal);
         }
         builder
+    }
+}
+
+/// The admin token: from the file, or from `ELECTD_ADMIN_TOKEN`; never a flag value.
+fn admin_token(file: Option<&std::path::Path>) -> Result<Option<String>, String> {
+    let from_env = std::env::var(ADMIN_TOKEN_VAR).ok();
+    let token = match (file, from_env) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "give the admin token once: --admin-token-file or ELECTD_ADMIN_TOKEN".to_owned(),
+            );
+        }
+        (Some(path), None) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read --admin-token-file {}: {e}", path.display()))?,
+        ),
+        (None, from_env) => from_env,
+    };
+    match token.map(|t| t.trim().to_owned()) {
+        Some(t) if t.is_empty() => Err("the admin token is empty".to_owned()),
+        token => Ok(token),
     }
 }
 
@@ -270,6 +377,12 @@ mod tests {
         assert_eq!(s.bind, Bind::Address("127.0.0.1:9000".parse().unwrap()));
         let s = settings(&["--etcd", "http://a:1,http://b:2"]).unwrap();
         assert_eq!(s.etcd, vec!["http://a:1", "http://b:2"]);
+        let s = settings(&["8080", "--exec", "--", "sh", "-c", "echo $ELECTD_TERM"]).unwrap();
+        let exec = s.exec.unwrap();
+        assert_eq!(exec.command, vec!["sh", "-c", "echo $ELECTD_TERM"]);
+        assert_eq!(exec.grace, Duration::from_secs(2));
+        assert_eq!(exec.on_exit, OnExit::Resign);
+        assert_eq!(s.resign_cooldown, Duration::from_secs(10));
     }
 
     #[test]
@@ -287,6 +400,18 @@ mod tests {
             (&["--margin", "5s", "--ttl", "10"], "margin"),
             (&["--etcd", "127.0.0.1:2379"], "endpoint"),
             (&["--election", "a/b"], "election"),
+            (&["--exec"], "CMD"),
+            (&["--", "sh"], "--exec"),
+            (
+                &["--exec", "--exec-grace", "4s", "--", "sh"],
+                "--exec-grace",
+            ),
+            (&["--exec", "--observe", "--", "sh"], "--observe"),
+            (&["--admin-listen", "x"], "--admin-listen"),
+            (
+                &["--admin-token-file", "/nonexistent/token"],
+                "--admin-token-file",
+            ),
         ] {
             let err = settings(args).expect_err(&format!("{args:?} accepted"));
             assert!(err.contains(needle), "{args:?}: {err}");

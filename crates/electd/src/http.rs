@@ -1,4 +1,6 @@
-//! The HTTP surface: the seed's plain-text answer, JSON status, health.
+//! The HTTP surface: the seed's plain-text answer, JSON status, health
+//! checks for load balancers, Prometheus metrics, leader-change events, and
+//! the hand-over endpoint.
 //!
 //! Every answer is computed from the election's shared [`elect::Status`] at
 //! the instant of the request, so a leader paused past its deadline says
@@ -9,35 +11,62 @@
 //! up the file descriptors etcd needs, and closes connections whose headers
 //! arrive too slowly.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use elect::{Election, Leader, Role};
+use futures_util::Stream;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde::Serialize;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
+
+use crate::lead::{ResignReply, ResignRequest};
+use crate::metrics::Metrics;
 
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
     pub election: Arc<Election>,
+    pub metrics: Arc<Metrics>,
+    /// The bearer token for admin endpoints; `None` turns them off (403).
+    pub admin_token: Option<Arc<str>>,
+    /// Where hand-over requests go; `None` on an observer.
+    pub resign: Option<mpsc::Sender<ResignRequest>>,
 }
 
-/// The main port's routes.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// The main port's routes; with `admin`, also `/metrics` and `/v1/resign`.
+pub fn router(state: AppState, admin: bool) -> Router {
+    let mut router = Router::new()
         .route("/", get(seed_answer))
         .route("/v1/status", get(status))
+        .route("/v1/watch", get(watch))
         .route("/healthz", get(healthz))
+        .route("/health/leader", get(health_leader))
+        .route("/health/follower", get(health_follower));
+    if admin {
+        router = router
+            .route("/metrics", get(metrics))
+            .route("/v1/resign", post(resign));
+    }
+    router.fallback(not_found).with_state(state)
+}
+
+/// The `--admin-listen` port's routes.
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/v1/resign", post(resign))
         .fallback(not_found)
         .with_state(state)
 }
@@ -86,12 +115,12 @@ struct StatusBody {
     candidates: Option<Vec<Leader>>,
 }
 
-async fn status(State(state): State<AppState>) -> Response {
-    let candidates = state.election.candidates().await.ok();
+async fn status_body(election: &Election) -> StatusBody {
+    let candidates = election.candidates().await.ok();
     let now = Instant::now();
-    let status = state.election.status();
+    let status = election.status();
     let leader = status.leader_at(now);
-    let body = StatusBody {
+    StatusBody {
         id: status.id.clone(),
         role: status.role_at(now),
         term: leader.as_ref().map(|l| l.term),
@@ -99,14 +128,144 @@ async fn status(State(state): State<AppState>) -> Response {
         api: status.api,
         leader,
         candidates,
-    };
-    axum::Json(body).into_response()
+    }
+}
+
+async fn status(State(state): State<AppState>) -> Response {
+    axum::Json(status_body(&state.election).await).into_response()
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
     match state.election.health() {
         Ok(()) => text(StatusCode::OK, "ok"),
         Err(reason) => text(StatusCode::SERVICE_UNAVAILABLE, reason),
+    }
+}
+
+/// 200 with the term only while this node leads (deadline-checked).
+async fn health_leader(State(state): State<AppState>) -> Response {
+    let now = Instant::now();
+    match state.election.status().tenure.filter(|t| now < t.deadline) {
+        Some(tenure) => text(StatusCode::OK, tenure.term.to_string()),
+        None => text(StatusCode::SERVICE_UNAVAILABLE, "not the leader"),
+    }
+}
+
+/// 200 only on a follower that knows a live leader and hears from etcd.
+async fn health_follower(State(state): State<AppState>) -> Response {
+    let now = Instant::now();
+    let status = state.election.status();
+    if status.role_at(now) != Role::Follower {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not a follower of a known leader",
+        );
+    }
+    if let Err(reason) = state.election.health() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, reason);
+    }
+    match status.leader_at(now) {
+        Some(leader) => text(
+            StatusCode::OK,
+            format!(
+                "following {} (term {})",
+                leader.id.as_deref().unwrap_or("an unknown leader"),
+                leader.term
+            ),
+        ),
+        None => text(StatusCode::SERVICE_UNAVAILABLE, "no leader"),
+    }
+}
+
+/// Server-sent events: one `leader` event per change, the first on connect.
+async fn watch(
+    State(state): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let changes = futures_util::stream::unfold(state.election.observe(), |mut watch| async move {
+        let leader = watch.changed().await.ok()?;
+        let data = serde_json::to_string(&leader).unwrap_or_else(|_| "null".to_owned());
+        Some((Ok(Event::default().event("leader").data(data)), watch))
+    });
+    Sse::new(changes).keep_alive(KeepAlive::default())
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(&state.election.status()),
+    )
+        .into_response()
+}
+
+/// Compares every byte whatever the contents, so timing says nothing about
+/// how much of a guess was right (only about its length).
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = given.len() ^ expected.len();
+    for i in 0..given.len().max(expected.len()) {
+        let a = given.get(i).copied().unwrap_or(0);
+        let b = expected.get(i).copied().unwrap_or(0);
+        diff |= usize::from(a ^ b);
+    }
+    std::hint::black_box(diff) == 0
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+    let value = headers.get(header::AUTHORIZATION)?.as_bytes();
+    value
+        .strip_prefix(b"Bearer ")
+        .or_else(|| value.strip_prefix(b"bearer "))
+}
+
+/// Hand-over on demand: the leader stops its command, resigns, and the next
+/// candidate takes over. 403 when admin is off, 401 without the right token,
+/// 409 when this node does not lead; none of these changes anything.
+async fn resign(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(token) = &state.admin_token else {
+        return text(
+            StatusCode::FORBIDDEN,
+            "admin endpoints are off: configure --admin-token-file or ELECTD_ADMIN_TOKEN",
+        );
+    };
+    if !bearer(&headers).is_some_and(|given| same_secret(given, token.as_bytes())) {
+        let mut response = text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        return response;
+    }
+    let Some(requests) = &state.resign else {
+        return text(
+            StatusCode::CONFLICT,
+            "not the leader: an observer never leads",
+        );
+    };
+    let (reply, answer) = oneshot::channel();
+    if requests.send(ResignRequest(reply)).await.is_err() {
+        return text(StatusCode::CONFLICT, "not the leader");
+    }
+    match answer.await {
+        Ok(reply @ (ResignReply::Resigned | ResignReply::Failed(_))) => {
+            if let ResignReply::Failed(reason) = reply {
+                tracing::warn!(%reason, "stepped down, but etcd did not confirm the release; the key expires on its own");
+            }
+            // Show who took over, if the successor is known within a moment.
+            let own = state.election.status().id;
+            let mut updates = state.election.subscribe();
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                updates.wait_for(|s| {
+                    s.current_leader()
+                        .is_some_and(|l| l.id.as_deref() != Some(&own))
+                }),
+            )
+            .await;
+            axum::Json(status_body(&state.election).await).into_response()
+        }
+        Ok(ResignReply::NotLeader) | Err(_) => text(StatusCode::CONFLICT, "not the leader"),
     }
 }
 
@@ -192,6 +351,19 @@ mod tests {
             advertise: advertise.map(str::to_owned),
             term: 3,
         }
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        assert!(!same_secret(b"s3creT", b"s3cret"));
+        assert!(!same_secret(b"s3cre", b"s3cret"));
+        assert!(!same_secret(b"", b"s3cret"));
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(bearer(&headers), Some(&b"abc"[..]));
+        headers.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&headers), None);
     }
 
     #[test]

@@ -6,7 +6,11 @@
 //! client) can delay a renewal. The two sides share only channels.
 
 mod cli;
+mod exec;
 mod http;
+mod lead;
+mod metrics;
+mod watchdog;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
@@ -26,7 +30,11 @@ use crate::cli::{Bind, Cli, LogFormat, Settings};
 const BAD_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == watchdog::MODE) {
+        return watchdog::main(args);
+    }
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(err) => {
             use clap::error::ErrorKind;
@@ -64,7 +72,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(settings)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(Failure::Config(message)) => {
             eprintln!("electd: {message}");
             ExitCode::from(BAD_CONFIG)
@@ -133,8 +141,12 @@ fn hostname() -> String {
         .into_owned()
 }
 
-async fn run(settings: Settings) -> Result<(), Failure> {
+async fn run(settings: Settings) -> Result<u8, Failure> {
     let listener = bind(settings.bind).await?;
+    let admin_listener = match settings.admin_listen {
+        Some(addr) => Some(bind(Bind::Address(addr)).await?),
+        None => None,
+    };
     let local = listener
         .local_addr()
         .context("cannot read the bound address")?;
@@ -151,8 +163,10 @@ async fn run(settings: Settings) -> Result<(), Failure> {
         .clone()
         .unwrap_or_else(|| format!("{}-{port}", hostname()));
 
+    let metrics = Arc::new(metrics::Metrics::new());
     let config = settings
         .election_config(&id, &advertise)
+        .telemetry(metrics.clone())
         .build()
         .map_err(|e| Failure::Config(e.to_string()))?;
 
@@ -168,35 +182,82 @@ async fn run(settings: Settings) -> Result<(), Failure> {
         "electd started"
     );
 
-    let (stop_http, http_stopped) = watch::channel(false);
-    let app = http::router(http::AppState {
+    let (resign_tx, resign_rx) = tokio::sync::mpsc::channel(8);
+    let state = http::AppState {
         election: election.clone(),
-    });
-    let server = tokio::spawn(http::serve(
+        metrics: metrics.clone(),
+        admin_token: settings.admin_token.as_deref().map(Arc::from),
+        resign: (!settings.observe).then_some(resign_tx),
+    };
+    let (stop_http, http_stopped) = watch::channel(false);
+    let mut servers = vec![tokio::spawn(http::serve(
         listener,
-        app,
+        http::router(state.clone(), admin_listener.is_none()),
         http::Limits::default(),
-        wait_for(http_stopped),
-    ));
-    let leader = (!settings.observe).then(|| tokio::spawn(lead(election.clone())));
+        wait_for(http_stopped.clone()),
+    ))];
+    if let Some(admin) = admin_listener {
+        servers.push(tokio::spawn(http::serve(
+            admin,
+            http::admin_router(state),
+            http::Limits::default(),
+            wait_for(http_stopped),
+        )));
+    }
 
-    wait_for_signal().await?;
-    tracing::info!(%id, "shutting down");
+    let (stop_leading, shutdown) = watch::channel(false);
+    let mut leading = (!settings.observe).then(|| {
+        let lead = lead::Lead {
+            election: election.clone(),
+            exec: settings.exec.clone(),
+            cooldown: settings.resign_cooldown,
+            metrics,
+        };
+        tokio::spawn(lead.run(resign_rx, shutdown))
+    });
+
+    // Runs until a signal, or until the command asks electd to exit with it.
+    let exit_code = tokio::select! {
+        signal = wait_for_signal() => {
+            signal?;
+            tracing::info!(%id, "shutting down");
+            None
+        }
+        code = join_leading(&mut leading) => code,
+    };
     // A second signal means "now".
     tokio::spawn(async {
         if wait_for_signal().await.is_ok() {
             std::process::exit(130);
         }
     });
-    if let Some(leader) = leader {
-        leader.abort();
-    }
-    // Resign first (bounded in time even when etcd is unreachable), then stop serving.
+    // In order: stop the command, resign (both bounded in time, also when
+    // etcd is unreachable), then stop serving HTTP.
+    let _ = stop_leading.send(true);
+    let bound = settings.exec.as_ref().map_or(Duration::ZERO, |e| e.grace) + Duration::from_secs(5);
+    let _ = tokio::time::timeout(bound, join_leading(&mut leading)).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), election.shutdown()).await;
     let _ = stop_http.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    for server in servers {
+        let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    }
     tracing::info!(%id, "stopped");
-    Ok(())
+    Ok(exit_code.unwrap_or(0))
+}
+
+/// Waits for the leadership task's exit request; never resolves without one.
+async fn join_leading(task: &mut Option<tokio::task::JoinHandle<Option<u8>>>) -> Option<u8> {
+    match task {
+        Some(handle) => {
+            let code = handle.await.ok().flatten();
+            *task = None;
+            match code {
+                Some(code) => Some(code),
+                None => std::future::pending().await,
+            }
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs the election on its own thread and runtime, which lives as long as
@@ -236,14 +297,6 @@ async fn start_election(config: Config) -> Result<Election, Failure> {
     result
         .await
         .map_err(|_| Failure::Other(anyhow::anyhow!("the election thread stopped")))?
-}
-
-/// Campaigns for as long as the process runs. The election keeps
-/// campaigning after a loss; each new leadership comes back from `campaign`.
-async fn lead(election: Arc<Election>) {
-    while let Ok(leadership) = election.campaign().await {
-        leadership.lost().await;
-    }
 }
 
 async fn wait_for(mut stop: watch::Receiver<bool>) {

@@ -26,7 +26,8 @@ pub(crate) struct View {
     pub revision: u64,
     /// The leader key's holder, `None` when there is no leader.
     pub leader: Option<Leader>,
-    /// Whether the leader key is the claim this process holds.
+    /// Whether the backend can tell the leader key is the claim this process
+    /// holds (v2: our exact value). The state machine also matches the term.
     pub ours: bool,
 }
 

@@ -24,6 +24,8 @@ pub struct Run {
     /// Every journal this run wrote, and every SIGKILL, for the checker.
     journals: Vec<PathBuf>,
     deaths: HashMap<u32, u64>,
+    /// Processes replaced by a restart, kept (and so not killed) until the run ends.
+    retired: Vec<Node>,
 }
 
 impl Run {
@@ -52,6 +54,7 @@ impl Run {
             ttl,
             journals: Vec::new(),
             deaths: HashMap::new(),
+            retired: Vec::new(),
         };
         for i in 0..nodes {
             run.spawn(&format!("n{i}"), &[]);
@@ -79,14 +82,32 @@ impl Run {
 
     /// Starts a node; returns its index.
     pub fn spawn(&mut self, name: &str, extra: &[&str]) -> usize {
+        self.spawn_with_env(name, extra, &[])
+    }
+
+    /// Starts a node with extra environment variables; returns its index.
+    pub fn spawn_with_env(&mut self, name: &str, extra: &[&str], env: &[(&str, &str)]) -> usize {
         let mut args = self.args();
         args.extend(extra.iter().map(|s| s.to_string()));
-        let node = Node::spawn(electd(), self.dir.path(), name, &args);
+        let node = Node::spawn_with_env(electd(), self.dir.path(), name, &args, env);
         if !self.journals.contains(&node.journal) {
             self.journals.push(node.journal.clone());
         }
         self.nodes.push(node);
         self.nodes.len() - 1
+    }
+
+    /// Replaces node `i` (killed or exited) with a new process of the same
+    /// name, journal and arguments given.
+    pub fn restart(&mut self, i: usize, extra: &[&str], env: &[(&str, &str)]) {
+        let name = self.nodes[i].name.clone();
+        if let Some(death) = self.nodes[i].death() {
+            self.deaths.insert(death.0, death.1);
+        }
+        let index = self.spawn_with_env(&name, extra, env);
+        let node = self.nodes.remove(index);
+        let old = std::mem::replace(&mut self.nodes[i], node);
+        self.retired.push(old);
     }
 
     pub fn kill9(&mut self, i: usize) -> u64 {

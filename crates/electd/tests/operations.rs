@@ -1,0 +1,625 @@
+//! Operations, against a real etcd with real processes: `--exec` children
+//! that never outlive their leadership, load-balancer health checks, the
+//! hand-over endpoint, Prometheus metrics and the leader-change stream.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::Run;
+use harness::{eventually, now_ns};
+use reqwest::Method;
+
+const SLACK: Duration = Duration::from_secs(10);
+const TOKEN: &str = "t0ken-for-tests";
+
+/// A command that records its environment, starts a grandchild in its
+/// process group, then writes its term, PID and the time every 50 ms.
+const CHILD: &str = r#"#!/bin/sh
+f="$1"
+env | grep '^ELECTD_' | sed "s/^/env $$ /" >> "$f"
+sleep 1000 &
+echo "grandchild $$ $!" >> "$f"
+while :; do echo "tick $ELECTD_TERM $$ $(date +%s%N)" >> "$f"; sleep 0.05; done
+"#;
+
+fn realtime_offset() -> i128 {
+    let realtime = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i128;
+    realtime - now_ns() as i128
+}
+
+#[derive(Debug)]
+struct Child {
+    node: String,
+    term: u64,
+    first: u64,
+    last: u64,
+}
+
+/// Reads every node's tick file: one `Child` per child process, and the
+/// grandchild PIDs and environment lines seen.
+fn read_ticks(files: &[(String, PathBuf)], offset: i128) -> (Vec<Child>, Vec<u32>, Vec<String>) {
+    let mut children: HashMap<u32, Child> = HashMap::new();
+    let mut grandchildren = Vec::new();
+    let mut env = Vec::new();
+    for (node, file) in files {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for line in text.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["tick", term, pid, ns] => {
+                    let (Ok(term), Ok(pid), Ok(ns)) =
+                        (term.parse(), pid.parse(), ns.parse::<i128>())
+                    else {
+                        continue;
+                    };
+                    let t = (ns - offset) as u64;
+                    let child = children.entry(pid).or_insert(Child {
+                        node: node.clone(),
+                        term,
+                        first: t,
+                        last: t,
+                    });
+                    assert_eq!(child.term, term, "one child, one term");
+                    child.first = child.first.min(t);
+                    child.last = child.last.max(t);
+                }
+                ["grandchild", _, pid] => grandchildren.push(pid.parse().unwrap()),
+                ["env", _, var] => env.push(var.to_string()),
+                _ => {}
+            }
+        }
+    }
+    let mut children: Vec<Child> = children.into_values().collect();
+    children.sort_by_key(|c| c.first);
+    (children, grandchildren, env)
+}
+
+fn gone(pid: u32) -> bool {
+    !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+async fn leader_term(run: &Run, i: usize) -> u64 {
+    run.nodes[i].status().await.unwrap()["term"]
+        .as_u64()
+        .unwrap()
+}
+
+async fn children_never_overlap_nor_outlive_their_leadership(api: &'static str) {
+    let mut run = Run::new(api, 2, 0).await;
+    let script = run.dir.path().join("child.sh");
+    std::fs::write(&script, CHILD).unwrap();
+    let script = script.to_str().unwrap().to_owned();
+    let offset = realtime_offset();
+    let mut files = Vec::new();
+    let exec_args = |name: &str, dir: &Path| -> Vec<String> {
+        let ticks = dir.join(format!("{name}.ticks"));
+        ["--exec", "--", "sh", &script, ticks.to_str().unwrap()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let env = [("ELECTD_ADMIN_TOKEN", TOKEN)];
+    for i in 0..3 {
+        let name = format!("n{i}");
+        let args = exec_args(&name, run.dir.path());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run.spawn_with_env(&name, &args, &env);
+        files.push((name.clone(), run.dir.path().join(format!("{name}.ticks"))));
+    }
+    for node in &run.nodes {
+        node.wait_serving().await;
+    }
+    let ticking = |run: &Run, i: usize, term: u64| {
+        let file = run.dir.path().join(format!("{}.ticks", run.nodes[i].name));
+        async move {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            text.contains(&format!("tick {term} ")).then_some(())
+        }
+    };
+
+    // 1. kill -9 of the leader's electd (its PID only): the child dies with it.
+    let leader = run.sole_leader(SLACK).await;
+    let term = leader_term(&run, leader).await;
+    eventually(SLACK, "the leader's child to tick", || {
+        ticking(&run, leader, term)
+    })
+    .await;
+    run.kill9(leader);
+    let next = run
+        .sole_leader_among(
+            &run.alive()
+                .into_iter()
+                .filter(|&i| i != leader)
+                .collect::<Vec<_>>(),
+            run.ttl() + SLACK,
+        )
+        .await;
+    let term = leader_term(&run, next).await;
+    eventually(SLACK, "the new leader's child to tick", || {
+        ticking(&run, next, term)
+    })
+    .await;
+    let args = exec_args(&run.nodes[leader].name.clone(), run.dir.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run.restart(leader, &args, &env);
+    run.nodes[leader].wait_serving().await;
+
+    // 2. SIGSTOP of the leader's electd past the TTL: the watchdog stops the
+    //    child by the deadline; another node leads.
+    let leader = next;
+    run.nodes[leader].pause();
+    let others: Vec<usize> = run.alive().into_iter().filter(|&i| i != leader).collect();
+    let next = run.sole_leader_among(&others, run.ttl() + SLACK).await;
+    let term = leader_term(&run, next).await;
+    eventually(SLACK, "the new leader's child to tick", || {
+        ticking(&run, next, term)
+    })
+    .await;
+    run.nodes[leader].resume();
+    run.sole_leader(SLACK).await;
+
+    // 3. SIGTERM: stop the child, resign, exit 0.
+    let leader = run.sole_leader(SLACK).await;
+    run.nodes[leader].terminate();
+    assert_eq!(
+        run.nodes[leader]
+            .wait_exit(SLACK)
+            .await
+            .and_then(|s| s.code()),
+        Some(0)
+    );
+    let others: Vec<usize> = run.alive().into_iter().filter(|&i| i != leader).collect();
+    let next = run.sole_leader_among(&others, SLACK).await;
+    let term = leader_term(&run, next).await;
+    eventually(SLACK, "the new leader's child to tick", || {
+        ticking(&run, next, term)
+    })
+    .await;
+    let args = exec_args(&run.nodes[leader].name.clone(), run.dir.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run.restart(leader, &args, &env);
+    run.nodes[leader].wait_serving().await;
+
+    // 4. POST /v1/resign on the leader.
+    let leader = next;
+    let auth = format!("Bearer {TOKEN}");
+    let answer = run.nodes[leader]
+        .request(Method::POST, "/v1/resign", &[("Authorization", &auth)])
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let others: Vec<usize> = run.alive().into_iter().filter(|&i| i != leader).collect();
+    let next = run.sole_leader_among(&others, SLACK).await;
+    let term = leader_term(&run, next).await;
+    eventually(SLACK, "the new leader's child to tick", || {
+        ticking(&run, next, term)
+    })
+    .await;
+
+    // Stop everything in order, then read what the children wrote.
+    for i in run.alive() {
+        run.nodes[i].terminate();
+    }
+    for i in run.alive() {
+        assert_eq!(
+            run.nodes[i].wait_exit(SLACK).await.and_then(|s| s.code()),
+            Some(0)
+        );
+    }
+    let drift = (realtime_offset() - offset).abs();
+    assert!(
+        drift < 5_000_000,
+        "the wall clock moved by {drift} ns during the test"
+    );
+    let (children, grandchildren, env) = read_ticks(&files, offset);
+    assert!(children.len() >= 5, "{children:#?}");
+    for pair in children.windows(2) {
+        assert!(
+            pair[1].first > pair[0].last,
+            "two children ran at once: {:?} and {:?}",
+            pair[0],
+            pair[1]
+        );
+        assert!(pair[1].term > pair[0].term, "terms must grow: {pair:?}");
+    }
+    let report = run.assert_safe();
+    for child in &children {
+        let leadership = report
+            .intervals
+            .iter()
+            .find(|i| i.id == child.node && i.term == child.term)
+            .unwrap_or_else(|| panic!("no leadership in the journal for {child:?}"));
+        // The end of the leadership in the journal: `ended`, or the last deadline
+        // when the process was killed and wrote none.
+        let end = match leadership.reason {
+            Some(_) => leadership.end_ns,
+            None => last_deadline(&run, &child.node, child.term),
+        };
+        assert!(
+            child.last <= end,
+            "{child:?} ran {} ms past its leadership {leadership:?}",
+            (child.last - end) as f64 / 1e6
+        );
+    }
+    for pid in grandchildren {
+        assert!(gone(pid), "grandchild {pid} outlived its child");
+    }
+    assert!(env.iter().any(|v| v.starts_with("ELECTD_TERM=")), "{env:?}");
+    assert!(env.iter().any(|v| v.starts_with("ELECTD_ID=")), "{env:?}");
+    assert!(
+        env.iter().any(|v| v.starts_with("ELECTD_ELECTION=leader")),
+        "{env:?}"
+    );
+    assert!(
+        env.iter()
+            .any(|v| v.starts_with("ELECTD_ADVERTISE=http://")),
+        "{env:?}"
+    );
+    assert!(
+        !env.iter()
+            .any(|v| v.contains(TOKEN) || v.starts_with("ELECTD_ADMIN_TOKEN")),
+        "a secret reached the child: {env:?}"
+    );
+}
+
+fn last_deadline(run: &Run, node: &str, term: u64) -> u64 {
+    let text = std::fs::read_to_string(run.dir.path().join(format!("{node}.jsonl"))).unwrap();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["term"] == term)
+        .filter_map(|r| r["deadline_ns"].as_u64())
+        .max()
+        .unwrap()
+}
+
+async fn health_checks_never_show_two_leaders(api: &'static str) {
+    let mut run = Run::new(api, 2, 3).await;
+    let leader = run.sole_leader(SLACK).await;
+    for (i, node) in run.nodes.iter().enumerate() {
+        let l = node.get("/health/leader").await.unwrap();
+        let f = node.get("/health/follower").await.unwrap();
+        if i == leader {
+            assert_eq!((l.status, f.status), (200, 503));
+            assert_eq!(l.body, leader_term(&run, i).await.to_string());
+        } else {
+            eventually(SLACK, "followers to know the leader", || async {
+                (node.get("/health/follower").await?.status == 200).then_some(())
+            })
+            .await;
+            assert_eq!(l.status, 503);
+        }
+    }
+
+    // Poll every node's /health/leader every 10 ms through a hand-over and a crash.
+    let polling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut pollers = Vec::new();
+    for node in &run.nodes {
+        let url = format!("{}/health/leader", node.url());
+        let polling = polling.clone();
+        pollers.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap();
+            let mut oks = Vec::new();
+            while polling.load(std::sync::atomic::Ordering::Relaxed) {
+                let start = Instant::now();
+                if let Ok(resp) = client.get(&url).send().await
+                    && resp.status() == 200
+                {
+                    oks.push((start, Instant::now()));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            oks
+        }));
+    }
+    run.nodes[leader].terminate();
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let next = run.sole_leader_among(&others, SLACK).await;
+    run.kill9(next);
+    let last = others.into_iter().find(|&i| i != next).unwrap();
+    run.sole_leader_among(&[last], run.ttl() + SLACK).await;
+    polling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let mut all = Vec::new();
+    for (i, poller) in pollers.into_iter().enumerate() {
+        all.extend(poller.await.unwrap().into_iter().map(|(s, e)| (s, e, i)));
+    }
+    all.sort();
+    for pair in all.windows(2) {
+        let ((_, end_a, a), (start_b, _, b)) = (pair[0], pair[1]);
+        assert!(
+            a == b || start_b >= end_a,
+            "nodes {a} and {b} both answered 200 at once"
+        );
+    }
+    assert!(
+        all.iter().any(|&(_, _, i)| i == last),
+        "the last leader answered 200"
+    );
+
+    // A paused leader answers 503 on its first request after waking.
+    run.nodes[last].pause();
+    tokio::time::sleep(run.ttl() + Duration::from_millis(500)).await;
+    run.nodes[last].resume();
+    assert_eq!(
+        run.nodes[last].get("/health/leader").await.unwrap().status,
+        503
+    );
+    run.assert_safe();
+}
+
+async fn the_watch_stream_delivers_each_leader_change(api: &'static str) {
+    let mut run = Run::new(api, 2, 3).await;
+    let first = run.sole_leader(SLACK).await;
+    let observer = (first + 1) % 3;
+    let resp = reqwest::Client::new()
+        .get(format!("{}/v1/watch", run.nodes[observer].url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut resp = resp;
+        let mut buffer = String::new();
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let event: String = buffer.drain(..end + 2).collect();
+                if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                    let _ = tx.send(serde_json::from_str::<serde_json::Value>(data).unwrap());
+                }
+            }
+        }
+    });
+    let event = next_event(&mut rx).await;
+    assert_eq!(event["id"], run.nodes[first].name, "{event}");
+    // Kill the leader: the stream reports the successor (maybe after a moment without one).
+    run.kill9(first);
+    let others: Vec<usize> = (0..3).filter(|&i| i != first).collect();
+    let second = run.sole_leader_among(&others, run.ttl() + SLACK).await;
+    loop {
+        let event = next_event(&mut rx).await;
+        if event.is_null() {
+            continue;
+        }
+        assert_eq!(event["id"], run.nodes[second].name, "{event}");
+        assert!(event["term"].as_u64().unwrap() > 0);
+        break;
+    }
+    run.assert_safe();
+}
+
+async fn next_event(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+) -> serde_json::Value {
+    tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("a leader event within 20 s")
+        .expect("the stream stays open")
+}
+
+/// `name{labels} value` → value, for the lines of an exposition.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (key, value) = l.rsplit_once(' ')?;
+        (key == series).then(|| value.parse().ok()).flatten()
+    })
+}
+
+async fn metrics_follow_a_failover(api: &'static str) {
+    let run = Run::new(api, 2, 2).await;
+    let leader = run.sole_leader(SLACK).await;
+    let other = 1 - leader;
+    let scrape = |i: usize| {
+        let node = &run.nodes[i];
+        async move {
+            let answer = node.get("/metrics").await.unwrap();
+            assert_eq!(answer.status, 200);
+            answer.body
+        }
+    };
+    let text = scrape(leader).await;
+    for line in text.lines() {
+        assert!(
+            line.starts_with('#')
+                || line
+                    .rsplit_once(' ')
+                    .is_some_and(|(_, v)| v.parse::<f64>().is_ok()),
+            "unparsable line {line:?}"
+        );
+    }
+    assert!(text.trim_end().ends_with("# EOF"));
+    assert_eq!(metric(&text, "electd_is_leader"), Some(1.0));
+    let term = leader_term(&run, leader).await as f64;
+    assert_eq!(metric(&text, "electd_term"), Some(term));
+    assert_eq!(
+        metric(
+            &text,
+            "electd_leadership_changes_total{reason=\"acquired\"}"
+        ),
+        Some(1.0)
+    );
+    assert!(metric(&text, "electd_lease_remaining_seconds").unwrap() > 0.0);
+    assert!(text.contains("electd_build_info{version="));
+    assert!(text.contains("electd_etcd_request_duration_seconds_bucket{"));
+    assert!(text.contains("electd_etcd_requests_total{op="));
+    assert!(text.contains("electd_exec_restarts_total 0"));
+    let renewed = "electd_renewals_total{outcome=\"renewed\"}";
+    let before = metric(&text, renewed).unwrap_or(0.0);
+    eventually(SLACK, "renewals to be counted", || async {
+        (metric(&scrape(leader).await, renewed)? > before).then_some(())
+    })
+    .await;
+    let text = scrape(other).await;
+    assert_eq!(metric(&text, "electd_is_leader"), Some(0.0));
+    assert_eq!(metric(&text, "electd_term"), Some(term));
+
+    run.nodes[leader].terminate();
+    run.sole_leader_among(&[other], SLACK).await;
+    let text = scrape(other).await;
+    assert_eq!(metric(&text, "electd_is_leader"), Some(1.0));
+    assert!(metric(&text, "electd_term").unwrap() > term);
+    assert_eq!(
+        metric(
+            &text,
+            "electd_leadership_changes_total{reason=\"acquired\"}"
+        ),
+        Some(1.0)
+    );
+    run.assert_safe();
+}
+
+async fn resign_on_demand_needs_the_token_and_the_leader(api: &'static str) {
+    let mut run = Run::new(api, 2, 0).await;
+    let env = [("ELECTD_ADMIN_TOKEN", TOKEN)];
+    for i in 0..2 {
+        run.spawn_with_env(&format!("n{i}"), &[], &env);
+    }
+    let plain = run.spawn("plain", &[]);
+    for node in &run.nodes {
+        node.wait_serving().await;
+    }
+    let leader = run.sole_leader(SLACK).await;
+    let term = leader_term(&run, leader).await;
+    let post = |i: usize, auth: Option<String>| {
+        let node = &run.nodes[i];
+        async move {
+            let headers: Vec<(&str, &str)> = auth
+                .as_deref()
+                .map(|a| vec![("Authorization", a)])
+                .unwrap_or_default();
+            node.request(Method::POST, "/v1/resign", &headers)
+                .await
+                .unwrap()
+        }
+    };
+    let bearer = |t: &str| Some(format!("Bearer {t}"));
+    assert_eq!(post(leader, None).await.status, 401);
+    unchanged(&run, leader, term).await;
+    assert_eq!(post(leader, bearer("wrong")).await.status, 401);
+    unchanged(&run, leader, term).await;
+    let follower = (0..2).find(|&i| i != leader).unwrap_or(plain);
+    if follower != plain {
+        assert_eq!(post(follower, bearer(TOKEN)).await.status, 409);
+    }
+    assert_eq!(post(plain, bearer(TOKEN)).await.status, 403);
+    assert_eq!(
+        run.nodes[leader]
+            .request(Method::GET, "/v1/resign", &[])
+            .await
+            .unwrap()
+            .status,
+        405
+    );
+    unchanged(&run, leader, term).await;
+
+    let answer = post(leader, bearer(TOKEN)).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let state: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    assert_ne!(state["role"], "leader");
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let next = run.sole_leader_among(&others, SLACK).await;
+    assert!(leader_term(&run, next).await > term);
+    // The resigned node waits a TTL before campaigning again: it does not bounce back.
+    assert!(!run.nodes[leader].is_leader().await);
+    assert_eq!(post(leader, bearer(TOKEN)).await.status, 409);
+    run.assert_safe();
+}
+
+async fn unchanged(run: &Run, leader: usize, term: u64) {
+    assert!(run.nodes[leader].is_leader().await, "the leader changed");
+    assert_eq!(leader_term(run, leader).await, term, "the term changed");
+}
+
+both_apis!(
+    children_never_overlap_nor_outlive_their_leadership,
+    health_checks_never_show_two_leaders,
+    the_watch_stream_delivers_each_leader_change,
+    metrics_follow_a_failover,
+    resign_on_demand_needs_the_token_and_the_leader,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_exits_makes_the_leader_resign_or_electd_exit() {
+    let mut run = Run::new("v3", 2, 0).await;
+    let a = run.spawn("a", &["--exec", "--", "sh", "-c", "sleep 0.2; exit 3"]);
+    run.nodes[a].wait_serving().await;
+    run.sole_leader(SLACK).await;
+    eventually(
+        SLACK,
+        "the exit to be logged and leadership given up",
+        || async {
+            let log = run.nodes[a].output();
+            (log.contains("exited with status 3") && !run.nodes[a].is_leader().await).then_some(())
+        },
+    )
+    .await;
+    let ended = run.journal(a).into_iter().find(|r| r["event"] == "ended");
+    assert_eq!(ended.unwrap()["reason"], "resign");
+
+    let b = run.spawn(
+        "b",
+        &[
+            "--exec",
+            "--exec-on-exit",
+            "exit",
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.2; exit 7",
+        ],
+    );
+    run.nodes[a].terminate();
+    let status = run.nodes[b].wait_exit(SLACK * 2).await;
+    assert_eq!(status.and_then(|s| s.code()), Some(7));
+    run.assert_safe();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_command_is_counted_and_admin_can_move_to_its_own_port() {
+    let mut run = Run::new("v3", 2, 0).await;
+    let admin_port = harness::free_port();
+    let admin = format!("127.0.0.1:{admin_port}");
+    let node = run.spawn(
+        "r",
+        &[
+            "--admin-listen",
+            &admin,
+            "--exec",
+            "--exec-on-exit",
+            "restart",
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.1",
+        ],
+    );
+    run.nodes[node].wait_serving().await;
+    run.sole_leader(SLACK).await;
+    assert_eq!(run.nodes[node].get("/metrics").await.unwrap().status, 404);
+    let url = format!("http://{admin}/metrics");
+    eventually(SLACK, "a restart to be counted", || async {
+        let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
+        (metric(&text, "electd_exec_restarts_total")? >= 1.0).then_some(())
+    })
+    .await;
+    assert!(
+        run.nodes[node].is_leader().await,
+        "restart keeps the leadership"
+    );
+    run.assert_safe();
+}
