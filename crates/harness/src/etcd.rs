@@ -9,6 +9,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use crate::process::Owned;
+use crate::proxy::FaultProxy;
 use crate::{eventually, free_port};
 
 struct Member {
@@ -31,6 +32,9 @@ pub struct EtcdOptions {
     pub extra: Vec<String>,
     /// Client URL scheme (`http` or `https`).
     pub scheme: &'static str,
+    /// Route each member's incoming peer traffic through a fault proxy, so a
+    /// member can be cut off from the others while clients still reach it.
+    pub peer_proxies: bool,
 }
 
 impl Default for EtcdOptions {
@@ -40,6 +44,7 @@ impl Default for EtcdOptions {
             v2: true,
             extra: Vec::new(),
             scheme: "http",
+            peer_proxies: false,
         }
     }
 }
@@ -49,6 +54,7 @@ pub struct Etcd {
     dir: TempDir,
     options: EtcdOptions,
     members: Vec<Member>,
+    peer_proxies: Vec<FaultProxy>,
     http: reqwest::Client,
 }
 
@@ -74,10 +80,18 @@ impl Etcd {
                 process: None,
             })
             .collect();
+        let mut peer_proxies = Vec::new();
+        if options.peer_proxies {
+            for m in &members {
+                let target = std::net::SocketAddr::from(([127, 0, 0, 1], m.peer_port));
+                peer_proxies.push(FaultProxy::start(target).await);
+            }
+        }
         let mut etcd = Etcd {
             dir,
             options,
             members,
+            peer_proxies,
             http: reqwest::Client::builder()
                 .no_proxy()
                 .timeout(Duration::from_secs(5))
@@ -91,10 +105,17 @@ impl Etcd {
         etcd
     }
 
+    /// The peer URL the other members use for member `i`.
+    fn advertised_peer(&self, i: usize) -> String {
+        match self.peer_proxies.get(i) {
+            Some(proxy) => proxy.url(),
+            None => format!("http://127.0.0.1:{}", self.members[i].peer_port),
+        }
+    }
+
     fn initial_cluster(&self) -> String {
-        self.members
-            .iter()
-            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
+        (0..self.members.len())
+            .map(|i| format!("{}={}", self.members[i].name, self.advertised_peer(i)))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -103,6 +124,7 @@ impl Etcd {
         let initial_cluster = self.initial_cluster();
         let token = format!("electd-{}", self.dir.path().display());
         let scheme = self.options.scheme;
+        let advertised_peer = self.advertised_peer(i);
         let m = &self.members[i];
         let client = format!("{scheme}://127.0.0.1:{}", m.client_port);
         let peer = format!("http://127.0.0.1:{}", m.peer_port);
@@ -119,11 +141,13 @@ impl Etcd {
             .args(["--listen-client-urls", &client])
             .args(["--advertise-client-urls", &client])
             .args(["--listen-peer-urls", &peer])
-            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &advertised_peer])
             .args(["--initial-cluster", &initial_cluster])
             .args(["--initial-cluster-token", &token])
             .args(["--initial-cluster-state", "new"])
             .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
+            // An isolated member must not disrupt the majority with elections it cannot win.
+            .arg("--pre-vote=true")
             .args(["--logger", "zap", "--log-level", "warn"])
             .arg(format!("--enable-v2={}", self.options.v2))
             .args(&self.options.extra)
@@ -185,6 +209,17 @@ impl Etcd {
     pub fn restart(&mut self, i: usize) {
         self.kill(i);
         self.launch(i);
+    }
+
+    /// Cuts member `i` off from the other members (its incoming peer traffic
+    /// is dropped); clients still reach it. Needs `peer_proxies`.
+    pub fn isolate(&self, i: usize) {
+        self.peer_proxies[i].drop_all();
+    }
+
+    /// Ends [`Etcd::isolate`].
+    pub fn rejoin(&self, i: usize) {
+        self.peer_proxies[i].heal();
     }
 
     /// Whether member `i` answers `/health` as healthy (it has a leader).

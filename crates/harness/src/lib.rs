@@ -3,6 +3,7 @@
 //! * [`etcd`]: etcd members on free loopback ports with temporary data dirs;
 //! * [`node`]: `electd` processes, with signals and HTTP helpers;
 //! * [`checker`]: proves the safety invariant over the journals of a run;
+//! * [`proxy`]: a TCP fault proxy (delay, silent and loud partitions);
 //! * [`eventually`]: polls a condition with a deadline instead of sleeping.
 //!
 //! Every process started here is a child owned by a guard whose `Drop` kills
@@ -12,6 +13,7 @@ pub mod checker;
 pub mod etcd;
 pub mod node;
 mod process;
+pub mod proxy;
 
 use std::collections::HashSet;
 use std::future::Future;

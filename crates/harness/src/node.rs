@@ -79,8 +79,11 @@ impl Node {
             journal,
             log,
             killed_at: None,
+            // A fresh connection per request: a pooled one may have been
+            // closed by the node's header timeout while it was paused.
             http: reqwest::Client::builder()
                 .no_proxy()
+                .pool_max_idle_per_host(0)
                 .timeout(Duration::from_secs(3))
                 .build()
                 .expect("an HTTP client"),

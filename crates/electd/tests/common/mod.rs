@@ -9,6 +9,7 @@ use harness::checker::{Report, check};
 use harness::etcd::{Etcd, EtcdOptions};
 use harness::eventually;
 use harness::node::Node;
+use harness::proxy::FaultProxy;
 use tempfile::TempDir;
 
 pub fn electd() -> &'static Path {
@@ -26,6 +27,8 @@ pub struct Run {
     deaths: HashMap<u32, u64>,
     /// Processes replaced by a restart, kept (and so not killed) until the run ends.
     retired: Vec<Node>,
+    /// With [`Run::faulty`], each node reaches every etcd member through its own proxies.
+    links: Option<HashMap<String, Vec<FaultProxy>>>,
 }
 
 impl Run {
@@ -36,6 +39,7 @@ impl Run {
     pub async fn cluster(api: &'static str, ttl: u64, nodes: usize) -> Run {
         let etcd = Etcd::start(EtcdOptions {
             members: 3,
+            peer_proxies: true,
             ..EtcdOptions::default()
         })
         .await;
@@ -55,14 +59,28 @@ impl Run {
             journals: Vec::new(),
             deaths: HashMap::new(),
             retired: Vec::new(),
+            links: None,
         };
+        run.spawn_nodes(nodes).await;
+        run
+    }
+
+    /// Like [`Run::with_etcd`], with a fault proxy between each node and each etcd member.
+    pub async fn faulty(etcd: Etcd, api: &'static str, ttl: u64, nodes: usize) -> Run {
+        let mut run = Run::with_etcd(etcd, api, ttl, 0).await;
+        run.links = Some(HashMap::new());
+        run.spawn_nodes(nodes).await;
+        run
+    }
+
+    async fn spawn_nodes(&mut self, nodes: usize) {
+        let run = self;
         for i in 0..nodes {
             run.spawn(&format!("n{i}"), &[]);
         }
         for node in &run.nodes {
             node.wait_serving().await;
         }
-        run
     }
 
     pub fn ttl(&self) -> Duration {
@@ -88,6 +106,32 @@ impl Run {
     /// Starts a node with extra environment variables; returns its index.
     pub fn spawn_with_env(&mut self, name: &str, extra: &[&str], env: &[(&str, &str)]) -> usize {
         let mut args = self.args();
+        if let Some(links) = &mut self.links {
+            let proxies = links.entry(name.to_owned()).or_insert_with(|| {
+                let targets: Vec<std::net::SocketAddr> = self
+                    .etcd
+                    .endpoints()
+                    .iter()
+                    .map(|e| {
+                        e.trim_start_matches("http://")
+                            .parse()
+                            .expect("a loopback endpoint")
+                    })
+                    .collect();
+                tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current().block_on(async {
+                        let mut proxies = Vec::new();
+                        for target in targets {
+                            proxies.push(FaultProxy::start(target).await);
+                        }
+                        proxies
+                    })
+                })
+            });
+            let urls: Vec<String> = proxies.iter().map(FaultProxy::url).collect();
+            let at = args.iter().position(|a| a == "--etcd").expect("--etcd") + 1;
+            args[at] = urls.join(",");
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let node = Node::spawn_with_env(electd(), self.dir.path(), name, &args, env);
         if !self.journals.contains(&node.journal) {
@@ -108,6 +152,12 @@ impl Run {
         let node = self.nodes.remove(index);
         let old = std::mem::replace(&mut self.nodes[i], node);
         self.retired.push(old);
+    }
+
+    /// The proxies between node `i` and etcd (one per member).
+    pub fn link(&self, i: usize) -> &[FaultProxy] {
+        let links = self.links.as_ref().expect("a faulty run");
+        &links[&self.nodes[i].name]
     }
 
     pub fn kill9(&mut self, i: usize) -> u64 {
