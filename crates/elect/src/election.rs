@@ -247,15 +247,15 @@ impl<B: Backend> Machine<B> {
     }
 
     fn on_renewal(&mut self, res: Result<Renewal, RenewError>) {
+        let renewed_until = res.as_ref().ok().map(|r| self.deadline_after(*r));
         let Some(claim) = self.claim.as_mut() else {
             return;
         };
         match res {
             Ok(renewal) => {
-                let deadline = (renewal.sent_at + renewal.ttl.min(self.config.ttl))
-                    .checked_sub(self.config.margin)
-                    .unwrap_or(renewal.sent_at);
-                claim.deadline = claim.deadline.max(deadline);
+                if let Some(deadline) = renewed_until {
+                    claim.deadline = claim.deadline.max(deadline);
+                }
                 claim.next_renew = renewal.sent_at + self.config.renew_interval();
                 claim.failures = 0;
                 self.config.telemetry.renewal(RenewalOutcome::Renewed);
@@ -366,6 +366,7 @@ impl<B: Backend> Machine<B> {
         }
     }
 
+    /// `sent_at + min(TTL etcd confirmed, our TTL) − margin`.
     fn deadline_after(&self, renewal: Renewal) -> Instant {
         (renewal.sent_at + renewal.ttl.min(self.config.ttl))
             .checked_sub(self.config.margin)

@@ -149,6 +149,9 @@ impl Lead {
             match event {
                 Event::Shutdown => {
                     stop(child.take()).await;
+                    // Resign as `shutdown` while the guard still holds the
+                    // leadership (dropping it first would resign as `resign`).
+                    self.election.shutdown().await;
                     return After::Shutdown;
                 }
                 Event::Lost => {
@@ -208,6 +211,9 @@ impl Lead {
                                 _ = shutdown.wait_for(|stop| *stop) => Some(After::Shutdown),
                             };
                             if let Some(after) = pause {
+                                if matches!(after, After::Shutdown) {
+                                    self.election.shutdown().await;
+                                }
                                 return after;
                             }
                             self.metrics.exec_restarted();

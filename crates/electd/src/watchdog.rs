@@ -29,7 +29,7 @@ use std::time::Duration;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::process::{
     Pid, PidfdFlags, Signal, WaitOptions, getpid, kill_process_group, pidfd_open,
-    set_child_subreaper, waitpid,
+    set_child_subreaper, test_kill_process_group, wait, waitpid,
 };
 
 /// `argv[1]` that selects this mode.
@@ -97,8 +97,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     };
     supervise(pid, &pidfd, args.grace, args.deadline);
     let status = reap(pid);
-    let _ = kill_process_group(pid, Signal::KILL);
-    reap_orphans();
+    empty_the_group(pid);
     status
 }
 
@@ -206,15 +205,23 @@ fn reap(pid: Pid) -> ExitCode {
     }
 }
 
-/// Reaps every child left (grandchildren reparented to us), for up to a second.
-fn reap_orphans() {
-    for _ in 0..100 {
-        match waitpid(None, WaitOptions::NOHANG) {
-            Ok(Some(_)) => continue,
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            // No children left.
-            Err(_) => return,
+/// Kills what is left of the command's process group and reaps it, until the
+/// group is empty (for up to two seconds). Waiting for "no children" is not
+/// enough: a process that was still a grandchild's child when we looked is
+/// reparented to us only once its own parent dies, and if we had exited by
+/// then it would become a zombie of init.
+fn empty_the_group(group: Pid) {
+    for _ in 0..200 {
+        let _ = kill_process_group(group, Signal::KILL);
+        // `wait`, not `waitpid(None)`: the latter only reaps children in our
+        // own process group, and the orphans are in the command's.
+        while let Ok(Some(_)) = wait(WaitOptions::NOHANG) {}
+        if test_kill_process_group(group).is_err() {
+            // Nobody left in the group; reap what the last deaths handed us.
+            while let Ok(Some(_)) = wait(WaitOptions::NOHANG) {}
+            return;
         }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -4,6 +4,7 @@
 //! * [`node`]: `electd` processes, with signals and HTTP helpers;
 //! * [`checker`]: proves the safety invariant over the journals of a run;
 //! * [`proxy`]: a TCP fault proxy (delay, silent and loud partitions);
+//! * [`ticks`]: what `--exec` commands under test record, read back;
 //! * [`eventually`]: polls a condition with a deadline instead of sleeping.
 //!
 //! Every process started here is a child owned by a guard whose `Drop` kills
@@ -14,6 +15,7 @@ pub mod etcd;
 pub mod node;
 mod process;
 pub mod proxy;
+pub mod ticks;
 
 use std::collections::HashSet;
 use std::future::Future;

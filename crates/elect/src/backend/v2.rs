@@ -658,6 +658,30 @@ mod tests {
     }
 
     proptest! {
+        /// Any node etcd may send: only our exact value is ever ours.
+        #[test]
+        fn arbitrary_nodes_never_make_a_false_leader(
+            value in proptest::option::of(".{0,200}"),
+            created_index in any::<u64>(),
+            modified_index in any::<u64>(),
+        ) {
+            let config = crate::Config::builder()
+                .api(crate::Api::V2)
+                .id("me")
+                .advertise("http://127.0.0.1:1")
+                .ttl(Duration::from_secs(2))
+                .build()
+                .unwrap();
+            let v2 = V2::new(&config, Arc::new(HealthCells::new())).unwrap();
+            let node = Node { value: value.clone(), created_index, modified_index };
+            let view = v2.client.view_of(&node);
+            prop_assert_eq!(view.ours, value.as_deref() == Some(v2.client.value.as_str()));
+            prop_assert_eq!(view.leader.map(|l| l.term), Some(created_index));
+            // Our own value reads back as ours.
+            let own = Node { value: Some(v2.client.value.clone()), created_index, modified_index };
+            prop_assert!(v2.client.view_of(&own).ours);
+        }
+
         #[test]
         fn arbitrary_bodies_never_panic(status in 100u16..600, body in proptest::collection::vec(any::<u8>(), 0..256)) {
             let r = reply(status, None, &body);

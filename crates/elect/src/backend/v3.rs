@@ -19,7 +19,9 @@
 //!   lease together, so this costs one read; but when someone else deletes
 //!   the leader's key, the old leader still believes it leads until it
 //!   notices, and only then revokes its lease (or the lease expires): the
-//!   successor waits for exactly that.
+//!   successor waits for exactly that. The predecessor is the last leader
+//!   this node saw, also across its own campaigns (a hand-deleted prefix
+//!   makes everyone campaign again).
 //!
 //! Trade-off: if the next in line died too, its key leads the queue until its
 //! lease expires, so a double failure can leave the election leaderless for up
@@ -145,6 +147,9 @@ struct Shared {
     ttl: Duration,
     health: Arc<HealthCells>,
     telemetry: Arc<dyn Telemetry>,
+    /// The last leader key this node saw, and its lease: the predecessor to
+    /// wait for if this node finds itself first (see `lead_after_predecessor`).
+    last_leader: std::sync::Mutex<Option<(Vec<u8>, i64)>>,
 }
 
 /// Our claim: the lease and the key put with it.
@@ -305,6 +310,37 @@ impl Shared {
         Ok((revision, resp.take_kvs()))
     }
 
+    /// Records the leader of a snapshot; when that leader is us and the last
+    /// leader we saw was someone else, waits until that predecessor's lease is
+    /// gone. Returns whether it waited (the snapshot is then stale).
+    async fn lead_after_predecessor(
+        &self,
+        snapshot: &Snapshot,
+        ours: Option<&Ours>,
+    ) -> Result<bool, EtcdError> {
+        let leader = snapshot
+            .leader
+            .as_ref()
+            .map(|kv| (kv.key().to_vec(), kv.lease()));
+        let previous = {
+            let mut last = self.last_leader.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::replace(&mut *last, leader.clone())
+        };
+        let we_lead = self.view_of(snapshot, ours).ours;
+        let Some((key, lease)) = previous else {
+            return Ok(false);
+        };
+        if !we_lead || Some(&key) == leader.as_ref().map(|(k, _)| k) || lease == 0 {
+            return Ok(false);
+        }
+        if let Err(err) = self.lease_gone(lease).await {
+            // Try again next time: the predecessor is still the one to wait for.
+            *self.last_leader.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, lease));
+            return Err(err);
+        }
+        Ok(true)
+    }
+
     /// Whether `lease` still exists.
     async fn lease_alive(&self, lease: i64) -> Result<bool, EtcdError> {
         let link = self.conn.link(self.attempt_timeout()).await?;
@@ -347,11 +383,6 @@ async fn follow(
 ) {
     let mut backoff = Backoff::new(shared.ttl.min(Duration::from_secs(5)));
     let mut generations = shared.conn.generation.subscribe();
-    // The leader key we last saw, and its lease: our predecessor if we move up.
-    let mut last_leader: Option<(Vec<u8>, i64)> = start
-        .as_ref()
-        .and_then(|s| s.leader.as_ref())
-        .map(|kv| (kv.key().to_vec(), kv.lease()));
     loop {
         let snapshot = match start.take() {
             Some(snapshot) => snapshot,
@@ -380,32 +411,25 @@ async fn follow(
                 continue;
             }
         }
-        let view = shared.view_of(&snapshot, ours.as_ref().map(|(o, _)| o));
-        let leader = snapshot
-            .leader
-            .as_ref()
-            .map(|kv| (kv.key().to_vec(), kv.lease()));
-        if view.ours
-            && let Some((key, lease)) = last_leader.take()
-            && Some(&key) != leader.as_ref().map(|(k, _)| k)
-            && lease != 0
+        // If we moved up to first, lead only once the predecessor's lease is
+        // gone: if its key was deleted by someone else, it may still believe
+        // it leads until it notices.
+        match shared
+            .lead_after_predecessor(&snapshot, ours.as_ref().map(|(o, _)| o))
+            .await
         {
-            // We moved up to first. Lead only once the predecessor's lease is
-            // gone: if its key was deleted by someone else, it may still
-            // believe it leads until it notices.
-            if let Err(err) = shared.lease_gone(lease).await {
-                last_leader = Some((key, lease));
+            Ok(false) => {}
+            // Read again: the queue may have changed while we waited.
+            Ok(true) => continue,
+            Err(err) => {
                 if tx.send(Change::Problem(err)).is_err() {
                     return;
                 }
                 sleep(backoff.next_delay()).await;
                 continue;
             }
-            last_leader = leader;
-            // Read again: the queue may have changed while we waited.
-            continue;
         }
-        last_leader = leader;
+        let view = shared.view_of(&snapshot, ours.as_ref().map(|(o, _)| o));
         if tx.send(Change::View(view)).is_err() {
             return;
         }
@@ -590,6 +614,7 @@ impl V3 {
                 ttl: config.ttl,
                 health,
                 telemetry: config.telemetry.clone(),
+                last_leader: std::sync::Mutex::new(None),
             }),
             session: Mutex::new(None),
             tx,
@@ -685,7 +710,16 @@ impl V3 {
         }
         let (_, queue) = shared.queue().await?;
         self.warn_duplicates(&queue, &ours);
-        let snapshot = shared.read(Some(&ours)).await?;
+        let mut snapshot = shared.read(Some(&ours)).await?;
+        if shared
+            .lead_after_predecessor(&snapshot, Some(&ours))
+            .await?
+        {
+            snapshot = shared.read(Some(&ours)).await?;
+            shared
+                .lead_after_predecessor(&snapshot, Some(&ours))
+                .await?;
+        }
         let view = shared.view_of(&snapshot, Some(&ours));
         let term = revision_u64(create_revision);
         self.follow_with(Some((ours, term)), Some(snapshot));
@@ -920,5 +954,51 @@ fn client_error(endpoint: &str, err: etcd_client::Error) -> EtcdError {
             endpoint,
             detail: other.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etcd_client::proto::PbKeyValue;
+    use proptest::prelude::*;
+
+    fn shared() -> Arc<Shared> {
+        let config = Config::builder()
+            .id("me")
+            .advertise("http://127.0.0.1:1")
+            .ttl(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        V3::new(&config, Arc::new(HealthCells::new()))
+            .unwrap()
+            .shared
+    }
+
+    proptest! {
+        /// Whatever etcd (or someone writing to the prefix) sends, only our
+        /// own key with our own lease is ever taken as ours.
+        #[test]
+        fn arbitrary_key_values_never_make_a_false_leader(
+            key in proptest::collection::vec(any::<u8>(), 0..48),
+            value in proptest::collection::vec(any::<u8>(), 0..256),
+            create_revision in any::<i64>(),
+            lease in any::<i64>(),
+            our_lease in 1i64..,
+        ) {
+            let shared = shared();
+            let pb = PbKeyValue { key, value, create_revision, lease, ..PbKeyValue::default() };
+            let kv: &KeyValue = (&pb).into();
+            let ours = Ours {
+                lease: our_lease,
+                key: format!("{}{our_lease:x}", shared.prefix).into_bytes(),
+                create_revision: 5,
+            };
+            let snapshot = Snapshot { revision: 9, leader: Some(kv.clone()), ahead: None, own: None };
+            let view = shared.view_of(&snapshot, Some(&ours));
+            prop_assert!(!view.ours || (kv.key() == ours.key.as_slice() && kv.lease() == ours.lease));
+            let leader = view.leader.expect("a leader");
+            prop_assert_eq!(leader.term, u64::try_from(create_revision).unwrap_or(0));
+        }
     }
 }

@@ -12,6 +12,13 @@ use harness::node::Node;
 use harness::proxy::FaultProxy;
 use tempfile::TempDir;
 
+/// Held by tests whose measurements (request intervals, renewal gaps) must
+/// not share two cores with another test's dozen processes.
+pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
 pub fn electd() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_electd"))
 }

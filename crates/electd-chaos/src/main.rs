@@ -1,0 +1,468 @@
+//! `electd-chaos`: a bounded chaos soak.
+//!
+//! Starts etcd (one or three members, each member's peer traffic behind a
+//! fault proxy) and N `electd` nodes, each reaching etcd through fault
+//! proxies of its own. For `--duration` it injects random faults, one at a
+//! time: kill -9 and restart, SIGSTOP/SIGCONT, SIGTERM and restart, silent
+//! and loud partitions, delays, etcd member kills and restarts, a member cut
+//! off from the others. Then it stops everything, runs the journal checker
+//! (and, with `--exec`, checks that no two commands ever ran at once) and
+//! prints a summary. Exits 1 on any violation. `--seed` makes the schedule
+//! (fault kinds, durations, targets by role) reproducible.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use harness::checker::check;
+use harness::etcd::{Etcd, EtcdOptions};
+use harness::node::Node;
+use harness::now_ns;
+use harness::proxy::{Direction, Fault, FaultProxy};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use tokio::time::{Instant, sleep};
+
+/// `argv[1]` of the `--exec` command the soak gives its nodes.
+const CHILD_MODE: &str = "--exec-child";
+
+#[derive(Parser)]
+#[command(name = "electd-chaos", about)]
+struct Args {
+    /// etcd API for the nodes.
+    #[arg(long, default_value = "v3", value_parser = ["v2", "v3"])]
+    api: String,
+    /// How long to inject faults, e.g. 60s, 20m, 1h.
+    #[arg(long, default_value = "60s")]
+    duration: String,
+    /// Seed of the fault schedule [default: random, printed].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// electd nodes.
+    #[arg(long, default_value_t = 5)]
+    nodes: usize,
+    /// etcd members: 1 or 3.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=3))]
+    etcd_members: u8,
+    /// Give every node an --exec command, and check that no two ever run at once.
+    #[arg(long)]
+    exec: bool,
+    /// Lease TTL of the nodes, in seconds.
+    #[arg(long, default_value_t = 2)]
+    ttl: u64,
+    /// The electd binary [default: next to this program].
+    #[arg(long)]
+    electd: Option<PathBuf>,
+    /// Keep the run's directory (journals, logs) and print where it is.
+    #[arg(long)]
+    keep: bool,
+}
+
+fn parse_duration(raw: &str) -> anyhow::Result<Duration> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let n: u64 = number
+        .parse()
+        .with_context(|| format!("{raw:?} is not a duration"))?;
+    Ok(match unit {
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => bail!("{raw:?} is not a duration like 60s, 20m or 1h"),
+    })
+}
+
+/// The `--exec` command: ticks every 50 ms with `CLOCK_MONOTONIC` times, and
+/// keeps a grandchild in its process group.
+fn child(file: &Path) -> ExitCode {
+    let term = std::env::var("ELECTD_TERM").unwrap_or_default();
+    let pid = std::process::id();
+    let Ok(mut out) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+    else {
+        return ExitCode::FAILURE;
+    };
+    if let Ok(grandchild) = std::process::Command::new("sleep").arg("1000").spawn() {
+        let _ = writeln!(out, "grandchild {pid} {}", grandchild.id());
+    }
+    loop {
+        if writeln!(out, "tick {term} {pid} {}", now_ns()).is_err() {
+            return ExitCode::FAILURE;
+        }
+        // The work this command stands for: a beat every 50 ms.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    KillRestart,
+    PauseResume,
+    TermRestart,
+    SilentPartition,
+    LoudPartition,
+    Delay,
+    EtcdMemberRestart,
+    EtcdMemberCutOff,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::KillRestart => "kill -9 + restart",
+            Kind::PauseResume => "SIGSTOP/SIGCONT",
+            Kind::TermRestart => "SIGTERM + restart",
+            Kind::SilentPartition => "silent partition",
+            Kind::LoudPartition => "loud partition",
+            Kind::Delay => "delay",
+            Kind::EtcdMemberRestart => "etcd member kill + restart",
+            Kind::EtcdMemberCutOff => "etcd member cut off",
+        }
+    }
+}
+
+struct Soak {
+    dir: PathBuf,
+    binary: PathBuf,
+    node_args: Vec<String>,
+    exec: Option<Vec<String>>,
+    etcd: Etcd,
+    nodes: Vec<Node>,
+    links: Vec<Vec<FaultProxy>>,
+    retired: Vec<Node>,
+    journals: Vec<PathBuf>,
+    ticks: Vec<(String, PathBuf)>,
+    deaths: std::collections::HashMap<u32, u64>,
+}
+
+impl Soak {
+    fn spawn(&mut self, i: usize) {
+        let name = format!("n{i}");
+        let mut args = self.node_args.clone();
+        let urls: Vec<String> = self.links[i].iter().map(FaultProxy::url).collect();
+        args.extend(["--etcd".to_owned(), urls.join(",")]);
+        if let Some(exec) = &self.exec {
+            args.push("--exec".to_owned());
+            args.push("--".to_owned());
+            args.extend(exec.iter().cloned());
+            args.push(self.dir.join(format!("{name}.ticks")).display().to_string());
+        }
+        let node = Node::spawn(&self.binary, &self.dir, &name, &args);
+        if i < self.nodes.len() {
+            let old = std::mem::replace(&mut self.nodes[i], node);
+            if let Some((pid, at)) = old.death() {
+                self.deaths.insert(pid, at);
+            }
+            self.retired.push(old);
+        } else {
+            self.journals.push(node.journal.clone());
+            self.ticks
+                .push((name.clone(), self.dir.join(format!("{name}.ticks"))));
+            self.nodes.push(node);
+        }
+    }
+
+    async fn leader(&self) -> Option<usize> {
+        for (i, node) in self.nodes.iter().enumerate() {
+            if node.is_leader().await {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    fn link(&self, i: usize, apply: impl Fn(&FaultProxy)) {
+        for proxy in &self.links[i] {
+            apply(proxy);
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(CHILD_MODE) {
+        return match args.get(2) {
+            Some(file) => child(Path::new(file)),
+            None => ExitCode::FAILURE,
+        };
+    }
+    let args = Args::parse();
+    match soak(args).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(err) => {
+            eprintln!("electd-chaos: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn soak(args: Args) -> anyhow::Result<bool> {
+    let duration = parse_duration(&args.duration)?;
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let binary = match args.electd {
+        Some(path) => path,
+        None => std::env::current_exe()?.with_file_name("electd"),
+    };
+    if !binary.exists() {
+        bail!(
+            "{} not found: build it (cargo build -p electd) or pass --electd",
+            binary.display()
+        );
+    }
+    let ttl = Duration::from_secs(args.ttl);
+    let members = usize::from(args.etcd_members);
+    let dir = tempfile::Builder::new().prefix("electd-chaos-").tempdir()?;
+    println!(
+        "electd-chaos: --api {} --nodes {} --etcd-members {members} --ttl {} --duration {:?}{} --seed {seed}",
+        args.api,
+        args.nodes,
+        args.ttl,
+        duration,
+        if args.exec { " --exec" } else { "" }
+    );
+    let etcd = Etcd::start(EtcdOptions {
+        members,
+        peer_proxies: true,
+        ..EtcdOptions::default()
+    })
+    .await;
+    let mut links = Vec::new();
+    for _ in 0..args.nodes {
+        let mut proxies = Vec::new();
+        for endpoint in etcd.endpoints() {
+            let target = endpoint.trim_start_matches("http://").parse()?;
+            proxies.push(FaultProxy::start(target).await);
+        }
+        links.push(proxies);
+    }
+    let exec = args.exec.then(|| {
+        vec![
+            std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            CHILD_MODE.to_owned(),
+        ]
+    });
+    let mut soak = Soak {
+        dir: dir.path().to_owned(),
+        binary,
+        node_args: vec![
+            "--api".into(),
+            args.api.clone(),
+            "--ttl".into(),
+            args.ttl.to_string(),
+        ],
+        exec,
+        etcd,
+        nodes: Vec::new(),
+        links,
+        retired: Vec::new(),
+        journals: Vec::new(),
+        ticks: Vec::new(),
+        deaths: Default::default(),
+    };
+    for i in 0..args.nodes {
+        soak.spawn(i);
+    }
+    let first_leader = async {
+        let until = Instant::now() + ttl + Duration::from_secs(20);
+        while Instant::now() < until {
+            if soak.leader().await.is_some() {
+                return true;
+            }
+            sleep(Duration::from_millis(20)).await;
+        }
+        false
+    };
+    if !first_leader.await {
+        bail!(
+            "no leader within {:?} of starting",
+            ttl + Duration::from_secs(20)
+        );
+    }
+    let started = now_ns();
+    let until = Instant::now() + duration;
+    let mut kinds: Vec<Kind> = vec![
+        Kind::KillRestart,
+        Kind::PauseResume,
+        Kind::TermRestart,
+        Kind::SilentPartition,
+        Kind::LoudPartition,
+        Kind::Delay,
+        Kind::EtcdMemberRestart,
+    ];
+    if members == 3 {
+        kinds.push(Kind::EtcdMemberCutOff);
+    }
+    let mut counts: BTreeMap<Kind, u32> = BTreeMap::new();
+    while Instant::now() < until {
+        let kind = kinds[rng.random_range(0..kinds.len())];
+        let target_leader = rng.random_bool(0.6);
+        let hold = ttl.mul_f64(rng.random_range(0.1..2.0));
+        let settle = ttl.mul_f64(rng.random_range(0.0..0.5));
+        let member = rng.random_range(0..members);
+        let delay = ttl.mul_f64(rng.random_range(0.05..0.4));
+        let jitter = ttl.mul_f64(rng.random_range(0.0..0.1));
+        let random_node = rng.random_range(0..args.nodes);
+        let node = match target_leader {
+            true => soak.leader().await.unwrap_or(random_node),
+            false => random_node,
+        };
+        *counts.entry(kind).or_default() += 1;
+        inject(&mut soak, kind, node, member, hold, delay, jitter).await;
+        sleep(settle.min(until.saturating_duration_since(Instant::now()))).await;
+    }
+    let faulted_until = now_ns();
+
+    // Stop everything in order, then read the evidence.
+    for i in 0..soak.nodes.len() {
+        soak.link(i, FaultProxy::heal);
+        soak.nodes[i].resume();
+        soak.nodes[i].terminate();
+    }
+    for node in &mut soak.nodes {
+        if node
+            .wait_exit(ttl + Duration::from_secs(10))
+            .await
+            .is_none()
+        {
+            let at = node.kill9();
+            soak.deaths.insert(node.pid(), at);
+        }
+    }
+    for node in soak.nodes.iter().chain(&soak.retired) {
+        if let Some((pid, at)) = node.death() {
+            soak.deaths.insert(pid, at);
+        }
+    }
+    let report = check(&soak.journals, &soak.deaths)?;
+    let overlaps = report
+        .violations
+        .iter()
+        .filter(|v| v.starts_with("overlap"))
+        .count();
+    let terms: std::collections::BTreeSet<u64> = report.intervals.iter().map(|i| i.term).collect();
+    let gap = report.longest_gap_ns(started, faulted_until);
+
+    println!("faults injected: {}", counts.values().sum::<u32>());
+    for (kind, n) in &counts {
+        println!("  {:<28} {n}", kind.name());
+    }
+    println!("leaderships: {}", report.intervals.len());
+    println!("terms: {}", terms.len());
+    println!("longest time without a leader: {:.3} s", gap as f64 / 1e9);
+    println!("overlapping leaderships: {overlaps}");
+    let mut ok = report.violations.is_empty();
+    for violation in &report.violations {
+        println!("VIOLATION: {violation}");
+    }
+    if args.exec {
+        let ticks = harness::ticks::read(&soak.ticks, 0);
+        let child_overlaps = ticks.overlaps();
+        println!("--exec commands run: {}", ticks.children.len());
+        println!("commands running at once: {}", child_overlaps.len());
+        for (a, b) in &child_overlaps {
+            println!("VIOLATION: commands overlapped: {a:?} and {b:?}");
+        }
+        ok &= child_overlaps.is_empty();
+    }
+    println!("result: {}", if ok { "safe" } else { "UNSAFE" });
+    if args.keep {
+        println!("journals and logs kept in {}", dir.keep().display());
+    }
+    Ok(ok)
+}
+
+async fn inject(
+    soak: &mut Soak,
+    kind: Kind,
+    node: usize,
+    member: usize,
+    hold: Duration,
+    delay: Duration,
+    jitter: Duration,
+) {
+    match kind {
+        Kind::KillRestart => {
+            let at = soak.nodes[node].kill9();
+            soak.deaths.insert(soak.nodes[node].pid(), at);
+            sleep(hold).await;
+            soak.spawn(node);
+        }
+        Kind::PauseResume => {
+            soak.nodes[node].pause();
+            sleep(hold).await;
+            soak.nodes[node].resume();
+        }
+        Kind::TermRestart => {
+            soak.nodes[node].terminate();
+            if soak.nodes[node]
+                .wait_exit(Duration::from_secs(10))
+                .await
+                .is_none()
+            {
+                let at = soak.nodes[node].kill9();
+                soak.deaths.insert(soak.nodes[node].pid(), at);
+            }
+            sleep(hold).await;
+            soak.spawn(node);
+        }
+        Kind::SilentPartition => {
+            soak.link(node, FaultProxy::drop_all);
+            sleep(hold).await;
+            soak.link(node, FaultProxy::heal);
+        }
+        Kind::LoudPartition => {
+            soak.link(node, FaultProxy::refuse);
+            sleep(hold).await;
+            soak.link(node, FaultProxy::heal);
+        }
+        Kind::Delay => {
+            soak.link(node, |p| {
+                p.set(
+                    Direction::Both,
+                    Fault::Delay {
+                        fixed: delay,
+                        jitter,
+                    },
+                )
+            });
+            sleep(hold).await;
+            soak.link(node, FaultProxy::heal);
+        }
+        Kind::EtcdMemberRestart => {
+            soak.etcd.kill(member);
+            sleep(hold).await;
+            soak.etcd.restart(member);
+        }
+        Kind::EtcdMemberCutOff => {
+            soak.etcd.isolate(member);
+            sleep(hold).await;
+            soak.etcd.rejoin(member);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("60s").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("20m").unwrap(), Duration::from_secs(1200));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
+        assert!(parse_duration("5 days").is_err());
+    }
+}
