@@ -283,6 +283,26 @@ impl Etcd {
         })
     }
 
+    /// The sum of every series of metric `name` on member `i` (e.g. all
+    /// methods of `grpc_server_msg_received_total`).
+    pub async fn metric_sum(&self, i: usize, name: &str) -> Option<f64> {
+        let url = format!("{}/metrics", self.endpoint(i));
+        let text = self.http.get(url).send().await.ok()?.text().await.ok()?;
+        let mut sum = None;
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((key, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let series = key.split('{').next().unwrap_or(key);
+            if series == name
+                && let Ok(value) = value.parse::<f64>()
+            {
+                *sum.get_or_insert(0.0) += value;
+            }
+        }
+        sum
+    }
+
     /// Raft proposals committed so far: each a replicated, fsynced write.
     pub async fn proposals_committed(&self, i: usize) -> Option<f64> {
         self.metric(i, "etcd_server_proposals_committed_total")

@@ -1,0 +1,231 @@
+//! Real electd processes for the latency scenarios, and what their journals
+//! and etcd's own events say about when things happened.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use harness::node::Node;
+use harness::now_ns;
+use tokio::time::{Instant, sleep};
+
+/// `electd` nodes of one election on one etcd.
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    binary: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    pub nodes: Vec<Node>,
+    retired: Vec<Node>,
+}
+
+impl Cluster {
+    /// Starts `n` nodes with `args` (plus `--listen`, `--id`, `--journal`).
+    pub async fn start(binary: &Path, args: &[String], env: &[(&str, &str)], n: usize) -> Cluster {
+        let mut cluster = Cluster {
+            dir: tempfile::Builder::new()
+                .prefix("electd-bench-")
+                .tempdir()
+                .expect("a temporary directory"),
+            binary: binary.to_owned(),
+            args: args.to_vec(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            nodes: Vec::new(),
+            retired: Vec::new(),
+        };
+        for i in 0..n {
+            let node = cluster.spawn(i);
+            cluster.nodes.push(node);
+        }
+        for node in &cluster.nodes {
+            node.wait_serving().await;
+        }
+        cluster
+    }
+
+    fn spawn(&self, i: usize) -> Node {
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        Node::spawn_with_env(
+            &self.binary,
+            self.dir.path(),
+            &format!("n{i}"),
+            &self.args,
+            &env,
+        )
+    }
+
+    /// Replaces node `i` (killed or exited) with a fresh process.
+    pub async fn restart(&mut self, i: usize) {
+        let node = self.spawn(i);
+        node.wait_serving().await;
+        let old = std::mem::replace(&mut self.nodes[i], node);
+        self.retired.push(old);
+    }
+
+    /// The node that says it leads, waiting up to `limit`.
+    pub async fn leader(&self, limit: Duration) -> Option<usize> {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            for (i, node) in self.nodes.iter().enumerate() {
+                if node.is_leader().await {
+                    return Some(i);
+                }
+            }
+            sleep(Duration::from_millis(5)).await;
+        }
+        None
+    }
+
+    /// Waits until every other node names `leader`, so a successor is queued.
+    pub async fn all_follow(&self, leader: usize, limit: Duration) -> bool {
+        let named = format!("port {}", self.nodes[leader].port);
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            let mut all = true;
+            for (i, node) in self.nodes.iter().enumerate() {
+                all &= i == leader || node.answer().await.is_some_and(|a| a.ends_with(&named));
+            }
+            if all {
+                return true;
+            }
+            sleep(Duration::from_millis(5)).await;
+        }
+        false
+    }
+
+    /// The first `acquired` after `since` (ns) by a node other than `except`.
+    pub async fn acquired_after(
+        &self,
+        since: u64,
+        except: Option<usize>,
+        limit: Duration,
+    ) -> Option<(usize, u64)> {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            let mut first: Option<(usize, u64)> = None;
+            for (i, node) in self.nodes.iter().enumerate() {
+                if Some(i) == except {
+                    continue;
+                }
+                for record in journal(&node.journal) {
+                    if record["event"] == "acquired"
+                        && let Some(t) = record["t_ns"].as_u64()
+                        && t > since
+                        && first.is_none_or(|(_, f)| t < f)
+                    {
+                        first = Some((i, t));
+                    }
+                }
+            }
+            if first.is_some() {
+                return first;
+            }
+            sleep(Duration::from_millis(2)).await;
+        }
+        None
+    }
+
+    /// The last deadline node `i` journalled (ns).
+    pub fn last_deadline(&self, i: usize) -> Option<u64> {
+        journal(&self.nodes[i].journal)
+            .iter()
+            .filter_map(|r| r["deadline_ns"].as_u64())
+            .max()
+    }
+}
+
+fn journal(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Records when etcd deletes (or expires) a key of the election, as seen by
+/// a watcher of our own: `CLOCK_MONOTONIC` ns of each delete event.
+#[derive(Clone, Default)]
+pub struct Deletions(Arc<Mutex<Vec<u64>>>);
+
+impl Deletions {
+    /// The first deletion after `since`.
+    pub fn after(&self, since: u64) -> Option<u64> {
+        let seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        seen.iter().copied().filter(|&t| t > since).min()
+    }
+
+    fn record(&self) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(now_ns());
+    }
+
+    /// Watches the v2 key `/v2/keys/<election>` for deletions and expiries.
+    pub fn watch_v2(endpoint: String, election: String) -> Deletions {
+        let deletions = Deletions::default();
+        let seen = deletions.clone();
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let url = format!("{endpoint}/v2/keys/{election}");
+            let mut index: Option<u64> = None;
+            loop {
+                let mut req = http.get(&url).query(&[("wait", "true")]);
+                if let Some(i) = index {
+                    req = req.query(&[("waitIndex", i.to_string())]);
+                }
+                let Ok(resp) = req.send().await else {
+                    sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let Ok(event) = resp.json::<serde_json::Value>().await else {
+                    index = None;
+                    continue;
+                };
+                if matches!(
+                    event["action"].as_str(),
+                    Some("expire" | "delete" | "compareAndDelete")
+                ) {
+                    seen.record();
+                }
+                index = event["node"]["modifiedIndex"].as_u64().map(|i| i + 1);
+            }
+        });
+        deletions
+    }
+
+    /// Watches every key under the v3 `prefix` for deletions.
+    pub fn watch_v3(endpoint: String, prefix: String) -> Deletions {
+        let deletions = Deletions::default();
+        let seen = deletions.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok(mut client) = etcd_client::Client::connect([endpoint.as_str()], None).await
+                else {
+                    sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let options = etcd_client::WatchOptions::new().with_prefix();
+                let Ok(mut stream) = client.watch(prefix.as_bytes(), Some(options)).await else {
+                    sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                while let Ok(Some(response)) = stream.message().await {
+                    for event in response.events() {
+                        if event.event_type() == etcd_client::EventType::Delete {
+                            seen.record();
+                        }
+                    }
+                }
+            }
+        });
+        deletions
+    }
+}
