@@ -149,7 +149,7 @@ impl Lead {
             match event {
                 Event::Shutdown => {
                     stop(child.take()).await;
-                    return After::Shutdown;
+                    return self.shut_down(leadership).await;
                 }
                 Event::Lost => {
                     // SIGTERM now; the watchdog kills by the deadline at the latest.
@@ -207,8 +207,10 @@ impl Lead {
                                 _ = leadership.lost() => Some(After::Campaign),
                                 _ = shutdown.wait_for(|stop| *stop) => Some(After::Shutdown),
                             };
-                            if let Some(after) = pause {
-                                return after;
+                            match pause {
+                                Some(After::Shutdown) => return self.shut_down(leadership).await,
+                                Some(after) => return after,
+                                None => {}
                             }
                             self.metrics.exec_restarted();
                             child = self.start(spec, &leadership);
@@ -217,6 +219,15 @@ impl Lead {
                 }
             }
         }
+    }
+
+    /// Shuts the election down (journal reason `shutdown`) while the
+    /// leadership is still held: a guard dropped while valid resigns, and
+    /// that resignation would come first.
+    async fn shut_down(&self, leadership: Leadership) -> After {
+        self.election.shutdown().await;
+        drop(leadership);
+        After::Shutdown
     }
 }
 

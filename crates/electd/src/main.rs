@@ -235,7 +235,11 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
     // etcd is unreachable), then stop serving HTTP.
     let _ = stop_leading.send(true);
     let bound = settings.exec.as_ref().map_or(Duration::ZERO, |e| e.grace) + Duration::from_secs(5);
-    let _ = tokio::time::timeout(bound, join_leading(&mut leading)).await;
+    // The task itself, not `join_leading`: that waits for an exit request,
+    // and a shutdown makes none.
+    if let Some(task) = leading.take() {
+        let _ = tokio::time::timeout(bound, task).await;
+    }
     let _ = tokio::time::timeout(Duration::from_secs(5), election.shutdown()).await;
     let _ = stop_http.send(true);
     for server in servers {
