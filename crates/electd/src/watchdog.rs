@@ -29,7 +29,7 @@ use std::time::Duration;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::process::{
     Pid, PidfdFlags, Signal, WaitOptions, getpid, kill_process_group, pidfd_open,
-    set_child_subreaper, waitpid,
+    set_child_subreaper, wait, waitpid,
 };
 
 /// `argv[1]` that selects this mode.
@@ -209,7 +209,9 @@ fn reap(pid: Pid) -> ExitCode {
 /// Reaps every child left (grandchildren reparented to us), for up to a second.
 fn reap_orphans() {
     for _ in 0..100 {
-        match waitpid(None, WaitOptions::NOHANG) {
+        // `wait`, not `waitpid(None, …)`: that is pid 0, children in *our*
+        // process group only, and the orphans are in the command's.
+        match wait(WaitOptions::NOHANG) {
             Ok(Some(_)) => continue,
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
             // No children left.
