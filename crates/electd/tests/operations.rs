@@ -299,9 +299,14 @@ async fn health_checks_never_show_two_leaders(api: &'static str) {
     // Poll every node's /health/leader every 10 ms through a hand-over and a crash.
     let polling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let mut pollers = Vec::new();
-    for node in &run.nodes {
+    // Per node: whether its poller has seen a 200 yet.
+    let seen: Vec<_> = (0..run.nodes.len())
+        .map(|_| std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)))
+        .collect();
+    for (node, seen) in run.nodes.iter().zip(&seen) {
         let url = format!("{}/health/leader", node.url());
         let polling = polling.clone();
+        let seen = seen.clone();
         pollers.push(tokio::spawn(async move {
             let client = harness::http()
                 .timeout(Duration::from_secs(2))
@@ -314,6 +319,7 @@ async fn health_checks_never_show_two_leaders(api: &'static str) {
                     && resp.status() == 200
                 {
                     oks.push((start, Instant::now()));
+                    seen.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
@@ -326,6 +332,13 @@ async fn health_checks_never_show_two_leaders(api: &'static str) {
     run.kill9(next);
     let last = others.into_iter().find(|&i| i != next).unwrap();
     run.sole_leader_among(&[last], run.ttl() + SLACK).await;
+    // Its poller may not have asked since it took over: let it.
+    eventually(SLACK, "the last leader's poller to see a 200", || async {
+        seen[last]
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then_some(())
+    })
+    .await;
     polling.store(false, std::sync::atomic::Ordering::Relaxed);
     let mut all = Vec::new();
     for (i, poller) in pollers.into_iter().enumerate() {
