@@ -74,7 +74,7 @@ struct Reply {
     /// `X-Etcd-Index`: the store's index when the request was served.
     index: Option<u64>,
     body: Vec<u8>,
-    /// What a refusal (errorCode 110) means for this client; see [`Client::denied`].
+    /// What a refusal (errorCode 110) means for this client (`Client::denied`).
     denied: Arc<str>,
 }
 
