@@ -10,6 +10,7 @@ use url::Url;
 
 use crate::error::ConfigError;
 use crate::telemetry::{NoTelemetry, Telemetry};
+use crate::tls::Tls;
 
 /// Which etcd API speaks for the election.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -54,6 +55,25 @@ pub struct Config {
     pub(crate) observer: bool,
     pub(crate) journal: Option<PathBuf>,
     pub(crate) telemetry: Arc<dyn Telemetry>,
+    pub(crate) tls: Option<Tls>,
+    pub(crate) credentials: Option<Credentials>,
+}
+
+/// A user of etcd's authentication and its password.
+#[derive(Clone)]
+pub(crate) struct Credentials {
+    pub(crate) user: String,
+    pub(crate) password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The password stays out of every log line and error message.
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
 }
 
 impl fmt::Debug for Config {
@@ -68,6 +88,8 @@ impl fmt::Debug for Config {
             .field("api", &self.api)
             .field("observer", &self.observer)
             .field("journal", &self.journal)
+            .field("tls", &self.tls)
+            .field("credentials", &self.credentials)
             .finish()
     }
 }
@@ -142,6 +164,9 @@ pub struct ConfigBuilder {
     observer: bool,
     journal: Option<PathBuf>,
     telemetry: Arc<dyn Telemetry>,
+    ca_file: Option<PathBuf>,
+    client_cert: Option<(PathBuf, PathBuf)>,
+    credentials: Option<Credentials>,
 }
 
 impl Default for ConfigBuilder {
@@ -157,6 +182,9 @@ impl Default for ConfigBuilder {
             observer: false,
             journal: None,
             telemetry: Arc::new(NoTelemetry),
+            ca_file: None,
+            client_cert: None,
+            credentials: None,
         }
     }
 }
@@ -217,7 +245,33 @@ impl ConfigBuilder {
         self
     }
 
-    /// Checks the configuration and produces a [`Config`].
+    /// Trust the certificate authorities in this PEM file for `https://`
+    /// endpoints (required with them). etcd's certificate must also name the
+    /// endpoint's host.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+    /// Present this certificate (PEM, optionally followed by its chain) and
+    /// private key (PEM) to etcd: mutual TLS, for etcd started with
+    /// `--client-cert-auth`.
+    pub fn client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.client_cert = Some((cert.into(), key.into()));
+        self
+    }
+    /// Authenticate to etcd as `user`: v3 with a token (renewed when etcd
+    /// says it expired), v2 with HTTP basic authentication against etcd's
+    /// separate v2 user store.
+    pub fn credentials(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.credentials = Some(Credentials {
+            user: user.into(),
+            password: password.into(),
+        });
+        self
+    }
+
+    /// Checks the configuration and produces a [`Config`]. TLS files are
+    /// read and checked here.
     pub fn build(self) -> Result<Config, ConfigError> {
         if self.endpoints.is_empty() {
             return Err(ConfigError::NoEndpoints);
@@ -227,6 +281,14 @@ impl ConfigBuilder {
             .iter()
             .map(|e| normalize_endpoint(e))
             .collect::<Result<Vec<_>, _>>()?;
+        let tls = tls_for(
+            &endpoints,
+            self.ca_file.as_deref(),
+            self.client_cert.as_ref(),
+        )?;
+        if let Some(credentials) = &self.credentials {
+            check_credentials(credentials, self.api)?;
+        }
         if !valid_election_name(&self.election) {
             return Err(ConfigError::InvalidElection(self.election));
         }
@@ -268,8 +330,59 @@ impl ConfigBuilder {
             observer: self.observer,
             journal: self.journal,
             telemetry: self.telemetry,
+            tls,
+            credentials: self.credentials,
         })
     }
+}
+
+/// TLS for all endpoints or for none: both etcd clients use one setting for
+/// every endpoint they rotate through.
+fn tls_for(
+    endpoints: &[String],
+    ca_file: Option<&std::path::Path>,
+    client_cert: Option<&(PathBuf, PathBuf)>,
+) -> Result<Option<Tls>, ConfigError> {
+    let https = endpoints
+        .iter()
+        .filter(|e| e.starts_with("https://"))
+        .count();
+    if https == 0 {
+        if ca_file.is_some() || client_cert.is_some() {
+            return Err(ConfigError::Tls(
+                "TLS files are given but the endpoints are http://: use https:// endpoints",
+            ));
+        }
+        return Ok(None);
+    }
+    if https < endpoints.len() {
+        return Err(ConfigError::Tls(
+            "some endpoints are http:// and some https://: use one scheme for all",
+        ));
+    }
+    let Some(ca_file) = ca_file else {
+        return Err(ConfigError::Tls(
+            "https:// endpoints need the CA that signed etcd's certificate (--etcd-cacert FILE; \
+             for a public CA, the system bundle such as /etc/ssl/certs/ca-certificates.crt)",
+        ));
+    };
+    let client = client_cert.map(|(cert, key)| (cert.as_path(), key.as_path()));
+    Tls::load(ca_file, client).map(Some)
+}
+
+fn check_credentials(credentials: &Credentials, api: Api) -> Result<(), ConfigError> {
+    if credentials.user.trim().is_empty() {
+        return Err(ConfigError::Credentials("the etcd user name is empty"));
+    }
+    if api == Api::V2 && credentials.user.contains(':') {
+        return Err(ConfigError::Credentials(
+            "an etcd v2 user name cannot contain ':' (HTTP basic authentication)",
+        ));
+    }
+    if credentials.password.is_empty() {
+        return Err(ConfigError::Credentials("the etcd password is empty"));
+    }
+    Ok(())
 }
 
 fn valid_election_name(name: &str) -> bool {
@@ -356,6 +469,47 @@ mod tests {
                 .build()
                 .is_err()
         );
+    }
+
+    #[test]
+    fn tls_goes_with_https_endpoints_only() {
+        let pki = harness::tls::Pki::new();
+        let https = Config::builder().endpoints(["https://127.0.0.1:2379"]);
+        assert!(matches!(https.clone().build(), Err(ConfigError::Tls(_))));
+        let cfg = https.clone().ca_file(&pki.ca).build().unwrap();
+        assert!(cfg.tls.is_some());
+        let mixed = https
+            .clone()
+            .endpoints(["https://127.0.0.1:2379", "http://127.0.0.1:2380"])
+            .ca_file(&pki.ca);
+        assert!(matches!(mixed.build(), Err(ConfigError::Tls(_))));
+        let http = Config::builder().client_cert(&pki.client_cert, &pki.client_key);
+        assert!(matches!(http.build(), Err(ConfigError::Tls(_))));
+    }
+
+    #[test]
+    fn the_password_is_checked_and_never_shown() {
+        let cfg = Config::builder()
+            .credentials("electd", "pa55word")
+            .build()
+            .unwrap();
+        let shown = format!("{cfg:?}");
+        assert!(shown.contains("electd"), "{shown}");
+        assert!(!shown.contains("pa55word"), "{shown}");
+        for (api, user, password) in [
+            (Api::V3, "", "pw"),
+            (Api::V3, "electd", ""),
+            (Api::V2, "a:b", "pw"),
+        ] {
+            let built = Config::builder()
+                .api(api)
+                .credentials(user, password)
+                .build();
+            assert!(
+                matches!(built, Err(ConfigError::Credentials(_))),
+                "{user:?}"
+            );
+        }
     }
 
     #[test]

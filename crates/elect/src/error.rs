@@ -40,6 +40,21 @@ pub enum ConfigError {
         /// The TTL it must fit in.
         ttl: Duration,
     },
+    /// A TLS file cannot be read, or does not hold what it should (PEM
+    /// certificates; a private key that matches the certificate).
+    #[error("cannot use TLS file {path}: {reason}")]
+    TlsFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The endpoints' schemes and the TLS settings do not fit together.
+    #[error("etcd TLS settings do not fit: {0}")]
+    Tls(&'static str),
+    /// The etcd user name or password cannot be used.
+    #[error("etcd credentials: {0}")]
+    Credentials(&'static str),
     /// The journal file cannot be opened for appending.
     #[error("cannot open journal {path}: {source}")]
     Journal {
@@ -147,6 +162,8 @@ impl EtcdError {
     }
 
     /// Whether a fresh connection (possibly to another endpoint) could help.
+    /// A refused v3 token counts: a fresh connection authenticates afresh
+    /// (etcd refuses tokens issued before a change to its users and roles).
     pub(crate) fn is_connection_problem(&self) -> bool {
         matches!(
             self,
@@ -154,6 +171,7 @@ impl EtcdError {
                 | EtcdError::Timeout { .. }
                 | EtcdError::NoLeader { .. }
                 | EtcdError::Tls { .. }
+                | EtcdError::AuthFailed { .. }
         )
     }
 }

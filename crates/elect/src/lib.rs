@@ -63,6 +63,7 @@ mod health;
 pub mod journal;
 mod status;
 mod telemetry;
+mod tls;
 mod value;
 
 use std::sync::Arc;

@@ -173,7 +173,7 @@ impl Deletions {
         let deletions = Deletions::default();
         let seen = deletions.clone();
         tokio::spawn(async move {
-            let http = reqwest::Client::new();
+            let http = harness::http().build().expect("an HTTP client");
             let url = format!("{endpoint}/v2/keys/{election}");
             let mut index: Option<u64> = None;
             loop {

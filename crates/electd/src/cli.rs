@@ -2,13 +2,14 @@
 //! their validation into [`Settings`]. Anything wrong here is the user's
 //! configuration: one clear line, exit status 2.
 
+use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::exec::{ADMIN_TOKEN_VAR, ExecSpec, OnExit};
+use crate::exec::{ADMIN_TOKEN_VAR, ETCD_PASSWORD_VAR, ExecSpec, OnExit};
 
 /// Leader election on etcd: exactly one node leads at any instant, and every
 /// node can say who it is.
@@ -36,6 +37,31 @@ pub struct Cli {
         default_value = "http://127.0.0.1:2379"
     )]
     pub etcd: Vec<String>,
+
+    /// CA certificates (PEM) that etcd's certificate must be signed by; needed
+    /// with https:// endpoints. etcd's certificate must also name the host
+    /// in the endpoint URL.
+    #[arg(long, value_name = "FILE", env = "ELECTD_ETCD_CACERT")]
+    pub etcd_cacert: Option<PathBuf>,
+
+    /// Client certificate (PEM) for mutual TLS, for etcd started with
+    /// --client-cert-auth. Goes with --etcd-key.
+    #[arg(long, value_name = "FILE", env = "ELECTD_ETCD_CERT")]
+    pub etcd_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --etcd-cert.
+    #[arg(long, value_name = "FILE", env = "ELECTD_ETCD_KEY")]
+    pub etcd_key: Option<PathBuf>,
+
+    /// etcd user, for etcd with authentication enabled (v3 users, or with
+    /// --api v2 the separate v2 users). The password comes from
+    /// --etcd-password-file or ELECTD_ETCD_PASSWORD, never from a flag.
+    #[arg(long, value_name = "NAME", env = "ELECTD_ETCD_USER")]
+    pub etcd_user: Option<String>,
+
+    /// File holding the password of --etcd-user (one trailing newline is ignored).
+    #[arg(long, value_name = "FILE", env = "ELECTD_ETCD_PASSWORD_FILE")]
+    pub etcd_password_file: Option<PathBuf>,
 
     /// etcd API: v3 (leases, a queue of candidates; etcd 3.4+) or v2 (the seed's
     /// single key with a TTL; etcd 3.4/3.5 started with --enable-v2=true).
@@ -145,11 +171,33 @@ pub enum Bind {
     Address(SocketAddr),
 }
 
+/// A password or token. Its `Debug` hides it, so it stays out of logs.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
 /// The command line, checked.
 #[derive(Debug)]
 pub struct Settings {
     pub bind: Bind,
     pub etcd: Vec<String>,
+    pub etcd_cacert: Option<PathBuf>,
+    /// `--etcd-cert` and `--etcd-key`.
+    pub etcd_client_cert: Option<(PathBuf, PathBuf)>,
+    /// `--etcd-user` and its password.
+    pub etcd_credentials: Option<(String, Secret)>,
     pub api: elect::Api,
     pub election: String,
     pub ttl: Duration,
@@ -159,7 +207,7 @@ pub struct Settings {
     pub margin: Option<Duration>,
     pub observe: bool,
     pub exec: Option<ExecSpec>,
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     pub resign_cooldown: Duration,
     pub admin_listen: Option<SocketAddr>,
     pub log_format: LogFormat,
@@ -238,6 +286,13 @@ impl Cli {
             return Err("--observe never leads, so it cannot --exec".to_owned());
         }
         let admin_token = admin_token(self.admin_token_file.as_deref())?;
+        let etcd_client_cert = match (self.etcd_cert, self.etcd_key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => return Err("--etcd-cert and --etcd-key go together".to_owned()),
+        };
+        let etcd_credentials =
+            etcd_credentials(self.etcd_user, self.etcd_password_file.as_deref())?;
         let resign_cooldown = match self.resign_cooldown.as_deref() {
             Some(raw) => parse_duration(raw).map_err(|e| format!("--resign-cooldown: {e}"))?,
             None => ttl,
@@ -253,6 +308,9 @@ impl Cli {
         let settings = Settings {
             bind,
             etcd: self.etcd,
+            etcd_cacert: self.etcd_cacert,
+            etcd_client_cert,
+            etcd_credentials,
             api,
             election: self.election,
             ttl,
@@ -267,8 +325,8 @@ impl Cli {
             admin_listen,
             log_format: self.log_format,
         };
-        // The library checks endpoints, the election name and the margin: ask
-        // it now, before anything is bound.
+        // The library checks endpoints, the election name, the margin and the
+        // TLS files: ask it now, before anything is bound.
         settings
             .election_config("check", "http://127.0.0.1:1")
             .build()
@@ -294,12 +352,57 @@ impl Settings {
         if let Some(journal) = &self.journal {
             builder = builder.journal(journal);
         }
+        if let Some(ca) = &self.etcd_cacert {
+            builder = builder.ca_file(ca);
+        }
+        if let Some((cert, key)) = &self.etcd_client_cert {
+            builder = builder.client_cert(cert, key);
+        }
+        if let Some((user, password)) = &self.etcd_credentials {
+            builder = builder.credentials(user, password.expose());
+        }
         builder
     }
 }
 
+/// The etcd user and password: the password from the file or from
+/// `ELECTD_ETCD_PASSWORD` (read here, not by clap, so `--help` never shows
+/// it); never a flag value, which `ps` would show.
+fn etcd_credentials(
+    user: Option<String>,
+    file: Option<&Path>,
+) -> Result<Option<(String, Secret)>, String> {
+    let from_env = std::env::var(ETCD_PASSWORD_VAR).ok();
+    let password = match (file, from_env) {
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "give the etcd password once: --etcd-password-file or {ETCD_PASSWORD_VAR}"
+            ));
+        }
+        (Some(path), None) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read --etcd-password-file {}: {e}", path.display()))?;
+            // `echo pw > file` adds a newline; anything else is the password.
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            Some(text.strip_suffix('\r').unwrap_or(text).to_owned())
+        }
+        (None, from_env) => from_env,
+    };
+    match (user, password) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(format!(
+            "--etcd-user needs a password: --etcd-password-file FILE or {ETCD_PASSWORD_VAR}"
+        )),
+        (None, Some(_)) => Err("an etcd password is given without --etcd-user".to_owned()),
+        (Some(_), Some(password)) if password.is_empty() => {
+            Err("the etcd password is empty".to_owned())
+        }
+        (Some(user), Some(password)) => Ok(Some((user, Secret(password)))),
+    }
+}
+
 /// The admin token: from the file, or from `ELECTD_ADMIN_TOKEN`; never a flag value.
-fn admin_token(file: Option<&std::path::Path>) -> Result<Option<String>, String> {
+fn admin_token(file: Option<&Path>) -> Result<Option<Secret>, String> {
     let from_env = std::env::var(ADMIN_TOKEN_VAR).ok();
     let token = match (file, from_env) {
         (Some(_), Some(_)) => {
@@ -315,7 +418,7 @@ fn admin_token(file: Option<&std::path::Path>) -> Result<Option<String>, String>
     };
     match token.map(|t| t.trim().to_owned()) {
         Some(t) if t.is_empty() => Err("the admin token is empty".to_owned()),
-        token => Ok(token),
+        token => Ok(token.map(Secret)),
     }
 }
 
@@ -415,6 +518,20 @@ mod tests {
         ] {
             let err = settings(args).expect_err(&format!("{args:?} accepted"));
             assert!(err.contains(needle), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_etcd_password_file_loses_one_trailing_newline_only() {
+        let dir = tempfile::tempdir().unwrap();
+        for (written, password) in [("pw\n", "pw"), ("pw\r\n", "pw"), (" pw \n\n", " pw \n")] {
+            let file = dir.path().join("pw");
+            std::fs::write(&file, written).unwrap();
+            let (user, secret) = etcd_credentials(Some("u".into()), Some(&file))
+                .unwrap()
+                .unwrap();
+            assert_eq!((user.as_str(), secret.expose()), ("u", password));
+            assert!(!format!("{secret:?}").contains("pw"));
         }
     }
 

@@ -149,10 +149,7 @@ impl Lead {
             match event {
                 Event::Shutdown => {
                     stop(child.take()).await;
-                    // Resign as `shutdown` while the guard still holds the
-                    // leadership (dropping it first would resign as `resign`).
-                    self.election.shutdown().await;
-                    return After::Shutdown;
+                    return self.shut_down(leadership).await;
                 }
                 Event::Lost => {
                     // SIGTERM now; the watchdog kills by the deadline at the latest.
@@ -210,11 +207,10 @@ impl Lead {
                                 _ = leadership.lost() => Some(After::Campaign),
                                 _ = shutdown.wait_for(|stop| *stop) => Some(After::Shutdown),
                             };
-                            if let Some(after) = pause {
-                                if matches!(after, After::Shutdown) {
-                                    self.election.shutdown().await;
-                                }
-                                return after;
+                            match pause {
+                                Some(After::Shutdown) => return self.shut_down(leadership).await,
+                                Some(after) => return after,
+                                None => {}
                             }
                             self.metrics.exec_restarted();
                             child = self.start(spec, &leadership);
@@ -223,6 +219,15 @@ impl Lead {
                 }
             }
         }
+    }
+
+    /// Shuts the election down (journal reason `shutdown`) while the
+    /// leadership is still held: a guard dropped while valid resigns, and
+    /// that resignation would come first.
+    async fn shut_down(&self, leadership: Leadership) -> After {
+        self.election.shutdown().await;
+        drop(leadership);
+        After::Shutdown
     }
 }
 

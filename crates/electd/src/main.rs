@@ -178,6 +178,8 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
         api = %settings.api,
         election = %settings.election,
         etcd = %settings.etcd.join(","),
+        etcd_tls = settings.etcd_cacert.is_some(),
+        etcd_user = settings.etcd_credentials.as_ref().map_or("", |(user, _)| user.as_str()),
         ttl_s = settings.ttl.as_secs(),
         "electd started"
     );
@@ -186,7 +188,7 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
     let state = http::AppState {
         election: election.clone(),
         metrics: metrics.clone(),
-        admin_token: settings.admin_token.as_deref().map(Arc::from),
+        admin_token: settings.admin_token.as_ref().map(|t| Arc::from(t.expose())),
         resign: (!settings.observe).then_some(resign_tx),
     };
     let (stop_http, http_stopped) = watch::channel(false);
@@ -235,6 +237,8 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
     // etcd is unreachable), then stop serving HTTP.
     let _ = stop_leading.send(true);
     let bound = settings.exec.as_ref().map_or(Duration::ZERO, |e| e.grace) + Duration::from_secs(5);
+    // The task itself, not `join_leading`: that waits for an exit request,
+    // and a shutdown makes none.
     if let Some(task) = leading.take() {
         let _ = tokio::time::timeout(bound, task).await;
     }

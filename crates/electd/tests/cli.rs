@@ -22,6 +22,13 @@ fn bad_configuration_is_one_line_and_status_2() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("missing-dir").join("j.jsonl");
     let journal = journal.to_str().unwrap();
+    let pki = harness::tls::Pki::new();
+    let (ca, cert) = (pki.ca.to_str().unwrap(), pki.client_cert.to_str().unwrap());
+    let other_key = pki.server_key.to_str().unwrap();
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let garbage = garbage.to_str().unwrap();
+    let https = "https://127.0.0.1:2379";
     let cases: &[Case] = &[
         (&["abc"], &[], "PORT"),
         (&["65536"], &[], "PORT"),
@@ -42,6 +49,64 @@ fn bad_configuration_is_one_line_and_status_2() {
             &["--listen", "127.0.0.1:0", "--journal", journal],
             &[],
             "journal",
+        ),
+        (&["--etcd", https], &[], "--etcd-cacert"),
+        (
+            &["--etcd", https, "--etcd-cacert", "/nonexistent/ca.pem"],
+            &[],
+            "/nonexistent/ca.pem",
+        ),
+        (
+            &["--etcd", https, "--etcd-cacert", garbage],
+            &[],
+            "no PEM certificate",
+        ),
+        (&["--etcd-cacert", ca], &[], "https://"),
+        (
+            &[
+                "--etcd",
+                &format!("{https},http://127.0.0.1:2380"),
+                "--etcd-cacert",
+                ca,
+            ],
+            &[],
+            "one scheme",
+        ),
+        (
+            &["--etcd", https, "--etcd-cacert", ca, "--etcd-cert", cert],
+            &[],
+            "--etcd-key",
+        ),
+        (
+            &[
+                "--etcd",
+                https,
+                "--etcd-cacert",
+                ca,
+                "--etcd-cert",
+                cert,
+                "--etcd-key",
+                other_key,
+            ],
+            &[],
+            "does not go with",
+        ),
+        (&["--etcd-user", "electd"], &[], "--etcd-password-file"),
+        (
+            &[
+                "--etcd-user",
+                "electd",
+                "--etcd-password-file",
+                "/nonexistent/pw",
+            ],
+            &[],
+            "/nonexistent/pw",
+        ),
+        (&[], &[("ELECTD_ETCD_PASSWORD", "pw")], "--etcd-user"),
+        (
+            &["--etcd-user", "electd"],
+            &[("ELECTD_ETCD_PASSWORD", "")],
+            "password is empty",
         ),
     ];
     for (args, env, needle) in cases {
@@ -76,6 +141,12 @@ fn help_explains_every_flag() {
         "--margin",
         "--observe",
         "--log-format",
+        "--etcd-cacert",
+        "--etcd-cert",
+        "--etcd-key",
+        "--etcd-user",
+        "--etcd-password-file",
+        "ELECTD_ETCD_PASSWORD",
         "ELECTD_TTL",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");

@@ -168,7 +168,13 @@ async fn a_foreign_value_in_the_leader_key_makes_the_leader_unknown(api: &'stati
     match api {
         "v2" => {
             let url = format!("{}/v2/keys/leader", run.etcd.endpoint(0));
-            reqwest::Client::new().delete(url).send().await.unwrap();
+            harness::http()
+                .build()
+                .unwrap()
+                .delete(url)
+                .send()
+                .await
+                .unwrap();
         }
         _ => assert!(run.etcd.v3_delete(&key, false).await),
     }
@@ -185,7 +191,13 @@ async fn the_leader_key_deleted_by_someone_else(api: &'static str) {
     match api {
         "v2" => {
             let url = format!("{}/v2/keys/leader", run.etcd.endpoint(0));
-            let resp = reqwest::Client::new().delete(url).send().await.unwrap();
+            let resp = harness::http()
+                .build()
+                .unwrap()
+                .delete(url)
+                .send()
+                .await
+                .unwrap();
             assert!(resp.status().is_success());
         }
         _ => assert!(run.etcd.v3_delete("/electd/leader/", true).await),

@@ -121,7 +121,7 @@ async fn a_hostile_http_flood_never_disturbs_the_election() {
         .map(|_| {
             let url = format!("http://{addr}/v1/status");
             tokio::spawn(async move {
-                let client = reqwest::Client::builder()
+                let client = harness::http()
                     .timeout(Duration::from_secs(2))
                     .build()
                     .unwrap();

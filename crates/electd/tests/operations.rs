@@ -268,7 +268,7 @@ async fn health_checks_never_show_two_leaders(api: &'static str) {
         let polling = polling.clone();
         let oks = oks.clone();
         pollers.push(tokio::spawn(async move {
-            let client = reqwest::Client::builder()
+            let client = harness::http()
                 .timeout(Duration::from_secs(2))
                 .build()
                 .unwrap();
@@ -325,7 +325,9 @@ async fn the_watch_stream_delivers_each_leader_change(api: &'static str) {
     let mut run = Run::new(api, 2, 3).await;
     let first = run.sole_leader(SLACK).await;
     let observer = (first + 1) % 3;
-    let resp = reqwest::Client::new()
+    let resp = harness::http()
+        .build()
+        .unwrap()
         .get(format!("{}/v1/watch", run.nodes[observer].url()))
         .send()
         .await
@@ -576,8 +578,9 @@ async fn a_restarted_command_is_counted_and_admin_can_move_to_its_own_port() {
     run.sole_leader(SLACK).await;
     assert_eq!(run.nodes[node].get("/metrics").await.unwrap().status, 404);
     let url = format!("http://{admin}/metrics");
+    let http = harness::http().build().unwrap();
     eventually(SLACK, "a restart to be counted", || async {
-        let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
+        let text = http.get(&url).send().await.ok()?.text().await.ok()?;
         (metric(&text, "electd_exec_restarts_total")? >= 1.0).then_some(())
     })
     .await;

@@ -4,12 +4,14 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tempfile::TempDir;
 
 use crate::process::Owned;
 use crate::proxy::FaultProxy;
+use crate::tls::Pki;
 use crate::{eventually, free_port};
 
 struct Member {
@@ -30,8 +32,9 @@ pub struct EtcdOptions {
     pub v2: bool,
     /// Extra flags for every member.
     pub extra: Vec<String>,
-    /// Client URL scheme (`http` or `https`).
-    pub scheme: &'static str,
+    /// Serve clients over TLS with these certificates, requiring a client
+    /// certificate (`https://` client URLs; peers stay on `http://`).
+    pub tls: Option<Arc<Pki>>,
     /// Route each member's incoming peer traffic through a fault proxy, so a
     /// member can be cut off from the others while clients still reach it.
     pub peer_proxies: bool,
@@ -43,7 +46,7 @@ impl Default for EtcdOptions {
             members: 1,
             v2: true,
             extra: Vec::new(),
-            scheme: "http",
+            tls: None,
             peer_proxies: false,
         }
     }
@@ -87,13 +90,16 @@ impl Etcd {
                 peer_proxies.push(FaultProxy::start(target).await);
             }
         }
+        let http = match &options.tls {
+            Some(pki) => crate::http_with_tls(pki.client_config()),
+            None => crate::http(),
+        };
         let mut etcd = Etcd {
             dir,
             options,
             members,
             peer_proxies,
-            http: reqwest::Client::builder()
-                .no_proxy()
+            http: http
                 .timeout(Duration::from_secs(5))
                 .build()
                 .expect("an HTTP client"),
@@ -123,7 +129,7 @@ impl Etcd {
     fn launch(&mut self, i: usize) {
         let initial_cluster = self.initial_cluster();
         let token = format!("electd-{}", self.dir.path().display());
-        let scheme = self.options.scheme;
+        let scheme = self.scheme();
         let advertised_peer = self.advertised_peer(i);
         let m = &self.members[i];
         let client = format!("{scheme}://127.0.0.1:{}", m.client_port);
@@ -150,6 +156,7 @@ impl Etcd {
             .arg("--pre-vote=true")
             .args(["--logger", "zap", "--log-level", "warn"])
             .arg(format!("--enable-v2={}", self.options.v2))
+            .args(self.options.tls.iter().flat_map(|pki| pki.etcd_flags()))
             .args(&self.options.extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("a log handle"))
@@ -165,12 +172,45 @@ impl Etcd {
         self.dir.path()
     }
 
+    fn scheme(&self) -> &'static str {
+        if self.options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// The client URL of member `i`.
     pub fn endpoint(&self, i: usize) -> String {
         format!(
             "{}://127.0.0.1:{}",
-            self.options.scheme, self.members[i].client_port
+            self.scheme(),
+            self.members[i].client_port
         )
+    }
+
+    /// The client port of member `i`.
+    pub fn client_port(&self, i: usize) -> u16 {
+        self.members[i].client_port
+    }
+
+    /// Runs `etcdctl` for `api` (`"v2"` or `"v3"`) against member 0 and
+    /// returns what it printed; panics with its complaint when it fails.
+    pub fn etcdctl(&self, api: &str, args: &[&str]) -> String {
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", api.trim_start_matches('v'))
+            .arg(format!("--endpoints={}", self.endpoint(0)))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("etcdctl runs (install the etcd-client package)");
+        assert!(
+            out.status.success(),
+            "etcdctl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// All client URLs.

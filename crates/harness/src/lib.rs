@@ -5,7 +5,9 @@
 //! * [`checker`]: proves the safety invariant over the journals of a run;
 //! * [`proxy`]: a TCP fault proxy (delay, silent and loud partitions);
 //! * [`ticks`]: what `--exec` commands under test record, read back;
-//! * [`eventually`]: polls a condition with a deadline instead of sleeping.
+//! * [`tls`]: test certificates for etcd with TLS;
+//! * [`eventually`]: polls a condition with a deadline instead of sleeping;
+//! * [`http`]: HTTP clients for tests.
 //!
 //! Every process started here is a child owned by a guard whose `Drop` kills
 //! it (SIGKILL, by PID) and reaps it, also when a test fails.
@@ -16,6 +18,7 @@ pub mod node;
 mod process;
 pub mod proxy;
 pub mod ticks;
+pub mod tls;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -38,6 +41,35 @@ pub fn free_port() -> u16 {
             return port;
         }
     }
+}
+
+/// A configuration builder on *ring*, the one crypto provider in electd.
+fn rustls_builder() -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier> {
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default TLS versions")
+}
+
+/// An HTTP client builder for loopback tests, without proxies.
+///
+/// reqwest is built without a crypto provider of its own (electd brings
+/// *ring*), so every client needs a TLS configuration, even one that only
+/// speaks `http://`: this one trusts nothing. Use it instead of
+/// `reqwest::Client::new()`, which panics for want of a provider.
+pub fn http() -> reqwest::ClientBuilder {
+    http_with_tls(
+        rustls_builder()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+    )
+}
+
+fn http_with_tls(config: rustls::ClientConfig) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .no_proxy()
 }
 
 /// Polls `check` every 10 ms until it yields a value or `limit` passes.

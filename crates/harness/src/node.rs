@@ -42,7 +42,8 @@ impl Node {
         Node::spawn_with_env(binary, dir, name, args, &[])
     }
 
-    /// Like [`Node::spawn`], with extra environment variables.
+    /// Like [`Node::spawn`], with extra environment variables (which may
+    /// override its `RUST_LOG=info`).
     pub fn spawn_with_env(
         binary: &Path,
         dir: &Path,
@@ -64,9 +65,9 @@ impl Node {
             .arg("--journal")
             .arg(&journal)
             .args(args)
-            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("a log handle"))
             .stderr(out)
@@ -81,8 +82,7 @@ impl Node {
             killed_at: None,
             // A fresh connection per request: a pooled one may have been
             // closed by the node's header timeout while it was paused.
-            http: reqwest::Client::builder()
-                .no_proxy()
+            http: crate::http()
                 .pool_max_idle_per_host(0)
                 .timeout(Duration::from_secs(3))
                 .build()

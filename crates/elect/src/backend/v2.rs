@@ -30,6 +30,7 @@ use crate::error::{ConfigError, EtcdError, chain};
 use crate::health::HealthCells;
 use crate::status::Leader;
 use crate::telemetry::{RequestOutcome, Telemetry};
+use crate::tls::{self, Tls};
 
 /// etcd's answer to a v2 keys request.
 #[derive(Debug, Deserialize)]
@@ -64,6 +65,7 @@ const KEY_NOT_FOUND: u64 = 100;
 const COMPARE_FAILED: u64 = 101;
 const NODE_EXISTS: u64 = 105;
 const INDEX_CLEARED: u64 = 401;
+const ACCESS_DENIED: u64 = 110;
 
 /// One HTTP answer from etcd.
 struct Reply {
@@ -72,6 +74,8 @@ struct Reply {
     /// `X-Etcd-Index`: the store's index when the request was served.
     index: Option<u64>,
     body: Vec<u8>,
+    /// What a refusal (errorCode 110) means for this client (`Client::denied`).
+    denied: Arc<str>,
 }
 
 impl Reply {
@@ -117,9 +121,9 @@ impl Reply {
 
     fn etcd_error(&self, what: &'static str, err: &ErrorBody) -> EtcdError {
         match err.error_code {
-            110 => EtcdError::AuthFailed {
+            ACCESS_DENIED => EtcdError::AuthFailed {
                 endpoint: self.endpoint.clone(),
-                detail: err.message.clone(),
+                detail: format!("{}: {}", err.message, self.denied),
             },
             _ => EtcdError::Rejected {
                 endpoint: self.endpoint.clone(),
@@ -172,6 +176,12 @@ struct Client {
     key_path: String,
     value: String,
     ttl: Duration,
+    /// HTTP basic authentication: user and password.
+    credentials: Option<(String, String)>,
+    /// What a refusal means: etcd's v2 API answers a wrong password and a
+    /// missing permission alike (401, errorCode 110), so say both.
+    denied: Arc<str>,
+    tls: Option<Tls>,
     health: Arc<HealthCells>,
     telemetry: Arc<dyn Telemetry>,
 }
@@ -200,6 +210,7 @@ impl Client {
                 .request(method.clone(), format!("{endpoint}{}", self.key_path))
                 .query(query)
                 .timeout(self.attempt_timeout());
+            req = self.authenticate(req);
             if !form.is_empty() {
                 req = req
                     .header(
@@ -232,13 +243,16 @@ impl Client {
                         status,
                         index,
                         body,
+                        denied: self.denied.clone(),
                     });
                 }
                 Err(err) => {
                     self.telemetry
                         .etcd_request(op, RequestOutcome::Error, started.elapsed());
                     self.endpoints.failed(i);
-                    let err = transport_error(endpoint, &err, self.attempt_timeout());
+                    let err = self
+                        .transport_error(endpoint, &err, self.attempt_timeout())
+                        .await;
                     if matches!(err, EtcdError::Timeout { .. }) {
                         return Err(err);
                     }
@@ -250,6 +264,40 @@ impl Client {
             endpoint: String::new(),
             detail: "no endpoint".to_owned(),
         }))
+    }
+
+    /// Adds the credentials, if any. reqwest marks the header sensitive, so
+    /// it is never logged.
+    fn authenticate(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.credentials {
+            Some((user, password)) => req.basic_auth(user, Some(password)),
+            None => req,
+        }
+    }
+
+    async fn transport_error(
+        &self,
+        endpoint: &str,
+        err: &reqwest::Error,
+        limit: Duration,
+    ) -> EtcdError {
+        if let (Some(tls), Some(cause)) = (&self.tls, tls::rustls_error(err)) {
+            return EtcdError::Tls {
+                endpoint: endpoint.to_owned(),
+                detail: tls.explain(&cause),
+            };
+        }
+        if err.is_timeout() {
+            return EtcdError::Timeout {
+                endpoint: endpoint.to_owned(),
+                timeout: limit,
+            };
+        }
+        let err = EtcdError::Unreachable {
+            endpoint: endpoint.to_owned(),
+            detail: chain(err),
+        };
+        tls::diagnosed(self.tls.as_ref(), err, self.attempt_timeout() / 2).await
     }
 
     fn view_of(&self, node: &Node) -> View {
@@ -307,16 +355,20 @@ impl Client {
         let started = Instant::now();
         let index = wait_index.to_string();
         let send = self
-            .http
-            .get(format!("{endpoint}{}", self.key_path))
-            .query(&[("wait", "true"), ("waitIndex", index.as_str())])
+            .authenticate(
+                self.http
+                    .get(format!("{endpoint}{}", self.key_path))
+                    .query(&[("wait", "true"), ("waitIndex", index.as_str())]),
+            )
             .send();
         // The headers come at once; the body only when the key changes.
         let resp = match timeout(self.attempt_timeout(), send).await {
             Ok(Ok(resp)) => resp,
             Ok(Err(err)) => {
                 self.endpoints.failed(i);
-                return Err(transport_error(endpoint, &err, self.attempt_timeout()));
+                return Err(self
+                    .transport_error(endpoint, &err, self.attempt_timeout())
+                    .await);
             }
             Err(_) => {
                 self.endpoints.failed(i);
@@ -335,7 +387,7 @@ impl Client {
             Err(_) => return Ok(None),
             Ok(Err(err)) => {
                 self.endpoints.failed(i);
-                return Err(transport_error(endpoint, &err, patience));
+                return Err(self.transport_error(endpoint, &err, patience).await);
             }
             Ok(Ok(body)) => body.to_vec(),
         };
@@ -346,6 +398,7 @@ impl Client {
             status,
             index: header_index,
             body,
+            denied: self.denied.clone(),
         };
         if status != StatusCode::OK {
             let err = reply.error("watch")?;
@@ -424,7 +477,14 @@ pub(crate) struct V2 {
 
 impl V2 {
     pub(crate) fn new(config: &Config, health: Arc<HealthCells>) -> Result<V2, ConfigError> {
+        // reqwest has no crypto provider of its own here: it always gets a
+        // configuration, even one it never uses for http:// endpoints.
+        let tls_config = match &config.tls {
+            Some(tls) => tls.rustls_config(),
+            None => tls::unused_config(),
+        };
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_config)
             .http1_only()
             .no_proxy()
             .tcp_nodelay(true)
@@ -437,6 +497,18 @@ impl V2 {
             })?;
         let (tx, rx) = mpsc::unbounded_channel();
         let nonce = crate::value::new_nonce();
+        let key = format!("/{}", config.election);
+        let denied = match &config.credentials {
+            Some(c) => format!(
+                "wrong user name or password for {:?}, or its roles lack read/write permission \
+                 on {key} (etcd's v2 API answers both alike)",
+                c.user
+            ),
+            None => format!(
+                "etcd has v2 authentication enabled and its guest role may not read/write {key}: \
+                 give a user (--etcd-user)"
+            ),
+        };
         Ok(V2 {
             client: Arc::new(Client {
                 http,
@@ -447,6 +519,12 @@ impl V2 {
                 key_path: format!("/v2/keys/{}", config.election),
                 value: crate::value::encode(&config.id, &config.advertise, &nonce),
                 ttl: config.ttl,
+                credentials: config
+                    .credentials
+                    .as_ref()
+                    .map(|c| (c.user.clone(), c.password.clone())),
+                denied: denied.into(),
+                tls: config.tls.clone(),
                 health,
                 telemetry: config.telemetry.clone(),
             }),
@@ -599,20 +677,6 @@ fn encode_form(fields: &[(&str, &str)]) -> String {
         .finish()
 }
 
-fn transport_error(endpoint: &str, err: &reqwest::Error, limit: Duration) -> EtcdError {
-    if err.is_timeout() {
-        EtcdError::Timeout {
-            endpoint: endpoint.to_owned(),
-            timeout: limit,
-        }
-    } else {
-        EtcdError::Unreachable {
-            endpoint: endpoint.to_owned(),
-            detail: chain(err),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -624,6 +688,7 @@ mod tests {
             status: StatusCode::from_u16(status).unwrap(),
             index,
             body: body.to_vec(),
+            denied: "no access".into(),
         }
     }
 

@@ -52,12 +52,23 @@ use crate::error::{ConfigError, EtcdError, chain};
 use crate::health::HealthCells;
 use crate::status::Leader;
 use crate::telemetry::{RequestOutcome, Telemetry};
+use crate::tls::{self, Tls};
 
 /// The connection: one client for one endpoint, replaced (and moved to the
 /// next endpoint) when it fails.
 struct Conn {
     endpoints: Vec<String>,
     options: ConnectOptions,
+    /// The same options without the user: etcd refuses to authenticate
+    /// anyone while its authentication is off, and etcd's own client then
+    /// carries on without a token. So can we, which lets users and roles
+    /// be set up before `auth enable`.
+    anonymous: Option<ConnectOptions>,
+    tls: Option<Tls>,
+    /// How long asking etcd why a TLS connection broke may take.
+    diagnose_within: Duration,
+    /// What a permission refusal means: the permission the user lacks.
+    denied: String,
     state: std::sync::Mutex<ConnState>,
     generation: watch::Sender<u64>,
 }
@@ -98,12 +109,11 @@ impl Conn {
                 client,
             });
         }
-        let connect = Client::connect([endpoint.as_str()], Some(self.options.clone()));
-        let client = match timeout(limit, connect).await {
+        let client = match timeout(limit, self.connect(&endpoint)).await {
             Ok(Ok(client)) => client,
             Ok(Err(err)) => {
                 self.reconnect(generation);
-                return Err(client_error(&endpoint, err));
+                return Err(self.error(&endpoint, err).await);
             }
             Err(_) => {
                 self.reconnect(generation);
@@ -122,6 +132,43 @@ impl Conn {
             endpoint,
             client,
         })
+    }
+
+    async fn connect(&self, endpoint: &str) -> Result<Client, etcd_client::Error> {
+        match Client::connect([endpoint], Some(self.options.clone())).await {
+            Err(etcd_client::Error::GRpcStatus(status))
+                if status.message().contains(AUTH_NOT_ENABLED)
+                    && let Some(anonymous) = &self.anonymous =>
+            {
+                tracing::debug!(%endpoint, "etcd authentication is off: connecting without a user");
+                Client::connect([endpoint], Some(anonymous.clone())).await
+            }
+            result => result,
+        }
+    }
+
+    /// What an etcd-client error means for us.
+    async fn error(&self, endpoint: &str, err: etcd_client::Error) -> EtcdError {
+        let err = match client_error(endpoint, err, self.tls.as_ref()) {
+            // With a user configured, only a connection made while etcd's
+            // authentication was off lacks a token; the next one will not.
+            EtcdError::AuthFailed { endpoint, detail }
+                if detail.contains(USER_EMPTY) && self.anonymous.is_some() =>
+            {
+                EtcdError::AuthFailed {
+                    endpoint,
+                    detail: "etcd enabled authentication after this node connected without \
+                             a user; connecting again as the user"
+                        .to_owned(),
+                }
+            }
+            EtcdError::PermissionDenied { endpoint, detail } => EtcdError::PermissionDenied {
+                endpoint,
+                detail: format!("{detail}: {}", self.denied),
+            },
+            err => err,
+        };
+        tls::diagnosed(self.tls.as_ref(), err, self.diagnose_within).await
     }
 
     /// Drops the client of `generation` (if it is still the current one) and
@@ -192,7 +239,7 @@ impl Shared {
         let limit = self.attempt_timeout();
         let result = match timeout(limit, request).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(client_error(&link.endpoint, err)),
+            Ok(Err(err)) => Err(self.conn.error(&link.endpoint, err).await),
             Err(_) => Err(EtcdError::Timeout {
                 endpoint: link.endpoint.clone(),
                 timeout: limit,
@@ -499,10 +546,9 @@ async fn watch_until_change(
             )
             .await?;
         for key in &keys[1..] {
-            stream
-                .watch(key.clone(), Some(options.clone()))
-                .await
-                .map_err(|e| client_error(&link.endpoint, e))?;
+            if let Err(err) = stream.watch(key.clone(), Some(options.clone())).await {
+                return Err(shared.conn.error(&link.endpoint, err).await);
+            }
         }
         stream
     };
@@ -522,7 +568,7 @@ async fn watch_until_change(
                         });
                     }
                     Err(err) => {
-                        let err = client_error(&link.endpoint, err);
+                        let err = shared.conn.error(&link.endpoint, err).await;
                         if err.is_connection_problem() {
                             shared.conn.reconnect(link.generation);
                         }
@@ -539,6 +585,11 @@ async fn watch_until_change(
                     let reason = response.cancel_reason();
                     let err = if reason.contains("no leader") {
                         EtcdError::NoLeader { endpoint: link.endpoint.clone() }
+                    } else if reason.contains(PERMISSION_DENIED) {
+                        EtcdError::PermissionDenied {
+                            endpoint: link.endpoint.clone(),
+                            detail: format!("watch cancelled: {reason}: {}", shared.conn.denied),
+                        }
                     } else {
                         EtcdError::Rejected {
                             endpoint: link.endpoint.clone(),
@@ -560,10 +611,9 @@ async fn watch_until_change(
                         timeout: shared.ttl / 3,
                     });
                 }
-                stream
-                    .request_progress()
-                    .await
-                    .map_err(|e| client_error(&link.endpoint, e))?;
+                if let Err(err) = stream.request_progress().await {
+                    return Err(shared.conn.error(&link.endpoint, err).await);
+                }
                 awaiting_progress = true;
             }
             changed = generations.changed() => {
@@ -589,17 +639,44 @@ pub(crate) struct V3 {
 
 impl V3 {
     pub(crate) fn new(config: &Config, health: Arc<HealthCells>) -> Result<V3, ConfigError> {
-        let options = ConnectOptions::new()
+        let mut options = ConnectOptions::new()
             .with_require_leader(true)
             .with_connect_timeout(config.ttl / 3)
             .with_tcp_keepalive(config.ttl);
+        if let Some(tls) = &config.tls {
+            options = options.with_tls(tls.tonic_config());
+        }
+        let anonymous = config.credentials.as_ref().map(|_| options.clone());
+        if let Some(c) = &config.credentials {
+            // etcd-client authenticates when it connects, and again (once)
+            // when etcd says the token expired.
+            options = options
+                .with_user(c.user.clone(), c.password.clone())
+                .with_auto_token_refresh(true);
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let nonce = crate::value::new_nonce();
+        let prefix = format!("/electd/{}/", config.election);
+        let denied = match &config.credentials {
+            Some(c) => format!(
+                "user {:?} needs a role with readwrite on the prefix {prefix}",
+                c.user
+            ),
+            // etcd takes the client certificate's common name as the user.
+            None => format!(
+                "the user named by the client certificate needs a role with readwrite on the \
+                 prefix {prefix}"
+            ),
+        };
         Ok(V3 {
             shared: Arc::new(Shared {
                 conn: Conn {
                     endpoints: config.endpoints.clone(),
                     options,
+                    anonymous,
+                    tls: config.tls.clone(),
+                    diagnose_within: config.ttl / 4,
+                    denied,
                     state: std::sync::Mutex::new(ConnState {
                         generation: 0,
                         index: 0,
@@ -607,7 +684,7 @@ impl V3 {
                     }),
                     generation: watch::channel(0).0,
                 },
-                prefix: format!("/electd/{}/", config.election),
+                prefix,
                 value: crate::value::encode(&config.id, &config.advertise, &nonce),
                 id: config.id.clone(),
                 advertise: config.advertise.clone(),
@@ -905,16 +982,53 @@ fn lease_gone(err: &EtcdError) -> bool {
     matches!(err, EtcdError::Rejected { detail, .. } if detail.contains("lease not found"))
 }
 
-/// Sorts an etcd-client error into what it means for us.
-fn client_error(endpoint: &str, err: etcd_client::Error) -> EtcdError {
+// etcd's messages (api/v3rpc/rpctypes): the codes alone are ambiguous, e.g.
+// a wrong password is InvalidArgument.
+const AUTH_NOT_ENABLED: &str = "authentication is not enabled";
+const WRONG_PASSWORD: &str = "authentication failed, invalid user ID or password";
+const USER_EMPTY: &str = "user name is empty";
+const OLD_AUTH_REVISION: &str = "revision of auth store is old";
+const PERMISSION_DENIED: &str = "permission denied";
+
+/// Sorts an etcd-client error into what it means for us. `tls` names the
+/// files when the handshake failed.
+fn client_error(endpoint: &str, err: etcd_client::Error, tls: Option<&Tls>) -> EtcdError {
     use etcd_client::Error as E;
     use tonic::Code;
     let endpoint = endpoint.to_owned();
+    let handshake = match &err {
+        E::GRpcStatus(status) => tls::rustls_error(status),
+        E::TransportError(e) => tls::rustls_error(e),
+        E::IoError(e) => tls::rustls_error(e),
+        _ => None,
+    };
+    if let (Some(tls), Some(cause)) = (tls, handshake) {
+        return EtcdError::Tls {
+            endpoint,
+            detail: tls.explain(&cause),
+        };
+    }
     match err {
         E::GRpcStatus(status) => {
             let message = status.message().to_owned();
             match status.code() {
                 _ if message.contains("no leader") => EtcdError::NoLeader { endpoint },
+                _ if message.contains(WRONG_PASSWORD) => EtcdError::AuthFailed {
+                    endpoint,
+                    detail: format!("{message} (wrong user name or password)"),
+                },
+                _ if message.contains(USER_EMPTY) => EtcdError::AuthFailed {
+                    endpoint,
+                    detail: format!(
+                        "{message}: etcd has authentication enabled and no user is configured \
+                         (--etcd-user)"
+                    ),
+                },
+                // Tokens issued before a change to etcd's users and roles.
+                _ if message.contains(OLD_AUTH_REVISION) => EtcdError::AuthFailed {
+                    endpoint,
+                    detail: message,
+                },
                 Code::Unavailable | Code::Cancelled | Code::Unknown
                     if !message.contains("lease not found") =>
                 {
