@@ -360,10 +360,13 @@ impl Shared {
     /// Records the leader of a snapshot; when that leader is us and the last
     /// leader we saw was someone else, waits until that predecessor's lease is
     /// gone. Returns whether it waited (the snapshot is then stale).
+    /// `gone` is a lease already seen gone after the event that led to this
+    /// snapshot (checked alongside the read, saving a round trip).
     async fn lead_after_predecessor(
         &self,
         snapshot: &Snapshot,
         ours: Option<&Ours>,
+        gone: Option<i64>,
     ) -> Result<bool, EtcdError> {
         let leader = snapshot
             .leader
@@ -377,7 +380,11 @@ impl Shared {
         let Some((key, lease)) = previous else {
             return Ok(false);
         };
-        if !we_lead || Some(&key) == leader.as_ref().map(|(k, _)| k) || lease == 0 {
+        if !we_lead
+            || Some(&key) == leader.as_ref().map(|(k, _)| k)
+            || lease == 0
+            || gone == Some(lease)
+        {
             return Ok(false);
         }
         if let Err(err) = self.lease_gone(lease).await {
@@ -386,6 +393,30 @@ impl Shared {
             return Err(err);
         }
         Ok(true)
+    }
+
+    /// The lease of the last leader we saw, when it is not ours: the one to
+    /// check if this read finds us first.
+    fn predecessor_lease(&self, ours: &Ours) -> Option<i64> {
+        let last = self.last_leader.lock().unwrap_or_else(|e| e.into_inner());
+        last.as_ref()
+            .filter(|(key, lease)| *key != ours.key && *lease != 0)
+            .map(|(_, lease)| *lease)
+    }
+
+    /// Reads the snapshot and, at the same time, whether the predecessor's
+    /// lease is already gone (the common case of a resign or an expiry).
+    async fn read_and_check(
+        &self,
+        ours: Option<&Ours>,
+    ) -> Result<(Snapshot, Option<i64>), EtcdError> {
+        match ours.and_then(|o| self.predecessor_lease(o)) {
+            Some(lease) => {
+                let (snapshot, alive) = tokio::join!(self.read(ours), self.lease_alive(lease));
+                Ok((snapshot?, matches!(alive, Ok(false)).then_some(lease)))
+            }
+            None => Ok((self.read(ours).await?, None)),
+        }
     }
 
     /// Whether `lease` still exists.
@@ -431,10 +462,10 @@ async fn follow(
     let mut backoff = Backoff::new(shared.ttl.min(Duration::from_secs(5)));
     let mut generations = shared.conn.generation.subscribe();
     loop {
-        let snapshot = match start.take() {
-            Some(snapshot) => snapshot,
-            None => match shared.read(ours.as_ref().map(|(o, _)| o)).await {
-                Ok(snapshot) => snapshot,
+        let (snapshot, gone) = match start.take() {
+            Some(snapshot) => (snapshot, None),
+            None => match shared.read_and_check(ours.as_ref().map(|(o, _)| o)).await {
+                Ok(read) => read,
                 Err(err) => {
                     if tx.send(Change::Problem(err)).is_err() {
                         return;
@@ -462,7 +493,7 @@ async fn follow(
         // gone: if its key was deleted by someone else, it may still believe
         // it leads until it notices.
         match shared
-            .lead_after_predecessor(&snapshot, ours.as_ref().map(|(o, _)| o))
+            .lead_after_predecessor(&snapshot, ours.as_ref().map(|(o, _)| o), gone)
             .await
         {
             Ok(false) => {}
@@ -789,12 +820,12 @@ impl V3 {
         self.warn_duplicates(&queue, &ours);
         let mut snapshot = shared.read(Some(&ours)).await?;
         if shared
-            .lead_after_predecessor(&snapshot, Some(&ours))
+            .lead_after_predecessor(&snapshot, Some(&ours), None)
             .await?
         {
             snapshot = shared.read(Some(&ours)).await?;
             shared
-                .lead_after_predecessor(&snapshot, Some(&ours))
+                .lead_after_predecessor(&snapshot, Some(&ours), None)
                 .await?;
         }
         let view = shared.view_of(&snapshot, Some(&ours));
