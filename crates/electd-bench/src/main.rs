@@ -307,6 +307,11 @@ async fn handovers(
         if !cluster.all_follow(leader, limit).await {
             bail!("the followers never named the leader");
         }
+        if resign {
+            // The previous resigner waits out its cooldown before it campaigns
+            // again; resigning before that would measure the cooldown.
+            tokio::time::sleep(Duration::from_millis(1200)).await;
+        }
         let asked = now_ns();
         if resign {
             let auth = format!("Bearer {TOKEN}");

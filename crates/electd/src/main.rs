@@ -59,9 +59,10 @@ fn main() -> ExitCode {
         }
     };
     init_logging(settings.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("electd-http")
+    // HTTP, signals and --exec supervision share one thread: a sidecar's
+    // status answers need no more, and every thread costs memory (a stack,
+    // a malloc arena). The election has a thread of its own.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -404,13 +404,20 @@ impl Shared {
             .map(|(_, lease)| *lease)
     }
 
-    /// Reads the snapshot and, at the same time, whether the predecessor's
-    /// lease is already gone (the common case of a resign or an expiry).
+    /// Reads the snapshot and, when we are next in line, at the same time
+    /// whether the predecessor's lease is already gone (the common case of a
+    /// resign or an expiry). Others only read: they cannot move up to first
+    /// without a check of their own, so a hand-over costs one lease check,
+    /// not one per candidate.
     async fn read_and_check(
         &self,
         ours: Option<&Ours>,
+        next_in_line: bool,
     ) -> Result<(Snapshot, Option<i64>), EtcdError> {
-        match ours.and_then(|o| self.predecessor_lease(o)) {
+        match ours
+            .filter(|_| next_in_line)
+            .and_then(|o| self.predecessor_lease(o))
+        {
             Some(lease) => {
                 let (snapshot, alive) = tokio::join!(self.read(ours), self.lease_alive(lease));
                 Ok((snapshot?, matches!(alive, Ok(false)).then_some(lease)))
@@ -461,10 +468,15 @@ async fn follow(
 ) {
     let mut backoff = Backoff::new(shared.ttl.min(Duration::from_secs(5)));
     let mut generations = shared.conn.generation.subscribe();
+    // Whether the key just ahead of ours is the leader's: then we move up next.
+    let mut next_in_line = false;
     loop {
         let (snapshot, gone) = match start.take() {
             Some(snapshot) => (snapshot, None),
-            None => match shared.read_and_check(ours.as_ref().map(|(o, _)| o)).await {
+            None => match shared
+                .read_and_check(ours.as_ref().map(|(o, _)| o), next_in_line)
+                .await
+            {
                 Ok(read) => read,
                 Err(err) => {
                     if tx.send(Change::Problem(err)).is_err() {
@@ -507,6 +519,10 @@ async fn follow(
                 continue;
             }
         }
+        next_in_line = match (&snapshot.ahead, &snapshot.leader) {
+            (Some(ahead), Some(leader)) => ahead.key() == leader.key(),
+            _ => false,
+        };
         let view = shared.view_of(&snapshot, ours.as_ref().map(|(o, _)| o));
         if tx.send(Change::View(view)).is_err() {
             return;
