@@ -253,3 +253,25 @@ async fn an_observer_never_leads_and_names_the_leader(api: &'static str) {
     );
     run.assert_safe();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_live_v3_candidates_with_one_id_are_reported() {
+    let mut run = Run::new("v3", 2, 0).await;
+    let first = run.spawn("twin-a", &["--id", "twin"]);
+    run.nodes[first].wait_serving().await;
+    run.sole_leader(SLACK).await;
+    let second = run.spawn("twin-b", &["--id", "twin"]);
+    let warning = "another live candidate uses the same id";
+    let line = eventually(SLACK, "the misconfiguration to be logged", || async {
+        run.nodes[second]
+            .output()
+            .lines()
+            .find(|l| l.contains(warning))
+            .map(str::to_owned)
+    })
+    .await;
+    // Both advertise URLs are named.
+    assert!(line.contains(&run.nodes[first].url()), "{line}");
+    assert!(line.contains(&run.nodes[second].url()), "{line}");
+    run.assert_safe();
+}

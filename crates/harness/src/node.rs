@@ -37,7 +37,7 @@ pub struct Answer {
 
 impl Node {
     /// Starts `binary` as node `name` in `dir`, with `--listen 127.0.0.1:<free port>`,
-    /// `--id name`, `--journal dir/name.jsonl` and `args`.
+    /// `--id name` (unless `args` give one), `--journal dir/name.jsonl` and `args`.
     pub fn spawn(binary: &Path, dir: &Path, name: &str, args: &[String]) -> Node {
         Node::spawn_with_env(binary, dir, name, args, &[])
     }
@@ -59,9 +59,12 @@ impl Node {
             .append(true)
             .open(&log)
             .expect("a log file");
-        let child = Command::new(binary)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--id", name])
+        let mut command = Command::new(binary);
+        command.args(["--listen", &format!("127.0.0.1:{port}")]);
+        if !args.iter().any(|a| a == "--id") {
+            command.args(["--id", name]);
+        }
+        let child = command
             .arg("--journal")
             .arg(&journal)
             .args(args)
