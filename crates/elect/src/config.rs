@@ -140,6 +140,10 @@ impl Config {
     }
 }
 
+/// The longest TTL accepted: a day. Failover takes about a TTL, so a longer
+/// one is a mistake, and it keeps every deadline far from `Instant` overflow.
+pub const MAX_TTL: Duration = Duration::from_secs(86_400);
+
 /// The default safety margin: 2 % of the TTL, at least 50 ms.
 ///
 /// The deadline is measured from the *send* time of an acknowledged renewal,
@@ -315,6 +319,13 @@ impl ConfigBuilder {
                 },
             });
         }
+        if ttl > MAX_TTL {
+            return Err(ConfigError::InvalidTtl {
+                ttl,
+                api: self.api,
+                reason: "the TTL must be at most a day (86400 s)",
+            });
+        }
         let margin = self.margin.unwrap_or_else(|| default_margin(ttl));
         if margin >= ttl / 3 {
             return Err(ConfigError::MarginTooLarge { margin, ttl });
@@ -462,6 +473,8 @@ mod tests {
         assert_eq!(cfg.margin(), Duration::from_millis(50));
         let v2 = Config::builder().api(Api::V2);
         assert!(v2.clone().ttl(Duration::ZERO).build().is_err());
+        assert!(v2.clone().ttl(MAX_TTL).build().is_ok());
+        assert!(v2.clone().ttl(MAX_TTL * 2).build().is_err());
         assert!(v2.clone().ttl(Duration::from_secs(1)).build().is_ok());
         assert!(
             v2.ttl(Duration::from_secs(3))

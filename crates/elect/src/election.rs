@@ -381,6 +381,12 @@ impl<B: Backend> Machine<B> {
         {
             return;
         }
+        if let Some(at) = view.claimable_at
+            && at > Instant::now()
+        {
+            // Campaign when the timer fires, not before.
+            self.retry_at = Some(self.retry_at.map_or(at, |r| r.max(at)));
+        }
         self.view = Some(view);
     }
 

@@ -72,7 +72,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until};
 
 pub use crate::clock::{instant_to_ns, monotonic_ns};
-pub use crate::config::{Api, Config, ConfigBuilder, default_margin};
+pub use crate::config::{Api, Config, ConfigBuilder, MAX_TTL, default_margin};
 pub use crate::error::{ConfigError, Error, EtcdError};
 pub use crate::status::{Leader, Problem, Role, Status, Tenure};
 pub use crate::telemetry::{RenewalOutcome, RequestOutcome, Telemetry};

@@ -274,6 +274,30 @@ async fn a_follower_campaigns_when_the_key_expires() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_key_deleted_by_someone_else_is_claimed_only_after_a_ttl() {
+    bounded(async {
+        let dir = tempfile::tempdir().unwrap();
+        let (election, memory) = start(&dir.path().join("j"));
+        memory.take_over("other");
+        let mut watch = election.observe();
+        watch.changed().await.unwrap();
+        let campaign = tokio::spawn(async move {
+            let leadership = election.campaign().await.unwrap();
+            (election, leadership)
+        });
+        sleep(Duration::from_millis(10)).await;
+        let deleted_at = Instant::now();
+        memory.delete_by_someone_else();
+        let (election, _leadership) = campaign.await.unwrap();
+        // The old holder may have led until a TTL after the delete.
+        assert!(Instant::now() >= deleted_at + TTL);
+        assert!(Instant::now() < deleted_at + TTL + Duration::from_millis(50));
+        election.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn shutdown_releases_and_journals_shutdown() {
     bounded(async {
         let dir = tempfile::tempdir().unwrap();

@@ -237,6 +237,12 @@ impl Cli {
         if ttl_secs == 0 {
             return Err("--ttl must be at least 1 second".to_owned());
         }
+        if ttl_secs > elect::MAX_TTL.as_secs() {
+            return Err(format!(
+                "--ttl {ttl_secs} is too long: at most {} seconds (a day)",
+                elect::MAX_TTL.as_secs()
+            ));
+        }
         let api = match self.api {
             ApiArg::V2 => elect::Api::V2,
             ApiArg::V3 => elect::Api::V3,
@@ -496,6 +502,8 @@ mod tests {
             (&["--ttl", "0"], "--ttl"),
             (&["--ttl", "1"], "v3"),
             (&["--ttl", "x"], "--ttl"),
+            (&["--ttl", "86401"], "--ttl"),
+            (&["--ttl", "18446744073709551615"], "--ttl"),
             (&["8080", "--listen", "127.0.0.1:1"], "not both"),
             (&["--listen", "nowhere"], "--listen"),
             (&["--advertise", "not a url"], "--advertise"),

@@ -23,7 +23,6 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use elect::{Election, Leader, Role};
-use futures_util::Stream;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde::Serialize;
@@ -37,12 +36,59 @@ use crate::metrics::Metrics;
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    pub election: Arc<Election>,
-    pub metrics: Arc<Metrics>,
+    election: Arc<Election>,
+    metrics: Arc<Metrics>,
     /// The bearer token for admin endpoints; `None` turns them off (403).
-    pub admin_token: Option<Arc<str>>,
+    admin_token: Option<Arc<str>>,
     /// Where hand-over requests go; `None` on an observer.
-    pub resign: Option<mpsc::Sender<ResignRequest>>,
+    resign: Option<mpsc::Sender<ResignRequest>>,
+    /// The last succession order read from etcd, and when.
+    candidates: Arc<tokio::sync::Mutex<Option<CandidatesRead>>>,
+    /// Open `/v1/watch` streams; capped apart from other connections so
+    /// long-lived streams cannot take every connection slot.
+    watchers: Arc<Semaphore>,
+}
+
+/// A succession order read from etcd (`None`: the read failed), and when.
+type CandidatesRead = (Instant, Option<Vec<Leader>>);
+
+/// How old a `/v1/status` succession order may be: however many requests
+/// come, etcd sees at most a few reads per second from them.
+const CANDIDATES_MAX_AGE: Duration = Duration::from_millis(500);
+
+/// Open `/v1/watch` streams at most; more get 503.
+const MAX_WATCHERS: usize = 64;
+
+impl AppState {
+    pub fn new(
+        election: Arc<Election>,
+        metrics: Arc<Metrics>,
+        admin_token: Option<Arc<str>>,
+        resign: Option<mpsc::Sender<ResignRequest>>,
+    ) -> Self {
+        AppState {
+            election,
+            metrics,
+            admin_token,
+            resign,
+            candidates: Arc::default(),
+            watchers: Arc::new(Semaphore::new(MAX_WATCHERS)),
+        }
+    }
+
+    /// The succession order, read from etcd at most every
+    /// `CANDIDATES_MAX_AGE`; concurrent requests share one read.
+    async fn candidates(&self) -> Option<Vec<Leader>> {
+        let mut cached = self.candidates.lock().await;
+        if let Some((read_at, candidates)) = cached.as_ref()
+            && read_at.elapsed() < CANDIDATES_MAX_AGE
+        {
+            return candidates.clone();
+        }
+        let candidates = self.election.candidates().await.ok();
+        *cached = Some((Instant::now(), candidates.clone()));
+        candidates
+    }
 }
 
 /// The main port's routes; with `admin`, also `/metrics` and `/v1/resign`.
@@ -115,10 +161,10 @@ struct StatusBody {
     candidates: Option<Vec<Leader>>,
 }
 
-async fn status_body(election: &Election) -> StatusBody {
-    let candidates = election.candidates().await.ok();
+async fn status_body(state: &AppState) -> StatusBody {
+    let candidates = state.candidates().await;
     let now = Instant::now();
-    let status = election.status();
+    let status = state.election.status();
     let leader = status.leader_at(now);
     StatusBody {
         id: status.id.clone(),
@@ -132,7 +178,7 @@ async fn status_body(election: &Election) -> StatusBody {
 }
 
 async fn status(State(state): State<AppState>) -> Response {
-    axum::Json(status_body(&state.election).await).into_response()
+    axum::Json(status_body(&state).await).into_response()
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
@@ -178,15 +224,26 @@ async fn health_follower(State(state): State<AppState>) -> Response {
 }
 
 /// Server-sent events: one `leader` event per change, the first on connect.
-async fn watch(
-    State(state): State<AppState>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let changes = futures_util::stream::unfold(state.election.observe(), |mut watch| async move {
-        let leader = watch.changed().await.ok()?;
-        let data = serde_json::to_string(&leader).unwrap_or_else(|_| "null".to_owned());
-        Some((Ok(Event::default().event("leader").data(data)), watch))
-    });
-    Sse::new(changes).keep_alive(KeepAlive::default())
+async fn watch(State(state): State<AppState>) -> Response {
+    let Ok(permit) = state.watchers.clone().try_acquire_owned() else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("too many open watches (at most {MAX_WATCHERS})"),
+        );
+    };
+    // The permit lives as long as the stream.
+    let changes = futures_util::stream::unfold(
+        (state.election.observe(), permit),
+        |(mut watch, permit)| async move {
+            let leader = watch.changed().await.ok()?;
+            let data = serde_json::to_string(&leader).unwrap_or_else(|_| "null".to_owned());
+            let event: Result<Event, Infallible> = Ok(Event::default().event("leader").data(data));
+            Some((event, (watch, permit)))
+        },
+    );
+    Sse::new(changes)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -263,7 +320,7 @@ async fn resign(State(state): State<AppState>, headers: HeaderMap) -> Response {
                 }),
             )
             .await;
-            axum::Json(status_body(&state.election).await).into_response()
+            axum::Json(status_body(&state).await).into_response()
         }
         Ok(ResignReply::NotLeader) | Err(_) => text(StatusCode::CONFLICT, "not the leader"),
     }

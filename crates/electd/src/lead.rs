@@ -134,6 +134,8 @@ impl Lead {
             return After::Cooldown;
         }
         let mut updates = self.election.subscribe();
+        // The watchdog stopped the command at the deadline, yet the term goes on.
+        let mut stopped_at_deadline = false;
         loop {
             let event = tokio::select! {
                 biased;
@@ -158,6 +160,11 @@ impl Lead {
                 }
                 Event::Resign(ResignRequest(reply)) => {
                     stop(child.take()).await;
+                    if !leadership.is_valid() {
+                        // Lapsed at its deadline: nothing to hand over.
+                        let _ = reply.send(ResignReply::NotLeader);
+                        return After::Campaign;
+                    }
                     let outcome = match leadership.resign().await {
                         Ok(()) => ResignReply::Resigned,
                         Err(err) => ResignReply::Failed(err.to_string()),
@@ -170,10 +177,16 @@ impl Lead {
                     if let (Some(running), Some(deadline)) = (child.as_mut(), leadership.deadline())
                     {
                         running.extend(deadline).await;
+                    } else if stopped_at_deadline && let Some(spec) = self.exec.as_ref() {
+                        child = self.restart_in_time(spec, &leadership);
+                        stopped_at_deadline = child.is_none();
                     }
                 }
                 Event::Exited(status) => {
                     let Some(running) = child.take() else {
+                        continue;
+                    };
+                    let Some(spec) = self.exec.as_ref() else {
                         continue;
                     };
                     if running.stopped_by_deadline() || !leadership.is_valid() {
@@ -181,11 +194,15 @@ impl Lead {
                             term = leadership.term(),
                             "the command was stopped at the leadership deadline"
                         );
+                        // A renewal confirmed after the watchdog fired lets the
+                        // term go on, and the command with it.
+                        stopped_at_deadline = true;
+                        child = self.restart_in_time(spec, &leadership);
+                        if child.is_some() {
+                            stopped_at_deadline = false;
+                        }
                         continue;
                     }
-                    let Some(spec) = self.exec.as_ref() else {
-                        continue;
-                    };
                     let (code, what) = match &status {
                         Ok(status) => (status.code().unwrap_or(1), describe(status)),
                         Err(err) => (1, format!("could not be waited for: {err}")),
@@ -219,6 +236,21 @@ impl Lead {
                 }
             }
         }
+    }
+
+    /// Starts the command again in a term whose renewal came late, once the
+    /// deadline is more than the grace period away (else the watchdog would
+    /// stop it again at once).
+    fn restart_in_time(&self, spec: &ExecSpec, leadership: &Leadership) -> Option<Running> {
+        let deadline = leadership.deadline()?;
+        if deadline.saturating_duration_since(tokio::time::Instant::now()) <= spec.grace {
+            return None;
+        }
+        tracing::info!(
+            term = leadership.term(),
+            "the term goes on: starting the command again"
+        );
+        self.start(spec, leadership)
     }
 
     /// Shuts the election down (journal reason `shutdown`) while the

@@ -186,12 +186,12 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
     );
 
     let (resign_tx, resign_rx) = tokio::sync::mpsc::channel(8);
-    let state = http::AppState {
-        election: election.clone(),
-        metrics: metrics.clone(),
-        admin_token: settings.admin_token.as_ref().map(|t| Arc::from(t.expose())),
-        resign: (!settings.observe).then_some(resign_tx),
-    };
+    let state = http::AppState::new(
+        election.clone(),
+        metrics.clone(),
+        settings.admin_token.as_ref().map(|t| Arc::from(t.expose())),
+        (!settings.observe).then_some(resign_tx),
+    );
     let (stop_http, http_stopped) = watch::channel(false);
     let mut servers = vec![tokio::spawn(http::serve(
         listener,

@@ -37,7 +37,8 @@ async fn unreachable_etcd_is_reported_and_shutdown_still_exits_0(api: &'static s
         node.answer().await.unwrap(),
         "I am a follower and no leader is elected yet"
     );
-    // Several retries later, still one line about it.
+    // Several retries later (backoff starts at 100 ms), still one line about
+    // it: an observation window for something that must not happen, not a wait.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let complaints = node
         .output()

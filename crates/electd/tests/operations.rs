@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use common::Run;
 use harness::{eventually, now_ns};
 use reqwest::Method;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 const SLACK: Duration = Duration::from_secs(10);
 const TOKEN: &str = "t0ken-for-tests";
@@ -500,9 +502,29 @@ async fn resign_on_demand_needs_the_token_and_the_leader(api: &'static str) {
     assert_ne!(state["role"], "leader");
     let next = run.sole_leader_among(&[follower], SLACK).await;
     assert!(leader_term(&run, next).await > term);
-    // The resigned node waits a TTL before campaigning again: it does not bounce back.
-    assert!(!run.nodes[leader].is_leader().await);
     assert_eq!(post(leader, bearer(TOKEN)).await.status, 409);
+    // A resigned node waits a TTL (the default cooldown) before campaigning
+    // again: with both resigned, the election stays empty until then.
+    let resigned_ns = run
+        .journal(leader)
+        .into_iter()
+        .find(|r| r["reason"] == "resign")
+        .and_then(|r| r["t_ns"].as_u64())
+        .expect("the resignation in the journal");
+    assert_eq!(post(next, bearer(TOKEN)).await.status, 200);
+    let again = run.sole_leader(SLACK * 2).await;
+    let acquired_ns = run
+        .journal(again)
+        .into_iter()
+        .filter(|r| r["event"] == "acquired")
+        .filter_map(|r| r["t_ns"].as_u64())
+        .max()
+        .expect("a new acquisition");
+    let waited = Duration::from_nanos(acquired_ns.saturating_sub(resigned_ns));
+    assert!(
+        waited >= run.ttl() - Duration::from_millis(50),
+        "led again {waited:?} after resigning"
+    );
     run.assert_safe();
 }
 
@@ -589,4 +611,78 @@ async fn a_restarted_command_is_counted_and_admin_can_move_to_its_own_port() {
         "restart keeps the leadership"
     );
     run.assert_safe();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reads_are_shared_and_watch_streams_are_capped() {
+    let run = Run::new("v3", 3, 1).await;
+    let node = &run.nodes[run.sole_leader(SLACK).await];
+    let ranges = || async {
+        let text = node.get("/metrics").await.unwrap().body;
+        metric(
+            &text,
+            "electd_etcd_requests_total{op=\"range\",outcome=\"ok\"}",
+        )
+        .expect("a range counter")
+    };
+    let before = ranges().await;
+    let started = Instant::now();
+    let readers = (0..4).map(|_| {
+        let url = format!("{}/v1/status", node.url());
+        tokio::spawn(async move {
+            let http = harness::http().build().unwrap();
+            let mut listed = 0;
+            for _ in 0..50 {
+                let body: serde_json::Value =
+                    http.get(&url).send().await.unwrap().json().await.unwrap();
+                if body["candidates"].as_array().is_some_and(|c| !c.is_empty()) {
+                    listed += 1;
+                }
+            }
+            listed
+        })
+    });
+    let mut listed = 0;
+    for reader in readers.collect::<Vec<_>>() {
+        listed += reader.await.unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let reads = ranges().await - before;
+    assert_eq!(listed, 200, "every answer lists the candidates");
+    eprintln!("{reads} etcd reads for 200 status requests in {elapsed:.2} s");
+    // At most one read per half second, plus the election's own.
+    assert!(
+        reads <= (elapsed / 0.5).ceil() + 3.0,
+        "{reads} etcd reads for 200 status requests in {elapsed:.2} s"
+    );
+
+    let addr = node.url().trim_start_matches("http://").to_owned();
+    let open_watch = || async {
+        let mut s = TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"GET /v1/watch HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 12];
+        tokio::time::timeout(SLACK, s.read_exact(&mut head))
+            .await
+            .unwrap()
+            .unwrap();
+        (String::from_utf8_lossy(&head).into_owned(), s)
+    };
+    let mut streams = Vec::new();
+    for _ in 0..64 {
+        let (head, s) = open_watch().await;
+        assert_eq!(head, "HTTP/1.1 200");
+        streams.push(s);
+    }
+    assert_eq!(open_watch().await.0, "HTTP/1.1 503");
+    // A closed stream frees its place.
+    streams.pop();
+    eventually(SLACK, "a freed watch slot", || async {
+        let (head, s) = open_watch().await;
+        (head == "HTTP/1.1 200").then_some(s)
+    })
+    .await;
+    // Other requests are still served meanwhile.
+    assert!(node.is_leader().await);
 }

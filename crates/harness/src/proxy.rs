@@ -147,8 +147,13 @@ async fn accept_loop(
     bytes: Arc<AtomicU64>,
 ) {
     loop {
-        let Ok((client, _)) = listener.accept().await else {
-            continue;
+        let client = match listener.accept().await {
+            Ok((client, _)) => client,
+            Err(_) => {
+                // Out of descriptors, typically: back off instead of spinning.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
         };
         if plans.borrow().refuse {
             reset(client);

@@ -91,11 +91,23 @@ impl Memory {
             revision: store.revision,
             ours: matches!(store.key, Some((_, Owner::Us))),
             leader,
+            claimable_at: None,
         }
     }
 
     fn announce(&self, store: &Store) {
         let _ = self.tx.send(Change::View(Self::view(store)));
+    }
+
+    /// Someone else deletes the key, as v2 reports a plain delete: its holder
+    /// may lead until a TTL from now.
+    pub(crate) fn delete_by_someone_else(&self) {
+        let mut store = self.store();
+        store.revision += 1;
+        store.key = None;
+        let mut view = Self::view(&store);
+        view.claimable_at = Some(Instant::now() + self.ttl);
+        let _ = self.tx.send(Change::View(view));
     }
 
     /// Lets the double see the node's status when it releases.

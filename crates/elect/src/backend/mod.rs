@@ -29,6 +29,9 @@ pub(crate) struct View {
     /// Whether the backend can tell the leader key is the claim this process
     /// holds (v2: our exact value). The state machine also matches the term.
     pub ours: bool,
+    /// No claim before this instant. v2: someone else deleted the key, and
+    /// its holder may lead until its deadline, at most a TTL after the delete.
+    pub claimable_at: Option<Instant>,
 }
 
 /// An acknowledged claim or renewal. etcd only extends a lease after it

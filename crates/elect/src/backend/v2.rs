@@ -306,6 +306,7 @@ impl Client {
             revision: node.modified_index,
             leader: Some(Leader::from_stored(raw.as_bytes(), node.created_index)),
             ours: raw == self.value,
+            claimable_at: None,
         }
     }
 
@@ -334,6 +335,7 @@ impl Client {
                             revision: index,
                             leader: None,
                             ours: false,
+                            claimable_at: None,
                         },
                         index,
                     ))
@@ -414,10 +416,20 @@ impl Client {
             .ok_or_else(|| reply.malformed("watch event", "no node".to_owned()))?;
         let next = node.modified_index.saturating_add(1);
         let view = match event.action.as_str() {
-            "expire" | "delete" | "compareAndDelete" => View {
+            // A resign (compare-and-delete) or an expiry ends the holder's
+            // leadership first; a plain delete is someone else's, and the
+            // holder leads until it notices or its deadline passes.
+            "expire" | "compareAndDelete" => View {
                 revision: node.modified_index,
                 leader: None,
                 ours: false,
+                claimable_at: None,
+            },
+            "delete" => View {
+                revision: node.modified_index,
+                leader: None,
+                ours: false,
+                claimable_at: Some(Instant::now() + self.ttl),
             },
             _ => self.view_of(&node),
         };

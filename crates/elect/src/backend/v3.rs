@@ -14,14 +14,14 @@
 //! * release: revoke the lease, which deletes our key in the same raft entry,
 //!   then delete the key with a compare on its `create_revision` (which only
 //!   finds something when the key was re-put without our lease);
-//! * succession: a candidate that finds itself first does not lead until its
-//!   predecessor's *lease* is gone. A resign or an expiry removes key and
-//!   lease together, so this costs one read; but when someone else deletes
-//!   the leader's key, the old leader still believes it leads until it
-//!   notices, and only then revokes its lease (or the lease expires): the
-//!   successor waits for exactly that. The predecessor is the last leader
-//!   this node saw, also across its own campaigns (a hand-deleted prefix
-//!   makes everyone campaign again).
+//! * succession: a candidate that finds itself first does not lead until the
+//!   leases of the keys it saw ahead of it (the leader and the key just
+//!   ahead, remembered across its own campaigns) are gone. A resign or an
+//!   expiry removes key and lease together, so this costs one read; but when
+//!   someone else deletes a leader's key, that leader believes it leads until
+//!   it notices and then lets its lease expire rather than revoke it (its
+//!   `--exec` command or library caller may still be winding down until the
+//!   deadline): the successor waits for exactly that expiry.
 //!
 //! Trade-off: if the next in line died too, its key leads the queue until its
 //! lease expires, so a double failure can leave the election leaderless for up
@@ -194,9 +194,10 @@ struct Shared {
     ttl: Duration,
     health: Arc<HealthCells>,
     telemetry: Arc<dyn Telemetry>,
-    /// The last leader key this node saw, and its lease: the predecessor to
-    /// wait for if this node finds itself first (see `lead_after_predecessor`).
-    last_leader: std::sync::Mutex<Option<(Vec<u8>, i64)>>,
+    /// Keys this node saw ahead of it (leader or next ahead) whose leases may
+    /// still be alive: the predecessors to outlive before it leads (see
+    /// `lead_after_predecessors`). Oldest first, at most `MAX_PREDECESSORS`.
+    predecessors: std::sync::Mutex<Vec<(Vec<u8>, i64)>>,
 }
 
 /// Our claim: the lease and the key put with it.
@@ -272,6 +273,8 @@ impl Shared {
                 (Some(kv), Some(o)) => kv.key() == o.key.as_slice() && kv.lease() == o.lease,
                 _ => false,
             },
+            // Succession waits on leases instead (`lead_after_predecessors`).
+            claimable_at: None,
         }
     }
 
@@ -357,73 +360,91 @@ impl Shared {
         Ok((revision, resp.take_kvs()))
     }
 
-    /// Records the leader of a snapshot; when that leader is us and the last
-    /// leader we saw was someone else, waits until that predecessor's lease is
-    /// gone. Returns whether it waited (the snapshot is then stale).
-    /// `gone` is a lease already seen gone after the event that led to this
-    /// snapshot (checked alongside the read, saving a round trip).
-    async fn lead_after_predecessor(
+    fn predecessor_list(&self) -> std::sync::MutexGuard<'_, Vec<(Vec<u8>, i64)>> {
+        self.predecessors.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Remembers the keys ahead of ours in `snapshot`.
+    fn note_predecessors(&self, snapshot: &Snapshot, ours: Option<&Ours>) {
+        let mut list = self.predecessor_list();
+        for kv in [&snapshot.leader, &snapshot.ahead].into_iter().flatten() {
+            let entry = (kv.key().to_vec(), kv.lease());
+            if entry.1 == 0 || ours.is_some_and(|o| o.key == entry.0) || list.contains(&entry) {
+                continue;
+            }
+            if list.len() == MAX_PREDECESSORS {
+                list.remove(0);
+            }
+            list.push(entry);
+        }
+    }
+
+    fn forget_predecessors(&self, gone: &[i64]) {
+        self.predecessor_list()
+            .retain(|(_, lease)| !gone.contains(lease));
+    }
+
+    /// Records the keys ahead of us in `snapshot`; when it shows us first,
+    /// waits until every predecessor's lease is gone. Returns whether it
+    /// waited (the snapshot is then stale).
+    async fn lead_after_predecessors(
         &self,
         snapshot: &Snapshot,
         ours: Option<&Ours>,
-        gone: Option<i64>,
     ) -> Result<bool, EtcdError> {
-        let leader = snapshot
-            .leader
-            .as_ref()
-            .map(|kv| (kv.key().to_vec(), kv.lease()));
-        let previous = {
-            let mut last = self.last_leader.lock().unwrap_or_else(|e| e.into_inner());
-            std::mem::replace(&mut *last, leader.clone())
-        };
-        let we_lead = self.view_of(snapshot, ours).ours;
-        let Some((key, lease)) = previous else {
-            return Ok(false);
-        };
-        if !we_lead
-            || Some(&key) == leader.as_ref().map(|(k, _)| k)
-            || lease == 0
-            || gone == Some(lease)
-        {
+        self.note_predecessors(snapshot, ours);
+        if !self.view_of(snapshot, ours).ours {
             return Ok(false);
         }
-        if let Err(err) = self.lease_gone(lease).await {
-            // Try again next time: the predecessor is still the one to wait for.
-            *self.last_leader.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, lease));
-            return Err(err);
+        if let Some(o) = ours {
+            // The observer that ran while we campaigned saw our own key lead.
+            self.forget_predecessors(&[o.lease]);
+        }
+        let leases: Vec<i64> = self.predecessor_list().iter().map(|(_, l)| *l).collect();
+        if leases.is_empty() {
+            return Ok(false);
+        }
+        for lease in leases {
+            // On an error the rest stay remembered, to be waited for next time.
+            self.lease_gone(lease).await?;
+            self.forget_predecessors(&[lease]);
         }
         Ok(true)
     }
 
-    /// The lease of the last leader we saw, when it is not ours: the one to
-    /// check if this read finds us first.
-    fn predecessor_lease(&self, ours: &Ours) -> Option<i64> {
-        let last = self.last_leader.lock().unwrap_or_else(|e| e.into_inner());
-        last.as_ref()
-            .filter(|(key, lease)| *key != ours.key && *lease != 0)
-            .map(|(_, lease)| *lease)
-    }
-
     /// Reads the snapshot and, when we are next in line, at the same time
-    /// whether the predecessor's lease is already gone (the common case of a
-    /// resign or an expiry). Others only read: they cannot move up to first
-    /// without a check of their own, so a hand-over costs one lease check,
-    /// not one per candidate.
+    /// which predecessors' leases are already gone (the common case of a
+    /// resign or an expiry), so that moving up to first costs no extra round
+    /// trip. Others only read: they cannot move up to first without a check
+    /// of their own, so a hand-over costs one lease check, not one per
+    /// candidate.
     async fn read_and_check(
         &self,
         ours: Option<&Ours>,
         next_in_line: bool,
-    ) -> Result<(Snapshot, Option<i64>), EtcdError> {
-        match ours
-            .filter(|_| next_in_line)
-            .and_then(|o| self.predecessor_lease(o))
-        {
-            Some(lease) => {
-                let (snapshot, alive) = tokio::join!(self.read(ours), self.lease_alive(lease));
-                Ok((snapshot?, matches!(alive, Ok(false)).then_some(lease)))
-            }
-            None => Ok((self.read(ours).await?, None)),
+    ) -> Result<Snapshot, EtcdError> {
+        let leases: Vec<i64> = match ours {
+            Some(o) if next_in_line => self
+                .predecessor_list()
+                .iter()
+                .map(|(_, l)| *l)
+                .filter(|l| *l != o.lease)
+                .collect(),
+            _ => Vec::new(),
+        };
+        if leases.is_empty() {
+            return self.read(ours).await;
         }
+        let checks = futures_util::future::join_all(leases.iter().map(|l| self.lease_alive(*l)));
+        let (snapshot, alive) = tokio::join!(self.read(ours), checks);
+        let gone: Vec<i64> = leases
+            .iter()
+            .zip(alive)
+            .filter(|(_, alive)| matches!(alive, Ok(false)))
+            .map(|(lease, _)| *lease)
+            .collect();
+        self.forget_predecessors(&gone);
+        snapshot
     }
 
     /// Whether `lease` still exists.
@@ -471,8 +492,8 @@ async fn follow(
     // Whether the key just ahead of ours is the leader's: then we move up next.
     let mut next_in_line = false;
     loop {
-        let (snapshot, gone) = match start.take() {
-            Some(snapshot) => (snapshot, None),
+        let snapshot = match start.take() {
+            Some(snapshot) => snapshot,
             None => match shared
                 .read_and_check(ours.as_ref().map(|(o, _)| o), next_in_line)
                 .await
@@ -501,11 +522,11 @@ async fn follow(
                 continue;
             }
         }
-        // If we moved up to first, lead only once the predecessor's lease is
-        // gone: if its key was deleted by someone else, it may still believe
-        // it leads until it notices.
+        // If we moved up to first, lead only once the predecessors' leases
+        // are gone: one whose key someone else deleted may still believe it
+        // leads until its deadline.
         match shared
-            .lead_after_predecessor(&snapshot, ours.as_ref().map(|(o, _)| o), gone)
+            .lead_after_predecessors(&snapshot, ours.as_ref().map(|(o, _)| o))
             .await
         {
             Ok(false) => {}
@@ -738,7 +759,7 @@ impl V3 {
                 ttl: config.ttl,
                 health,
                 telemetry: config.telemetry.clone(),
-                last_leader: std::sync::Mutex::new(None),
+                predecessors: std::sync::Mutex::new(Vec::new()),
             }),
             session: Mutex::new(None),
             tx,
@@ -836,12 +857,12 @@ impl V3 {
         self.warn_duplicates(&queue, &ours);
         let mut snapshot = shared.read(Some(&ours)).await?;
         if shared
-            .lead_after_predecessor(&snapshot, Some(&ours), None)
+            .lead_after_predecessors(&snapshot, Some(&ours))
             .await?
         {
             snapshot = shared.read(Some(&ours)).await?;
             shared
-                .lead_after_predecessor(&snapshot, Some(&ours), None)
+                .lead_after_predecessors(&snapshot, Some(&ours))
                 .await?;
         }
         let view = shared.view_of(&snapshot, Some(&ours));
@@ -866,8 +887,12 @@ impl Backend for V3 {
     }
 
     async fn campaign(&self) -> Result<Campaign, EtcdError> {
+        // A claim lost while its lease lives (our key deleted by someone
+        // else) is left to expire, not revoked: whoever acted on it may stay
+        // busy until its deadline, and successors wait for that lease.
         if let Some(old) = self.session.lock().await.take() {
-            self.abandon(old.ours.lease);
+            // Our own tenure under it is over: nothing to wait for.
+            self.shared.forget_predecessors(&[old.ours.lease]);
         }
         let link = self.shared.conn.link(self.shared.attempt_timeout()).await?;
         // The lease lives at least TTL from when the grant left.
@@ -1031,6 +1056,10 @@ fn lease_gone(err: &EtcdError) -> bool {
 
 // etcd's messages (api/v3rpc/rpctypes): the codes alone are ambiguous, e.g.
 // a wrong password is InvalidArgument.
+/// Bounds the predecessors remembered; more than a couple only accumulate
+/// on a follower far back in the queue, and the oldest are long gone.
+const MAX_PREDECESSORS: usize = 8;
+
 const AUTH_NOT_ENABLED: &str = "authentication is not enabled";
 const WRONG_PASSWORD: &str = "authentication failed, invalid user ID or password";
 const USER_EMPTY: &str = "user name is empty";
