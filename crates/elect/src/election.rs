@@ -338,11 +338,14 @@ impl<B: Backend> Machine<B> {
     /// successor may take over within a millisecond of the delete.
     async fn relinquish(&mut self, reason: EndReason) -> Result<(), EtcdError> {
         let limit = self.config.ttl.min(Duration::from_secs(2));
-        if let Some(task) = self.campaign_task.take() {
+        if let Some(mut task) = self.campaign_task.take() {
             // A campaign in flight may be about to claim; wait for it so that
-            // claim is released too.
-            if let Ok(Ok(res)) = timeout(limit, task).await {
-                self.on_campaign(res);
+            // claim is released too. One that does not finish in time is
+            // stopped; whatever it created expires with its TTL.
+            match timeout(limit, &mut task).await {
+                Ok(Ok(res)) => self.on_campaign(res),
+                Ok(Err(_)) => {}
+                Err(_) => task.abort(),
             }
         }
         if let Some(tenure) = self.tenure {

@@ -14,11 +14,12 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use harness::checker::check;
+use harness::checker::{check, longest, without};
 use harness::etcd::{Etcd, EtcdOptions};
 use harness::node::Node;
 use harness::now_ns;
@@ -292,6 +293,8 @@ async fn soak(args: Args) -> anyhow::Result<bool> {
     }
     let started = now_ns();
     let until = Instant::now() + duration;
+    let outage_log = Arc::new(Mutex::new(Outages::default()));
+    let sampler = tokio::spawn(watch_etcd(soak.etcd.endpoints(), outage_log.clone()));
     let mut kinds: Vec<Kind> = vec![
         Kind::KillRestart,
         Kind::PauseResume,
@@ -305,6 +308,8 @@ async fn soak(args: Args) -> anyhow::Result<bool> {
         kinds.push(Kind::EtcdMemberCutOff);
     }
     let mut counts: BTreeMap<Kind, u32> = BTreeMap::new();
+    // The schedule as it ran, for reading a kept run's logs against.
+    let mut fault_log = std::fs::File::create(dir.path().join("faults.log"))?;
     while Instant::now() < until {
         let kind = kinds[rng.random_range(0..kinds.len())];
         let target_leader = rng.random_bool(0.6);
@@ -319,10 +324,21 @@ async fn soak(args: Args) -> anyhow::Result<bool> {
             false => random_node,
         };
         *counts.entry(kind).or_default() += 1;
+        writeln!(
+            fault_log,
+            "{:.3} s: {} (node n{node}, etcd member {member}, hold {hold:?})",
+            now_ns().saturating_sub(started) as f64 / 1e9,
+            kind.name()
+        )?;
         inject(&mut soak, kind, node, member, hold, delay, jitter).await;
         sleep(settle.min(until.saturating_duration_since(Instant::now()))).await;
     }
     let faulted_until = now_ns();
+    sampler.abort();
+    let outages = outage_log
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .finish(faulted_until);
 
     // Stop everything in order, then read the evidence.
     for i in 0..soak.nodes.len() {
@@ -352,7 +368,11 @@ async fn soak(args: Args) -> anyhow::Result<bool> {
         .filter(|v| v.starts_with("overlap"))
         .count();
     let terms: std::collections::BTreeSet<u64> = report.intervals.iter().map(|i| i.term).collect();
-    let gap = report.longest_gap_ns(started, faulted_until);
+    let gaps = report.gaps(started, faulted_until);
+    let (gap_start, gap) = longest(&gaps);
+    let (outage_start, outage) = longest(&outages);
+    let (served_gap_start, served_gap) = longest(&without(&gaps, &outages));
+    let since = |t: u64| t.saturating_sub(started) as f64 / 1e9;
 
     println!("faults injected: {}", counts.values().sum::<u32>());
     for (kind, n) in &counts {
@@ -360,7 +380,22 @@ async fn soak(args: Args) -> anyhow::Result<bool> {
     }
     println!("leaderships: {}", report.intervals.len());
     println!("terms: {}", terms.len());
-    println!("longest time without a leader: {:.3} s", gap as f64 / 1e9);
+    println!(
+        "longest time without a leader: {:.3} s (from {:.3} s into the faults)",
+        gap as f64 / 1e9,
+        since(gap_start)
+    );
+    println!(
+        "longest time etcd was unavailable (no member healthy): {:.3} s (from {:.3} s), {:.3} s in all",
+        outage as f64 / 1e9,
+        since(outage_start),
+        outages.iter().map(|(a, b)| b - a).sum::<u64>() as f64 / 1e9
+    );
+    println!(
+        "longest time without a leader while etcd answered: {:.3} s (from {:.3} s)",
+        served_gap as f64 / 1e9,
+        since(served_gap_start)
+    );
     println!("overlapping leaderships: {overlaps}");
     let mut ok = report.violations.is_empty();
     for violation in &report.violations {
@@ -381,6 +416,60 @@ async fn soak(args: Args) -> anyhow::Result<bool> {
         println!("journals and logs kept in {}", dir.keep().display());
     }
     Ok(ok)
+}
+
+/// When etcd was unavailable, as `(start_ns, end_ns)` spans.
+#[derive(Default)]
+struct Outages {
+    spans: Vec<(u64, u64)>,
+    open: Option<u64>,
+}
+
+impl Outages {
+    fn record(&mut self, at: u64, available: bool) {
+        match (available, self.open) {
+            (false, None) => self.open = Some(at),
+            (true, Some(start)) => {
+                self.spans.push((start, at));
+                self.open = None;
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, at: u64) -> Vec<(u64, u64)> {
+        self.record(at, true);
+        std::mem::take(&mut self.spans)
+    }
+}
+
+/// Samples etcd's availability four times a second: available when any
+/// member says it is healthy (it has a raft leader and serves a quorum
+/// read), asked directly, not through the nodes' fault proxies. Separates
+/// time without a leader that electd caused from time etcd could not serve.
+async fn watch_etcd(endpoints: Vec<String>, outages: Arc<Mutex<Outages>>) {
+    let Ok(http) = harness::http().timeout(Duration::from_millis(500)).build() else {
+        return;
+    };
+    loop {
+        let asked = now_ns();
+        let mut available = false;
+        for endpoint in &endpoints {
+            let health = http.get(format!("{endpoint}/health")).send().await;
+            if let Ok(resp) = health
+                && let Ok(body) = resp.json::<serde_json::Value>().await
+                && body["health"] == "true"
+            {
+                available = true;
+                break;
+            }
+        }
+        outages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(asked, available);
+        sleep(Duration::from_millis(250)).await;
+    }
 }
 
 async fn inject(

@@ -76,18 +76,61 @@ impl Report {
         );
     }
 
-    /// The longest time within `[from, to]` during which nobody led (ns).
-    pub fn longest_gap_ns(&self, from: u64, to: u64) -> u64 {
-        let mut longest = 0;
+    /// The times within `[from, to]` during which nobody led, as
+    /// `(start_ns, end_ns)` in order.
+    pub fn gaps(&self, from: u64, to: u64) -> Vec<(u64, u64)> {
+        let mut gaps = Vec::new();
         let mut covered_until = from;
         for interval in &self.intervals {
-            if interval.start_ns > covered_until {
-                longest = longest.max(interval.start_ns.min(to).saturating_sub(covered_until));
+            if interval.start_ns > covered_until && covered_until < to {
+                gaps.push((covered_until, interval.start_ns.min(to)));
             }
             covered_until = covered_until.max(interval.end_ns);
         }
-        longest.max(to.saturating_sub(covered_until))
+        if covered_until < to {
+            gaps.push((covered_until, to));
+        }
+        gaps
     }
+
+    /// The longest of [`Report::gaps`], as `(start_ns, length_ns)`.
+    pub fn longest_gap(&self, from: u64, to: u64) -> (u64, u64) {
+        longest(&self.gaps(from, to))
+    }
+}
+
+/// The longest of `spans` (`(start_ns, end_ns)`; the first of equals), as
+/// `(start_ns, length_ns)`.
+pub fn longest(spans: &[(u64, u64)]) -> (u64, u64) {
+    spans
+        .iter()
+        .map(|&(start, end)| (start, end.saturating_sub(start)))
+        .fold(
+            (0, 0),
+            |best, span| if span.1 > best.1 { span } else { best },
+        )
+}
+
+/// `spans` with every part that lies in one of `holes` cut out; both sorted
+/// by start, `holes` not overlapping one another.
+pub fn without(spans: &[(u64, u64)], holes: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut left = Vec::new();
+    for &(start, end) in spans {
+        let mut from = start;
+        for &(hole_start, hole_end) in holes {
+            if hole_end <= from || hole_start >= end {
+                continue;
+            }
+            if hole_start > from {
+                left.push((from, hole_start));
+            }
+            from = from.max(hole_end);
+        }
+        if from < end {
+            left.push((from, end));
+        }
+    }
+    left
 }
 
 /// Reads journals and checks them. `deaths` maps a PID killed with SIGKILL to
@@ -298,7 +341,21 @@ mod tests {
         r.assert_safe();
         assert_eq!(r.intervals.len(), 2);
         assert_eq!(r.intervals[0].end_ns, 250);
-        assert_eq!(r.longest_gap_ns(100, 400), 1);
+        assert_eq!(r.longest_gap(100, 400), (250, 1));
+        assert_eq!(r.longest_gap(0, 500), (0, 100));
+        assert_eq!(r.gaps(0, 500), vec![(0, 100), (250, 251), (400, 500)]);
+    }
+
+    #[test]
+    fn holes_are_cut_out_of_spans() {
+        let spans = [(0, 100), (200, 300)];
+        assert_eq!(without(&spans, &[]), spans.to_vec());
+        assert_eq!(
+            without(&spans, &[(10, 20), (90, 210), (250, 400)]),
+            vec![(0, 10), (20, 90), (210, 250)]
+        );
+        assert_eq!(longest(&[(0, 10), (20, 90)]), (20, 70));
+        assert_eq!(longest(&[]), (0, 0));
     }
 
     #[test]

@@ -117,9 +117,14 @@ impl FaultProxy {
         self.plan.send_modify(|plan| plan.resets += 1);
     }
 
-    /// Back to passing everything.
+    /// Back to passing everything. Connections that lost bytes to a `Drop`
+    /// are reset, as TCP would end them after failed retransmissions: a real
+    /// partition never hands an application a stream with a hole in it.
     pub fn heal(&self) {
         self.plan.send_modify(|plan| {
+            if plan.upstream == Fault::Drop || plan.downstream == Fault::Drop {
+                plan.resets += 1;
+            }
             plan.upstream = Fault::Pass;
             plan.downstream = Fault::Pass;
             plan.refuse = false;
@@ -326,15 +331,20 @@ mod tests {
                 .is_none()
         );
         proxy.heal();
-        // The dropped answer is gone for good; new traffic flows.
+        // A connection that lost bytes is reset; new ones pass.
+        let closed = |mut s: TcpStream| async move {
+            let mut buf = [0u8; 4];
+            let read = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
+                .await
+                .unwrap();
+            assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        };
+        closed(s).await;
+        let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
         assert!(round_trip(&mut s, Duration::from_secs(2)).await.is_some());
 
         proxy.reset_all();
-        let mut buf = [0u8; 4];
-        let read = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
-            .await
-            .unwrap();
-        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        closed(s).await;
 
         proxy.refuse();
         let mut refused = TcpStream::connect(proxy.addr()).await.unwrap();
