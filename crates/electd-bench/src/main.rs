@@ -204,15 +204,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     // 1,000 in-process candidates need a few thousand descriptors.
-    if let Some(max) = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum {
-        let _ = rustix::process::setrlimit(
-            rustix::process::Resource::Nofile,
-            rustix::process::Rlimit {
-                current: Some(max),
-                maximum: Some(max),
-            },
-        );
-    }
+    harness::raise_fd_limit();
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let mut report = Report {

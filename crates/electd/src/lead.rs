@@ -134,8 +134,6 @@ impl Lead {
             return After::Cooldown;
         }
         let mut updates = self.election.subscribe();
-        // The watchdog stopped the command at the deadline, yet the term goes on.
-        let mut stopped_at_deadline = false;
         loop {
             let event = tokio::select! {
                 biased;
@@ -177,9 +175,11 @@ impl Lead {
                     if let (Some(running), Some(deadline)) = (child.as_mut(), leadership.deadline())
                     {
                         running.extend(deadline).await;
-                    } else if stopped_at_deadline && let Some(spec) = self.exec.as_ref() {
+                    } else if child.is_none()
+                        && let Some(spec) = self.exec.as_ref()
+                    {
+                        // The watchdog stopped it at the deadline, yet the term goes on.
                         child = self.restart_in_time(spec, &leadership);
-                        stopped_at_deadline = child.is_none();
                     }
                 }
                 Event::Exited(status) => {
@@ -196,11 +196,7 @@ impl Lead {
                         );
                         // A renewal confirmed after the watchdog fired lets the
                         // term go on, and the command with it.
-                        stopped_at_deadline = true;
                         child = self.restart_in_time(spec, &leadership);
-                        if child.is_some() {
-                            stopped_at_deadline = false;
-                        }
                         continue;
                     }
                     let (code, what) = match &status {

@@ -50,15 +50,7 @@ fn renewal_gaps(run: &Run, node: usize, from: u64, to: u64) -> Vec<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_http_flood_never_disturbs_the_election() {
     // This test opens hundreds of sockets of its own.
-    if let Some(limit) = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum {
-        let _ = rustix::process::setrlimit(
-            rustix::process::Resource::Nofile,
-            rustix::process::Rlimit {
-                current: Some(limit),
-                maximum: Some(limit),
-            },
-        );
-    }
+    harness::raise_fd_limit();
     let run = Run::new("v3", 3, 1).await;
     let leader = run.sole_leader(SLACK).await;
     let node = &run.nodes[leader];

@@ -28,6 +28,21 @@ use std::time::Duration;
 
 use tokio::time::{Instant, sleep};
 
+/// Raises this process's open-file limit to its hard maximum, for runs that
+/// open hundreds or thousands of sockets; best effort.
+pub fn raise_fd_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    if let Some(max) = getrlimit(Resource::Nofile).maximum {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(max),
+                maximum: Some(max),
+            },
+        );
+    }
+}
+
 /// A loopback port nobody listens on, never handed out twice by this process.
 pub fn free_port() -> u16 {
     static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);

@@ -379,6 +379,16 @@ impl Shared {
         }
     }
 
+    /// The remembered predecessors' leases, ours excepted: the observer that
+    /// ran while we campaigned may have seen our own key lead.
+    fn predecessor_leases(&self, ours: &Ours) -> Vec<i64> {
+        self.predecessor_list()
+            .iter()
+            .map(|(_, lease)| *lease)
+            .filter(|lease| *lease != ours.lease)
+            .collect()
+    }
+
     fn forget_predecessors(&self, gone: &[i64]) {
         self.predecessor_list()
             .retain(|(_, lease)| !gone.contains(lease));
@@ -393,14 +403,10 @@ impl Shared {
         ours: Option<&Ours>,
     ) -> Result<bool, EtcdError> {
         self.note_predecessors(snapshot, ours);
-        if !self.view_of(snapshot, ours).ours {
-            return Ok(false);
-        }
-        if let Some(o) = ours {
-            // The observer that ran while we campaigned saw our own key lead.
-            self.forget_predecessors(&[o.lease]);
-        }
-        let leases: Vec<i64> = self.predecessor_list().iter().map(|(_, l)| *l).collect();
+        let leases = match ours {
+            Some(o) if self.view_of(snapshot, ours).ours => self.predecessor_leases(o),
+            _ => return Ok(false),
+        };
         if leases.is_empty() {
             return Ok(false);
         }
@@ -423,13 +429,8 @@ impl Shared {
         ours: Option<&Ours>,
         next_in_line: bool,
     ) -> Result<Snapshot, EtcdError> {
-        let leases: Vec<i64> = match ours {
-            Some(o) if next_in_line => self
-                .predecessor_list()
-                .iter()
-                .map(|(_, l)| *l)
-                .filter(|l| *l != o.lease)
-                .collect(),
+        let leases = match ours {
+            Some(o) if next_in_line => self.predecessor_leases(o),
             _ => Vec::new(),
         };
         if leases.is_empty() {
