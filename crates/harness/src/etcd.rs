@@ -2,9 +2,9 @@
 //! and reaped on drop. One member or a cluster; members can be killed and
 //! restarted with their data.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tempfile::TempDir;
@@ -13,6 +13,73 @@ use crate::process::Owned;
 use crate::proxy::FaultProxy;
 use crate::tls::Pki;
 use crate::{eventually, free_port};
+
+/// The etcd binaries the tests run: `ELECTD_TEST_ETCD=/path/to/etcd`, with
+/// its `etcdctl` (and `etcdutl`, which etcd 3.5+ has) beside it; by default
+/// the `etcd` and `etcdctl` on the `PATH` (Debian's etcd 3.4).
+#[derive(Clone, Debug)]
+pub struct Binaries {
+    /// The server.
+    pub etcd: PathBuf,
+    /// Its command-line client.
+    pub etcdctl: PathBuf,
+    /// Its offline tool (snapshot restore in 3.5+), when it has one.
+    pub etcdutl: Option<PathBuf>,
+    /// `etcd --version`: major, minor, patch.
+    pub version: (u32, u32, u32),
+}
+
+/// The variable that names the etcd under test.
+pub const TEST_ETCD_VAR: &str = "ELECTD_TEST_ETCD";
+
+/// The etcd binaries under test (read once per process).
+pub fn binaries() -> &'static Binaries {
+    static BINARIES: OnceLock<Binaries> = OnceLock::new();
+    BINARIES.get_or_init(|| {
+        let (etcd, etcdctl, etcdutl) = match std::env::var_os(TEST_ETCD_VAR) {
+            Some(path) if !path.is_empty() => {
+                let etcd = PathBuf::from(path);
+                let dir = etcd.parent().map(Path::to_path_buf).unwrap_or_default();
+                let etcdctl = dir.join("etcdctl");
+                assert!(
+                    etcdctl.is_file(),
+                    "{TEST_ETCD_VAR}={}: no etcdctl beside it",
+                    etcd.display()
+                );
+                let etcdutl = Some(dir.join("etcdutl")).filter(|p| p.is_file());
+                (etcd, etcdctl, etcdutl)
+            }
+            _ => (PathBuf::from("etcd"), PathBuf::from("etcdctl"), None),
+        };
+        let out = Command::new(&etcd)
+            .arg("--version")
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{} does not run ({e}): install the etcd-server package or set {TEST_ETCD_VAR}",
+                    etcd.display()
+                )
+            });
+        let text = String::from_utf8_lossy(&out.stdout);
+        let version = parse_version(&text)
+            .unwrap_or_else(|| panic!("{} --version printed no version: {text}", etcd.display()));
+        Binaries {
+            etcd,
+            etcdctl,
+            etcdutl,
+            version,
+        }
+    })
+}
+
+/// `etcd Version: 3.5.1` → `(3, 5, 1)`.
+fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("etcd Version: "))?;
+    let mut parts = line.trim().split('.').map(|p| p.parse().ok());
+    Some((parts.next()??, parts.next()??, parts.next()??))
+}
 
 struct Member {
     name: String,
@@ -139,7 +206,7 @@ impl Etcd {
             .append(true)
             .open(&m.log)
             .expect("an etcd log file");
-        let mut cmd = Command::new("etcd");
+        let mut cmd = Command::new(&binaries().etcd);
         cmd.arg("--name")
             .arg(&m.name)
             .arg("--data-dir")
@@ -163,7 +230,7 @@ impl Etcd {
             .stderr(log);
         let child = cmd
             .spawn()
-            .expect("etcd starts (install the etcd-server package)");
+            .expect("etcd starts (install the etcd-server package, or set ELECTD_TEST_ETCD)");
         self.members[i].process = Some(Owned::new(child));
     }
 
@@ -197,7 +264,7 @@ impl Etcd {
     /// Runs `etcdctl` for `api` (`"v2"` or `"v3"`) against member 0 and
     /// returns what it printed; panics with its complaint when it fails.
     pub fn etcdctl(&self, api: &str, args: &[&str]) -> String {
-        let out = Command::new("etcdctl")
+        let out = Command::new(&binaries().etcdctl)
             .env("ETCDCTL_API", api.trim_start_matches('v'))
             .arg(format!("--endpoints={}", self.endpoint(0)))
             .args(args)
@@ -487,6 +554,16 @@ fn unbase64(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versions_are_read() {
+        assert_eq!(
+            parse_version("etcd Version: 3.4.23\nGit SHA: Not provided\n"),
+            Some((3, 4, 23))
+        );
+        assert_eq!(parse_version("etcd Version: 3.5.1\n"), Some((3, 5, 1)));
+        assert_eq!(parse_version("nothing"), None);
+    }
 
     #[test]
     fn base64_round_trips() {
