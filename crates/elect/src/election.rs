@@ -42,8 +42,20 @@ pub(crate) enum Command {
         term: Option<u64>,
         reply: Option<oneshot::Sender<Result<(), EtcdError>>>,
     },
-    /// Give up any claim and stop the loop.
-    Shutdown { reply: oneshot::Sender<()> },
+    /// Stop leading with `term` (any claim when `None`) and stop campaigning,
+    /// but leave the claim in etcd to expire on its own: for a leader that
+    /// cannot confirm its work has stopped, so must not hand over early.
+    Abandon {
+        term: Option<u64>,
+        reason: EndReason,
+        reply: oneshot::Sender<()>,
+    },
+    /// Give up any claim and stop the loop; with `release: false` the claim
+    /// is left to expire instead (see `Abandon`).
+    Shutdown {
+        release: bool,
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// A claim this process holds in etcd.
@@ -53,6 +65,10 @@ struct Claim {
     deadline: Instant,
     next_renew: Instant,
     failures: u32,
+    /// Whether this claim ever led. When such a claim is lost the loop stops
+    /// campaigning until asked again: whoever acted on the leadership (an
+    /// `--exec` command) must be done before this node may lead anew.
+    led: bool,
 }
 
 enum Wake {
@@ -231,6 +247,7 @@ impl<B: Backend> Machine<B> {
                     deadline: self.deadline_after(renewal),
                     next_renew: renewal.sent_at + self.config.renew_interval(),
                     failures: 0,
+                    led: false,
                 });
                 self.apply_view(view);
             }
@@ -263,7 +280,7 @@ impl<B: Backend> Machine<B> {
             }
             Err(RenewError::Lost) => {
                 tracing::info!(id = %self.config.id, term = claim.term, "etcd says our claim is gone");
-                self.claim = None;
+                self.drop_claim();
                 self.config.telemetry.renewal(RenewalOutcome::Lost);
             }
             Err(RenewError::Failed(err)) => {
@@ -288,7 +305,7 @@ impl<B: Backend> Machine<B> {
             Change::ClaimLost { term } => {
                 if self.claim.is_some_and(|c| c.term == term) {
                     tracing::info!(id = %self.config.id, term, "our key is gone from etcd");
-                    self.claim = None;
+                    self.drop_claim();
                     if let Some(task) = self.renew_task.take() {
                         task.abort();
                     }
@@ -315,28 +332,51 @@ impl<B: Backend> Machine<B> {
                     return Flow::Continue;
                 }
                 self.campaigning = false;
-                let res = self.relinquish(EndReason::Resign).await;
+                let res = self.relinquish(EndReason::Resign, true).await;
                 if let Some(reply) = reply {
                     let _ = reply.send(res);
                 }
                 Flow::Continue
             }
-            Some(Command::Shutdown { reply }) => {
+            Some(Command::Abandon {
+                term,
+                reason,
+                reply,
+            }) => {
+                let held = self.claim.map(|c| c.term);
+                if term.is_none() || term == held {
+                    self.campaigning = false;
+                    let _ = self.relinquish(reason, false).await;
+                }
+                let _ = reply.send(());
+                Flow::Continue
+            }
+            Some(Command::Shutdown { release, reply }) => {
                 // A failed release only means the key expires on its own.
-                let _ = self.relinquish(EndReason::Shutdown).await;
+                let _ = self.relinquish(EndReason::Shutdown, release).await;
                 let _ = reply.send(());
                 Flow::Stop
             }
             None => {
-                let _ = self.relinquish(EndReason::Shutdown).await;
+                let _ = self.relinquish(EndReason::Shutdown, true).await;
                 Flow::Stop
             }
         }
     }
 
+    /// Forgets the claim (etcd says it is gone); if it ever led, stops
+    /// campaigning until asked again.
+    fn drop_claim(&mut self) {
+        if self.claim.take().is_some_and(|c| c.led) {
+            self.campaigning = false;
+        }
+    }
+
     /// Stops leading, then gives up the claim: in that order, because the
-    /// successor may take over within a millisecond of the delete.
-    async fn relinquish(&mut self, reason: EndReason) -> Result<(), EtcdError> {
+    /// successor may take over within a millisecond of the delete. Without
+    /// `release` the claim is only forgotten: its lease (v3) or key (v2)
+    /// expires after the TTL, after the deadline of any leadership it held.
+    async fn relinquish(&mut self, reason: EndReason, release: bool) -> Result<(), EtcdError> {
         let limit = self.config.ttl.min(Duration::from_secs(2));
         if let Some(mut task) = self.campaign_task.take() {
             // A campaign in flight may be about to claim; wait for it so that
@@ -358,6 +398,11 @@ impl<B: Backend> Machine<B> {
         self.retry_at = None;
         self.publish();
         if !held {
+            return Ok(());
+        }
+        if !release {
+            // The backend keeps the claim's key as ours (so this node never
+            // names itself leader) until it expires.
             return Ok(());
         }
         match timeout(limit, self.backend.release()).await {
@@ -450,6 +495,9 @@ impl<B: Backend> Machine<B> {
     }
 
     fn begin(&mut self, tenure: Tenure) {
+        if let Some(claim) = self.claim.as_mut() {
+            claim.led = true;
+        }
         self.journal.write(
             tenure.term,
             instant_to_ns(Instant::now()),

@@ -183,9 +183,12 @@ impl Election {
 
     /// Campaigns until this node leads, then returns the leadership.
     ///
-    /// The election keeps campaigning after a leadership is lost, so calling
-    /// `campaign` again returns the next leadership. Cancelling the future does
-    /// not stop the campaign; [`Leadership::resign`] (or dropping the guard) does.
+    /// Once a leadership is lost (its key is gone), the election stops
+    /// campaigning until `campaign` is called again: whatever the program did
+    /// as leader should be over before it may lead anew. (A leadership that
+    /// only lapsed at its deadline while its key lives on may resume with the
+    /// same term.) Cancelling the future does not stop the campaign;
+    /// [`Leadership::resign`] (or dropping the guard) does.
     pub async fn campaign(&self) -> Result<Leadership, Error> {
         if self.config.observer {
             return Err(Error::Observer);
@@ -231,8 +234,24 @@ impl Election {
     /// the next candidate takes over at once. Bounded in time even when etcd
     /// is unreachable (the key then expires on its own).
     pub async fn shutdown(&self) {
+        self.stop(true).await;
+    }
+
+    /// Stops the election like [`Election::shutdown`], but a leader leaves
+    /// its key to expire after the TTL instead of deleting it: for a program
+    /// that cannot confirm the work it did as leader has stopped, so must
+    /// not let a successor start early.
+    pub async fn abandon(&self) {
+        self.stop(false).await;
+    }
+
+    async fn stop(&self, release: bool) {
         let (reply, done) = oneshot::channel();
-        if self.commands.send(Command::Shutdown { reply }).is_ok() {
+        if self
+            .commands
+            .send(Command::Shutdown { release, reply })
+            .is_ok()
+        {
             let _ = done.await;
         }
     }
@@ -296,6 +315,28 @@ impl Leadership {
             })
             .map_err(|_| Error::Stopped)?;
         done.await.map_err(|_| Error::Stopped)?.map_err(Error::from)
+    }
+}
+
+impl Leadership {
+    /// Steps down now and stops campaigning, like [`Leadership::resign`], but
+    /// leaves the key to expire after the TTL instead of deleting it, so no
+    /// successor leads before this leadership's deadline has passed: for a
+    /// program that cannot confirm its work as leader has stopped.
+    pub async fn abandon(mut self) {
+        self.released = true;
+        let (reply, done) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Abandon {
+                term: Some(self.term),
+                reason: journal::EndReason::Resign,
+                reply,
+            })
+            .is_ok()
+        {
+            let _ = done.await;
+        }
     }
 }
 

@@ -338,3 +338,59 @@ async fn an_observer_never_campaigns() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_leadership_is_not_followed_by_a_campaign_until_asked() {
+    bounded(async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let (election, memory) = start(&path);
+        let first = election.campaign().await.unwrap();
+        memory.take_over("other");
+        first.lost().await;
+        memory.expire();
+        // The key is vacant, yet nobody asked to lead again.
+        sleep(TTL * 2).await;
+        assert_eq!(election.status().role(), Role::Candidate);
+        let next = election.campaign().await.unwrap();
+        assert!(next.term() > first.term());
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn abandon_steps_down_and_leaves_the_key_to_expire() {
+    bounded(async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let (election, memory) = start(&path);
+        let leadership = election.campaign().await.unwrap();
+        let renewals = memory.renewals();
+        leadership.abandon().await;
+        assert!(!election.status().is_leader());
+        assert_eq!(memory.leader_at_release(), Vec::<bool>::new(), "released");
+        assert_eq!(
+            journal(&path).pop().unwrap().event,
+            Event::Ended {
+                reason: EndReason::Resign
+            }
+        );
+        sleep(TTL * 2).await;
+        assert_eq!(memory.renewals(), renewals, "still renewing");
+        // The same for the whole election.
+        let leadership = {
+            memory.expire();
+            election.campaign().await.unwrap()
+        };
+        election.abandon().await;
+        assert!(!leadership.is_valid());
+        assert_eq!(memory.leader_at_release(), Vec::<bool>::new(), "released");
+        assert_eq!(
+            journal(&path).pop().unwrap().event,
+            Event::Ended {
+                reason: EndReason::Shutdown
+            }
+        );
+    })
+    .await;
+}
