@@ -54,6 +54,7 @@ pub struct Config {
     pub(crate) api: Api,
     pub(crate) observer: bool,
     pub(crate) journal: Option<PathBuf>,
+    pub(crate) state_file: Option<PathBuf>,
     pub(crate) telemetry: Arc<dyn Telemetry>,
     pub(crate) tls: Option<Tls>,
     pub(crate) credentials: Option<Credentials>,
@@ -167,6 +168,7 @@ pub struct ConfigBuilder {
     api: Api,
     observer: bool,
     journal: Option<PathBuf>,
+    state_file: Option<PathBuf>,
     telemetry: Arc<dyn Telemetry>,
     ca_file: Option<PathBuf>,
     client_cert: Option<(PathBuf, PathBuf)>,
@@ -185,6 +187,7 @@ impl Default for ConfigBuilder {
             api: Api::V3,
             observer: false,
             journal: None,
+            state_file: None,
             telemetry: Arc::new(NoTelemetry),
             ca_file: None,
             client_cert: None,
@@ -241,6 +244,14 @@ impl ConfigBuilder {
     /// Append leadership events to this JSON-lines journal.
     pub fn journal(mut self, path: impl Into<PathBuf>) -> Self {
         self.journal = Some(path.into());
+        self
+    }
+    /// Keep the term floor and the highest etcd revision seen in this file
+    /// (JSON, written atomically), so that a restart still refuses a term at
+    /// or below one this node saw, and still notices that etcd's history
+    /// went backwards while it was down. A missing file starts afresh.
+    pub fn state_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.state_file = Some(path.into());
         self
     }
     /// Receive counters and timings (for metrics).
@@ -340,6 +351,7 @@ impl ConfigBuilder {
             api: self.api,
             observer: self.observer,
             journal: self.journal,
+            state_file: self.state_file,
             telemetry: self.telemetry,
             tls,
             credentials: self.credentials,

@@ -12,7 +12,10 @@
 //! * a renewal acknowledged after the deadline resumes the same term as a new
 //!   interval (the key was still ours, so nobody else led);
 //! * on resign and shutdown the node stops calling itself leader and journals
-//!   `ended` *before* it deletes its key.
+//!   `ended` *before* it deletes its key;
+//! * terms never go backwards: no leader below the floor (`history.rs`) is
+//!   reported, none is led with, and when etcd's history goes backwards the
+//!   floor rises past it until etcd's revision has passed it again.
 //!
 //! Backends only speak etcd; see [`crate::backend`].
 
@@ -29,8 +32,9 @@ use crate::clock::instant_to_ns;
 use crate::config::Config;
 use crate::error::EtcdError;
 use crate::health::HealthCells;
+use crate::history::{Keeper, Regression, Revisions, Saved};
 use crate::journal::{EndReason, Event, Journal};
-use crate::status::{Problem, Status, Tenure};
+use crate::status::{Obstacle, Problem, Status, Tenure};
 use crate::telemetry::RenewalOutcome;
 
 /// What the handles ([`crate::Election`], [`crate::Leadership`]) ask of the loop.
@@ -61,14 +65,11 @@ pub(crate) enum Command {
 /// A claim this process holds in etcd.
 #[derive(Clone, Copy, Debug)]
 struct Claim {
-    term: u64,
+    /// v2: the key's `createdIndex`; v3: the lease. A view's `mine` names it.
+    id: u64,
     deadline: Instant,
     next_renew: Instant,
     failures: u32,
-    /// Whether this claim ever led. When such a claim is lost the loop stops
-    /// campaigning until asked again: whoever acted on the leadership (an
-    /// `--exec` command) must be done before this node may lead anew.
-    led: bool,
 }
 
 enum Wake {
@@ -92,6 +93,16 @@ pub(crate) struct Machine<B: Backend> {
     health: Arc<HealthCells>,
     journal: Journal,
     commands: mpsc::UnboundedReceiver<Command>,
+    changes: mpsc::UnboundedReceiver<Change>,
+    revisions: Arc<Revisions>,
+    /// Writes the floor and the revision to `--state-file`, if there is one.
+    keeper: Option<Keeper>,
+    /// etcd's history went backwards: no leadership until its revision passes `from`.
+    regressed: Option<Regression>,
+    /// Views of an earlier history epoch are dropped.
+    epoch: u64,
+    /// The view's obstacle, or the regression: logged once per change.
+    obstacle: Option<Obstacle>,
     campaigning: bool,
     claim: Option<Claim>,
     campaign_task: Option<JoinHandle<Result<Campaign, EtcdError>>>,
@@ -106,15 +117,32 @@ pub(crate) struct Machine<B: Backend> {
     problem: Option<Problem>,
 }
 
+/// What the loop is given to run with.
+pub(crate) struct Parts<B> {
+    pub backend: Arc<B>,
+    pub config: Config,
+    pub status: watch::Sender<Status>,
+    pub health: Arc<HealthCells>,
+    pub journal: Journal,
+    pub commands: mpsc::UnboundedReceiver<Command>,
+    pub changes: mpsc::UnboundedReceiver<Change>,
+    pub revisions: Arc<Revisions>,
+    pub keeper: Option<Keeper>,
+}
+
 impl<B: Backend> Machine<B> {
-    pub(crate) fn new(
-        backend: Arc<B>,
-        config: Config,
-        status: watch::Sender<Status>,
-        health: Arc<HealthCells>,
-        journal: Journal,
-        commands: mpsc::UnboundedReceiver<Command>,
-    ) -> Self {
+    pub(crate) fn new(parts: Parts<B>) -> Self {
+        let Parts {
+            backend,
+            config,
+            status,
+            health,
+            journal,
+            commands,
+            changes,
+            revisions,
+            keeper,
+        } = parts;
         let backoff = Backoff::new(config.ttl.min(Duration::from_secs(5)));
         Machine {
             backend,
@@ -123,6 +151,12 @@ impl<B: Backend> Machine<B> {
             health,
             journal,
             commands,
+            changes,
+            revisions,
+            keeper,
+            regressed: None,
+            epoch: 0,
+            obstacle: None,
             campaigning: false,
             claim: None,
             campaign_task: None,
@@ -138,6 +172,7 @@ impl<B: Backend> Machine<B> {
 
     pub(crate) async fn run(mut self) {
         self.backend.start();
+        self.publish();
         loop {
             self.health.loop_tick();
             if self.should_campaign() {
@@ -149,6 +184,7 @@ impl<B: Backend> Machine<B> {
                 break;
             }
             self.reconcile();
+            self.release_stale_claim().await;
         }
         self.backend.stop();
     }
@@ -163,13 +199,21 @@ impl<B: Backend> Machine<B> {
             return false;
         }
         if B::QUEUES {
+            // A place in the queue is no leadership: the backend creates the
+            // leader record only at a revision above the floor.
             return true;
         }
-        // A single key: try only when it looks vacant, and never on a view
-        // older than the campaign that found it taken.
+        // A single key: try only when it looks vacant, never on a view older
+        // than the campaign that found it taken, and only where the key's
+        // `createdIndex` (the next index) would be a term above the floor.
         match &self.view {
-            None => self.campaign_floor == 0,
-            Some(view) => view.leader.is_none() && view.revision >= self.campaign_floor,
+            None => self.campaign_floor == 0 && self.regressed.is_none(),
+            Some(view) => {
+                view.leader.is_none()
+                    && view.revision >= self.campaign_floor
+                    && view.revision.saturating_add(1) >= self.revisions.floor()
+                    && self.regressed.is_none()
+            }
         }
     }
 
@@ -193,7 +237,7 @@ impl<B: Backend> Machine<B> {
             }
             _ = sleep_until_opt(deadline), if deadline.is_some() => Wake::Timer,
             _ = sleep_until_opt(renew_at), if renew_at.is_some() => Wake::RenewDue,
-            change = self.backend.next_change() => Wake::Change(change),
+            Some(change) = self.changes.recv() => Wake::Change(change),
             _ = sleep_until_opt(self.retry_at), if self.retry_at.is_some() => {
                 self.retry_at = None;
                 Wake::Timer
@@ -236,20 +280,21 @@ impl<B: Backend> Machine<B> {
     fn on_campaign(&mut self, res: Result<Campaign, EtcdError>) {
         match res {
             Ok(Campaign::Claimed {
-                term,
+                claim,
                 view,
                 renewal,
             }) => {
                 self.backoff.reset();
                 self.clear_problem();
                 self.claim = Some(Claim {
-                    term,
+                    id: claim,
                     deadline: self.deadline_after(renewal),
                     next_renew: renewal.sent_at + self.config.renew_interval(),
                     failures: 0,
-                    led: false,
                 });
-                self.apply_view(view);
+                if let Some(view) = view {
+                    self.apply_view(view);
+                }
             }
             Ok(Campaign::Taken { revision }) => {
                 self.backoff.reset();
@@ -279,7 +324,7 @@ impl<B: Backend> Machine<B> {
                 self.clear_problem();
             }
             Err(RenewError::Lost) => {
-                tracing::info!(id = %self.config.id, term = claim.term, "etcd says our claim is gone");
+                tracing::info!(id = %self.config.id, claim = claim.id, "etcd says our claim is gone");
                 self.drop_claim();
                 self.config.telemetry.renewal(RenewalOutcome::Lost);
             }
@@ -302,9 +347,9 @@ impl<B: Backend> Machine<B> {
                 self.clear_problem();
                 self.apply_view(view);
             }
-            Change::ClaimLost { term } => {
-                if self.claim.is_some_and(|c| c.term == term) {
-                    tracing::info!(id = %self.config.id, term, "our key is gone from etcd");
+            Change::ClaimLost { claim } => {
+                if self.claim.is_some_and(|c| c.id == claim) {
+                    tracing::info!(id = %self.config.id, claim, "our key is gone from etcd");
                     self.drop_claim();
                     if let Some(task) = self.renew_task.take() {
                         task.abort();
@@ -313,7 +358,30 @@ impl<B: Backend> Machine<B> {
                 }
             }
             Change::Problem(err) => self.set_problem(&err),
+            Change::Regressed(regression) => self.on_regression(regression),
         }
+    }
+
+    /// etcd's history went backwards: nothing seen of the old one is
+    /// current any more, and no term of the new one may be led with or
+    /// reported until its revision has passed the old one.
+    fn on_regression(&mut self, regression: Regression) {
+        tracing::warn!(
+            id = %self.config.id,
+            from = regression.from,
+            to = regression.to,
+            "etcd's revision went backwards: not leading until it passes {} again",
+            regression.from
+        );
+        self.raise_floor(regression.from.saturating_add(1));
+        self.epoch = self.epoch.max(regression.epoch);
+        self.regressed = Some(regression);
+        self.view = None;
+        self.campaign_floor = 0;
+    }
+
+    fn raise_floor(&mut self, term: u64) {
+        self.revisions.raise_floor(term);
     }
 
     async fn on_command(&mut self, cmd: Option<Command>) -> Flow {
@@ -323,7 +391,7 @@ impl<B: Backend> Machine<B> {
                 Flow::Continue
             }
             Some(Command::Resign { term, reply }) => {
-                let held = self.claim.map(|c| c.term);
+                let held = self.tenure.map(|t| t.term);
                 if term.is_some() && term != held {
                     // A guard of an earlier term: that leadership is already over.
                     if let Some(reply) = reply {
@@ -343,7 +411,7 @@ impl<B: Backend> Machine<B> {
                 reason,
                 reply,
             }) => {
-                let held = self.claim.map(|c| c.term);
+                let held = self.tenure.map(|t| t.term);
                 if term.is_none() || term == held {
                     self.campaigning = false;
                     let _ = self.relinquish(reason, false).await;
@@ -364,12 +432,9 @@ impl<B: Backend> Machine<B> {
         }
     }
 
-    /// Forgets the claim (etcd says it is gone); if it ever led, stops
-    /// campaigning until asked again.
+    /// Forgets the claim: etcd says it is gone.
     fn drop_claim(&mut self) {
-        if self.claim.take().is_some_and(|c| c.led) {
-            self.campaigning = false;
-        }
+        self.claim = None;
     }
 
     /// Stops leading, then gives up the claim: in that order, because the
@@ -394,15 +459,17 @@ impl<B: Backend> Machine<B> {
         if let Some(task) = self.renew_task.take() {
             task.abort();
         }
-        let held = self.claim.take().is_some() || self.view.as_ref().is_some_and(|v| v.ours);
+        let held =
+            self.claim.take().is_some() || self.view.as_ref().is_some_and(|v| v.mine.is_some());
         self.retry_at = None;
         self.publish();
         if !held {
             return Ok(());
         }
         if !release {
-            // The backend keeps the claim's key as ours (so this node never
-            // names itself leader) until it expires.
+            // The key stays, and reads as ours (so this node never names
+            // itself leader), until it expires.
+            self.backend.forget().await;
             return Ok(());
         }
         match timeout(limit, self.backend.release()).await {
@@ -422,12 +489,22 @@ impl<B: Backend> Machine<B> {
     }
 
     fn apply_view(&mut self, view: View) {
-        if self
-            .view
-            .as_ref()
-            .is_some_and(|current| view.revision < current.revision)
+        if view.epoch < self.epoch
+            || self
+                .view
+                .as_ref()
+                .is_some_and(|current| view.revision < current.revision)
         {
             return;
+        }
+        if let Some(leader) = &view.leader {
+            self.raise_floor(leader.term);
+        }
+        if let Some(regression) = self.regressed
+            && view.revision >= regression.from
+        {
+            tracing::info!(id = %self.config.id, revision = view.revision, "etcd's revision has passed the old history's: terms can grow again");
+            self.regressed = None;
         }
         if let Some(at) = view.claimable_at
             && at > Instant::now()
@@ -438,29 +515,33 @@ impl<B: Backend> Machine<B> {
         self.view = Some(view);
     }
 
-    /// Whether the leader key etcd shows is the claim we hold. The term is the
-    /// key's creation revision, so a matching term is our key; a v2 key can
-    /// also be updated in place by someone else, which only its value shows.
-    /// Deciding here, not in the backend, keeps a view read before the claim
-    /// was known (v3's observer watch) from hiding our own leadership.
-    fn claim_leads(&self) -> bool {
+    /// The term the leader key etcd shows gives the claim we hold, if it
+    /// does. Deciding here, not in the backend, keeps a view read before the
+    /// claim was known (v3's observer watch) from hiding our own leadership.
+    fn claim_leads(&self) -> Option<u64> {
         match (&self.claim, &self.view) {
-            (Some(claim), Some(view)) => {
-                view.leader.as_ref().is_some_and(|l| l.term == claim.term)
-                    && (B::QUEUES || view.ours)
+            (Some(claim), Some(view)) if view.mine == Some(claim.id) => {
+                view.leader.as_ref().map(|l| l.term)
             }
-            _ => false,
+            _ => None,
         }
     }
 
     /// Brings the tenure (and the journal) in line with the claim and the view.
     fn reconcile(&mut self) {
         let now = Instant::now();
-        let want = match &self.claim {
-            Some(claim) if self.claim_leads() && now < claim.deadline => Some(Tenure {
-                term: claim.term,
-                deadline: claim.deadline,
-            }),
+        let leading_term = self.claim_leads();
+        let want = match (&self.claim, leading_term) {
+            (Some(claim), Some(term))
+                if now < claim.deadline
+                    && term >= self.revisions.floor()
+                    && self.regressed.is_none() =>
+            {
+                Some(Tenure {
+                    term,
+                    deadline: claim.deadline,
+                })
+            }
             _ => None,
         };
         match (self.tenure, want) {
@@ -492,12 +573,46 @@ impl<B: Backend> Machine<B> {
             (None, None) => {}
         }
         self.publish();
+        if let Some(keeper) = &self.keeper {
+            // A v2 index moves with every write: save it every hundred.
+            keeper.note(
+                Saved {
+                    floor: self.revisions.floor(),
+                    revision: self.revisions.high(),
+                },
+                100,
+            );
+        }
+    }
+
+    /// A claim of ours leads at a term below the floor (an older history
+    /// restored): it must never lead, and it keeps everyone else from
+    /// leading, so give it up.
+    async fn release_stale_claim(&mut self) {
+        let Some(term) = self.claim_leads() else {
+            return;
+        };
+        if term >= self.revisions.floor() || self.tenure.is_some() {
+            return;
+        }
+        tracing::warn!(id = %self.config.id, term, floor = self.revisions.floor(), "our key holds a term below the floor: giving it up");
+        self.claim = None;
+        let limit = self.config.ttl.min(Duration::from_secs(2));
+        if let Err(err) = timeout(limit, self.backend.release())
+            .await
+            .unwrap_or_else(|_| {
+                Err(EtcdError::Timeout {
+                    endpoint: "etcd".to_owned(),
+                    timeout: limit,
+                })
+            })
+        {
+            self.set_problem(&err);
+        }
     }
 
     fn begin(&mut self, tenure: Tenure) {
-        if let Some(claim) = self.claim.as_mut() {
-            claim.led = true;
-        }
+        self.raise_floor(tenure.term);
         self.journal.write(
             tenure.term,
             instant_to_ns(Instant::now()),
@@ -512,8 +627,15 @@ impl<B: Backend> Machine<B> {
     }
 
     /// Stops calling ourselves leader, then journals when that happened: the
-    /// deadline if it came first, else now.
+    /// deadline if it came first, else now. A leadership that ended by
+    /// itself (lost, or lapsed at the deadline) also ends the campaign until
+    /// asked again: whoever acted on it (an `--exec` command) must be done
+    /// before this node may lead anew. A lapsed term whose claim lives on
+    /// may still resume.
     fn end(&mut self, tenure: Tenure, reason: EndReason) {
+        if matches!(reason, EndReason::Lost | EndReason::Deadline) {
+            self.campaigning = false;
+        }
         self.tenure = None;
         self.publish();
         let now = Instant::now();
@@ -526,19 +648,42 @@ impl<B: Backend> Machine<B> {
 
     fn publish(&mut self) {
         let tenure = self.tenure;
-        let ours = self.claim_leads() || self.view.as_ref().is_some_and(|v| v.ours);
+        let ours =
+            self.claim_leads().is_some() || self.view.as_ref().is_some_and(|v| v.mine.is_some());
         let (leader, synced) = match &self.view {
             Some(view) => (view.leader.clone(), true),
             None => (None, false),
         };
+        let obstacle = match self.regressed {
+            Some(Regression { from, to, .. }) => Some(Obstacle::Regressed {
+                from,
+                to,
+                state_file: self.config.state_file.clone(),
+                api: self.config.api,
+            }),
+            None => self.view.as_ref().and_then(|v| v.obstacle.clone()),
+        };
+        if obstacle != self.obstacle {
+            match &obstacle {
+                Some(o) => tracing::warn!(id = %self.config.id, "{}: {o}", o.summary()),
+                None => {
+                    if let Some(was) = &self.obstacle {
+                        tracing::info!(id = %self.config.id, was = was.summary(), "the election is clear again");
+                    }
+                }
+            }
+            self.obstacle = obstacle.clone();
+        }
         let problem = self.problem.clone();
+        let floor = self.revisions.floor();
         let id = &self.config.id;
         self.status.send_if_modified(|status| {
             let leader_changed = status.leader != leader || status.synced != synced;
             if leader_changed && !ours {
                 match &leader {
+                    Some(l) if l.term < floor => {}
                     Some(l) if l.is_foreign() => {
-                        tracing::info!(%id, term = l.term, "the leader key holds a value electd did not write: leader unknown")
+                        tracing::info!(%id, term = l.term, "the leader key holds a value electd cannot trust: leader unknown")
                     }
                     Some(l) => tracing::info!(
                         %id,
@@ -554,13 +699,17 @@ impl<B: Backend> Machine<B> {
             let changed = leader_changed
                 || status.tenure != tenure
                 || status.leader_is_self != ours
-                || status.problem != problem;
+                || status.problem != problem
+                || status.obstacle != obstacle
+                || status.floor != floor;
             if changed {
                 status.tenure = tenure;
                 status.leader = leader;
                 status.leader_is_self = ours;
                 status.synced = synced;
                 status.problem = problem;
+                status.obstacle = obstacle;
+                status.floor = floor;
             }
             changed
         });

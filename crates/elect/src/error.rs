@@ -55,6 +55,14 @@ pub enum ConfigError {
     /// The etcd user name or password cannot be used.
     #[error("etcd credentials: {0}")]
     Credentials(&'static str),
+    /// The state file cannot be read, or does not hold electd's state.
+    #[error("cannot use state file {path}: {reason}")]
+    StateFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The journal file cannot be opened for appending.
     #[error("cannot open journal {path}: {source}")]
     Journal {

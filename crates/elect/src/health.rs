@@ -49,19 +49,22 @@ impl HealthCells {
         self.stamp(&self.etcd_ok);
     }
 
+    /// Whether the loop went round within the TTL.
+    pub(crate) fn check_loop(&self, ttl: Duration) -> Result<(), String> {
+        match self.age(&self.loop_tick) {
+            Some(age) if age > ttl => Err(format!(
+                "election loop stalled: no progress for {:.1}s",
+                age.as_secs_f64()
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks both against the TTL: the loop must have run within one TTL,
     /// and etcd must have answered within one and a half (a v2 follower reads
     /// once per TTL, and the read itself takes a moment).
     pub(crate) fn check(&self, ttl: Duration) -> Result<(), String> {
-        match self.age(&self.loop_tick) {
-            Some(age) if age > ttl => {
-                return Err(format!(
-                    "election loop stalled: no progress for {:.1}s",
-                    age.as_secs_f64()
-                ));
-            }
-            _ => {}
-        }
+        self.check_loop(ttl)?;
         match self.age(&self.etcd_ok) {
             None => Err("no answer from etcd yet".to_owned()),
             Some(age) if age > ttl + ttl / 2 => {

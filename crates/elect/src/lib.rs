@@ -60,6 +60,7 @@ mod config;
 mod election;
 mod error;
 mod health;
+mod history;
 pub mod journal;
 mod status;
 mod telemetry;
@@ -74,12 +75,13 @@ use tokio::time::{Instant, sleep_until};
 pub use crate::clock::{instant_to_ns, monotonic_ns};
 pub use crate::config::{Api, Config, ConfigBuilder, MAX_TTL, default_margin};
 pub use crate::error::{ConfigError, Error, EtcdError};
-pub use crate::status::{Leader, Problem, Role, Status, Tenure};
+pub use crate::status::{Expiry, Foreign, Leader, Obstacle, Problem, Role, Status, Tenure};
 pub use crate::telemetry::{RenewalOutcome, RequestOutcome, Telemetry};
 
-use crate::backend::Backend;
-use crate::election::{Command, Machine};
+use crate::backend::{Backend, Change};
+use crate::election::{Command, Machine, Parts};
 use crate::health::HealthCells;
+use crate::history::{Keeper, Revisions};
 use crate::journal::Journal;
 
 /// A running election: a background task that follows it (and campaigns when
@@ -108,36 +110,62 @@ impl Election {
     /// from within a tokio runtime; the election task runs on that runtime.
     /// It does not campaign until [`Election::campaign`] is called.
     pub fn start(config: Config) -> Result<Election, Error> {
-        let health = Arc::new(HealthCells::new());
+        let saved = match &config.state_file {
+            Some(path) => history::load(path)?,
+            None => history::Saved::default(),
+        };
+        let wiring = Wiring {
+            health: Arc::new(HealthCells::new()),
+            revisions: Arc::new(Revisions::new(saved)),
+            changes: mpsc::unbounded_channel(),
+        };
+        let (health, revisions, tx) = (
+            wiring.health.clone(),
+            wiring.revisions.clone(),
+            wiring.changes.0.clone(),
+        );
         match config.api {
             Api::V2 => {
-                let backend = Arc::new(backend::v2::V2::new(&config, health.clone())?);
-                Self::start_with(config, health, backend.clone(), AnyBackend::V2(backend))
+                let backend = Arc::new(backend::v2::V2::new(&config, health, revisions, tx)?);
+                Self::start_with(config, wiring, backend.clone(), AnyBackend::V2(backend))
             }
             Api::V3 => {
-                let backend = Arc::new(backend::v3::V3::new(&config, health.clone())?);
-                Self::start_with(config, health, backend.clone(), AnyBackend::V3(backend))
+                let backend = Arc::new(backend::v3::V3::new(&config, health, revisions, tx)?);
+                Self::start_with(config, wiring, backend.clone(), AnyBackend::V3(backend))
             }
         }
     }
 
     fn start_with<B: Backend>(
         config: Config,
-        health: Arc<HealthCells>,
+        wiring: Wiring,
         backend: Arc<B>,
         any: AnyBackend,
     ) -> Result<Election, Error> {
         let journal = Journal::open(config.journal.as_deref(), &config.id)?;
+        let keeper = config.state_file.clone().map(|path| {
+            Keeper::start(
+                path,
+                history::Saved {
+                    floor: wiring.revisions.floor(),
+                    revision: wiring.revisions.high(),
+                },
+            )
+        });
         let (status_tx, status_rx) = watch::channel(Status::new(&config));
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-        let machine = Machine::new(
+        let health = wiring.health.clone();
+        let machine = Machine::new(Parts {
             backend,
-            config.clone(),
-            status_tx,
-            health.clone(),
+            config: config.clone(),
+            status: status_tx,
+            health: wiring.health,
             journal,
-            commands_rx,
-        );
+            commands: commands_rx,
+            changes: wiring.changes.1,
+            revisions: wiring.revisions,
+            keeper,
+        });
         tokio::spawn(machine.run());
         Ok(Election {
             config,
@@ -167,10 +195,24 @@ impl Election {
     /// Whether the election is working: the loop makes progress, etcd answered
     /// within the TTL, and nothing outside is known to be wrong. The error says why not.
     pub fn health(&self) -> Result<(), String> {
-        if let Some(problem) = &self.status.borrow().problem {
-            return Err(format!("{}: {}", problem.summary, problem.detail));
+        {
+            let status = self.status.borrow();
+            if let Some(problem) = &status.problem {
+                return Err(format!("{}: {}", problem.summary, problem.detail));
+            }
+            if let Some(obstacle) = status.obstacle.as_ref().filter(|o| o.is_unhealthy()) {
+                return Err(obstacle.to_string());
+            }
         }
         self.health.check(self.config.ttl)
+    }
+
+    /// Whether the election loop itself is alive (it went round within the
+    /// TTL), whatever etcd does: the question a liveness probe asks before
+    /// restarting the process. A restart cannot fix anything `health` reports
+    /// about etcd, and forgets the term floor (without a state file).
+    pub fn liveness(&self) -> Result<(), String> {
+        self.health.check_loop(self.config.ttl)
     }
 
     /// Follows leader changes, for programs that never campaign as well as for candidates.
@@ -255,6 +297,16 @@ impl Election {
             let _ = done.await;
         }
     }
+}
+
+/// What a backend and the loop share: made before either.
+struct Wiring {
+    health: Arc<HealthCells>,
+    revisions: Arc<Revisions>,
+    changes: (
+        mpsc::UnboundedSender<Change>,
+        mpsc::UnboundedReceiver<Change>,
+    ),
 }
 
 /// This node's leadership of one term. Dropping it while it is still valid

@@ -6,6 +6,9 @@
 //! when asked, from the deadline: a process that was paused past its deadline
 //! answers correctly on its very first request after waking.
 
+use std::fmt;
+use std::path::PathBuf;
+
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -18,9 +21,15 @@ pub struct Leader {
     pub id: Option<String>,
     /// How to reach the leader; `None` when the stored value is foreign.
     pub advertise: Option<String>,
-    /// The leader's term (fencing token): etcd's `createdIndex` (v2) or
-    /// `create_revision` (v3) of the leader key.
+    /// The leader's term (fencing token): etcd's `createdIndex` of the key
+    /// (v2) or the revision that created the leader record (v3).
     pub term: u64,
+    /// Whether etcd shows the leader key bound to the claim it names (v3:
+    /// the record is bound to the lease its value names). A value anyone
+    /// could have written by hand is shown, but not trusted: its leader is
+    /// unknown. v2 keys carry no lease: a value in electd's format with a
+    /// TTL cannot be told from a real one there.
+    pub verified: bool,
 }
 
 impl Leader {
@@ -30,18 +39,21 @@ impl Leader {
                 id: Some(named.id),
                 advertise: Some(named.advertise),
                 term,
+                verified: true,
             },
             None => Leader {
                 id: None,
                 advertise: None,
                 term,
+                verified: false,
             },
         }
     }
 
-    /// Whether the leader key holds a value electd did not write.
+    /// Whether the leader is not known for sure: the leader key holds a
+    /// value electd did not write, or one that is not bound to the claim it names.
     pub fn is_foreign(&self) -> bool {
-        self.id.is_none()
+        self.id.is_none() || !self.verified
     }
 
     /// The port of the leader's advertise URL (the scheme's default when it names none).
@@ -72,6 +84,207 @@ pub struct Tenure {
     pub term: u64,
     /// The instant after which this node must not call itself leader.
     pub deadline: Instant,
+}
+
+/// Something in etcd, other than a failing request, that keeps the election
+/// from electing or that it waits for. Each says what happened and what an
+/// operator can do ([`fmt::Display`]); [`Obstacle::is_unhealthy`] ones are
+/// reported on `/healthz`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Obstacle {
+    /// A key that electd did not write holds the leader's place.
+    ForeignKey {
+        /// The exact key: `/electd/<election>/…` (v3) or `/<election>` (v2).
+        key: String,
+        /// What is wrong with it.
+        kind: Foreign,
+        /// Whether, and when, it goes away on its own.
+        expiry: Expiry,
+        /// The etcd API, which says how to remove it.
+        api: Api,
+    },
+    /// No leader until the lease of a leader that no longer has its key
+    /// expires: someone else deleted the key, and the holder (an etcd
+    /// election client, or a node that has not noticed yet) may still act
+    /// as leader until its lease is gone.
+    Predecessor {
+        /// The key it held.
+        key: String,
+        /// Its lease.
+        lease: i64,
+        /// When the lease expires at the latest, as etcd last said.
+        expires: Option<Instant>,
+    },
+    /// etcd's history went backwards: a revision (v2: index) lower than one
+    /// already seen. electd does not lead until the revision passes the old
+    /// one again, so fencing tokens never repeat.
+    Regressed {
+        /// The highest revision seen before.
+        from: u64,
+        /// The revision etcd answered with.
+        to: u64,
+        /// The state file that keeps the floor across restarts, if any.
+        state_file: Option<PathBuf>,
+        /// The etcd API.
+        api: Api,
+    },
+}
+
+/// How a foreign key differs from electd's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Foreign {
+    /// Its value is not in electd's format.
+    Value,
+    /// It is an etcd election client's key (`etcdctl elect`, Go's
+    /// `concurrency.Election`): bound to its own lease, with a value not in
+    /// electd's format.
+    ElectionClient,
+    /// It names a candidate but is not bound to that candidate's lease, or
+    /// has no lease or TTL at all, as electd's keys always do.
+    Unbound,
+    /// It names this node, which does not hold it.
+    NamesThisNode,
+}
+
+/// When a foreign key goes away on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    /// Never: no lease (v3) or no TTL (v2).
+    Never,
+    /// When this lease expires, which its holder can put off for ever.
+    Lease(i64),
+    /// After this many seconds, unless someone refreshes it (v2).
+    Ttl(u64),
+}
+
+impl Obstacle {
+    /// Whether it keeps every node from leading until someone acts, and so
+    /// belongs on `/healthz` (503). Waiting for a predecessor's lease is
+    /// part of a safe succession, not a fault.
+    pub fn is_unhealthy(&self) -> bool {
+        !matches!(self, Obstacle::Predecessor { .. })
+    }
+
+    /// A short, stable phrase, for logs and metrics labels.
+    pub fn summary(&self) -> &'static str {
+        match self {
+            Obstacle::ForeignKey { .. } => "a key electd did not write blocks the election",
+            Obstacle::Predecessor { .. } => "waiting for a deleted leader's lease to expire",
+            Obstacle::Regressed { .. } => "etcd's revision went backwards",
+        }
+    }
+}
+
+impl fmt::Display for Obstacle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Obstacle::ForeignKey {
+                key,
+                kind,
+                expiry,
+                api,
+            } => {
+                let what = match kind {
+                    Foreign::Value => "holds a value electd did not write",
+                    Foreign::ElectionClient => {
+                        "belongs to an etcd election client (etcdctl elect, Go's \
+                         concurrency.Election), which leads this election: electd never \
+                         leads beside it"
+                    }
+                    Foreign::Unbound => {
+                        "is not bound to the lease of the candidate it names, as electd's \
+                         keys are: anyone could have written it"
+                    }
+                    Foreign::NamesThisNode => "names this node, which does not hold it",
+                };
+                write!(f, "the key {key} {what}; ")?;
+                match expiry {
+                    Expiry::Never => write!(
+                        f,
+                        "it has no {}, so it never expires",
+                        if *api == Api::V2 { "TTL" } else { "lease" }
+                    )?,
+                    Expiry::Lease(lease) => write!(
+                        f,
+                        "it goes when its lease {lease:x} expires, if its holder stops \
+                         renewing it (etcdctl lease timetolive {lease:x})"
+                    )?,
+                    Expiry::Ttl(ttl) => {
+                        write!(f, "it expires within {ttl} s unless someone refreshes it")?
+                    }
+                }
+                match api {
+                    Api::V3 => write!(f, "; to remove it: etcdctl del {key}"),
+                    Api::V2 => write!(
+                        f,
+                        "; to remove it: ETCDCTL_API=2 etcdctl rm {key} (or curl -X DELETE \
+                         <etcd>/v2/keys{key})"
+                    ),
+                }
+            }
+            Obstacle::Predecessor {
+                key,
+                lease,
+                expires,
+            } => {
+                write!(
+                    f,
+                    "no leader until the lease {lease:x} of the deleted key {key} expires"
+                )?;
+                if let Some(at) = expires {
+                    let left = at.saturating_duration_since(Instant::now());
+                    write!(f, " (in at most {:.1} s)", left.as_secs_f64())?;
+                }
+                write!(
+                    f,
+                    ": someone else deleted that key, and its holder may act as leader until \
+                     its lease is gone"
+                )
+            }
+            Obstacle::Regressed {
+                from,
+                to,
+                state_file,
+                api,
+            } => {
+                let what = if *api == Api::V2 { "index" } else { "revision" };
+                write!(
+                    f,
+                    "etcd's {what} went backwards (from {from} to {to}): was it restored from \
+                     a snapshot or its data wiped? electd will not lead until the {what} passes \
+                     {from} again, so that fencing tokens never repeat or go backwards. "
+                )?;
+                match api {
+                    Api::V3 => write!(
+                        f,
+                        "Restore with `--bump-revision` (larger than the revisions lost) and \
+                         `--mark-compacted` (etcdutl snapshot restore, etcd 3.5.10+; etcdctl \
+                         snapshot restore, etcd 3.4.27+), or write to etcd until its revision \
+                         passes {from}; "
+                    )?,
+                    Api::V2 => write!(
+                        f,
+                        "No restore keeps v2 indexes growing (a v3 snapshot holds no v2 keys); "
+                    )?,
+                }
+                match state_file {
+                    Some(path) => write!(
+                        f,
+                        "or, to accept the new history and its smaller fencing tokens, remove \
+                         {} and restart electd",
+                        path.display()
+                    ),
+                    None => write!(
+                        f,
+                        "or, to accept the new history and its smaller fencing tokens, restart \
+                         electd"
+                    ),
+                }
+            }
+        }
+    }
 }
 
 /// Something outside the process that keeps the election from working.
@@ -106,8 +319,15 @@ pub struct Status {
     pub leader_is_self: bool,
     /// Whether etcd has been read at least once.
     pub synced: bool,
-    /// What currently keeps the election from working, if anything.
+    /// What currently keeps etcd requests from working, if anything.
     pub problem: Option<Problem>,
+    /// What in etcd keeps the election from electing, or what it waits for.
+    pub obstacle: Option<Obstacle>,
+    /// The lowest term this node may still call current: the highest term
+    /// it has seen (or, after etcd's history went backwards, one more than
+    /// the highest revision it had seen). A leader below it is never
+    /// reported, and this node never leads below it.
+    pub floor: u64,
 }
 
 impl Status {
@@ -123,6 +343,8 @@ impl Status {
             leader_is_self: false,
             synced: false,
             problem: None,
+            obstacle: None,
+            floor: 0,
         }
     }
 
@@ -162,12 +384,13 @@ impl Status {
                 id: Some(self.id.clone()),
                 advertise: Some(self.advertise.clone()),
                 term: tenure.term,
+                verified: true,
             });
         }
         if self.leader_is_self {
             return None;
         }
-        self.leader.clone()
+        self.leader.clone().filter(|l| l.term >= self.floor)
     }
 
     /// The leader now.
@@ -223,6 +446,10 @@ mod tests {
         ));
         assert_eq!(s.role(), Role::Follower);
         assert_eq!(s.current_leader().unwrap().port(), Some(8081));
+        // A leader below the floor (an older history) is never current.
+        s.floor = 4;
+        assert_eq!(s.current_leader(), None);
+        s.floor = 3;
         s.leader = Some(Leader::from_stored(b"8081", 3));
         assert!(s.current_leader().unwrap().is_foreign());
         assert_eq!(s.current_leader().unwrap().port(), None);

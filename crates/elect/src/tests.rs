@@ -29,11 +29,15 @@ fn start(journal: &Path) -> (Election, Arc<Memory>) {
 }
 
 fn start_with(config: Config) -> (Election, Arc<Memory>) {
-    let memory = Arc::new(Memory::new(config.ttl()));
-    let health = Arc::new(crate::HealthCells::new());
+    let wiring = crate::Wiring {
+        health: Arc::new(crate::HealthCells::new()),
+        revisions: Arc::new(crate::Revisions::default()),
+        changes: tokio::sync::mpsc::unbounded_channel(),
+    };
+    let memory = Arc::new(Memory::new(config.ttl(), wiring.changes.0.clone()));
     let election = Election::start_with(
         config,
-        health,
+        wiring,
         memory.clone(),
         AnyBackend::Memory(memory.clone()),
     )
@@ -377,6 +381,12 @@ async fn abandon_steps_down_and_leaves_the_key_to_expire() {
         );
         sleep(TTL * 2).await;
         assert_eq!(memory.renewals(), renewals, "still renewing");
+        // A shutdown afterwards does not release it either.
+        let (election2, memory2) = start(&dir.path().join("j2"));
+        let leadership2 = election2.campaign().await.unwrap();
+        leadership2.abandon().await;
+        election2.shutdown().await;
+        assert_eq!(memory2.leader_at_release(), Vec::<bool>::new(), "released");
         // The same for the whole election.
         let leadership = {
             memory.expire();

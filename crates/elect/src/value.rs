@@ -15,6 +15,9 @@ struct Stored<'a> {
     id: &'a str,
     advertise: &'a str,
     nonce: &'a str,
+    /// v3's leader record names the lease of the candidate it belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease: Option<&'a str>,
 }
 
 /// Owned on the way in: a borrowed `&str` cannot hold a JSON string with escapes.
@@ -22,15 +25,29 @@ struct Stored<'a> {
 struct Read {
     id: String,
     advertise: String,
+    #[serde(default)]
+    nonce: String,
+    #[serde(default)]
+    lease: Option<String>,
 }
 
 /// Encodes this candidate's value: `{"id":…,"advertise":…,"nonce":…}`.
 pub(crate) fn encode(id: &str, advertise: &str, nonce: &str) -> String {
-    // Serializing three string fields into a String cannot fail.
+    encode_with(id, advertise, nonce, None)
+}
+
+/// Encodes v3's leader record: the candidate's value and its lease (hex).
+pub(crate) fn encode_record(id: &str, advertise: &str, nonce: &str, lease: i64) -> String {
+    encode_with(id, advertise, nonce, Some(&format!("{lease:x}")))
+}
+
+fn encode_with(id: &str, advertise: &str, nonce: &str, lease: Option<&str>) -> String {
+    // Serializing string fields into a String cannot fail.
     serde_json::to_string(&Stored {
         id,
         advertise,
         nonce,
+        lease,
     })
     .unwrap_or_default()
 }
@@ -40,6 +57,10 @@ pub(crate) fn encode(id: &str, advertise: &str, nonce: &str) -> String {
 pub(crate) struct Named {
     pub id: String,
     pub advertise: String,
+    /// The writing process's nonce (empty when the value has none).
+    pub nonce: String,
+    /// A leader record's lease, as the value names it.
+    pub lease: Option<i64>,
 }
 
 /// Reads a stored value; `None` means the value is foreign.
@@ -48,9 +69,15 @@ pub(crate) fn decode(raw: &[u8]) -> Option<Named> {
     if read.id.is_empty() || read.id.len() > MAX_FIELD || read.advertise.len() > MAX_FIELD {
         return None;
     }
+    let lease = match read.lease {
+        Some(hex) => Some(i64::from_str_radix(&hex, 16).ok()?),
+        None => None,
+    };
     Some(Named {
         id: read.id,
         advertise: read.advertise,
+        nonce: read.nonce,
+        lease,
     })
 }
 
@@ -75,8 +102,21 @@ mod tests {
             decode(v.as_bytes()),
             Some(Named {
                 id: "a-8080".into(),
-                advertise: "http://127.0.0.1:8080".into()
+                advertise: "http://127.0.0.1:8080".into(),
+                nonce: "00ff".into(),
+                lease: None,
             })
+        );
+        let r = encode_record("a", "u", "00ff", 0x694d);
+        assert_eq!(
+            r,
+            r#"{"id":"a","advertise":"u","nonce":"00ff","lease":"694d"}"#
+        );
+        assert_eq!(decode(r.as_bytes()).unwrap().lease, Some(0x694d));
+        assert_eq!(
+            decode(br#"{"id":"a","advertise":"u","lease":"xyz"}"#),
+            None,
+            "a lease that is not hex"
         );
     }
 
@@ -106,7 +146,7 @@ mod tests {
         #[test]
         fn arbitrary_strings_round_trip(id in "[^\u{0}]{1,64}", adv in ".{0,64}", nonce in "[0-9a-f]{0,32}") {
             let v = encode(&id, &adv, &nonce);
-            prop_assert_eq!(decode(v.as_bytes()), Some(Named { id: id.clone(), advertise: adv.clone() }));
+            prop_assert_eq!(decode(v.as_bytes()), Some(Named { id: id.clone(), advertise: adv.clone(), nonce: nonce.clone(), lease: None }));
         }
     }
 }

@@ -185,7 +185,7 @@ async fn proposals_per_hand_over(n: usize) -> f64 {
         Duration::from_secs(60),
         "every candidate queued and following",
         || async {
-            let queued = etcd.v3_keys("/electd/lib/").await.len() == n;
+            let queued = etcd.v3_keys("/electd/lib/~c/").await.len() == n;
             let all_follow = elections[1..].iter().all(|e| {
                 e.status()
                     .current_leader()

@@ -407,6 +407,7 @@ mod tests {
             id: advertise.map(|_| "b".to_owned()),
             advertise: advertise.map(str::to_owned),
             term: 3,
+            verified: advertise.is_some(),
         }
     }
 

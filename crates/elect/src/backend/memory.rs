@@ -35,6 +35,8 @@ struct Store {
     renewals: u32,
     /// Whether the node still called itself leader when it asked to release.
     leader_at_release: Vec<bool>,
+    /// The claim was left to expire: a release leaves it alone.
+    forgotten: bool,
     observer: Option<watch::Receiver<Status>>,
 }
 
@@ -42,12 +44,10 @@ pub(crate) struct Memory {
     ttl: Duration,
     store: Mutex<Store>,
     tx: mpsc::UnboundedSender<Change>,
-    rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Change>>,
 }
 
 impl Memory {
-    pub(crate) fn new(ttl: Duration) -> Memory {
-        let (tx, rx) = mpsc::unbounded_channel();
+    pub(crate) fn new(ttl: Duration, tx: mpsc::UnboundedSender<Change>) -> Memory {
         Memory {
             ttl,
             store: Mutex::new(Store {
@@ -58,10 +58,10 @@ impl Memory {
                 },
                 renewals: 0,
                 leader_at_release: Vec::new(),
+                forgotten: false,
                 observer: None,
             }),
             tx,
-            rx: tokio::sync::Mutex::new(rx),
         }
     }
 
@@ -75,23 +75,31 @@ impl Memory {
                 id: Some("me".into()),
                 advertise: Some("http://127.0.0.1:8080".into()),
                 term: *term,
+                verified: true,
             },
             Owner::Other(id) => Leader {
                 id: Some(id.clone()),
                 advertise: Some("http://127.0.0.1:9090".into()),
                 term: *term,
+                verified: true,
             },
             Owner::Foreign => Leader {
                 id: None,
                 advertise: None,
                 term: *term,
+                verified: false,
             },
         });
         View {
             revision: store.revision,
-            ours: matches!(store.key, Some((_, Owner::Us))),
+            epoch: 0,
+            mine: match store.key {
+                Some((term, Owner::Us)) => Some(term),
+                _ => None,
+            },
             leader,
             claimable_at: None,
+            obstacle: None,
         }
     }
 
@@ -164,6 +172,7 @@ impl Backend for Memory {
     async fn campaign(&self) -> Result<Campaign, EtcdError> {
         let sent_at = Instant::now();
         let mut store = self.store();
+        store.forgotten = false;
         if store.key.is_some() {
             return Ok(Campaign::Taken {
                 revision: store.revision,
@@ -174,8 +183,8 @@ impl Backend for Memory {
         store.key = Some((term, Owner::Us));
         self.announce(&store);
         Ok(Campaign::Claimed {
-            term,
-            view: Self::view(&store),
+            claim: term,
+            view: Some(Self::view(&store)),
             renewal: Renewal {
                 sent_at,
                 ttl: self.ttl,
@@ -206,8 +215,15 @@ impl Backend for Memory {
         }
     }
 
+    async fn forget(&self) {
+        self.store().forgotten = true;
+    }
+
     async fn release(&self) -> Result<(), EtcdError> {
         let mut store = self.store();
+        if store.forgotten {
+            return Ok(());
+        }
         let leading = store
             .observer
             .as_ref()
@@ -219,13 +235,6 @@ impl Backend for Memory {
             self.announce(&store);
         }
         Ok(())
-    }
-
-    async fn next_change(&self) -> Change {
-        match self.rx.lock().await.recv().await {
-            Some(change) => change,
-            None => std::future::pending().await,
-        }
     }
 
     async fn candidates(&self) -> Result<Vec<Leader>, EtcdError> {

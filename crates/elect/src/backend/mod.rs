@@ -11,7 +11,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::error::EtcdError;
-use crate::status::Leader;
+use crate::history::Regression;
+use crate::status::{Leader, Obstacle};
 
 #[cfg(test)]
 pub(crate) mod memory;
@@ -24,14 +25,21 @@ pub(crate) mod v3;
 pub(crate) struct View {
     /// Views are applied in revision order; an older one is stale.
     pub revision: u64,
+    /// The history epoch the view belongs to (see `history.rs`): views of
+    /// an earlier epoch describe a history etcd no longer has.
+    pub epoch: u64,
     /// The leader key's holder, `None` when there is no leader.
     pub leader: Option<Leader>,
-    /// Whether the backend can tell the leader key is the claim this process
-    /// holds (v2: our exact value). The state machine also matches the term.
-    pub ours: bool,
+    /// When this process wrote the leader key (its value carries our
+    /// nonce), the claim it belongs to: v2 the key's `createdIndex`, v3 the
+    /// lease. The state machine leads only while this is the claim it holds,
+    /// so a view read before the claim was known cannot hide or fake it.
+    pub mine: Option<u64>,
     /// No claim before this instant. v2: someone else deleted the key, and
     /// its holder may lead until its deadline, at most a TTL after the delete.
     pub claimable_at: Option<Instant>,
+    /// What in etcd keeps the election from electing, if anything.
+    pub obstacle: Option<Obstacle>,
 }
 
 /// An acknowledged claim or renewal. etcd only extends a lease after it
@@ -47,11 +55,11 @@ pub(crate) struct Renewal {
 /// The outcome of a campaign.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Campaign {
-    /// We hold a claim with this term (v2: we are the leader; v3: we are queued
-    /// and `view` says whether we lead).
+    /// We hold `claim` (v2: the key, by its `createdIndex`, and so we lead;
+    /// v3: a lease with a place in the queue, and `view` says whether we lead).
     Claimed {
-        term: u64,
-        view: View,
+        claim: u64,
+        view: Option<View>,
         renewal: Renewal,
     },
     /// Someone else holds the election as of `revision` (v2 only).
@@ -63,10 +71,13 @@ pub(crate) enum Campaign {
 pub(crate) enum Change {
     /// What the election looks like now.
     View(View),
-    /// The claim of `term` disappeared (its key was deleted or overwritten).
-    ClaimLost { term: u64 },
+    /// `claim` disappeared (its key was deleted or overwritten, its lease is gone).
+    ClaimLost { claim: u64 },
     /// Following failed; the backend keeps retrying and sends a `View` when it recovers.
     Problem(EtcdError),
+    /// etcd answered at a revision below one seen before the request left
+    /// (see `history.rs`); the backend has started reading afresh.
+    Regressed(Regression),
 }
 
 /// Why a renewal did not extend the claim.
@@ -85,20 +96,23 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// opposed to only the leader (v2's single key).
     const QUEUES: bool;
 
-    /// Starts following the election (without a claim).
+    /// Starts following the election (without a claim), sending what it
+    /// learns on the channel the backend was made with.
     fn start(&self);
 
     /// Claims the election, or joins its queue.
     fn campaign(&self) -> impl Future<Output = Result<Campaign, EtcdError>> + Send;
 
-    /// Renews the claim taken by the last successful campaign.
+    /// Renews the claim taken by the last successful campaign (v3: the lease,
+    /// which keeps the candidate key and, while leading, the leader record).
     fn renew(&self) -> impl Future<Output = Result<Renewal, RenewError>> + Send;
+
+    /// Stops acting on the claim without giving it up, and makes a later
+    /// `release` leave it alone: it expires on its own.
+    fn forget(&self) -> impl Future<Output = ()> + Send;
 
     /// Gives up the claim: a compare-and-delete of our own key (v3: and the lease).
     fn release(&self) -> impl Future<Output = Result<(), EtcdError>> + Send;
-
-    /// The next change while following. Cancel-safe.
-    fn next_change(&self) -> impl Future<Output = Change> + Send;
 
     /// The succession order, leader first (v2: the leader only).
     fn candidates(&self) -> impl Future<Output = Result<Vec<Leader>, EtcdError>> + Send;

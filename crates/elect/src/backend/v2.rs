@@ -14,21 +14,22 @@
 //! deployments should use v3.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 
 use super::retry::Backoff;
 use super::{Backend, Campaign, Change, RenewError, Renewal, View};
-use crate::config::Config;
+use crate::config::{Api, Config};
 use crate::error::{ConfigError, EtcdError, chain};
 use crate::health::HealthCells;
-use crate::status::Leader;
+use crate::history::Revisions;
+use crate::status::{Expiry, Foreign, Leader, Obstacle};
 use crate::telemetry::{RequestOutcome, Telemetry};
 use crate::tls::{self, Tls};
 
@@ -43,6 +44,12 @@ pub(crate) struct KeysResponse {
 #[derive(Debug, Deserialize)]
 pub(crate) struct Node {
     pub value: Option<String>,
+    /// Seconds left (absent when under a second, as etcd omits zero).
+    #[serde(default)]
+    pub ttl: Option<i64>,
+    /// When the key expires; absent on a key without a TTL.
+    #[serde(default)]
+    pub expiration: Option<String>,
     #[serde(rename = "createdIndex")]
     pub created_index: u64,
     #[serde(rename = "modifiedIndex")]
@@ -174,7 +181,12 @@ struct Client {
     http: reqwest::Client,
     endpoints: Endpoints,
     key_path: String,
+    /// The key as etcd names it (`/<election>`), for messages.
+    key: String,
     value: String,
+    id: String,
+    revisions: Arc<Revisions>,
+    changes: mpsc::UnboundedSender<Change>,
     ttl: Duration,
     /// HTTP basic authentication: user and password.
     credentials: Option<(String, String)>,
@@ -201,6 +213,8 @@ impl Client {
         query: &[(&str, &str)],
         form: &[(&str, &str)],
     ) -> Result<Reply, EtcdError> {
+        // Every request here is a write or a quorum read: linearizable.
+        let before = self.revisions.before_request();
         let mut last = None;
         for _ in 0..self.endpoints.list.len() {
             let (i, endpoint) = self.endpoints.current();
@@ -237,6 +251,11 @@ impl Client {
                     self.telemetry.etcd_request(op, outcome, started.elapsed());
                     if outcome != RequestOutcome::Error {
                         self.health.etcd_ok();
+                    }
+                    if let Some(index) = index
+                        && let Some(regression) = self.revisions.answered(before, index)
+                    {
+                        let _ = self.changes.send(Change::Regressed(regression));
                     }
                     return Ok(Reply {
                         endpoint: endpoint.to_owned(),
@@ -302,11 +321,55 @@ impl Client {
 
     fn view_of(&self, node: &Node) -> View {
         let raw = node.value.as_deref().unwrap_or_default();
+        let mut leader = Leader::from_stored(raw.as_bytes(), node.created_index);
+        let mine = raw == self.value;
+        let mut obstacle = None;
+        let has_ttl = node.expiration.is_some();
+        let expiry = if has_ttl {
+            Expiry::Ttl(node.ttl.and_then(|t| u64::try_from(t).ok()).unwrap_or(0))
+        } else {
+            Expiry::Never
+        };
+        if !mine {
+            // electd always sets a TTL; a value it did not write, one with
+            // no TTL, or one naming this node (which did not write it) is
+            // not a leader anyone can trust. A value in our format with a
+            // TTL cannot be told from a real one.
+            let kind = match &leader.id {
+                None => Some(Foreign::Value),
+                Some(_) if !has_ttl => Some(Foreign::Unbound),
+                Some(id) if *id == self.id => Some(Foreign::NamesThisNode),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                leader.verified = false;
+                obstacle = Some(Obstacle::ForeignKey {
+                    key: self.key.clone(),
+                    kind,
+                    expiry,
+                    api: Api::V2,
+                });
+            }
+        }
         View {
             revision: node.modified_index,
-            leader: Some(Leader::from_stored(raw.as_bytes(), node.created_index)),
-            ours: raw == self.value,
+            epoch: self.revisions.epoch(),
+            leader: Some(leader),
+            mine: mine.then_some(node.created_index),
             claimable_at: None,
+            obstacle,
+        }
+    }
+
+    /// A view with no leader.
+    fn vacant(&self, revision: u64, claimable_at: Option<Instant>) -> View {
+        View {
+            revision,
+            epoch: self.revisions.epoch(),
+            leader: None,
+            mine: None,
+            claimable_at,
+            obstacle: None,
         }
     }
 
@@ -330,15 +393,7 @@ impl Client {
                 let err = reply.error("read")?;
                 if err.error_code == KEY_NOT_FOUND {
                     let index = reply.index.or(err.index).unwrap_or(0);
-                    Ok((
-                        View {
-                            revision: index,
-                            leader: None,
-                            ours: false,
-                            claimable_at: None,
-                        },
-                        index,
-                    ))
+                    Ok((self.vacant(index, None), index))
                 } else {
                     Err(reply.etcd_error("read", &err))
                 }
@@ -419,18 +474,8 @@ impl Client {
             // A resign (compare-and-delete) or an expiry ends the holder's
             // leadership first; a plain delete is someone else's, and the
             // holder leads until it notices or its deadline passes.
-            "expire" | "compareAndDelete" => View {
-                revision: node.modified_index,
-                leader: None,
-                ours: false,
-                claimable_at: None,
-            },
-            "delete" => View {
-                revision: node.modified_index,
-                leader: None,
-                ours: false,
-                claimable_at: Some(Instant::now() + self.ttl),
-            },
+            "expire" | "compareAndDelete" => self.vacant(node.modified_index, None),
+            "delete" => self.vacant(node.modified_index, Some(Instant::now() + self.ttl)),
             _ => self.view_of(&node),
         };
         Ok(Some((view, next)))
@@ -439,7 +484,8 @@ impl Client {
 
 /// Follows the key for as long as the backend runs: read, then watch; read
 /// again after a cleared index, a broken connection, or a quiet TTL.
-async fn follow(client: Arc<Client>, tx: mpsc::UnboundedSender<Change>) {
+async fn follow(client: Arc<Client>) {
+    let tx = client.changes.clone();
     let mut backoff = Backoff::new(client.ttl.min(Duration::from_secs(5)));
     'read: loop {
         let mut wait_index = match client.read().await {
@@ -482,13 +528,18 @@ async fn follow(client: Arc<Client>, tx: mpsc::UnboundedSender<Change>) {
 /// The v2 backend.
 pub(crate) struct V2 {
     client: Arc<Client>,
-    tx: mpsc::UnboundedSender<Change>,
-    rx: Mutex<mpsc::UnboundedReceiver<Change>>,
     follower: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// The key was left to expire (`forget`): a release must not delete it.
+    forgotten: AtomicBool,
 }
 
 impl V2 {
-    pub(crate) fn new(config: &Config, health: Arc<HealthCells>) -> Result<V2, ConfigError> {
+    pub(crate) fn new(
+        config: &Config,
+        health: Arc<HealthCells>,
+        revisions: Arc<Revisions>,
+        changes: mpsc::UnboundedSender<Change>,
+    ) -> Result<V2, ConfigError> {
         // reqwest has no crypto provider of its own here: it always gets a
         // configuration, even one it never uses for http:// endpoints.
         let tls_config = match &config.tls {
@@ -507,7 +558,6 @@ impl V2 {
                 url: config.endpoints.join(","),
                 reason: chain(&e),
             })?;
-        let (tx, rx) = mpsc::unbounded_channel();
         let nonce = crate::value::new_nonce();
         let key = format!("/{}", config.election);
         let denied = match &config.credentials {
@@ -529,7 +579,11 @@ impl V2 {
                     current: AtomicUsize::new(0),
                 },
                 key_path: format!("/v2/keys/{}", config.election),
+                key: key.clone(),
                 value: crate::value::encode(&config.id, &config.advertise, &nonce),
+                id: config.id.clone(),
+                revisions,
+                changes,
                 ttl: config.ttl,
                 credentials: config
                     .credentials
@@ -540,9 +594,8 @@ impl V2 {
                 health,
                 telemetry: config.telemetry.clone(),
             }),
-            tx,
-            rx: Mutex::new(rx),
             follower: std::sync::Mutex::new(None),
+            forgotten: AtomicBool::new(false),
         })
     }
 
@@ -555,15 +608,15 @@ impl Backend for V2 {
     const QUEUES: bool = false;
 
     fn start(&self) {
-        let task = tokio::spawn(follow(self.client.clone(), self.tx.clone()));
-        if let Ok(mut follower) = self.follower.lock()
-            && let Some(old) = follower.replace(task)
-        {
+        let task = tokio::spawn(follow(self.client.clone()));
+        let mut follower = self.follower.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = follower.replace(task) {
             old.abort();
         }
     }
 
     async fn campaign(&self) -> Result<Campaign, EtcdError> {
+        self.forgotten.store(false, Ordering::Relaxed);
         let c = &self.client;
         let ttl = self.ttl_secs();
         let sent_at = Instant::now();
@@ -582,14 +635,14 @@ impl Backend for V2 {
                     .node
                     .ok_or_else(|| reply.malformed("create", "no node".to_owned()))?;
                 let view = c.view_of(&node);
-                if !view.ours {
+                if view.mine.is_none() {
                     return Err(
                         reply.malformed("create", "the created value is not ours".to_owned())
                     );
                 }
                 Ok(Campaign::Claimed {
-                    term: node.created_index,
-                    view,
+                    claim: node.created_index,
+                    view: Some(view),
                     renewal: Renewal {
                         sent_at,
                         ttl: c.ttl,
@@ -639,7 +692,15 @@ impl Backend for V2 {
         }
     }
 
+    async fn forget(&self) {
+        // One key with a TTL: left alone, it expires.
+        self.forgotten.store(true, Ordering::Relaxed);
+    }
+
     async fn release(&self) -> Result<(), EtcdError> {
+        if self.forgotten.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let c = &self.client;
         let reply = c
             .request("delete", Method::DELETE, &[("prevValue", &c.value)], &[])
@@ -655,22 +716,14 @@ impl Backend for V2 {
         }
     }
 
-    async fn next_change(&self) -> Change {
-        match self.rx.lock().await.recv().await {
-            Some(change) => change,
-            None => std::future::pending().await,
-        }
-    }
-
     async fn candidates(&self) -> Result<Vec<Leader>, EtcdError> {
         let (view, _) = self.client.read().await?;
         Ok(view.leader.into_iter().collect())
     }
 
     fn stop(&self) {
-        if let Ok(mut follower) = self.follower.lock()
-            && let Some(task) = follower.take()
-        {
+        let mut follower = self.follower.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(task) = follower.take() {
             task.abort();
         }
     }
@@ -749,14 +802,27 @@ mod tests {
                 .ttl(Duration::from_secs(2))
                 .build()
                 .unwrap();
-            let v2 = V2::new(&config, Arc::new(HealthCells::new())).unwrap();
-            let node = Node { value: value.clone(), created_index, modified_index };
+            let v2 = V2::new(
+                &config,
+                Arc::new(HealthCells::new()),
+                Arc::new(Revisions::default()),
+                mpsc::unbounded_channel().0,
+            )
+            .unwrap();
+            let expiration = Some("2026-12-01T09:43:17Z".to_owned());
+            let node = Node { value: value.clone(), ttl: Some(2), expiration: expiration.clone(), created_index, modified_index };
             let view = v2.client.view_of(&node);
-            prop_assert_eq!(view.ours, value.as_deref() == Some(v2.client.value.as_str()));
+            prop_assert_eq!(view.mine.is_some(), value.as_deref() == Some(v2.client.value.as_str()));
             prop_assert_eq!(view.leader.map(|l| l.term), Some(created_index));
             // Our own value reads back as ours.
-            let own = Node { value: Some(v2.client.value.clone()), created_index, modified_index };
-            prop_assert!(v2.client.view_of(&own).ours);
+            let own = Node { value: Some(v2.client.value.clone()), ttl: None, expiration, created_index, modified_index };
+            prop_assert_eq!(v2.client.view_of(&own).mine, Some(created_index));
+            // Without a TTL, no value in our format is trusted.
+            let forged = Node { value: Some(r#"{"id":"b","advertise":"x"}"#.into()), ttl: None, expiration: None, created_index, modified_index };
+            let view = v2.client.view_of(&forged);
+            prop_assert!(view.leader.is_some_and(|l| l.is_foreign()));
+            let never = matches!(view.obstacle, Some(Obstacle::ForeignKey { expiry: Expiry::Never, .. }));
+            prop_assert!(never, "{:?}", view.obstacle);
         }
 
         #[test]

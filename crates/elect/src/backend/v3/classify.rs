@@ -1,0 +1,124 @@
+//! What etcd's errors mean for us. etcd's gRPC codes alone are ambiguous
+//! (a wrong password is `InvalidArgument`), so its messages
+//! (api/v3rpc/rpctypes) are matched here, and only here.
+
+use std::time::Duration;
+
+use crate::error::{EtcdError, chain};
+use crate::tls::{self, Tls};
+
+pub(super) const AUTH_NOT_ENABLED: &str = "authentication is not enabled";
+const WRONG_PASSWORD: &str = "authentication failed, invalid user ID or password";
+pub(super) const USER_EMPTY: &str = "user name is empty";
+const OLD_AUTH_REVISION: &str = "revision of auth store is old";
+pub(super) const PERMISSION_DENIED: &str = "permission denied";
+const LEASE_NOT_FOUND: &str = "lease not found";
+const NO_LEADER: &str = "no leader";
+
+/// Whether etcd says the lease does not exist (expired or revoked).
+pub(super) fn lease_gone(err: &EtcdError) -> bool {
+    matches!(err, EtcdError::Rejected { detail, .. } if detail.contains(LEASE_NOT_FOUND))
+}
+
+/// Why etcd cancelled a watch, as an error.
+pub(super) fn watch_cancelled(endpoint: &str, reason: &str, denied: &str) -> EtcdError {
+    let endpoint = endpoint.to_owned();
+    if reason.contains(NO_LEADER) {
+        EtcdError::NoLeader { endpoint }
+    } else if reason.contains(PERMISSION_DENIED) {
+        EtcdError::PermissionDenied {
+            endpoint,
+            detail: format!("watch cancelled: {reason}: {denied}"),
+        }
+    } else {
+        EtcdError::Rejected {
+            endpoint,
+            detail: format!("watch cancelled: {reason}"),
+        }
+    }
+}
+
+/// Sorts an etcd-client error into what it means for us. `tls` names the
+/// files when the handshake failed.
+pub(super) fn client_error(
+    endpoint: &str,
+    err: etcd_client::Error,
+    tls: Option<&Tls>,
+) -> EtcdError {
+    use etcd_client::Error as E;
+    use tonic::Code;
+    let endpoint = endpoint.to_owned();
+    let handshake = match &err {
+        E::GRpcStatus(status) => tls::rustls_error(status),
+        E::TransportError(e) => tls::rustls_error(e),
+        E::IoError(e) => tls::rustls_error(e),
+        _ => None,
+    };
+    if let (Some(tls), Some(cause)) = (tls, handshake) {
+        return EtcdError::Tls {
+            endpoint,
+            detail: tls.explain(&cause),
+        };
+    }
+    match err {
+        E::GRpcStatus(status) => {
+            let message = status.message().to_owned();
+            match status.code() {
+                _ if message.contains(NO_LEADER) => EtcdError::NoLeader { endpoint },
+                _ if message.contains(WRONG_PASSWORD) => EtcdError::AuthFailed {
+                    endpoint,
+                    detail: format!("{message} (wrong user name or password)"),
+                },
+                _ if message.contains(USER_EMPTY) => EtcdError::AuthFailed {
+                    endpoint,
+                    detail: format!(
+                        "{message}: etcd has authentication enabled and no user is configured \
+                         (--etcd-user)"
+                    ),
+                },
+                // Tokens issued before a change to etcd's users and roles.
+                _ if message.contains(OLD_AUTH_REVISION) => EtcdError::AuthFailed {
+                    endpoint,
+                    detail: message,
+                },
+                Code::Unavailable | Code::Cancelled | Code::Unknown
+                    if !message.contains(LEASE_NOT_FOUND) =>
+                {
+                    EtcdError::Unreachable {
+                        endpoint,
+                        detail: chain(&status),
+                    }
+                }
+                Code::DeadlineExceeded => EtcdError::Timeout {
+                    endpoint,
+                    timeout: Duration::ZERO,
+                },
+                Code::Unauthenticated => EtcdError::AuthFailed {
+                    endpoint,
+                    detail: message,
+                },
+                Code::PermissionDenied => EtcdError::PermissionDenied {
+                    endpoint,
+                    detail: message,
+                },
+                code => EtcdError::Rejected {
+                    endpoint,
+                    detail: format!("{code:?}: {message}"),
+                },
+            }
+        }
+        E::TransportError(err) => EtcdError::Unreachable {
+            endpoint,
+            detail: chain(&err),
+        },
+        E::IoError(err) => EtcdError::Unreachable {
+            endpoint,
+            detail: chain(&err),
+        },
+        E::LeaseKeepAliveError(detail) => EtcdError::Rejected { endpoint, detail },
+        other => EtcdError::Rejected {
+            endpoint,
+            detail: other.to_string(),
+        },
+    }
+}

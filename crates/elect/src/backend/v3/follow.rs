@@ -1,0 +1,558 @@
+//! Following the election: read every key under the prefix once, keep that
+//! mirror up to date from one watch, and after each change say what the
+//! election looks like; the candidate whose turn it is takes the step
+//! (`layout::Step`) itself, by a transaction that only succeeds while the
+//! keys are as it saw them.
+//!
+//! So a hand-over costs the old leader's revoke and the successor's record,
+//! whatever the number of candidates: every node learns from the watch, and
+//! only one acts. A silently dead connection is noticed within two thirds of
+//! a TTL (progress requests every TTL/3); a compacted revision, a watch
+//! answer older than the mirror, or a regression noticed by any request
+//! makes the task read everything afresh.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{
+    Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchOptions, WatchResponse,
+};
+use tokio::time::{Instant, interval, sleep, sleep_until};
+
+use super::conn::malformed;
+use super::layout::{self, Assessment, Kv, Mirror, Step, revision_u64};
+use super::{Ours, Shared, classify};
+use crate::backend::retry::Backoff;
+use crate::backend::{Change, View};
+use crate::error::EtcdError;
+use crate::status::{Foreign, Obstacle};
+use crate::value;
+
+/// What happened while waiting for the next change.
+enum Woke {
+    /// The mirror changed.
+    Changed,
+    /// A timer (a predecessor's lease may be gone).
+    Timer,
+    /// Read everything afresh.
+    Reread,
+}
+
+/// The task's own state.
+struct Follower {
+    shared: Arc<Shared>,
+    ours: Option<Ours>,
+    /// Whether our claim led: when its record goes, the claim is over.
+    led: bool,
+    mirror: Mirror,
+    /// When to look at the predecessors' leases again.
+    recheck_at: Option<Instant>,
+    /// A wait, as the acting candidate (or anyone who looked) saw it.
+    waiting: Option<Obstacle>,
+    /// Leases of other live candidates with our id, already warned about.
+    twins: HashSet<i64>,
+}
+
+/// Runs until aborted (a new campaign or a release starts another).
+pub(super) async fn follow(shared: Arc<Shared>, ours: Option<Ours>) {
+    let mut backoff = Backoff::new(shared.ttl.min(Duration::from_secs(5)));
+    let mut follower = Follower {
+        shared,
+        ours,
+        led: false,
+        mirror: Mirror::default(),
+        recheck_at: None,
+        waiting: None,
+        twins: HashSet::new(),
+    };
+    loop {
+        match follower.run().await {
+            Ok(()) => backoff.reset(),
+            Err(err) => {
+                if follower
+                    .shared
+                    .client
+                    .changes()
+                    .send(Change::Problem(err))
+                    .is_err()
+                {
+                    return;
+                }
+                sleep(backoff.next_delay()).await;
+            }
+        }
+    }
+}
+
+impl Follower {
+    /// One read and the watch after it, until something calls for a new read.
+    async fn run(&mut self) -> Result<(), EtcdError> {
+        self.read().await?;
+        let shared = self.shared.clone();
+        let client = &shared.client;
+        let mut generations = client.generations();
+        generations.borrow_and_update();
+        let link = client.link().await?;
+        let options = WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(self.mirror.revision + 1);
+        let mut watcher = link.client.watch_client();
+        let mut stream = client
+            .call(
+                "watch",
+                &link,
+                watcher.watch(shared.layout.prefix(), Some(options)),
+            )
+            .await?;
+        let mut ticks = interval(shared.ttl / 3);
+        ticks.tick().await;
+        let mut awaiting_progress = false;
+        loop {
+            self.settle().await?;
+            let resync = client.resync.notified();
+            let woke = tokio::select! {
+                message = stream.message() => {
+                    let response = match message {
+                        Ok(Some(response)) => response,
+                        Ok(None) => {
+                            client.conn.reconnect(link.generation);
+                            return Err(EtcdError::Unreachable {
+                                endpoint: link.endpoint.clone(),
+                                detail: "watch stream closed".to_owned(),
+                            });
+                        }
+                        Err(err) => {
+                            let err = client.conn.error(&link.endpoint, err).await;
+                            if err.is_connection_problem() {
+                                client.conn.reconnect(link.generation);
+                            }
+                            return Err(err);
+                        }
+                    };
+                    awaiting_progress = false;
+                    self.apply(&response, &link.endpoint)?
+                }
+                _ = ticks.tick() => {
+                    if awaiting_progress {
+                        client.conn.reconnect(link.generation);
+                        return Err(EtcdError::Timeout {
+                            endpoint: link.endpoint.clone(),
+                            timeout: shared.ttl / 3,
+                        });
+                    }
+                    if let Err(err) = stream.request_progress().await {
+                        return Err(client.conn.error(&link.endpoint, err).await);
+                    }
+                    awaiting_progress = true;
+                    Woke::Timer
+                }
+                _ = sleep_until_opt(self.recheck_at), if self.recheck_at.is_some() => {
+                    self.recheck_at = None;
+                    Woke::Timer
+                }
+                _ = resync => Woke::Reread,
+                // The connection was replaced (a request failed): this
+                // stream may be on a dead connection. Start over.
+                _ = generations.changed() => Woke::Reread,
+            };
+            match woke {
+                Woke::Changed | Woke::Timer => {}
+                Woke::Reread => return Ok(()),
+            }
+        }
+    }
+
+    /// Reads every key of the election, linearizably.
+    async fn read(&mut self) -> Result<(), EtcdError> {
+        let client = &self.shared.client;
+        let link = client.link().await?;
+        let mut kv = link.client.kv_client();
+        let (mut resp, revision) = client
+            .call_linearizable(
+                "range",
+                &link,
+                kv.get(
+                    self.shared.layout.prefix(),
+                    Some(GetOptions::new().with_prefix()),
+                ),
+            )
+            .await?;
+        let mut mirror = Mirror {
+            revision,
+            keys: Default::default(),
+        };
+        for kv in resp.take_kvs() {
+            if kv.create_revision() <= 0 {
+                return Err(malformed(
+                    &link.endpoint,
+                    "range",
+                    "non-positive create_revision",
+                ));
+            }
+            mirror.keys.insert(
+                kv.key().to_vec(),
+                Kv {
+                    create_revision: kv.create_revision(),
+                    lease: kv.lease(),
+                    value: kv.value().to_vec(),
+                },
+            );
+        }
+        self.mirror = mirror;
+        Ok(())
+    }
+
+    /// Applies one watch answer to the mirror.
+    fn apply(&mut self, response: &WatchResponse, endpoint: &str) -> Result<Woke, EtcdError> {
+        let shared = &self.shared;
+        shared.health.etcd_ok();
+        if response.canceled() {
+            if response.compact_revision() > 0 {
+                // Our revision was compacted away: read again from now.
+                return Ok(Woke::Reread);
+            }
+            return Err(classify::watch_cancelled(
+                endpoint,
+                response.cancel_reason(),
+                &shared.client.conn.denied,
+            ));
+        }
+        let header = response.header().map_or(0, |h| h.revision());
+        if response.events().is_empty() {
+            if header > 0 && header < self.mirror.revision {
+                // This member's history is behind what we read: it may be a
+                // wiped or restored store. A linearizable read tells.
+                return Ok(Woke::Reread);
+            }
+            self.mirror.revision = self.mirror.revision.max(header);
+            return Ok(Woke::Timer);
+        }
+        for event in response.events() {
+            let Some(kv) = event.kv() else {
+                continue;
+            };
+            match event.event_type() {
+                EventType::Put => {
+                    self.mirror.keys.insert(
+                        kv.key().to_vec(),
+                        Kv {
+                            create_revision: kv.create_revision(),
+                            lease: kv.lease(),
+                            value: kv.value().to_vec(),
+                        },
+                    );
+                }
+                EventType::Delete => {
+                    self.mirror.keys.remove(kv.key());
+                }
+            }
+            self.mirror.revision = self.mirror.revision.max(kv.mod_revision());
+        }
+        Ok(Woke::Changed)
+    }
+
+    /// Says what the mirror shows, and takes the step when it is ours.
+    async fn settle(&mut self) -> Result<(), EtcdError> {
+        loop {
+            let assessment = layout::assess(&self.shared.layout, &self.mirror);
+            self.shared.predecessors().note(assessment.leading.as_ref());
+            let mine = self.mine(&assessment);
+            if self.claim_lost(mine) {
+                continue;
+            }
+            self.warn_twins(&assessment);
+            let acted = self.act(&assessment).await?;
+            if !acted {
+                self.publish(&assessment, mine);
+                return Ok(());
+            }
+        }
+    }
+
+    /// The record's lease, when this process wrote it.
+    fn mine(&self, assessment: &Assessment) -> Option<u64> {
+        assessment
+            .writer
+            .as_ref()
+            .filter(|(nonce, _)| *nonce == self.shared.nonce)
+            .and_then(|(_, lease)| u64::try_from(*lease).ok())
+    }
+
+    /// Whether our claim just ended: the record we led with is gone (or no
+    /// longer ours), or our candidate key is gone while not leading.
+    fn claim_lost(&mut self, mine: Option<u64>) -> bool {
+        let Some(ours) = &self.ours else {
+            return false;
+        };
+        let leading = mine == u64::try_from(ours.lease).ok();
+        let queued =
+            self.mirror.keys.get(&ours.key).is_some_and(|kv| {
+                kv.lease == ours.lease && kv.create_revision == ours.create_revision
+            });
+        if leading {
+            self.led = true;
+            return false;
+        }
+        if queued && !self.led {
+            return false;
+        }
+        // A record someone else deleted: the lease is left to expire, after
+        // our deadline; successors wait for exactly that (`succession.rs`).
+        let claim = u64::try_from(ours.lease).unwrap_or(0);
+        self.ours = None;
+        self.led = false;
+        let _ = self
+            .shared
+            .client
+            .changes()
+            .send(Change::ClaimLost { claim });
+        true
+    }
+
+    /// Takes the step if it is ours to take and nobody it must outlive is
+    /// left. Returns whether the keys changed (so look again).
+    async fn act(&mut self, assessment: &Assessment) -> Result<bool, EtcdError> {
+        if assessment.step == Step::Wait {
+            self.waiting = None;
+            self.recheck_at = None;
+            return Ok(false);
+        }
+        let Some(ours) = self.ours.clone() else {
+            return self
+                .look_at_predecessors(assessment, None)
+                .await
+                .map(|_| false);
+        };
+        if assessment.next.as_ref().map(|c| c.lease) != Some(ours.lease) {
+            return self
+                .look_at_predecessors(assessment, None)
+                .await
+                .map(|_| false);
+        }
+        // The record's revision would be the term: never at or below the floor.
+        let floor = self.shared.client.revisions().floor();
+        if matches!(assessment.step, Step::TakeRecord { .. })
+            && revision_u64(self.mirror.revision).saturating_add(1) < floor
+        {
+            return Ok(false);
+        }
+        if !self
+            .look_at_predecessors(assessment, Some(ours.lease))
+            .await?
+        {
+            return Ok(false);
+        }
+        match assessment.step {
+            Step::Wait => Ok(false),
+            Step::LayAnchor => self.lay_anchor().await,
+            Step::TakeRecord { anchor } => self.take_record(&ours, anchor).await,
+        }
+    }
+
+    /// Checks the leases of the keys seen leading. The acting candidate
+    /// (`own`) looks at every one; others only at one that is visibly alive
+    /// or was not electd's, to say what the election waits for. Returns
+    /// whether none is left.
+    async fn look_at_predecessors(
+        &mut self,
+        assessment: &Assessment,
+        own: Option<i64>,
+    ) -> Result<bool, EtcdError> {
+        let pending = match own {
+            Some(own) => self.shared.predecessors().pending(own),
+            None => {
+                if self.recheck_at.is_some() {
+                    // Looked already; the timer says when to look again.
+                    return Ok(false);
+                }
+                let leading = assessment.leading.as_ref().map(|l| l.lease);
+                let alive = self
+                    .shared
+                    .predecessors()
+                    .worth_a_look(&self.mirror, leading);
+                alive.into_iter().collect()
+            }
+        };
+        if pending.is_empty() {
+            self.waiting = None;
+            return Ok(true);
+        }
+        let client = &self.shared.client;
+        let lookups = futures_util::future::join_all(
+            pending.iter().map(|(_, lease)| client.lease_left(*lease)),
+        )
+        .await;
+        let mut longest: Option<(Vec<u8>, i64, Duration)> = None;
+        for ((key, lease), left) in pending.into_iter().zip(lookups) {
+            match left? {
+                None => self.shared.predecessors().forget(lease),
+                Some(left) => {
+                    if longest.as_ref().is_none_or(|(_, _, l)| left > *l) {
+                        longest = Some((key, lease, left));
+                    }
+                }
+            }
+        }
+        let Some((key, lease, left)) = longest else {
+            self.waiting = None;
+            return Ok(true);
+        };
+        let now = Instant::now();
+        self.waiting = Some(Obstacle::Predecessor {
+            key: String::from_utf8_lossy(&key).into_owned(),
+            lease,
+            expires: Some(now + left),
+        });
+        // Look again when it may have expired, or sooner: a lease can be
+        // revoked early, and its holder may renew it.
+        let again = left.min(self.shared.ttl / 2).max(Duration::from_millis(50));
+        self.recheck_at = Some(now + again);
+        Ok(false)
+    }
+
+    /// Lays the anchor while no old-rule key exists.
+    async fn lay_anchor(&mut self) -> Result<bool, EtcdError> {
+        let layout = &self.shared.layout;
+        let anchor = layout.anchor();
+        let txn = Txn::new()
+            .when([
+                Compare::create_revision(layout.prefix(), CompareOp::Equal, 0)
+                    .with_range(layout.old_rule_end()),
+                Compare::create_revision(anchor.clone(), CompareOp::Equal, 0),
+            ])
+            .and_then([TxnOp::put(anchor.clone(), layout.anchor_value(), None)]);
+        let Some(revision) = self.transact("anchor", txn).await? else {
+            return Ok(false);
+        };
+        tracing::info!(id = %self.shared.id, revision, "laid the election's anchor: etcd election clients and electd releases before the leader record can no longer lead here");
+        self.mirror.keys.insert(
+            anchor,
+            Kv {
+                create_revision: revision,
+                lease: 0,
+                value: layout.anchor_value().as_bytes().to_vec(),
+            },
+        );
+        self.mirror.revision = self.mirror.revision.max(revision);
+        Ok(true)
+    }
+
+    /// Creates the leader record, bound to our lease: only while it is
+    /// absent, our key is still queued, and the anchor is the one we saw
+    /// (or, without one, our key is the oldest under the prefix).
+    async fn take_record(&mut self, ours: &Ours, anchor: Option<i64>) -> Result<bool, EtcdError> {
+        let layout = &self.shared.layout;
+        let record = layout.record();
+        let guard = match anchor {
+            Some(revision) => Compare::create_revision(layout.anchor(), CompareOp::Equal, revision),
+            None => Compare::create_revision(
+                layout.prefix(),
+                CompareOp::Greater,
+                ours.create_revision - 1,
+            )
+            .with_prefix(),
+        };
+        let value = value::encode_record(
+            &self.shared.id,
+            &self.shared.advertise,
+            &self.shared.nonce,
+            ours.lease,
+        );
+        let txn = Txn::new()
+            .when([
+                Compare::create_revision(record.clone(), CompareOp::Equal, 0),
+                Compare::create_revision(ours.key.clone(), CompareOp::Equal, ours.create_revision),
+                guard,
+            ])
+            .and_then([TxnOp::put(
+                record.clone(),
+                value.clone(),
+                Some(PutOptions::new().with_lease(ours.lease)),
+            )]);
+        let Some(revision) = self.transact("txn", txn).await? else {
+            return Ok(false);
+        };
+        self.mirror.keys.insert(
+            record,
+            Kv {
+                create_revision: revision,
+                lease: ours.lease,
+                value: value.into_bytes(),
+            },
+        );
+        self.mirror.revision = self.mirror.revision.max(revision);
+        Ok(true)
+    }
+
+    /// Runs a conditional write; its revision when it succeeded.
+    async fn transact(&self, op: &'static str, txn: Txn) -> Result<Option<i64>, EtcdError> {
+        let client = &self.shared.client;
+        let link = client.link().await?;
+        let mut kv = link.client.kv_client();
+        let (resp, revision) = client.call_linearizable(op, &link, kv.txn(txn)).await?;
+        Ok(resp.succeeded().then_some(revision))
+    }
+
+    /// Sends the view and keeps the succession order for status readers.
+    fn publish(&mut self, assessment: &Assessment, mine: Option<u64>) {
+        let shared = &self.shared;
+        let mut leader = assessment.leader.clone();
+        let mut obstacle = assessment.obstacle.clone();
+        // A record naming this node that this process did not write: others
+        // cannot tell, but this node can deny it.
+        if mine.is_none()
+            && let Some(l) = leader.as_mut()
+            && l.id.as_deref() == Some(shared.id.as_str())
+            && assessment.writer.is_some()
+        {
+            l.verified = false;
+            obstacle = Some(Obstacle::ForeignKey {
+                key: String::from_utf8_lossy(&shared.layout.record()).into_owned(),
+                kind: Foreign::NamesThisNode,
+                expiry: match assessment.writer.as_ref().map(|(_, lease)| *lease) {
+                    Some(lease) if lease != 0 => crate::status::Expiry::Lease(lease),
+                    _ => crate::status::Expiry::Never,
+                },
+                api: crate::config::Api::V3,
+            });
+        }
+        let view = View {
+            revision: revision_u64(self.mirror.revision),
+            epoch: shared.client.revisions().epoch(),
+            leader,
+            mine,
+            claimable_at: None,
+            obstacle: obstacle.or_else(|| self.waiting.clone()),
+        };
+        *shared.succession() = Some(assessment.succession());
+        let _ = shared.client.changes().send(Change::View(view));
+    }
+
+    /// Warns once about each other live candidate with our id: a misconfiguration.
+    fn warn_twins(&mut self, assessment: &Assessment) {
+        let own = self.ours.as_ref().map(|o| o.lease);
+        for candidate in &assessment.queue {
+            if Some(candidate.lease) == own
+                || candidate.named.id != self.shared.id
+                || candidate.named.nonce == self.shared.nonce
+                || !self.twins.insert(candidate.lease)
+            {
+                continue;
+            }
+            tracing::warn!(
+                id = %self.shared.id,
+                ours = %self.shared.advertise,
+                other = %candidate.named.advertise,
+                "another live candidate uses the same id: give every node its own --id"
+            );
+        }
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

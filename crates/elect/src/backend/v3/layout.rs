@@ -1,0 +1,577 @@
+//! The v3 election's keys, and what a snapshot of them means. Pure: no I/O,
+//! so every rule here has a unit test.
+//!
+//! Under the prefix `/electd/<election>/`:
+//!
+//! * `~c/<lease hex>`: one **candidate** key per campaign, bound to its lease
+//!   (the queue, ordered by `create_revision`);
+//! * `~leader`: the **leader record**, bound to the leader's lease and
+//!   created by a transaction that requires it to be absent. Its
+//!   `create_revision` is the term, so terms grow whoever leads next;
+//! * `~anchor`: written once, without a lease, when no key of the old rule
+//!   is left (below);
+//! * anything sorting before `~` (`<lease hex>`) is the **old rule**'s: the
+//!   key of electd before the leader record, or of an etcd election client
+//!   (`etcdctl elect`, Go's `concurrency.Election`). Those lead when their
+//!   key is the oldest under the prefix, and never otherwise.
+//!
+//! So the oldest key under the prefix decides. While it is an old-rule key,
+//! its owner leads by the old rule and no electd creates a record. While it
+//! is one of our candidate keys (an upgrade in progress), only that
+//! candidate may hold the record: old-rule parties see an older key than
+//! theirs and wait. Once the old rule's keys are gone, the first candidate
+//! lays the anchor, which stays the oldest key for good: old-rule parties
+//! never lead again, and the record may go to any candidate.
+
+use std::collections::BTreeMap;
+
+use crate::config::Api;
+use crate::status::{Expiry, Foreign, Leader, Obstacle};
+use crate::value::{self, Named};
+
+const ANCHOR: &str = "~anchor";
+const RECORD: &str = "~leader";
+const CANDIDATES: &str = "~c/";
+/// Old-rule keys sort before this under the prefix.
+const OLD_RULE_END: &str = "~";
+
+/// The anchor's value: says what it is to whoever reads it.
+const ANCHOR_VALUE: &str = r#"{"electd":"anchor","about":"leadership is the record ~leader; this key keeps etcd election clients and electd releases without the record from leading"}"#;
+
+/// The keys of one election.
+#[derive(Clone, Debug)]
+pub(super) struct Layout {
+    prefix: String,
+}
+
+impl Layout {
+    pub(super) fn new(election: &str) -> Layout {
+        Layout {
+            prefix: format!("/electd/{election}/"),
+        }
+    }
+
+    pub(super) fn prefix(&self) -> &[u8] {
+        self.prefix.as_bytes()
+    }
+
+    pub(super) fn anchor(&self) -> Vec<u8> {
+        format!("{}{ANCHOR}", self.prefix).into_bytes()
+    }
+
+    pub(super) fn anchor_value(&self) -> &'static str {
+        ANCHOR_VALUE
+    }
+
+    pub(super) fn record(&self) -> Vec<u8> {
+        format!("{}{RECORD}", self.prefix).into_bytes()
+    }
+
+    pub(super) fn candidate(&self, lease: i64) -> Vec<u8> {
+        format!("{}{CANDIDATES}{lease:x}", self.prefix).into_bytes()
+    }
+
+    /// The end of the old rule's range, which starts at the prefix.
+    pub(super) fn old_rule_end(&self) -> Vec<u8> {
+        format!("{}{OLD_RULE_END}", self.prefix).into_bytes()
+    }
+
+    /// The lease a key names, when it is a key of ours: `~c/<hex>`.
+    fn candidate_lease(&self, key: &[u8]) -> Option<i64> {
+        let hex = key
+            .strip_prefix(self.prefix.as_bytes())?
+            .strip_prefix(CANDIDATES.as_bytes())?;
+        lease_named(hex)
+    }
+
+    fn is_old_rule(&self, key: &[u8]) -> bool {
+        key.starts_with(self.prefix.as_bytes()) && key < self.old_rule_end().as_slice()
+    }
+}
+
+/// `<lease hex>` as electd and etcd's election clients write it: lower-case
+/// hex of a positive lease, no leading zeros.
+fn lease_named(hex: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(hex).ok()?;
+    let lease = i64::from_str_radix(text, 16).ok()?;
+    (lease > 0 && format!("{lease:x}") == text).then_some(lease)
+}
+
+/// A key as etcd holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Kv {
+    pub create_revision: i64,
+    pub lease: i64,
+    pub value: Vec<u8>,
+}
+
+/// Every key of the election as of `revision`: read once, then kept up to
+/// date from the watch.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Mirror {
+    pub revision: i64,
+    pub keys: BTreeMap<Vec<u8>, Kv>,
+}
+
+/// A candidate in the queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Candidate {
+    pub key: Vec<u8>,
+    pub lease: i64,
+    pub create_revision: i64,
+    pub named: Named,
+}
+
+/// What the best candidate may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Step {
+    /// Someone leads, or something blocks.
+    Wait,
+    /// Nothing of the old rule is left: lay the anchor.
+    LayAnchor,
+    /// Nobody holds the record. With the anchor at this revision older than
+    /// any old-rule key, any candidate may take it; without (`None`), only
+    /// the one whose key is the oldest under the prefix.
+    TakeRecord { anchor: Option<i64> },
+}
+
+/// A key that leads, bound to a lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Leading {
+    pub key: Vec<u8>,
+    pub lease: i64,
+    /// Not electd's: its holder does not revoke its lease when it resigns.
+    pub foreign: bool,
+}
+
+/// What the keys say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Assessment {
+    /// Who leads, as a status reports it.
+    pub leader: Option<Leader>,
+    /// The leader record's writer, when it is in electd's format: its
+    /// nonce and the lease the record is bound to.
+    pub writer: Option<(String, i64)>,
+    /// The key that leads now and its lease, to outlive before anyone else
+    /// leads (see `succession.rs`).
+    pub leading: Option<Leading>,
+    /// A key electd did not write that blocks the election.
+    pub obstacle: Option<Obstacle>,
+    pub step: Step,
+    /// The candidates by `create_revision`.
+    pub queue: Vec<Candidate>,
+    /// Who may take the step: the first candidate, or with no anchor the
+    /// owner of the oldest key.
+    pub next: Option<Candidate>,
+}
+
+impl Assessment {
+    /// The succession order for a status: the leader, then the queue.
+    pub(super) fn succession(&self) -> Vec<Leader> {
+        let mut order: Vec<Leader> = self.leader.iter().cloned().collect();
+        let leader_lease = self.writer.as_ref().map(|(_, lease)| *lease);
+        order.extend(
+            self.queue
+                .iter()
+                .filter(|c| Some(c.lease) != leader_lease)
+                .map(|c| Leader {
+                    id: Some(c.named.id.clone()),
+                    advertise: Some(c.named.advertise.clone()),
+                    term: revision_u64(c.create_revision),
+                    verified: true,
+                }),
+        );
+        order
+    }
+}
+
+pub(super) fn revision_u64(revision: i64) -> u64 {
+    u64::try_from(revision).unwrap_or(0)
+}
+
+/// Reads the election from its keys.
+pub(super) fn assess(layout: &Layout, mirror: &Mirror) -> Assessment {
+    let mut queue: Vec<Candidate> = mirror
+        .keys
+        .iter()
+        .filter_map(|(key, kv)| {
+            let lease = layout.candidate_lease(key)?;
+            let named = value::decode(&kv.value)?;
+            (lease == kv.lease).then(|| Candidate {
+                key: key.clone(),
+                lease,
+                create_revision: kv.create_revision,
+                named,
+            })
+        })
+        .collect();
+    queue.sort_by_key(|c| c.create_revision);
+    let record_key = layout.record();
+    let record = mirror.keys.get(&record_key);
+    let old_rule_left = mirror.keys.keys().any(|k| layout.is_old_rule(k));
+    let oldest = mirror
+        .keys
+        .iter()
+        .filter(|(key, _)| **key != record_key)
+        .min_by_key(|(_, kv)| kv.create_revision);
+    let mut assessment = Assessment {
+        leader: None,
+        writer: None,
+        leading: None,
+        obstacle: None,
+        step: Step::Wait,
+        next: queue.first().cloned(),
+        queue,
+    };
+    if let Some((key, kv)) = oldest
+        && layout.is_old_rule(key)
+    {
+        old_rule_leader(layout, key, kv, &mut assessment);
+        return assessment;
+    }
+    let anchor = mirror
+        .keys
+        .get(&layout.anchor())
+        .map(|kv| kv.create_revision);
+    if let Some(kv) = record {
+        record_leader(layout, kv, &mut assessment);
+        if !old_rule_left && anchor.is_none() {
+            assessment.step = Step::LayAnchor;
+        }
+        return assessment;
+    }
+    // Old-rule keys newer than the anchor never lead: the anchor is older.
+    let oldest_old_rule = mirror
+        .keys
+        .iter()
+        .filter(|(key, _)| layout.is_old_rule(key))
+        .map(|(_, kv)| kv.create_revision)
+        .min();
+    if let Some(anchor) = anchor
+        && oldest_old_rule.is_none_or(|old| old > anchor)
+    {
+        assessment.step = Step::TakeRecord {
+            anchor: Some(anchor),
+        };
+        return assessment;
+    }
+    match oldest {
+        None => assessment.step = Step::LayAnchor,
+        Some((key, kv)) => match assessment.queue.iter().find(|c| c.key == *key) {
+            Some(oldest) if old_rule_left => {
+                assessment.next = Some(oldest.clone());
+                assessment.step = Step::TakeRecord { anchor: None };
+            }
+            Some(_) => assessment.step = Step::LayAnchor,
+            None => {
+                // Something of no rule's is the oldest key: old-rule
+                // parties wait behind it, and so do we.
+                assessment.obstacle = Some(foreign(key, kv, Foreign::Value));
+                assessment.next = None;
+            }
+        },
+    }
+    assessment
+}
+
+/// The oldest key is the old rule's: its owner leads by that rule.
+fn old_rule_leader(layout: &Layout, key: &[u8], kv: &Kv, assessment: &mut Assessment) {
+    assessment.next = None;
+    let term = revision_u64(kv.create_revision);
+    let name = key.strip_prefix(layout.prefix()).and_then(lease_named);
+    let bound = kv.lease != 0 && name == Some(kv.lease);
+    let named = value::decode(&kv.value);
+    if bound {
+        assessment.leading = Some(Leading {
+            key: key.to_vec(),
+            lease: kv.lease,
+            foreign: named.is_none(),
+        });
+    }
+    match (bound, named) {
+        // An electd from before the record: a leader like any other.
+        (true, Some(named)) => {
+            assessment.leader = Some(Leader {
+                id: Some(named.id),
+                advertise: Some(named.advertise),
+                term,
+                verified: true,
+            });
+        }
+        (true, None) => {
+            assessment.leader = Some(Leader::from_stored(&kv.value, term));
+            assessment.obstacle = Some(foreign(key, kv, Foreign::ElectionClient));
+        }
+        (false, named) => {
+            assessment.leader = Some(Leader {
+                verified: false,
+                ..Leader::from_stored(&kv.value, term)
+            });
+            let kind = if named.is_some() {
+                Foreign::Unbound
+            } else {
+                Foreign::Value
+            };
+            assessment.obstacle = Some(foreign(key, kv, kind));
+        }
+    }
+}
+
+/// The record leads; it is trusted only when bound to the lease its value names.
+fn record_leader(layout: &Layout, kv: &Kv, assessment: &mut Assessment) {
+    assessment.next = None;
+    let term = revision_u64(kv.create_revision);
+    let named = value::decode(&kv.value);
+    if kv.lease != 0 {
+        assessment.leading = Some(Leading {
+            key: layout.record(),
+            lease: kv.lease,
+            foreign: named.as_ref().is_none_or(|n| n.lease != Some(kv.lease)),
+        });
+    }
+    match named {
+        Some(named) if kv.lease != 0 && named.lease == Some(kv.lease) => {
+            assessment.writer = Some((named.nonce.clone(), kv.lease));
+            assessment.leader = Some(Leader {
+                id: Some(named.id),
+                advertise: Some(named.advertise),
+                term,
+                verified: true,
+            });
+        }
+        Some(named) => {
+            assessment.leader = Some(Leader {
+                id: Some(named.id),
+                advertise: Some(named.advertise),
+                term,
+                verified: false,
+            });
+            assessment.obstacle = Some(foreign(&layout.record(), kv, Foreign::Unbound));
+        }
+        None => {
+            assessment.leader = Some(Leader::from_stored(&kv.value, term));
+            assessment.obstacle = Some(foreign(&layout.record(), kv, Foreign::Value));
+        }
+    }
+}
+
+fn foreign(key: &[u8], kv: &Kv, kind: Foreign) -> Obstacle {
+    Obstacle::ForeignKey {
+        key: String::from_utf8_lossy(key).into_owned(),
+        kind,
+        expiry: if kv.lease == 0 {
+            Expiry::Never
+        } else {
+            Expiry::Lease(kv.lease)
+        },
+        api: Api::V3,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> Layout {
+        Layout::new("leader")
+    }
+
+    fn ours(id: &str) -> Vec<u8> {
+        value::encode(id, &format!("http://{id}"), "n0nce").into_bytes()
+    }
+
+    struct Keys(Mirror);
+
+    impl Keys {
+        fn new() -> Keys {
+            Keys(Mirror::default())
+        }
+        fn put(mut self, key: &[u8], lease: i64, value: &[u8]) -> Keys {
+            self.0.revision += 1;
+            self.0.keys.insert(
+                key.to_vec(),
+                Kv {
+                    create_revision: self.0.revision,
+                    lease,
+                    value: value.to_vec(),
+                },
+            );
+            self
+        }
+        fn candidate(self, id: &str, lease: i64) -> Keys {
+            let key = layout().candidate(lease);
+            self.put(&key, lease, &ours(id))
+        }
+        fn record(self, id: &str, lease: i64) -> Keys {
+            let value = value::encode_record(id, &format!("http://{id}"), "n0nce", lease);
+            self.put(&layout().record(), lease, value.as_bytes())
+        }
+        fn anchor(self) -> Keys {
+            self.put(&layout().anchor(), 0, ANCHOR_VALUE.as_bytes())
+        }
+        fn assess(&self) -> Assessment {
+            assess(&layout(), &self.0)
+        }
+    }
+
+    #[test]
+    fn an_empty_election_lays_the_anchor_first() {
+        assert_eq!(Keys::new().assess().step, Step::LayAnchor);
+        let a = Keys::new().candidate("a", 0x10).assess();
+        assert_eq!(a.step, Step::LayAnchor);
+        assert_eq!(a.next.unwrap().named.id, "a");
+        assert_eq!(a.leader, None);
+    }
+
+    #[test]
+    fn with_the_anchor_the_first_candidate_takes_the_record() {
+        let keys = Keys::new()
+            .anchor()
+            .candidate("a", 0x10)
+            .candidate("b", 0x11);
+        let a = keys.assess();
+        assert_eq!(a.step, Step::TakeRecord { anchor: Some(1) });
+        assert_eq!(a.next.unwrap().named.id, "a");
+        let a = keys.record("b", 0x11).assess();
+        assert_eq!(a.step, Step::Wait);
+        let leader = a.leader.clone().unwrap();
+        assert_eq!(
+            (leader.id.as_deref(), leader.term, leader.verified),
+            (Some("b"), 4, true)
+        );
+        assert_eq!(a.writer, Some(("n0nce".to_owned(), 0x11)));
+        assert_eq!(
+            a.leading,
+            Some(Leading {
+                key: layout().record(),
+                lease: 0x11,
+                foreign: false
+            })
+        );
+        let order: Vec<_> = a.succession().into_iter().map(|l| l.id.unwrap()).collect();
+        assert_eq!(order, ["b", "a"]);
+    }
+
+    #[test]
+    fn an_old_rule_key_that_is_oldest_leads_and_nobody_takes_the_record() {
+        // An electd from before the record, holding lease 0x20 at the old key.
+        let old = Keys::new()
+            .put(b"/electd/leader/20", 0x20, &ours("old"))
+            .candidate("a", 0x10);
+        let a = old.assess();
+        assert_eq!(a.step, Step::Wait);
+        assert_eq!(a.leader.unwrap().id.as_deref(), Some("old"));
+        assert_eq!(a.obstacle, None);
+        assert_eq!(a.leading.map(|l| (l.lease, l.foreign)), Some((0x20, false)));
+        // etcdctl elect's key: its lease, a plain value.
+        let client = Keys::new()
+            .put(b"/electd/leader/694d", 0x694d, b"proposal")
+            .candidate("a", 0x10)
+            .assess();
+        assert!(client.leader.unwrap().is_foreign());
+        assert_eq!(client.leading.map(|l| l.foreign), Some(true));
+        assert!(matches!(
+            client.obstacle,
+            Some(Obstacle::ForeignKey {
+                kind: Foreign::ElectionClient,
+                expiry: Expiry::Lease(0x694d),
+                ..
+            })
+        ));
+        // A key put by hand, with no lease: blocks for ever.
+        let junk = Keys::new()
+            .put(b"/electd/leader/zzz", 0, b"garbage")
+            .candidate("a", 0x10)
+            .assess();
+        assert_eq!(junk.step, Step::Wait);
+        assert!(matches!(
+            junk.obstacle,
+            Some(Obstacle::ForeignKey { ref key, expiry: Expiry::Never, .. }) if key == "/electd/leader/zzz"
+        ));
+        assert_eq!(junk.leading, None);
+    }
+
+    #[test]
+    fn while_old_rule_keys_are_newer_only_the_oldest_candidate_may_lead() {
+        let keys = Keys::new()
+            .candidate("a", 0x10)
+            .put(b"/electd/leader/20", 0x20, &ours("old"))
+            .candidate("b", 0x11);
+        let a = keys.assess();
+        assert_eq!(a.step, Step::TakeRecord { anchor: None });
+        assert_eq!(a.next.unwrap().named.id, "a");
+        // Once the old node leaves, the anchor comes first.
+        let mut mirror = keys.0.clone();
+        mirror.keys.remove(b"/electd/leader/20".as_slice());
+        assert_eq!(assess(&layout(), &mirror).step, Step::LayAnchor);
+        // A record held while old keys remain leads; the anchor waits for them.
+        let held = keys.record("a", 0x10).assess();
+        assert_eq!(held.leader.unwrap().id.as_deref(), Some("a"));
+        assert_eq!(held.step, Step::Wait);
+    }
+
+    #[test]
+    fn a_newer_old_rule_key_does_not_block_once_the_anchor_is_laid() {
+        let a = Keys::new()
+            .anchor()
+            .candidate("a", 0x10)
+            .put(b"/electd/leader/694d", 0x694d, b"etcdctl")
+            .assess();
+        assert_eq!(a.step, Step::TakeRecord { anchor: Some(1) });
+        assert_eq!(a.obstacle, None);
+    }
+
+    #[test]
+    fn a_record_is_trusted_only_when_bound_to_the_lease_it_names() {
+        let forged = value::encode_record("b", "http://b", "x", 0x11);
+        // Put by hand: no lease.
+        let a = Keys::new()
+            .anchor()
+            .candidate("a", 0x10)
+            .put(&layout().record(), 0, forged.as_bytes())
+            .assess();
+        let leader = a.leader.unwrap();
+        assert_eq!(leader.id.as_deref(), Some("b"));
+        assert!(!leader.verified && leader.is_foreign());
+        assert!(matches!(
+            a.obstacle,
+            Some(Obstacle::ForeignKey {
+                kind: Foreign::Unbound,
+                expiry: Expiry::Never,
+                ..
+            })
+        ));
+        assert_eq!(a.writer, None);
+        assert_eq!(a.step, Step::Wait);
+        // Garbage in the record.
+        let a = Keys::new()
+            .anchor()
+            .put(&layout().record(), 0x5, b"garbage")
+            .assess();
+        assert!(matches!(
+            a.obstacle,
+            Some(Obstacle::ForeignKey {
+                kind: Foreign::Value,
+                expiry: Expiry::Lease(5),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn only_keys_named_after_their_own_lease_are_candidates() {
+        let a = Keys::new()
+            .anchor()
+            .put(&layout().candidate(0x10), 0x99, &ours("liar"))
+            .put(b"/electd/leader/~c/0010", 0x10, &ours("zeros"))
+            .put(&layout().candidate(0x12), 0x12, b"garbage")
+            .candidate("real", 0x13)
+            .assess();
+        let ids: Vec<_> = a.queue.iter().map(|c| c.named.id.as_str()).collect();
+        assert_eq!(ids, ["real"]);
+        assert_eq!(lease_named(b"694d"), Some(0x694d));
+        for bad in [&b""[..], b"0", b"-1", b"694D", b"0694d", b"zz"] {
+            assert_eq!(lease_named(bad), None, "{bad:?}");
+        }
+    }
+}

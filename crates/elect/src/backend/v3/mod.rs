@@ -1,0 +1,425 @@
+//! The v3 API: a lease per campaign, a queue of candidate keys, and one
+//! leader record whose creating revision is the term.
+//!
+//! * **campaign**: grant a lease with the TTL, then put the candidate key
+//!   `~c/<lease hex>` with it in a transaction that requires it to be absent;
+//! * **lead**: the candidate whose turn it is creates the record `~leader`,
+//!   bound to its lease, by a transaction that requires the record absent
+//!   and its own key still queued (`follow.rs`, `layout.rs`), once every
+//!   lease of a key it saw leading is gone (`succession.rs`);
+//! * **renew**: keep-alives on the lease's stream, which keep the candidate
+//!   key and the record; an answer without a positive TTL means the lease is
+//!   gone. Keep-alives are not raft proposals;
+//! * **release**: revoke the lease: the record and the candidate key go in
+//!   one raft entry, which is what the successor checks before it leads.
+//!
+//! A hand-over costs the revoke and the successor's record, whatever the
+//! number of candidates. A leader whose record someone else deletes stops
+//! leading and lets its lease expire rather than revoke it (its `--exec`
+//! command or library caller may still be winding down until the deadline):
+//! the successor waits for exactly that expiry. Trade-off: if the next in
+//! line died too, its key heads the queue until its lease expires, so a
+//! double failure can leave the election leaderless for up to about two TTLs.
+//!
+//! One client talks to one endpoint at a time, with etcd's `hasleader`
+//! metadata so a member cut off from the majority fails requests and
+//! cancels watches instead of hanging; a request that times out or cannot
+//! connect moves to the next endpoint on a fresh connection (`conn.rs`).
+
+mod classify;
+mod conn;
+mod follow;
+mod layout;
+mod succession;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{
+    Compare, CompareOp, ConnectOptions, LeaseKeepAliveStream, LeaseKeeper, PutOptions, Txn, TxnOp,
+};
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use self::conn::{Client, Conn, malformed};
+use self::layout::Layout;
+use self::succession::Predecessors;
+use super::{Backend, Campaign, Change, RenewError, Renewal};
+use crate::config::Config;
+use crate::error::{ConfigError, EtcdError};
+use crate::health::HealthCells;
+use crate::history::Revisions;
+use crate::status::Leader;
+
+/// What the backend and its follow task share.
+struct Shared {
+    client: Client,
+    layout: Layout,
+    /// Made at start; in every value this process writes.
+    nonce: String,
+    id: String,
+    advertise: String,
+    /// Our candidate key's value.
+    value: String,
+    ttl: Duration,
+    health: Arc<HealthCells>,
+    predecessors: std::sync::Mutex<Predecessors>,
+    /// The succession order as the follow task last saw it.
+    succession: std::sync::Mutex<Option<Vec<Leader>>>,
+}
+
+impl Shared {
+    fn predecessors(&self) -> std::sync::MutexGuard<'_, Predecessors> {
+        // Plain data; a panic elsewhere cannot leave it inconsistent.
+        self.predecessors.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn succession(&self) -> std::sync::MutexGuard<'_, Option<Vec<Leader>>> {
+        self.succession.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Our claim: the lease and the candidate key put with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Ours {
+    lease: i64,
+    key: Vec<u8>,
+    create_revision: i64,
+}
+
+struct Session {
+    ours: Ours,
+    keepalive: Option<(u64, LeaseKeeper, LeaseKeepAliveStream)>,
+}
+
+/// The v3 backend.
+pub(crate) struct V3 {
+    shared: Arc<Shared>,
+    session: Mutex<Option<Session>>,
+    follower: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl V3 {
+    pub(crate) fn new(
+        config: &Config,
+        health: Arc<HealthCells>,
+        revisions: Arc<Revisions>,
+        changes: mpsc::UnboundedSender<Change>,
+    ) -> Result<V3, ConfigError> {
+        let mut options = ConnectOptions::new()
+            .with_require_leader(true)
+            .with_connect_timeout(config.ttl / 3)
+            .with_tcp_keepalive(config.ttl);
+        if let Some(tls) = &config.tls {
+            options = options.with_tls(tls.tonic_config());
+        }
+        let anonymous = config.credentials.as_ref().map(|_| options.clone());
+        if let Some(c) = &config.credentials {
+            // etcd-client authenticates when it connects, and again (once)
+            // when etcd says the token expired.
+            options = options
+                .with_user(c.user.clone(), c.password.clone())
+                .with_auto_token_refresh(true);
+        }
+        let layout = Layout::new(&config.election);
+        let prefix = String::from_utf8_lossy(layout.prefix()).into_owned();
+        let denied = match &config.credentials {
+            Some(c) => format!(
+                "user {:?} needs a role with readwrite on the prefix {prefix}",
+                c.user
+            ),
+            // etcd takes the client certificate's common name as the user.
+            None => format!(
+                "the user named by the client certificate needs a role with readwrite on the \
+                 prefix {prefix}"
+            ),
+        };
+        let conn = Conn::new(
+            config.endpoints.clone(),
+            options,
+            anonymous,
+            config.tls.clone(),
+            config.ttl / 4,
+            denied,
+        );
+        let nonce = crate::value::new_nonce();
+        Ok(V3 {
+            shared: Arc::new(Shared {
+                client: Client::new(
+                    conn,
+                    config.ttl,
+                    health.clone(),
+                    config.telemetry.clone(),
+                    revisions,
+                    changes,
+                ),
+                value: crate::value::encode(&config.id, &config.advertise, &nonce),
+                nonce,
+                layout,
+                id: config.id.clone(),
+                advertise: config.advertise.clone(),
+                ttl: config.ttl,
+                health,
+                predecessors: std::sync::Mutex::new(Predecessors::default()),
+                succession: std::sync::Mutex::new(None),
+            }),
+            session: Mutex::new(None),
+            follower: std::sync::Mutex::new(None),
+        })
+    }
+
+    fn follow_with(&self, ours: Option<Ours>) {
+        let task = tokio::spawn(follow::follow(self.shared.clone(), ours));
+        let mut follower = self.follower.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = follower.replace(task) {
+            old.abort();
+        }
+    }
+
+    /// Revokes a lease we no longer use, in the background.
+    fn abandon(&self, lease: i64) {
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let _ = shared.client.revoke(lease).await;
+        });
+    }
+
+    async fn join_queue(&self, sent_at: Instant) -> Result<Campaign, EtcdError> {
+        let client = &self.shared.client;
+        let link = client.link().await?;
+        let ttl_secs = i64::try_from(self.shared.ttl.as_secs()).unwrap_or(i64::MAX);
+        let mut leases = link.client.lease_client();
+        let (grant, _) = client
+            .call_linearizable("grant", &link, leases.grant(ttl_secs, None))
+            .await?;
+        if grant.ttl() <= 0 || grant.id() <= 0 {
+            return Err(malformed(&link.endpoint, "lease grant", "no lease or TTL"));
+        }
+        let lease = grant.id();
+        let granted = Duration::from_secs(u64::try_from(grant.ttl()).unwrap_or(0));
+        let key = self.shared.layout.candidate(lease);
+        // Known before the put, so a release can revoke the lease even if the
+        // rest of the campaign fails.
+        *self.session.lock().await = Some(Session {
+            ours: Ours {
+                lease,
+                key: key.clone(),
+                create_revision: 0,
+            },
+            keepalive: None,
+        });
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(
+                key.clone(),
+                self.shared.value.clone(),
+                Some(PutOptions::new().with_lease(lease)),
+            )]);
+        let mut kv = link.client.kv_client();
+        let (put, create_revision) = client.call_linearizable("txn", &link, kv.txn(txn)).await?;
+        if !put.succeeded() {
+            return Err(EtcdError::Rejected {
+                endpoint: link.endpoint.clone(),
+                detail: format!(
+                    "candidate key {} already exists",
+                    String::from_utf8_lossy(&key)
+                ),
+            });
+        }
+        let ours = Ours {
+            lease,
+            key,
+            create_revision,
+        };
+        if let Some(session) = self.session.lock().await.as_mut() {
+            session.ours = ours.clone();
+        }
+        self.follow_with(Some(ours));
+        Ok(Campaign::Claimed {
+            claim: u64::try_from(lease).unwrap_or(0),
+            view: None,
+            renewal: Renewal {
+                sent_at,
+                ttl: granted,
+            },
+        })
+    }
+}
+
+impl Backend for V3 {
+    const QUEUES: bool = true;
+
+    fn start(&self) {
+        self.follow_with(None);
+    }
+
+    async fn campaign(&self) -> Result<Campaign, EtcdError> {
+        // A claim lost while its lease lives (our record deleted by someone
+        // else) is left to expire, not revoked: whoever acted on it may stay
+        // busy until its deadline, and successors wait for that lease.
+        if let Some(old) = self.session.lock().await.take() {
+            // Whatever we did under it is over (the caller saw to that):
+            // nothing for us to wait for.
+            self.shared.predecessors().forget(old.ours.lease);
+        }
+        // The lease lives at least TTL from when the grant left.
+        let sent_at = Instant::now();
+        let result = self.join_queue(sent_at).await;
+        if result.is_err()
+            && let Some(session) = self.session.lock().await.take()
+        {
+            self.abandon(session.ours.lease);
+        }
+        result
+    }
+
+    async fn renew(&self) -> Result<Renewal, RenewError> {
+        let mut guard = self.session.lock().await;
+        let Some(session) = guard.as_mut() else {
+            return Err(RenewError::Lost);
+        };
+        let client = &self.shared.client;
+        let link = client.link().await.map_err(RenewError::Failed)?;
+        if session
+            .keepalive
+            .as_ref()
+            .is_none_or(|(generation, _, _)| *generation != link.generation)
+        {
+            // Opening the stream sends the first keep-alive and waits for its
+            // answer; etcd-client fails it when the lease is gone.
+            let sent_at = Instant::now();
+            let mut leases = link.client.lease_client();
+            return match client
+                .call("keepalive", &link, leases.keep_alive(session.ours.lease))
+                .await
+            {
+                Ok((keeper, stream)) => {
+                    session.keepalive = Some((link.generation, keeper, stream));
+                    Ok(Renewal {
+                        sent_at,
+                        ttl: self.shared.ttl,
+                    })
+                }
+                Err(err) if classify::lease_gone(&err) => Err(RenewError::Lost),
+                Err(err) => Err(RenewError::Failed(err)),
+            };
+        }
+        let Some((_, keeper, stream)) = session.keepalive.as_mut() else {
+            return Err(RenewError::Failed(malformed(
+                &link.endpoint,
+                "keep-alive",
+                "no stream",
+            )));
+        };
+        let sent_at = Instant::now();
+        let answer = client
+            .call("keepalive", &link, async {
+                keeper.keep_alive().await?;
+                stream.message().await
+            })
+            .await;
+        match answer {
+            Ok(Some(resp)) if resp.id() == session.ours.lease && resp.ttl() > 0 => Ok(Renewal {
+                sent_at,
+                ttl: Duration::from_secs(u64::try_from(resp.ttl()).unwrap_or(0)),
+            }),
+            Ok(Some(resp)) if resp.ttl() <= 0 => Err(RenewError::Lost),
+            Ok(Some(_)) => {
+                session.keepalive = None;
+                Err(RenewError::Failed(malformed(
+                    &link.endpoint,
+                    "keep-alive",
+                    "answer for another lease",
+                )))
+            }
+            Ok(None) => {
+                session.keepalive = None;
+                Err(RenewError::Failed(EtcdError::Unreachable {
+                    endpoint: link.endpoint.clone(),
+                    detail: "keep-alive stream closed".to_owned(),
+                }))
+            }
+            Err(err) => {
+                session.keepalive = None;
+                Err(RenewError::Failed(err))
+            }
+        }
+    }
+
+    async fn forget(&self) {
+        // Dropped, not revoked: the lease runs out after the TTL.
+        drop(self.session.lock().await.take());
+        self.follow_with(None);
+    }
+
+    async fn release(&self) -> Result<(), EtcdError> {
+        let Some(session) = self.session.lock().await.take() else {
+            return Ok(());
+        };
+        self.follow_with(None);
+        // The record and the candidate key go with the lease, in one raft
+        // entry: what a successor checks before it leads.
+        self.shared.client.revoke(session.ours.lease).await
+    }
+
+    async fn candidates(&self) -> Result<Vec<Leader>, EtcdError> {
+        self.shared
+            .succession()
+            .clone()
+            .ok_or_else(|| EtcdError::Unreachable {
+                endpoint: self.shared.client.conn.endpoints.join(","),
+                detail: "the election has not been read yet".to_owned(),
+            })
+    }
+
+    fn stop(&self) {
+        let mut follower = self.follower.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(task) = follower.take() {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever etcd (or someone writing to the prefix) holds, only a
+        /// record bound to the lease its value names is trusted, and only a
+        /// value with our nonce is taken as ours.
+        #[test]
+        fn arbitrary_keys_never_make_a_false_leader(
+            keys in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec!["~leader", "~anchor", "~c/10", "~c/11", "10", "zzz", "~x"]),
+                    proptest::collection::vec(any::<u8>(), 0..64),
+                    1i64..100,
+                    proptest::sample::select(vec![0i64, 0x10, 0x11, 7]),
+                ),
+                0..8,
+            ),
+        ) {
+            let layout = Layout::new("leader");
+            let mut mirror = layout::Mirror::default();
+            for (name, value, create_revision, lease) in keys {
+                let key = [layout.prefix(), name.as_bytes()].concat();
+                mirror.keys.insert(key, layout::Kv { create_revision, lease, value });
+                mirror.revision = mirror.revision.max(create_revision);
+            }
+            let a = layout::assess(&layout, &mirror);
+            if let Some(leader) = &a.leader
+                && leader.verified
+                && let Some(record) = mirror.keys.get(&layout.record())
+                && a.writer.is_some()
+            {
+                let named = crate::value::decode(&record.value).expect("a decodable record");
+                prop_assert_eq!(named.lease, Some(record.lease));
+                prop_assert!(record.lease != 0);
+            }
+            prop_assert!(a.writer.as_ref().is_none_or(|(nonce, _)| nonce.is_empty() || nonce != "never-written"));
+        }
+    }
+}
