@@ -83,7 +83,8 @@ enum Wake {
 
 enum Flow {
     Continue,
-    Stop,
+    /// Stop the loop, then tell whoever asked (once the state file is saved).
+    Stop(Option<oneshot::Sender<()>>),
 }
 
 pub(crate) struct Machine<B: Backend> {
@@ -101,6 +102,10 @@ pub(crate) struct Machine<B: Backend> {
     regressed: Option<Regression>,
     /// Views of an earlier history epoch are dropped.
     epoch: u64,
+    /// The term of this process's last tenure: the only term that may lead
+    /// again at the floor itself (a lapsed term resuming). A new one must be
+    /// above it.
+    last_term: Option<u64>,
     /// The view's obstacle, or the regression: logged once per change.
     obstacle: Option<Obstacle>,
     campaigning: bool,
@@ -156,6 +161,7 @@ impl<B: Backend> Machine<B> {
             keeper,
             regressed: None,
             epoch: 0,
+            last_term: None,
             obstacle: None,
             campaigning: false,
             claim: None,
@@ -173,6 +179,7 @@ impl<B: Backend> Machine<B> {
     pub(crate) async fn run(mut self) {
         self.backend.start();
         self.publish();
+        let stopped;
         loop {
             self.health.loop_tick();
             if self.should_campaign() {
@@ -180,13 +187,20 @@ impl<B: Backend> Machine<B> {
                 self.campaign_task = Some(tokio::spawn(async move { backend.campaign().await }));
             }
             let wake = self.wait().await;
-            if let Flow::Stop = self.handle(wake).await {
+            if let Flow::Stop(reply) = self.handle(wake).await {
+                stopped = reply;
                 break;
             }
             self.reconcile();
             self.release_stale_claim().await;
         }
         self.backend.stop();
+        if let Some(keeper) = &self.keeper {
+            keeper.flush(self.saved());
+        }
+        if let Some(reply) = stopped {
+            let _ = reply.send(());
+        }
     }
 
     fn should_campaign(&self) -> bool {
@@ -366,14 +380,6 @@ impl<B: Backend> Machine<B> {
     /// current any more, and no term of the new one may be led with or
     /// reported until its revision has passed the old one.
     fn on_regression(&mut self, regression: Regression) {
-        tracing::warn!(
-            id = %self.config.id,
-            from = regression.from,
-            to = regression.to,
-            "etcd's revision went backwards: not leading until it passes {} again",
-            regression.from
-        );
-        self.raise_floor(regression.from.saturating_add(1));
         self.epoch = self.epoch.max(regression.epoch);
         self.regressed = Some(regression);
         self.view = None;
@@ -422,12 +428,11 @@ impl<B: Backend> Machine<B> {
             Some(Command::Shutdown { release, reply }) => {
                 // A failed release only means the key expires on its own.
                 let _ = self.relinquish(EndReason::Shutdown, release).await;
-                let _ = reply.send(());
-                Flow::Stop
+                Flow::Stop(Some(reply))
             }
             None => {
                 let _ = self.relinquish(EndReason::Shutdown, true).await;
-                Flow::Stop
+                Flow::Stop(None)
             }
         }
     }
@@ -497,12 +502,14 @@ impl<B: Backend> Machine<B> {
         {
             return;
         }
-        if let Some(leader) = &view.leader {
+        // Others' terms raise the floor; ours does when our tenure begins.
+        if let Some(leader) = &view.leader
+            && view.mine.is_none()
+        {
             self.raise_floor(leader.term);
         }
-        if let Some(regression) = self.regressed
-            && view.revision >= regression.from
-        {
+        // Clear once the next revision (a term) would be above the floor.
+        if self.regressed.is_some() && view.revision.saturating_add(1) >= self.revisions.floor() {
             tracing::info!(id = %self.config.id, revision = view.revision, "etcd's revision has passed the old history's: terms can grow again");
             self.regressed = None;
         }
@@ -533,9 +540,7 @@ impl<B: Backend> Machine<B> {
         let leading_term = self.claim_leads();
         let want = match (&self.claim, leading_term) {
             (Some(claim), Some(term))
-                if now < claim.deadline
-                    && term >= self.revisions.floor()
-                    && self.regressed.is_none() =>
+                if now < claim.deadline && self.may_lead_with(term) && self.regressed.is_none() =>
             {
                 Some(Tenure {
                     term,
@@ -573,26 +578,35 @@ impl<B: Backend> Machine<B> {
             (None, None) => {}
         }
         self.publish();
-        if let Some(keeper) = &self.keeper {
-            // A v2 index moves with every write: save it every hundred.
-            keeper.note(
-                Saved {
-                    floor: self.revisions.floor(),
-                    revision: self.revisions.high(),
-                },
-                100,
-            );
+        let saved = self.saved();
+        if let Some(keeper) = &mut self.keeper {
+            keeper.note(saved, Duration::from_secs(1));
         }
     }
 
-    /// A claim of ours leads at a term below the floor (an older history
-    /// restored): it must never lead, and it keeps everyone else from
-    /// leading, so give it up.
+    fn saved(&self) -> Saved {
+        Saved {
+            floor: self.revisions.floor(),
+            revision: self.revisions.high(),
+        }
+    }
+
+    /// Whether a leadership with `term` keeps fencing tokens growing: above
+    /// the floor, or at it when it is this process's own term resuming.
+    fn may_lead_with(&self, term: u64) -> bool {
+        let floor = self.revisions.floor();
+        term > floor || (term == floor && self.last_term == Some(term))
+    }
+
+    /// A claim of ours leads at a term it may not lead with (one at or
+    /// below the floor: an older history restored, or a term this node saw
+    /// before it restarted): it must never lead, and it keeps everyone else
+    /// from leading, so give it up.
     async fn release_stale_claim(&mut self) {
         let Some(term) = self.claim_leads() else {
             return;
         };
-        if term >= self.revisions.floor() || self.tenure.is_some() {
+        if self.may_lead_with(term) || self.tenure.is_some() {
             return;
         }
         tracing::warn!(id = %self.config.id, term, floor = self.revisions.floor(), "our key holds a term below the floor: giving it up");
@@ -613,6 +627,7 @@ impl<B: Backend> Machine<B> {
 
     fn begin(&mut self, tenure: Tenure) {
         self.raise_floor(tenure.term);
+        self.last_term = Some(tenure.term);
         self.journal.write(
             tenure.term,
             instant_to_ns(Instant::now()),
@@ -663,7 +678,9 @@ impl<B: Backend> Machine<B> {
             }),
             None => self.view.as_ref().and_then(|v| v.obstacle.clone()),
         };
-        if obstacle != self.obstacle {
+        if obstacle.as_ref().map(Obstacle::identity)
+            != self.obstacle.as_ref().map(Obstacle::identity)
+        {
             match &obstacle {
                 Some(o) => tracing::warn!(id = %self.config.id, "{}: {o}", o.summary()),
                 None => {
@@ -676,6 +693,7 @@ impl<B: Backend> Machine<B> {
         }
         let problem = self.problem.clone();
         let floor = self.revisions.floor();
+        let revision = self.revisions.high();
         let id = &self.config.id;
         self.status.send_if_modified(|status| {
             let leader_changed = status.leader != leader || status.synced != synced;
@@ -701,7 +719,8 @@ impl<B: Backend> Machine<B> {
                 || status.leader_is_self != ours
                 || status.problem != problem
                 || status.obstacle != obstacle
-                || status.floor != floor;
+                || status.floor != floor
+                || status.revision != revision;
             if changed {
                 status.tenure = tenure;
                 status.leader = leader;
@@ -710,6 +729,7 @@ impl<B: Backend> Machine<B> {
                 status.problem = problem;
                 status.obstacle = obstacle;
                 status.floor = floor;
+                status.revision = revision;
             }
             changed
         });

@@ -59,11 +59,13 @@ impl Revisions {
     }
 
     /// Records the revision of a linearizable answer to a request sent when
-    /// the highest revision seen was `before`. On a regression the new
-    /// history becomes the one compared against from now on; the floor
-    /// (which the loop raises) keeps the old one's terms from coming back.
+    /// the highest revision seen was `before`. On a regression the floor
+    /// rises past the old history at once, before anyone acts on the
+    /// answer, and the new history becomes the one compared against.
     pub(crate) fn answered(&self, before: u64, revision: u64) -> Option<Regression> {
         if revision < before {
+            self.floor
+                .fetch_max(before.saturating_add(1), Ordering::AcqRel);
             self.high.store(revision, Ordering::Release);
             let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
             return Some(Regression {
@@ -74,6 +76,14 @@ impl Revisions {
         }
         self.high.fetch_max(revision, Ordering::AcqRel);
         None
+    }
+
+    /// Records a revision seen in a watch event or progress notification.
+    /// Not compared (the member that streams it may lag), but what it shows
+    /// was committed, so any linearizable answer sent later must be at
+    /// least at it.
+    pub(crate) fn observed(&self, revision: u64) {
+        self.high.fetch_max(revision, Ordering::AcqRel);
     }
 
     /// The current epoch: tag a view with it after its answer was checked.
@@ -133,13 +143,16 @@ pub(crate) fn load(path: &Path) -> Result<Saved, ConfigError> {
 /// Keeps the state file up to date from a background task: the loop only
 /// hands over the latest state, never waits for the disk.
 pub(crate) struct Keeper {
+    path: PathBuf,
     latest: watch::Sender<Saved>,
+    last_write: tokio::time::Instant,
 }
 
 impl Keeper {
     /// Starts the writer for `path`, which holds `saved` now.
     pub(crate) fn start(path: PathBuf, saved: Saved) -> Keeper {
         let (latest, mut changes) = watch::channel(saved);
+        let writer = path.clone();
         tokio::spawn(async move {
             while changes.changed().await.is_ok() {
                 let state = *changes.borrow_and_update();
@@ -150,22 +163,37 @@ impl Keeper {
                 }
             }
         });
-        Keeper { latest }
+        Keeper {
+            path: writer,
+            latest,
+            last_write: tokio::time::Instant::now(),
+        }
     }
 
-    /// Records the state; written at once when the floor moved, else at the
-    /// next floor change or within `revision_every` of revisions (a v2
-    /// index moves with every renewal).
-    pub(crate) fn note(&self, state: Saved, revision_every: u64) {
-        self.latest.send_if_modified(|saved| {
-            let due = state.floor != saved.floor
-                || state.revision >= saved.revision.saturating_add(revision_every)
-                || state.revision < saved.revision;
+    /// Records the state, for the writer to save: at once when the floor
+    /// moved, else at most every `every` (a v2 index moves with every
+    /// renewal; a revision saved a little late only narrows what a restart
+    /// can notice, while the floor, saved at once, keeps terms safe).
+    pub(crate) fn note(&mut self, state: Saved, every: std::time::Duration) {
+        let revision_due = self.last_write.elapsed() >= every;
+        let sent = self.latest.send_if_modified(|saved| {
+            let due =
+                state.floor != saved.floor || (state.revision != saved.revision && revision_due);
             if due {
                 *saved = state;
             }
             due
         });
+        if sent {
+            self.last_write = tokio::time::Instant::now();
+        }
+    }
+
+    /// Writes the latest state now, on the caller's thread: at shutdown.
+    pub(crate) fn flush(&self, state: Saved) {
+        if let Err(err) = write(&self.path, state) {
+            tracing::warn!(%err, "cannot write the state file");
+        }
     }
 }
 
@@ -203,6 +231,11 @@ mod tests {
             })
         );
         assert_eq!(revisions.epoch(), 1);
+        assert_eq!(
+            revisions.floor(),
+            101,
+            "the floor rose past the old history"
+        );
         // The new history is compared against from now on.
         assert_eq!(revisions.answered(revisions.before_request(), 5), None);
     }

@@ -167,6 +167,17 @@ impl Obstacle {
         !matches!(self, Obstacle::Predecessor { .. })
     }
 
+    /// What makes it the same obstacle for logging (said once, not again
+    /// for each detail that changes): its kind and the key involved.
+    pub(crate) fn identity(&self) -> (&'static str, Option<&str>) {
+        match self {
+            Obstacle::ForeignKey { key, .. } | Obstacle::Predecessor { key, .. } => {
+                (self.summary(), Some(key))
+            }
+            Obstacle::Regressed { .. } => (self.summary(), None),
+        }
+    }
+
     /// A short, stable phrase, for logs and metrics labels.
     pub fn summary(&self) -> &'static str {
         match self {
@@ -328,6 +339,9 @@ pub struct Status {
     /// the highest revision it had seen). A leader below it is never
     /// reported, and this node never leads below it.
     pub floor: u64,
+    /// The highest etcd revision (v2: index) this node has seen: what a
+    /// later answer from etcd must not fall below.
+    pub revision: u64,
 }
 
 impl Status {
@@ -345,6 +359,7 @@ impl Status {
             problem: None,
             obstacle: None,
             floor: 0,
+            revision: 0,
         }
     }
 

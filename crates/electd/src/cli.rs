@@ -95,6 +95,13 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", env = "ELECTD_JOURNAL")]
     pub journal: Option<PathBuf>,
 
+    /// Keep the term floor (the highest fencing token seen) and etcd's
+    /// highest revision in this file, so that a restart never leads with a
+    /// term at or below one this node saw, and still notices etcd restored
+    /// from an older snapshot while it was down. Created if missing.
+    #[arg(long, value_name = "FILE", env = "ELECTD_STATE_FILE")]
+    pub state_file: Option<PathBuf>,
+
     /// Stop calling itself leader this long before the lease could expire at
     /// etcd, to cover clock-rate drift [default: 2% of the TTL, at least 50ms].
     #[arg(long, value_name = "DURATION", env = "ELECTD_MARGIN")]
@@ -204,6 +211,7 @@ pub struct Settings {
     pub advertise: Option<String>,
     pub id: Option<String>,
     pub journal: Option<PathBuf>,
+    pub state_file: Option<PathBuf>,
     pub margin: Option<Duration>,
     pub observe: bool,
     pub exec: Option<ExecSpec>,
@@ -323,6 +331,7 @@ impl Cli {
             advertise: self.advertise,
             id: self.id,
             journal: self.journal,
+            state_file: self.state_file,
             margin,
             observe: self.observe,
             exec,
@@ -357,6 +366,9 @@ impl Settings {
         }
         if let Some(journal) = &self.journal {
             builder = builder.journal(journal);
+        }
+        if let Some(state_file) = &self.state_file {
+            builder = builder.state_file(state_file);
         }
         if let Some(ca) = &self.etcd_cacert {
             builder = builder.ca_file(ca);

@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use elect::{Election, Leader, Role};
+use elect::{Election, Leader, Obstacle, Role};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde::Serialize;
@@ -98,6 +98,7 @@ pub fn router(state: AppState, admin: bool) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/watch", get(watch))
         .route("/healthz", get(healthz))
+        .route("/livez", get(livez))
         .route("/health/leader", get(health_leader))
         .route("/health/follower", get(health_follower));
     if admin {
@@ -159,6 +160,75 @@ struct StatusBody {
     leader: Option<Leader>,
     /// Succession order, leader first; `null` when etcd could not be read.
     candidates: Option<Vec<Leader>>,
+    /// What in etcd keeps the election from electing, or what it waits for.
+    obstacle: Option<ObstacleBody>,
+    /// The lowest term this node may still call current.
+    floor: u64,
+    /// The highest etcd revision (v2: index) this node has seen.
+    revision: u64,
+}
+
+/// An obstacle for operators and programs: a stable kind, the words, and
+/// the facts behind them.
+#[derive(Serialize)]
+struct ObstacleBody {
+    kind: &'static str,
+    message: String,
+    /// Whether it keeps every node from leading until someone acts (`/healthz` is 503).
+    blocking: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease: Option<String>,
+    /// Seconds until the lease waited for expires at the latest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_in_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<u64>,
+}
+
+impl ObstacleBody {
+    fn new(obstacle: &Obstacle, now: Instant) -> ObstacleBody {
+        let mut body = ObstacleBody {
+            kind: "other",
+            message: obstacle.to_string(),
+            blocking: obstacle.is_unhealthy(),
+            key: None,
+            lease: None,
+            expires_in_s: None,
+            from: None,
+            to: None,
+        };
+        match obstacle {
+            Obstacle::ForeignKey { key, expiry, .. } => {
+                body.kind = "foreign_key";
+                body.key = Some(key.clone());
+                if let elect::Expiry::Lease(lease) = expiry {
+                    body.lease = Some(format!("{lease:x}"));
+                }
+            }
+            Obstacle::Predecessor {
+                key,
+                lease,
+                expires,
+            } => {
+                body.kind = "waiting";
+                body.key = Some(key.clone());
+                body.lease = Some(format!("{lease:x}"));
+                body.expires_in_s =
+                    expires.map(|at| at.saturating_duration_since(now).as_secs_f64());
+            }
+            Obstacle::Regressed { from, to, .. } => {
+                body.kind = "regressed";
+                body.from = Some(*from);
+                body.to = Some(*to);
+            }
+            _ => {}
+        }
+        body
+    }
 }
 
 async fn status_body(state: &AppState) -> StatusBody {
@@ -174,6 +244,9 @@ async fn status_body(state: &AppState) -> StatusBody {
         api: status.api,
         leader,
         candidates,
+        obstacle: status.obstacle.as_ref().map(|o| ObstacleBody::new(o, now)),
+        floor: status.floor,
+        revision: status.revision,
     }
 }
 
@@ -183,6 +256,16 @@ async fn status(State(state): State<AppState>) -> Response {
 
 async fn healthz(State(state): State<AppState>) -> Response {
     match state.election.health() {
+        Ok(()) => text(StatusCode::OK, "ok"),
+        Err(reason) => text(StatusCode::SERVICE_UNAVAILABLE, reason),
+    }
+}
+
+/// Liveness: 200 while the election loop runs, whatever etcd does. This is
+/// what may restart electd; `/healthz` also reports trouble with etcd, which
+/// a restart cannot fix (and which would forget the term floor).
+async fn livez(State(state): State<AppState>) -> Response {
+    match state.election.liveness() {
         Ok(()) => text(StatusCode::OK, "ok"),
         Err(reason) => text(StatusCode::SERVICE_UNAVAILABLE, reason),
     }

@@ -10,13 +10,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::Run;
+use common::{Run, SLACK, unhealthy, warned_once};
 use harness::etcd::{Etcd, EtcdOptions};
 use harness::eventually;
 use harness::node::Node;
 use harness::tls::Pki;
-
-const SLACK: Duration = Duration::from_secs(8);
 
 both_apis!(
     elections_over_tls_work_and_certificate_problems_are_named,
@@ -25,30 +23,6 @@ both_apis!(
 
 fn path(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 path")
-}
-
-/// Waits until `node`'s `/healthz` is 503 and contains every one of `words`.
-async fn unhealthy(node: &Node, words: &[&str]) -> String {
-    let what = format!("{}'s /healthz to say {words:?}", node.name);
-    eventually(SLACK, &what, || async {
-        let h = node.get("/healthz").await?;
-        (h.status == 503 && words.iter().all(|w| h.body.contains(w))).then_some(h.body)
-    })
-    .await
-}
-
-/// The problem was logged as a warning exactly once, however often it was retried.
-fn warned_once(node: &Node, phrase: &str) {
-    let output = node.output();
-    let warnings = output
-        .lines()
-        .filter(|l| l.contains("WARN") && l.contains(phrase))
-        .count();
-    assert_eq!(
-        warnings, 1,
-        "{}: {phrase:?} warned {warnings} times:\n{output}",
-        node.name
-    );
 }
 
 /// Waits until `node` has seen at least `n` etcd requests fail: retries

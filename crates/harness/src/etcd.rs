@@ -81,13 +81,16 @@ fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
     Some((parts.next()??, parts.next()??, parts.next()??))
 }
 
-struct Member {
-    name: String,
+pub(crate) struct Member {
+    pub(crate) name: String,
     client_port: u16,
     peer_port: u16,
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     log: PathBuf,
-    process: Option<Owned>,
+    pub(crate) process: Option<Owned>,
+    /// `--initial-cluster-state` at the next start: `new`, or `existing`
+    /// for a member added to a running cluster.
+    pub(crate) joining: bool,
 }
 
 /// How to start etcd.
@@ -123,7 +126,7 @@ impl Default for EtcdOptions {
 pub struct Etcd {
     dir: TempDir,
     options: EtcdOptions,
-    members: Vec<Member>,
+    pub(crate) members: Vec<Member>,
     peer_proxies: Vec<FaultProxy>,
     http: reqwest::Client,
 }
@@ -148,6 +151,7 @@ impl Etcd {
                 data_dir: dir.path().join(format!("m{i}")),
                 log: dir.path().join(format!("m{i}.log")),
                 process: None,
+                joining: false,
             })
             .collect();
         let mut peer_proxies = Vec::new();
@@ -179,23 +183,28 @@ impl Etcd {
     }
 
     /// The peer URL the other members use for member `i`.
-    fn advertised_peer(&self, i: usize) -> String {
+    pub(crate) fn advertised_peer(&self, i: usize) -> String {
         match self.peer_proxies.get(i) {
             Some(proxy) => proxy.url(),
             None => format!("http://127.0.0.1:{}", self.members[i].peer_port),
         }
     }
 
-    fn initial_cluster(&self) -> String {
+    pub(crate) fn initial_cluster(&self) -> String {
         (0..self.members.len())
             .map(|i| format!("{}={}", self.members[i].name, self.advertised_peer(i)))
             .collect::<Vec<_>>()
             .join(",")
     }
 
-    fn launch(&mut self, i: usize) {
+    /// The cluster token every member starts with.
+    pub(crate) fn token(&self) -> String {
+        format!("electd-{}", self.dir.path().display())
+    }
+
+    pub(crate) fn launch(&mut self, i: usize) {
         let initial_cluster = self.initial_cluster();
-        let token = format!("electd-{}", self.dir.path().display());
+        let token = self.token();
         let scheme = self.scheme();
         let advertised_peer = self.advertised_peer(i);
         let m = &self.members[i];
@@ -217,7 +226,10 @@ impl Etcd {
             .args(["--initial-advertise-peer-urls", &advertised_peer])
             .args(["--initial-cluster", &initial_cluster])
             .args(["--initial-cluster-token", &token])
-            .args(["--initial-cluster-state", "new"])
+            .args([
+                "--initial-cluster-state",
+                if m.joining { "existing" } else { "new" },
+            ])
             .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
             // An isolated member must not disrupt the majority with elections it cannot win.
             .arg("--pre-vote=true")
@@ -264,20 +276,7 @@ impl Etcd {
     /// Runs `etcdctl` for `api` (`"v2"` or `"v3"`) against member 0 and
     /// returns what it printed; panics with its complaint when it fails.
     pub fn etcdctl(&self, api: &str, args: &[&str]) -> String {
-        let out = Command::new(&binaries().etcdctl)
-            .env("ETCDCTL_API", api.trim_start_matches('v'))
-            .arg(format!("--endpoints={}", self.endpoint(0)))
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("etcdctl runs (install the etcd-client package)");
-        assert!(
-            out.status.success(),
-            "etcdctl {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.etcdctl_on(0, api, args)
     }
 
     /// All client URLs.
@@ -473,7 +472,11 @@ impl Etcd {
         resp["kvs"][0]["create_revision"].as_str()?.parse().ok()
     }
 
-    async fn gateway(&self, path: &str, body: serde_json::Value) -> Option<serde_json::Value> {
+    pub(crate) async fn gateway(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Option<serde_json::Value> {
         for i in 0..self.members.len() {
             if self.members[i].process.is_none() {
                 continue;
@@ -515,7 +518,7 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// Standard base64, as etcd's JSON gateway wants keys and values.
-fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let b = [

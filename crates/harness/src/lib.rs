@@ -4,6 +4,9 @@
 //! * [`node`]: `electd` processes, with signals and HTTP helpers;
 //! * [`checker`]: proves the safety invariant over the journals of a run;
 //! * [`proxy`]: a TCP fault proxy (delay, silent and loud partitions);
+//! * `store.rs`: what can happen to etcd's store (wipe, restore from a
+//!   snapshot, a member replaced, someone else's keys and leases), as
+//!   methods of [`etcd::Etcd`];
 //! * [`ticks`]: what `--exec` commands under test record, read back;
 //! * [`tls`]: test certificates for etcd with TLS;
 //! * [`eventually`]: polls a condition with a deadline instead of sleeping;
@@ -17,6 +20,7 @@ pub mod etcd;
 pub mod node;
 mod process;
 pub mod proxy;
+mod store;
 pub mod ticks;
 pub mod tls;
 

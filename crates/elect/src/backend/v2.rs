@@ -252,7 +252,11 @@ impl Client {
                     if outcome != RequestOutcome::Error {
                         self.health.etcd_ok();
                     }
-                    if let Some(index) = index
+                    // Only the store's own answers carry its index after the
+                    // request applied; an error from raft (a timeout, a member
+                    // still catching up) may carry a member's stale one.
+                    if outcome != RequestOutcome::Error
+                        && let Some(index) = index
                         && let Some(regression) = self.revisions.answered(before, index)
                     {
                         let _ = self.changes.send(Change::Regressed(regression));
@@ -470,6 +474,7 @@ impl Client {
             .node
             .ok_or_else(|| reply.malformed("watch event", "no node".to_owned()))?;
         let next = node.modified_index.saturating_add(1);
+        self.revisions.observed(node.modified_index);
         let view = match event.action.as_str() {
             // A resign (compare-and-delete) or an expiry ends the holder's
             // leadership first; a plain delete is someone else's, and the

@@ -241,6 +241,33 @@ impl Run {
     }
 }
 
+/// How long a test waits for what it expects, beyond the TTLs it allows for.
+pub const SLACK: Duration = Duration::from_secs(8);
+
+/// Waits until `node`'s `/healthz` is 503 and contains every one of `words`.
+pub async fn unhealthy(node: &Node, words: &[&str]) -> String {
+    let what = format!("{}'s /healthz to say {words:?}", node.name);
+    eventually(SLACK, &what, || async {
+        let h = node.get("/healthz").await?;
+        (h.status == 503 && words.iter().all(|w| h.body.contains(w))).then_some(h.body)
+    })
+    .await
+}
+
+/// The problem was logged as a warning exactly once, however often it was retried.
+pub fn warned_once(node: &Node, phrase: &str) {
+    let output = node.output();
+    let warnings = output
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains(phrase))
+        .count();
+    assert_eq!(
+        warnings, 1,
+        "{}: {phrase:?} warned {warnings} times:\n{output}",
+        node.name
+    );
+}
+
 /// Defines one test per API from a scenario `async fn(api: &'static str)`.
 #[macro_export]
 macro_rules! both_apis {

@@ -226,6 +226,10 @@ impl Follower {
                 return Ok(Woke::Reread);
             }
             self.mirror.revision = self.mirror.revision.max(header);
+            shared
+                .client
+                .revisions()
+                .observed(revision_u64(self.mirror.revision));
             return Ok(Woke::Timer);
         }
         for event in response.events() {
@@ -249,6 +253,10 @@ impl Follower {
             }
             self.mirror.revision = self.mirror.revision.max(kv.mod_revision());
         }
+        shared
+            .client
+            .revisions()
+            .observed(revision_u64(self.mirror.revision));
         Ok(Woke::Changed)
     }
 

@@ -260,8 +260,8 @@ impl Backend for V3 {
         // busy until its deadline, and successors wait for that lease.
         if let Some(old) = self.session.lock().await.take() {
             // Whatever we did under it is over (the caller saw to that):
-            // nothing for us to wait for.
-            self.shared.predecessors().forget(old.ours.lease);
+            // nothing for us to wait for, though the others will.
+            self.shared.predecessors().ours_ended(old.ours.lease);
         }
         // The lease lives at least TTL from when the grant left.
         let sent_at = Instant::now();

@@ -20,6 +20,10 @@ const MAX_PREDECESSORS: usize = 8;
 #[derive(Debug, Default)]
 pub(super) struct Predecessors {
     list: Vec<Leading>,
+    /// Leases of this process's earlier claims: whatever it did under them
+    /// is over before it campaigns again, so it never waits for them
+    /// itself, but the others do, and it says so too.
+    mine: Vec<i64>,
 }
 
 impl Predecessors {
@@ -38,13 +42,21 @@ impl Predecessors {
     }
 
     /// Those that must be gone before `own` (our lease) takes a step: all
-    /// but our own, which ends with us.
+    /// but our own, current and earlier.
     pub(super) fn pending(&self, own: i64) -> Vec<(Vec<u8>, i64)> {
         self.list
             .iter()
-            .filter(|l| l.lease != own)
+            .filter(|l| l.lease != own && !self.mine.contains(&l.lease))
             .map(|l| (l.key.clone(), l.lease))
             .collect()
+    }
+
+    /// One of our own claims is over.
+    pub(super) fn ours_ended(&mut self, lease: i64) {
+        if self.mine.len() == MAX_PREDECESSORS {
+            self.mine.remove(0);
+        }
+        self.mine.push(lease);
     }
 
     /// The lease is gone: nothing to wait for.
@@ -97,6 +109,14 @@ mod tests {
         }
         assert_eq!(p.pending(0).len(), MAX_PREDECESSORS);
         assert_eq!(p.pending(0)[0].1, 22, "the oldest go first");
+        // An earlier claim of ours: shown, never waited for by us.
+        p.ours_ended(22);
+        assert_eq!(p.pending(0)[0].1, 23);
+        assert_eq!(
+            p.worth_a_look(&Mirror::default(), None),
+            None,
+            "not foreign, holds no key"
+        );
     }
 
     #[test]
