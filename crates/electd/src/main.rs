@@ -121,28 +121,25 @@ fn init_logging(format: LogFormat) {
 
 /// Binds HTTP. Failing to is the user's configuration (a port in use, a
 /// privileged port, an address not on this host): one line, exit status 2.
-async fn bind(bind: Bind) -> anyhow::Result<TcpListener> {
-    match bind {
-        Bind::Address(addr) => TcpListener::bind(addr)
+async fn bind(bind: Bind) -> Result<TcpListener, Failure> {
+    let at = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
             .await
-            .with_context(|| format!("cannot listen on {addr}")),
+            .map_err(|err| (err.kind(), format!("cannot listen on {addr}: {err}")))
+    };
+    let bound = match bind {
+        Bind::Address(addr) => at(addr).await,
         Bind::AllAddresses(port) => {
             // Like Go's ":8080": IPv6 and IPv4 on one socket, where IPv6 exists.
-            let v6 = SocketAddr::from((Ipv6Addr::UNSPECIFIED, port));
-            match TcpListener::bind(v6).await {
-                Ok(listener) => Ok(listener),
-                Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => {
-                    Err(err).with_context(|| format!("cannot listen on port {port}"))
+            match at(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))).await {
+                Err((kind, _)) if kind != std::io::ErrorKind::AddrInUse => {
+                    at(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))).await
                 }
-                Err(_) => {
-                    let v4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
-                    TcpListener::bind(v4)
-                        .await
-                        .with_context(|| format!("cannot listen on port {port}"))
-                }
+                bound => bound,
             }
         }
-    }
+    };
+    bound.map_err(|(_, message)| Failure::Config(message))
 }
 
 fn hostname() -> String {
