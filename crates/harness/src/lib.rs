@@ -16,6 +16,7 @@ pub mod checker;
 pub mod etcd;
 pub mod node;
 mod process;
+pub mod procs;
 pub mod proxy;
 pub mod ticks;
 pub mod tls;
