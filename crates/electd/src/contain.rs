@@ -50,7 +50,12 @@ struct Proc {
 /// command name may hold spaces and parentheses, so the fields after it are
 /// found from the last `)`.
 fn parse_stat(line: &str) -> Option<Proc> {
-    let pid = line.get(..line.find(" (")?)?.parse().ok()?;
+    // Positive, as `Pid::from_raw` requires.
+    let pid = line
+        .get(..line.find(" (")?)?
+        .parse()
+        .ok()
+        .filter(|&p| p > 0)?;
     let rest = line.get(line.rfind(')')? + 1..)?;
     let mut fields = rest.split_whitespace();
     let state = fields.next()?;
@@ -222,6 +227,7 @@ mod tests {
         );
         assert!(parse_stat("44 (x) X 1").is_some_and(|p| p.dead));
         assert_eq!(parse_stat("garbage"), None);
+        assert_eq!(parse_stat("-1 (sh) S 7"), None);
         assert_eq!(parse_stat("45 (sh) R"), None);
     }
 

@@ -239,17 +239,13 @@ impl Running {
     }
 
     fn hear(&mut self, line: &str) {
-        let mut words = line.split_whitespace();
-        match (
-            words.next(),
-            words.next().and_then(|w| w.parse::<i32>().ok()),
-        ) {
-            (Some("ok"), None) => {
+        match said(line) {
+            Some(Said::Ok) => {
                 self.unanswered.pop_front();
             }
-            (Some("pid"), Some(pid)) => self.group = Pid::from_raw(pid),
-            (Some("exited"), Some(code)) => self.reported = u8::try_from(code).ok(),
-            _ => tracing::debug!(line, "unexpected line from the watchdog"),
+            Some(Said::Pid(pid)) => self.group = Some(pid),
+            Some(Said::Exited(code)) => self.reported = Some(code),
+            None => tracing::debug!(line, "unexpected line from the watchdog"),
         }
     }
 
@@ -354,6 +350,26 @@ impl Running {
     }
 }
 
+/// A line from the watchdog.
+#[derive(Debug, PartialEq, Eq)]
+enum Said {
+    /// It acted on a line of ours.
+    Ok,
+    /// The command's PID (and process group).
+    Pid(Pid),
+    /// The command's status, once nothing of it lives.
+    Exited(u8),
+}
+
+fn said(line: &str) -> Option<Said> {
+    match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+        ["ok"] => Some(Said::Ok),
+        ["pid", pid] => Pid::from_raw(i32::try_from(pid.parse::<u32>().ok()?).ok()?).map(Said::Pid),
+        ["exited", code] => code.parse().ok().map(Said::Exited),
+        _ => None,
+    }
+}
+
 /// The next line from the watchdog; `None` at its end. Cancel-safe.
 async fn next_line(lines: &mut Option<Lines<BufReader<OwnedReadHalf>>>) -> Option<String> {
     match lines {
@@ -371,4 +387,51 @@ async fn sleep_until(at: Option<Instant>) {
 
 fn duration_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_watchdog_says() {
+        assert_eq!(said("ok"), Some(Said::Ok));
+        assert_eq!(said("pid 42"), Pid::from_raw(42).map(Said::Pid));
+        assert_eq!(said("exited 137"), Some(Said::Exited(137)));
+        for nonsense in [
+            "",
+            "ok ok",
+            "pid 0",
+            "pid -1",
+            "pid x",
+            "exited 256",
+            "hello",
+        ] {
+            assert_eq!(said(nonsense), None, "{nonsense:?}");
+        }
+    }
+
+    #[test]
+    fn how_a_command_ended_is_told() {
+        let stopped = |code, failed: Option<&str>| Stopped {
+            code,
+            watchdog_failed: failed.map(str::to_owned),
+        };
+        assert_eq!(stopped(Some(3), None).describe(), "exited with status 3");
+        assert_eq!(
+            stopped(Some(143), None).describe(),
+            "was killed by signal 15"
+        );
+        assert_eq!(
+            stopped(Some(127), None).describe(),
+            "could not be started (status 127)"
+        );
+        let killed = stopped(None, Some("died of signal 9"));
+        assert_eq!(
+            killed.describe(),
+            "was killed: its watchdog died of signal 9"
+        );
+        assert_eq!(killed.exit_code(), 137);
+        assert_eq!(stopped(Some(3), None).exit_code(), 3);
+    }
 }
