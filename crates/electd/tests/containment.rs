@@ -460,9 +460,12 @@ async fn watchdog_command_and_descendants(api: &'static str) {
     let c = s.next(&c).await;
     s.settled().await;
 
-    // SIGSTOP, then kill -9, of the watchdog.
-    signal(c.watchdog, Signal::STOP);
-    signal(c.watchdog, Signal::KILL);
+    // SIGSTOP, then kill -9, of the grandchild and of the escapee (nothing
+    // changes), then of the watchdog.
+    for pid in [c.grandchild, c.escapee, c.watchdog] {
+        signal(pid, Signal::STOP);
+        signal(pid, Signal::KILL);
+    }
     let c = s.next(&c).await;
     s.settled().await;
 
@@ -494,10 +497,26 @@ async fn watchdog_command_and_descendants(api: &'static str) {
     s.restart(c.node).await;
     let c = next;
 
-    // A hand-over in flight (POST /v1/resign) while the command is killed.
+    // A hand-over in flight (SIGTERM) while the command is killed.
+    s.run.nodes[c.node].terminate();
+    s.winding_down(&c).await;
+    signal(c.pid, Signal::KILL);
+    s.terminated(c.node).await;
+    let next = s.next(&c).await;
+    s.restart(c.node).await;
+    let c = next;
+
+    // A hand-over in flight (POST /v1/resign) while the command is killed,
+    // then one while the watchdog is.
     let (status, ()) = tokio::join!(s.resign(c.node), async {
         s.winding_down(&c).await;
         signal(c.pid, Signal::KILL);
+    });
+    assert_eq!(status, 200);
+    let c = s.next(&c).await;
+    let (status, ()) = tokio::join!(s.resign(c.node), async {
+        s.winding_down(&c).await;
+        signal(c.watchdog, Signal::KILL);
     });
     assert_eq!(status, 200);
     let c = s.next(&c).await;
@@ -573,14 +592,22 @@ async fn a_restarted_command_never_runs_beside_its_predecessor() {
     let next = s.command(c.node).await;
     assert_eq!(next.term, c.term);
     assert_gone(&c);
-    let c = next;
 
-    // SIGSTOP, then kill -9, of the command.
-    signal(c.pid, Signal::STOP);
-    signal(c.pid, Signal::KILL);
-    let next = s.command(c.node).await;
-    assert_eq!(next.term, c.term);
-    assert_gone(&c);
+    // kill -9 of the command, SIGSTOP then kill -9 of it, and its exit.
+    let mut c = next;
+    for faults in [
+        &[Signal::KILL][..],
+        &[Signal::STOP, Signal::KILL],
+        &[Signal::TERM],
+    ] {
+        for &fault in faults {
+            signal(c.pid, fault);
+        }
+        let next = s.command(c.node).await;
+        assert_eq!(next.term, c.term);
+        assert_gone(&c);
+        c = next;
+    }
 
     s.finish().await;
 }
