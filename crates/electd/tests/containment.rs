@@ -1,6 +1,7 @@
 //! `--exec` containment, against a real etcd with real processes. For each
 //! process electd starts or is (electd, the watchdog, the command, a
-//! grandchild in the command's process group, a `setsid` escapee) and each
+//! grandchild in the command's process group, a `setsid` escapee, a
+//! double-forked daemon) and each
 //! fault of one of them (kill -9, SIGSTOP past the TTL, SIGSTOP then kill -9,
 //! exiting on its own, kill -9 while a hand-over is in flight):
 //!
@@ -26,10 +27,11 @@ const SLACK: Duration = Duration::from_secs(10);
 const TOKEN: &str = "t0ken-for-containment";
 
 /// The command: it ticks once (so its first tick comes before anything it
-/// starts), starts a grandchild in its group and an escapee in a session of
-/// its own (which ticks too, into `$2`), and ticks every 50 ms. On SIGTERM
-/// it winds down for about 300 ms, still ticking, then exits 0: a hand-over
-/// in flight that faults can hit.
+/// starts), starts a grandchild in its group, an escapee in a session of
+/// its own and a daemon (a double fork: its parent exits at once, so it is
+/// the watchdog's child while the command runs); both tick too, into `$2`.
+/// Then it ticks every 50 ms. On SIGTERM it winds down for about 300 ms,
+/// still ticking, then exits 0: a hand-over in flight that faults can hit.
 const CHILD: &str = r#"#!/bin/sh
 f="$1"
 tick() { echo "tick $ELECTD_TERM $$ $(date +%s%N)" >> "$f"; }
@@ -43,8 +45,10 @@ echo "env $$ ELECTD_TERM=$ELECTD_TERM" >> "$f"
 tick
 sleep 1000 &
 echo "grandchild $$ $!" >> "$f"
-setsid sh -c 'while :; do echo "tick $ELECTD_TERM $$ $(date +%s%N)" >> "$0"; sleep 0.05; done' "$2" &
+escape='while :; do echo "tick $ELECTD_TERM $$ $(date +%s%N)" >> "$0"; sleep 0.05; done'
+setsid sh -c "$escape" "$2" &
 echo "escapee $$ $!" >> "$f"
+(setsid sh -c "echo \"daemon $$ \$\$\" >> \"$f\"; $escape" "$2" &)
 while :; do tick; sleep 0.05; done
 "#;
 
@@ -56,12 +60,19 @@ struct Cmd {
     pid: u32,
     grandchild: u32,
     escapee: u32,
+    daemon: u32,
     watchdog: u32,
 }
 
 impl Cmd {
-    fn pids(&self) -> [u32; 4] {
-        [self.pid, self.grandchild, self.escapee, self.watchdog]
+    fn pids(&self) -> [u32; 5] {
+        [
+            self.pid,
+            self.grandchild,
+            self.escapee,
+            self.daemon,
+            self.watchdog,
+        ]
     }
 }
 
@@ -72,6 +83,7 @@ struct Notes {
     started: Vec<(u32, u64)>,
     grandchild: HashMap<u32, u32>,
     escapee: HashMap<u32, u32>,
+    daemon: HashMap<u32, u32>,
     /// Commands that got SIGTERM.
     termed: Vec<u32>,
 }
@@ -97,6 +109,9 @@ fn notes(file: &Path) -> Notes {
             }
             (Some("escapee"), Some(pid)) => {
                 notes.escapee.extend(number(2).map(|e| (pid, e)));
+            }
+            (Some("daemon"), Some(pid)) => {
+                notes.daemon.extend(number(2).map(|d| (pid, d)));
             }
             (Some("term"), Some(pid)) => notes.termed.push(pid),
             _ => {}
@@ -196,8 +211,16 @@ impl Scene {
                     .find(|&&(pid, t)| t == term && !seen.contains(&pid))?;
                 let grandchild = *notes.grandchild.get(&pid)?;
                 let escapee = *notes.escapee.get(&pid)?;
+                let daemon = *notes.daemon.get(&pid)?;
                 let escapee_ticks = std::fs::read_to_string(&escapees).unwrap_or_default();
-                if !escapee_ticks.contains(&format!("tick {term} {escapee} ")) {
+                for pid in [escapee, daemon] {
+                    if !escapee_ticks.contains(&format!("tick {term} {pid} ")) {
+                        return None;
+                    }
+                }
+                let watchdog = procs::stat(pid)?.ppid;
+                // Orphaned as soon as its parent subshell exits.
+                if procs::stat(daemon)?.ppid != watchdog {
                     return None;
                 }
                 Some(Cmd {
@@ -206,7 +229,8 @@ impl Scene {
                     pid,
                     grandchild,
                     escapee,
-                    watchdog: procs::stat(pid)?.ppid,
+                    daemon,
+                    watchdog,
                 })
             },
         )
@@ -214,6 +238,7 @@ impl Scene {
         assert_eq!(procs::stat(cmd.watchdog).map(|p| p.ppid), Some(node.pid()));
         assert_eq!(procs::stat(cmd.grandchild).map(|p| p.pgrp), Some(cmd.pid));
         assert_eq!(procs::stat(cmd.escapee).map(|p| p.pgrp), Some(cmd.escapee));
+        assert_eq!(procs::stat(cmd.daemon).map(|p| p.pgrp), Some(cmd.daemon));
         self.seen.extend(cmd.pids());
         cmd
     }
@@ -425,11 +450,13 @@ async fn watchdog_command_and_descendants(api: &'static str) {
     let _alone = common::exclusive().await;
     let mut s = Scene::new(api, 3, &[]).await;
 
-    // kill -9 of the watchdog, with the grandchild and the escapee stopped
-    // for longer than the TTL: electd kills all three and resigns.
+    // kill -9 of the watchdog, with the grandchild, the escapee and the
+    // daemon stopped for longer than the TTL: electd kills them all (the
+    // daemon comes to electd with the watchdog's death) and resigns.
     let c = s.leader().await;
-    signal(c.grandchild, Signal::STOP);
-    signal(c.escapee, Signal::STOP);
+    for pid in [c.grandchild, c.escapee, c.daemon] {
+        signal(pid, Signal::STOP);
+    }
     s.outlive_ttl(c.node, now_ns()).await;
     signal(c.watchdog, Signal::KILL);
     let c = s.next(&c).await;
@@ -440,29 +467,32 @@ async fn watchdog_command_and_descendants(api: &'static str) {
     let c = s.next(&c).await;
     s.settled().await;
 
-    // kill -9 of the grandchild and of the escapee changes nothing; the
-    // command, stopped for longer than the TTL, is killed after the grace of
-    // a hand-over on request.
-    signal(c.grandchild, Signal::KILL);
-    signal(c.escapee, Signal::KILL);
+    // kill -9 of the grandchild, the escapee and the daemon changes
+    // nothing; the command, stopped for longer than the TTL, is killed after
+    // the grace of a hand-over on request.
+    for pid in [c.grandchild, c.escapee, c.daemon] {
+        signal(pid, Signal::KILL);
+    }
     signal(c.pid, Signal::STOP);
     s.outlive_ttl(c.node, now_ns()).await;
     assert_eq!(s.resign(c.node).await, 200);
     let c = s.next(&c).await;
     s.settled().await;
 
-    // The grandchild and the escapee exit (SIGTERM), then the command is
-    // stopped and killed: the watchdog reaps it all and the leader resigns.
-    signal(c.grandchild, Signal::TERM);
-    signal(c.escapee, Signal::TERM);
+    // The grandchild, the escapee and the daemon exit (SIGTERM), then the
+    // command is stopped and killed: the watchdog reaps it all and the
+    // leader resigns.
+    for pid in [c.grandchild, c.escapee, c.daemon] {
+        signal(pid, Signal::TERM);
+    }
     signal(c.pid, Signal::STOP);
     signal(c.pid, Signal::KILL);
     let c = s.next(&c).await;
     s.settled().await;
 
-    // SIGSTOP, then kill -9, of the grandchild and of the escapee (nothing
-    // changes), then of the watchdog.
-    for pid in [c.grandchild, c.escapee, c.watchdog] {
+    // SIGSTOP, then kill -9, of the grandchild, the escapee and the daemon
+    // (nothing changes), then of the watchdog.
+    for pid in [c.grandchild, c.escapee, c.daemon, c.watchdog] {
         signal(pid, Signal::STOP);
         signal(pid, Signal::KILL);
     }
