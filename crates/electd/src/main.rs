@@ -236,9 +236,15 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
         }
         code = join_leading(&mut leading, &mut contained) => Some(code),
     };
-    // A second signal means "now".
-    tokio::spawn(async {
+    // A second signal means "now": with --exec, kill what electd parents
+    // first (a watchdog dying with electd kills its command, but orphans
+    // electd adopted from a failed one would go to init, still running).
+    let exec = settings.exec.is_some();
+    tokio::spawn(async move {
         if wait_for_signal().await.is_ok() {
+            if exec {
+                exec::sweep_before_exit();
+            }
             std::process::exit(130);
         }
     });

@@ -336,11 +336,17 @@ impl Scene {
 
     /// Stops every node and checks the whole run.
     async fn finish(mut self) {
-        self.settled().await;
+        let mut running = Vec::new();
         for i in self.run.alive() {
+            if self.run.nodes[i].wait_exit(Duration::ZERO).await.is_none() {
+                running.push(i);
+            }
+        }
+        self.settled().await;
+        for &i in &running {
             self.run.nodes[i].terminate();
         }
-        for i in self.run.alive() {
+        for &i in &running {
             self.terminated(i).await;
         }
         let deadline = tokio::time::Instant::now() + SLACK;
@@ -638,6 +644,15 @@ async fn a_restarted_command_never_runs_beside_its_predecessor() {
         assert_gone(&c);
         c = next;
     }
+
+    // A second SIGTERM while the first hand-over is in flight exits at
+    // once, and takes everything with it.
+    s.run.nodes[c.node].terminate();
+    s.winding_down(&c).await;
+    s.run.nodes[c.node].terminate();
+    let status = s.run.nodes[c.node].wait_exit(SLACK).await;
+    assert_eq!(status.and_then(|s| s.code()), Some(130));
+    assert_gone(&c);
 
     s.finish().await;
 }
