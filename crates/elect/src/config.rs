@@ -366,6 +366,17 @@ fn tls_for(
     ca_file: Option<&std::path::Path>,
     client_cert: Option<&(PathBuf, PathBuf)>,
 ) -> Result<Option<Tls>, ConfigError> {
+    // A file that is not there is the first thing to fix, whatever the scheme.
+    let client_files = client_cert.into_iter().flat_map(|(c, k)| [c, k]);
+    for file in ca_file
+        .into_iter()
+        .chain(client_files.map(PathBuf::as_path))
+    {
+        std::fs::File::open(file).map_err(|e| ConfigError::TlsFile {
+            path: file.to_owned(),
+            reason: e.to_string(),
+        })?;
+    }
     let https = endpoints
         .iter()
         .filter(|e| e.starts_with("https://"))

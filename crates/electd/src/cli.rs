@@ -115,18 +115,19 @@ pub struct Cli {
     /// becomes leader, SIGTERM when leadership ends (or at deadline − grace),
     /// SIGKILL by the deadline. It gets ELECTD_TERM (the fencing token),
     /// ELECTD_ID, ELECTD_ELECTION and ELECTD_ADVERTISE.
-    #[arg(long, requires = "command", env = "ELECTD_EXEC")]
+    #[arg(long, env = "ELECTD_EXEC")]
     pub exec: bool,
 
     /// How long the command has between SIGTERM and SIGKILL [default: TTL/5;
-    /// must be shorter than a third of the TTL].
+    /// must be shorter than a third of the TTL]. Only with --exec.
     #[arg(long, value_name = "DURATION", env = "ELECTD_EXEC_GRACE")]
     pub exec_grace: Option<String>,
 
     /// When the command exits on its own: resign (another node runs it),
-    /// restart it, or exit electd with its status.
-    #[arg(long, value_enum, default_value_t = OnExit::Resign, env = "ELECTD_EXEC_ON_EXIT")]
-    pub exec_on_exit: OnExit,
+    /// restart it, or exit electd with its status [default: resign]. Only
+    /// with --exec.
+    #[arg(long, value_enum, env = "ELECTD_EXEC_ON_EXIT")]
+    pub exec_on_exit: Option<OnExit>,
 
     /// The command for --exec, after `--`.
     #[arg(last = true, value_name = "CMD ARGS")]
@@ -276,8 +277,24 @@ impl Cli {
             (false, false) => {
                 return Err("a command after `--` needs --exec".to_owned());
             }
-            (false, true) => None,
-            (true, _) => {
+            (false, true) => {
+                // Like a command without --exec: a setting that would do
+                // nothing is a mistake to point out, not to ignore.
+                if self.exec_grace.is_some() {
+                    return Err("--exec-grace needs --exec".to_owned());
+                }
+                if self.exec_on_exit.is_some() {
+                    return Err("--exec-on-exit needs --exec".to_owned());
+                }
+                None
+            }
+            (true, true) => {
+                return Err(
+                    "--exec needs the command to run after `--`, like: --exec -- CMD ARGS"
+                        .to_owned(),
+                );
+            }
+            (true, false) => {
                 let grace = match self.exec_grace.as_deref() {
                     Some(raw) => parse_duration(raw).map_err(|e| format!("--exec-grace: {e}"))?,
                     None => ttl / 5,
@@ -292,7 +309,7 @@ impl Cli {
                 Some(ExecSpec {
                     command: self.command,
                     grace,
-                    on_exit: self.exec_on_exit,
+                    on_exit: self.exec_on_exit.unwrap_or(OnExit::Resign),
                 })
             }
         };
@@ -524,7 +541,16 @@ mod tests {
             (&["--etcd", "127.0.0.1:2379"], "endpoint"),
             (&["--election", "a/b"], "election"),
             (&["--exec"], "CMD"),
+            (&["8080", "--exec"], "--exec needs the command"),
             (&["--", "sh"], "--exec"),
+            (
+                &["--exec-grace", "10s", "--ttl", "3"],
+                "--exec-grace needs --exec",
+            ),
+            (
+                &["--exec-on-exit", "restart"],
+                "--exec-on-exit needs --exec",
+            ),
             (
                 &["--exec", "--exec-grace", "4s", "--", "sh"],
                 "--exec-grace",

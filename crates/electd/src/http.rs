@@ -390,7 +390,7 @@ async fn resign(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match answer.await {
         Ok(reply @ (ResignReply::Resigned | ResignReply::Failed(_))) => {
             if let ResignReply::Failed(reason) = reply {
-                tracing::warn!(%reason, "stepped down, but etcd did not confirm the release; the key expires on its own");
+                tracing::warn!(%reason, "stepped down without releasing the key; it expires on its own");
             }
             // Show who took over, if the successor is known within a moment.
             let own = state.election.status().id;

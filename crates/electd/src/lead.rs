@@ -1,6 +1,13 @@
 //! What the daemon does with its leadership: campaign for as long as it runs,
 //! run the `--exec` command while it leads, hand over on request, and shut
 //! down in order (stop the command, then resign).
+//!
+//! Nothing is released (resign, shutdown, the next campaign) while a command
+//! of this node may still be alive: every end of a command waits until it and
+//! everything it left are confirmed gone. When that cannot be confirmed the
+//! leadership is abandoned instead (its claim expires after the TTL, by when
+//! the watchdog has killed by the deadline), and the node campaigns again
+//! only once the leftovers are gone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +15,7 @@ use std::time::Duration;
 use elect::{Election, Leadership};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::exec::{ExecSpec, Identity, OnExit, Running, describe};
+use crate::exec::{ExecSpec, Identity, Leftover, OnExit, Running, Stopped, Watch};
 use crate::metrics::Metrics;
 
 /// How a hand-over request (`POST /v1/resign`) ended.
@@ -18,7 +25,7 @@ pub enum ResignReply {
     NotLeader,
     /// It stepped down and released its key.
     Resigned,
-    /// It stepped down, but etcd did not confirm the release (the key expires on its own).
+    /// It stepped down, but did not release its key (it expires on its own).
     Failed(String),
 }
 
@@ -33,48 +40,115 @@ pub struct Lead {
     pub metrics: Arc<Metrics>,
 }
 
+/// How the leadership loop ended.
+#[derive(Debug)]
+pub struct Finish {
+    /// The status to exit with, when `--exec-on-exit exit` asked for one.
+    pub exit: Option<u8>,
+    /// Whether every command it ran is confirmed gone. When not, the
+    /// election was abandoned, not released.
+    pub contained: bool,
+}
+
 enum After {
     Campaign,
     Cooldown,
     Exit(u8),
     Shutdown,
+    /// The command's processes are not confirmed gone and the leadership
+    /// was abandoned: contain them, then go on as the second says.
+    Contain(Leftover, Box<After>),
 }
 
+/// Why a leadership's command could not be confirmed gone, for the log and
+/// the hand-over reply.
+const UNCONFIRMED: &str = "the command's processes are not confirmed gone after SIGKILL: \
+                           the claim is left to expire after the TTL";
+
 impl Lead {
-    /// Runs until `shutdown` turns true; then stops the command and resigns.
-    /// Returns the status to exit with when `--exec-on-exit exit` asked for one.
+    /// Runs until `shutdown` turns true; then stops the command and resigns
+    /// (or abandons, when the command is not confirmed gone).
     pub async fn run(
         self,
         mut requests: mpsc::Receiver<ResignRequest>,
         mut shutdown: watch::Receiver<bool>,
-    ) -> Option<u8> {
+    ) -> Finish {
+        let mut after = After::Campaign;
         let exit = loop {
-            let leadership = tokio::select! {
-                biased;
-                _ = shutdown.wait_for(|stop| *stop) => break None,
-                Some(ResignRequest(reply)) = requests.recv() => {
-                    let _ = reply.send(ResignReply::NotLeader);
-                    continue;
+            after = match after {
+                After::Campaign => {
+                    let leadership = tokio::select! {
+                        biased;
+                        _ = shutdown.wait_for(|stop| *stop) => break None,
+                        Some(ResignRequest(reply)) = requests.recv() => {
+                            let _ = reply.send(ResignReply::NotLeader);
+                            continue;
+                        }
+                        leadership = self.election.campaign() => match leadership {
+                            Ok(leadership) => leadership,
+                            Err(_) => break None,
+                        },
+                    };
+                    self.lead(leadership, &mut requests, &mut shutdown).await
                 }
-                leadership = self.election.campaign() => match leadership {
-                    Ok(leadership) => leadership,
-                    Err(_) => break None,
-                },
-            };
-            match self.lead(leadership, &mut requests, &mut shutdown).await {
-                After::Campaign => {}
                 After::Cooldown => {
                     if self.cool_down(&mut requests, &mut shutdown).await.is_err() {
                         break None;
                     }
+                    After::Campaign
                 }
                 After::Exit(code) => break Some(code),
                 After::Shutdown => break None,
-            }
+                After::Contain(mut left, then) => {
+                    if self.contain(&mut left, &mut requests, &mut shutdown).await {
+                        *then
+                    } else {
+                        // Shut down with the leftovers still there: never release.
+                        self.election.abandon().await;
+                        return Finish {
+                            exit: None,
+                            contained: false,
+                        };
+                    }
+                }
+            };
         };
         // Resign with reason `shutdown` while the command is already stopped.
         self.election.shutdown().await;
-        exit
+        Finish {
+            exit,
+            contained: true,
+        }
+    }
+
+    /// Retries containment once a second until it is confirmed (true) or
+    /// shutdown is asked (false; electd tries once more before it exits);
+    /// no campaign meanwhile.
+    async fn contain(
+        &self,
+        left: &mut Leftover,
+        requests: &mut mpsc::Receiver<ResignRequest>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        loop {
+            let pause = tokio::time::sleep(Duration::from_secs(1));
+            tokio::pin!(pause);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.wait_for(|stop| *stop) => return false,
+                    Some(ResignRequest(reply)) = requests.recv() => {
+                        let _ = reply.send(ResignReply::NotLeader);
+                    }
+                    _ = &mut pause => break,
+                }
+            }
+            if left.contain().await {
+                tracing::info!("the command's processes are gone at last");
+                return true;
+            }
+            tracing::warn!("{UNCONFIRMED}; trying again");
+        }
     }
 
     /// A resigned node waits before campaigning again, so that the hand-over
@@ -140,7 +214,7 @@ impl Lead {
                 _ = shutdown.wait_for(|stop| *stop) => Event::Shutdown,
                 _ = leadership.lost() => Event::Lost,
                 Some(request) = requests.recv() => Event::Resign(request),
-                status = exited(&mut child) => Event::Exited(status),
+                watch = watch(&mut child) => Event::Command(watch),
                 changed = updates.changed() => match changed {
                     Ok(()) => Event::Renewed,
                     Err(_) => Event::Shutdown,
@@ -148,16 +222,29 @@ impl Lead {
             };
             match event {
                 Event::Shutdown => {
-                    stop(child.take()).await;
+                    if let Err(left) = stop(child.take()).await {
+                        tracing::error!(term = leadership.term(), "{UNCONFIRMED}");
+                        leadership.abandon().await;
+                        return After::Contain(left, Box::new(After::Shutdown));
+                    }
                     return self.shut_down(leadership).await;
                 }
                 Event::Lost => {
-                    // SIGTERM now; the watchdog kills by the deadline at the latest.
-                    stop(child.take()).await;
+                    // SIGTERM now, or SIGKILL when the deadline has passed.
+                    if let Err(left) = stop(child.take()).await {
+                        tracing::error!(term = leadership.term(), "{UNCONFIRMED}");
+                        leadership.abandon().await;
+                        return After::Contain(left, Box::new(After::Campaign));
+                    }
                     return After::Campaign;
                 }
                 Event::Resign(ResignRequest(reply)) => {
-                    stop(child.take()).await;
+                    if let Err(left) = stop(child.take()).await {
+                        tracing::error!(term = leadership.term(), "{UNCONFIRMED}");
+                        leadership.abandon().await;
+                        let _ = reply.send(ResignReply::Failed(UNCONFIRMED.to_owned()));
+                        return After::Contain(left, Box::new(After::Cooldown));
+                    }
                     if !leadership.is_valid() {
                         // Lapsed at its deadline: nothing to hand over.
                         let _ = reply.send(ResignReply::NotLeader);
@@ -174,7 +261,7 @@ impl Lead {
                 Event::Renewed => {
                     if let (Some(running), Some(deadline)) = (child.as_mut(), leadership.deadline())
                     {
-                        running.extend(deadline).await;
+                        running.extend(deadline);
                     } else if child.is_none()
                         && let Some(spec) = self.exec.as_ref()
                     {
@@ -182,14 +269,29 @@ impl Lead {
                         child = self.restart_in_time(spec, &leadership);
                     }
                 }
-                Event::Exited(status) => {
-                    let Some(running) = child.take() else {
+                Event::Command(watch) => {
+                    let (Some(running), Some(spec)) = (child.take(), self.exec.as_ref()) else {
                         continue;
                     };
-                    let Some(spec) = self.exec.as_ref() else {
-                        continue;
+                    let by_deadline = running.stopped_by_deadline() || !leadership.is_valid();
+                    if watch == Watch::Unresponsive {
+                        tracing::warn!(
+                            term = leadership.term(),
+                            "the watchdog stopped answering: killing it and the command"
+                        );
+                    }
+                    // An exited watchdog is only reaped (with whatever it left,
+                    // if it died); one that stopped answering is killed first.
+                    let stopped = running.kill().await;
+                    let stopped = match stopped {
+                        Ok(stopped) => stopped,
+                        Err(left) => {
+                            tracing::error!(term = leadership.term(), "{UNCONFIRMED}");
+                            leadership.abandon().await;
+                            return After::Contain(left, Box::new(After::Campaign));
+                        }
                     };
-                    if running.stopped_by_deadline() || !leadership.is_valid() {
+                    if by_deadline {
                         tracing::warn!(
                             term = leadership.term(),
                             "the command was stopped at the leadership deadline"
@@ -199,11 +301,12 @@ impl Lead {
                         child = self.restart_in_time(spec, &leadership);
                         continue;
                     }
-                    let (code, what) = match &status {
-                        Ok(status) => (status.code().unwrap_or(1), describe(status)),
-                        Err(err) => (1, format!("could not be waited for: {err}")),
-                    };
-                    tracing::warn!(term = leadership.term(), on_exit = ?spec.on_exit, "the command {what}");
+                    tracing::warn!(
+                        term = leadership.term(),
+                        on_exit = ?spec.on_exit,
+                        "the command {}",
+                        stopped.describe()
+                    );
                     match spec.on_exit {
                         OnExit::Resign => {
                             let _ = leadership.resign().await;
@@ -211,7 +314,7 @@ impl Lead {
                         }
                         OnExit::Exit => {
                             let _ = leadership.resign().await;
-                            return After::Exit(u8::try_from(code).unwrap_or(1));
+                            return After::Exit(stopped.exit_code());
                         }
                         OnExit::Restart => {
                             // At most one start per second, never after the leadership ended.
@@ -264,20 +367,21 @@ enum Event {
     Lost,
     Resign(ResignRequest),
     Renewed,
-    Exited(std::io::Result<std::process::ExitStatus>),
+    Command(Watch),
 }
 
-async fn exited(child: &mut Option<Running>) -> std::io::Result<std::process::ExitStatus> {
+async fn watch(child: &mut Option<Running>) -> Watch {
     match child {
-        Some(running) => running.exited().await,
+        Some(running) => running.watch().await,
         None => std::future::pending().await,
     }
 }
 
-async fn stop(child: Option<Running>) {
-    if let Some(running) = child
-        && let Some(status) = running.stop().await
-    {
-        tracing::info!("the command {} after stop", describe(&status));
+/// Stops the command, if any; `Err` with what is not confirmed gone.
+async fn stop(child: Option<Running>) -> Result<(), Leftover> {
+    if let Some(running) = child {
+        let stopped: Stopped = running.stop().await?;
+        tracing::info!("the command {} after stop", stopped.describe());
     }
+    Ok(())
 }

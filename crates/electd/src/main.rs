@@ -6,6 +6,7 @@
 //! client) can delay a renewal. The two sides share only channels.
 
 mod cli;
+mod contain;
 mod exec;
 mod http;
 mod lead;
@@ -58,6 +59,13 @@ fn main() -> ExitCode {
             return ExitCode::from(BAD_CONFIG);
         }
     };
+    if settings.exec.is_some()
+        && let Err(err) = rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+    {
+        // Without it, what a dead watchdog leaves would go to init, out of reach.
+        eprintln!("electd: --exec needs to be a child subreaper, and cannot: {err}");
+        return ExitCode::FAILURE;
+    }
     init_logging(settings.log_format);
     // HTTP, signals and --exec supervision share one thread: a sidecar's
     // status answers need no more, and every thread costs memory (a stack,
@@ -111,28 +119,27 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn bind(bind: Bind) -> anyhow::Result<TcpListener> {
-    match bind {
-        Bind::Address(addr) => TcpListener::bind(addr)
+/// Binds HTTP. Failing to is the user's configuration (a port in use, a
+/// privileged port, an address not on this host): one line, exit status 2.
+async fn bind(bind: Bind) -> Result<TcpListener, Failure> {
+    let at = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
             .await
-            .with_context(|| format!("cannot listen on {addr}")),
+            .map_err(|err| (err.kind(), format!("cannot listen on {addr}: {err}")))
+    };
+    let bound = match bind {
+        Bind::Address(addr) => at(addr).await,
         Bind::AllAddresses(port) => {
             // Like Go's ":8080": IPv6 and IPv4 on one socket, where IPv6 exists.
-            let v6 = SocketAddr::from((Ipv6Addr::UNSPECIFIED, port));
-            match TcpListener::bind(v6).await {
-                Ok(listener) => Ok(listener),
-                Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => {
-                    Err(err).with_context(|| format!("cannot listen on port {port}"))
+            match at(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))).await {
+                Err((kind, _)) if kind != std::io::ErrorKind::AddrInUse => {
+                    at(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))).await
                 }
-                Err(_) => {
-                    let v4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
-                    TcpListener::bind(v4)
-                        .await
-                        .with_context(|| format!("cannot listen on port {port}"))
-                }
+                bound => bound,
             }
         }
-    }
+    };
+    bound.map_err(|(_, message)| Failure::Config(message))
 }
 
 fn hostname() -> String {
@@ -220,30 +227,53 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
     });
 
     // Runs until a signal, or until the command asks electd to exit with it.
+    let mut contained = true;
     let exit_code = tokio::select! {
         signal = wait_for_signal() => {
             signal?;
             tracing::info!(%id, "shutting down");
             None
         }
-        code = join_leading(&mut leading) => code,
+        code = join_leading(&mut leading, &mut contained) => Some(code),
     };
-    // A second signal means "now".
-    tokio::spawn(async {
+    // A second signal means "now": with --exec, kill what electd parents
+    // first (a watchdog dying with electd kills its command, but orphans
+    // electd adopted from a failed one would go to init, still running).
+    let exec = settings.exec.is_some();
+    tokio::spawn(async move {
         if wait_for_signal().await.is_ok() {
+            if exec {
+                exec::sweep_before_exit();
+            }
             std::process::exit(130);
         }
     });
     // In order: stop the command, resign (both bounded in time, also when
     // etcd is unreachable), then stop serving HTTP.
     let _ = stop_leading.send(true);
-    let bound = settings.exec.as_ref().map_or(Duration::ZERO, |e| e.grace) + Duration::from_secs(5);
+    let bound = settings
+        .exec
+        .as_ref()
+        .map_or(Duration::ZERO, |e| exec::stop_bound(e.grace))
+        + Duration::from_secs(5);
     // The task itself, not `join_leading`: that waits for an exit request,
     // and a shutdown makes none.
     if let Some(task) = leading.take() {
-        let _ = tokio::time::timeout(bound, task).await;
+        contained = match tokio::time::timeout(bound, task).await {
+            Ok(Ok(finish)) => finish.contained,
+            _ => false,
+        };
     }
-    let _ = tokio::time::timeout(Duration::from_secs(5), election.shutdown()).await;
+    if contained {
+        let _ = tokio::time::timeout(Duration::from_secs(5), election.shutdown()).await;
+    } else {
+        // A command may still be alive: never hand over early.
+        tracing::error!(%id, "leaving the claim to expire: the command is not confirmed gone");
+        let _ = tokio::time::timeout(Duration::from_secs(5), election.abandon()).await;
+    }
+    if settings.exec.is_some() && !exec::sweep_before_exit() {
+        tracing::error!(%id, "exiting with descendants of the command that outlived SIGKILL");
+    }
     let _ = stop_http.send(true);
     for server in servers {
         let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
@@ -252,19 +282,21 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
     Ok(exit_code.unwrap_or(0))
 }
 
-/// Waits for the leadership task's exit request; never resolves without one.
-async fn join_leading(task: &mut Option<tokio::task::JoinHandle<Option<u8>>>) -> Option<u8> {
-    match task {
-        Some(handle) => {
-            let code = handle.await.ok().flatten();
-            *task = None;
-            match code {
-                Some(code) => Some(code),
-                None => std::future::pending().await,
-            }
+/// Waits for the leadership task's exit request; never resolves without
+/// one. Notes whether its commands are confirmed gone once it ended.
+async fn join_leading(
+    task: &mut Option<tokio::task::JoinHandle<lead::Finish>>,
+    contained: &mut bool,
+) -> u8 {
+    if let Some(handle) = task {
+        let finish = handle.await.ok();
+        *task = None;
+        *contained = finish.as_ref().is_some_and(|f| f.contained);
+        if let Some(code) = finish.and_then(|f| f.exit) {
+            return code;
         }
-        None => std::future::pending().await,
     }
+    std::future::pending().await
 }
 
 /// Runs the election on its own thread and runtime, which lives as long as

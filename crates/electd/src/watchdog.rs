@@ -2,38 +2,54 @@
 //! the command never outlives its leadership even when electd cannot act.
 //!
 //! electd starts it (its own binary, in this hidden mode) with the grace, the
-//! current deadline and the command. The watchdog puts the command in its own
-//! process group and then, single-threaded, waits on two file descriptors:
+//! current deadline and the command. Its stdin is one end of a Unix socket
+//! pair whose other end only electd holds. The watchdog puts the command in
+//! its own process group, says `pid <pid>` on the socket, and then,
+//! single-threaded, waits on two file descriptors:
 //!
-//! * its stdin, a pipe from electd: `extend <deadline_ns>` after each
-//!   confirmed renewal, `stop` when leadership ends. End-of-file means electd
-//!   died (even `kill -9` closes the pipe): the group is killed at once;
-//! * a pidfd of the command: when it exits, the rest of its group is killed
-//!   and every orphan is reaped (the watchdog is a child subreaper).
+//! * the socket: `extend <deadline_ns>` after each confirmed renewal, `stop`
+//!   when leadership ends; each line is answered `ok`, so electd knows the
+//!   watchdog is not stopped or stuck. End-of-file means electd died (even
+//!   `kill -9` closes the socket): the group is killed at once;
+//! * a pidfd of the command: when it exits, everything it left is killed and
+//!   reaped (see `contain.rs`: the rest of its group, and descendants that
+//!   left the group, which come to the watchdog as a child subreaper), and
+//!   the watchdog says `exited <status>` and exits with that status.
 //!
 //! With no extension the group gets `SIGTERM` at `deadline − grace` and
 //! `SIGKILL` at the deadline, so a paused (SIGSTOP) electd cannot keep the
 //! command running past its leadership. Times are `CLOCK_MONOTONIC` ns, the
 //! clock of electd's journal.
 //!
+//! The command stays unreaped until nothing else of it lives, so its
+//! process group's number stays ours to signal. `exited` is said only once
+//! the watchdog has no child left; if it cannot get there in time it exits
+//! without saying it, and electd (the next subreaper up) takes over.
+//!
 //! Exit status: the command's own, or 128 + the signal that killed it; 127
 //! when it could not be started.
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::process::{
-    Pid, PidfdFlags, Signal, WaitOptions, getpid, kill_process_group, pidfd_open,
-    set_child_subreaper, test_kill_process_group, wait, waitpid,
+    Pid, PidfdFlags, Signal, getpid, kill_process_group, pidfd_open, set_child_subreaper,
 };
+
+use crate::contain::{Sweep, status_code};
 
 /// `argv[1]` that selects this mode.
 pub const MODE: &str = "__electd-exec-watchdog";
+
+/// How long the watchdog kills and reaps what the command left before it
+/// leaves the rest to electd (a process in uninterruptible sleep may take
+/// longer to die than any bound).
+const SWEEP_WITHIN: Duration = Duration::from_secs(1);
 
 /// Parsed arguments: `MODE <grace_ns> <deadline_ns> -- CMD ARGS…`.
 struct Args {
@@ -59,17 +75,38 @@ fn now() -> u64 {
     elect::monotonic_ns()
 }
 
-fn fail(message: &str) -> ExitCode {
+/// Writes one line to electd. A failure means electd is gone, which the
+/// next read reports as end-of-file; Rust ignores `SIGPIPE`, so it cannot
+/// kill us.
+fn say(control: BorrowedFd<'_>, line: &str) {
+    let mut bytes = line.as_bytes();
+    while !bytes.is_empty() {
+        match rustix::io::write(control, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+fn fail(control: BorrowedFd<'_>, message: &str) -> ExitCode {
     let _ = writeln!(std::io::stderr(), "electd exec: {message}");
+    say(control, "exited 127\n");
     ExitCode::from(127)
 }
 
 /// Runs the watchdog; `args` is the whole `argv`.
 pub fn main(args: Vec<OsString>) -> ExitCode {
+    let stdin = std::io::stdin();
+    let control = stdin.as_fd();
     let Some(args) = parse(&args) else {
-        return fail("usage: electd __electd-exec-watchdog GRACE_NS DEADLINE_NS -- CMD [ARGS...]");
+        return fail(
+            control,
+            "usage: electd __electd-exec-watchdog GRACE_NS DEADLINE_NS -- CMD [ARGS...]",
+        );
     };
-    // Orphaned grandchildren come to us, so we can reap them.
+    // Descendants whose parent dies come to us, so we can kill and reap
+    // them. Should this fail they go to electd, a subreaper too.
     let _ = set_child_subreaper(Some(getpid()));
     let child = match Command::new(&args.command[0])
         .args(&args.command[1..])
@@ -79,32 +116,49 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     {
         Ok(child) => child,
         Err(err) => {
-            return fail(&format!(
-                "cannot run {}: {err}",
-                args.command[0].to_string_lossy()
-            ));
+            return fail(
+                control,
+                &format!("cannot run {}: {err}", args.command[0].to_string_lossy()),
+            );
         }
     };
     let Some(pid) = Pid::from_raw(child.id() as i32) else {
-        return fail("the command has no process id");
+        return fail(control, "the command has no process id");
     };
-    let pidfd = match pidfd_open(pid, PidfdFlags::empty()) {
-        Ok(fd) => fd,
+    say(control, &format!("pid {}\n", pid.as_raw_nonzero()));
+    match pidfd_open(pid, PidfdFlags::empty()) {
+        Ok(pidfd) => supervise(control, pid, &pidfd, args.grace, args.deadline),
         Err(err) => {
+            // Cannot watch it: do not leave it unguarded.
             let _ = kill_process_group(pid, Signal::KILL);
-            return fail(&format!("cannot watch the command: {err}"));
+            let _ = writeln!(
+                std::io::stderr(),
+                "electd exec: cannot watch the command: {err}"
+            );
         }
-    };
-    supervise(pid, &pidfd, args.grace, args.deadline);
-    let status = reap(pid);
-    empty_the_group(pid);
-    status
+    }
+    let mut sweep = Sweep::new(Some(pid));
+    if !sweep.finish_blocking(SWEEP_WITHIN) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "electd exec: the command's processes outlived SIGKILL; electd takes them over"
+        );
+        return ExitCode::FAILURE;
+    }
+    let code = sweep.leader().map_or(1, status_code);
+    say(control, &format!("exited {code}\n"));
+    ExitCode::from(code)
 }
 
 /// Holds the deadline until the command exits.
-fn supervise(group: Pid, pidfd: &impl AsFd, grace: u64, mut deadline: u64) {
-    let stdin = std::io::stdin();
-    let mut stdin_open = true;
+fn supervise(
+    control: BorrowedFd<'_>,
+    group: Pid,
+    pidfd: &impl AsFd,
+    grace: u64,
+    mut deadline: u64,
+) {
+    let mut control_open = true;
     let mut stop_requested: Option<u64> = None;
     let mut termed = false;
     let mut killed = false;
@@ -115,6 +169,8 @@ fn supervise(group: Pid, pidfd: &impl AsFd, grace: u64, mut deadline: u64) {
             Some(at) => (at, deadline.min(at.saturating_add(grace))),
             None => (deadline.saturating_sub(grace), deadline),
         };
+        // The leader is unreaped until `supervise` returns, so the group's
+        // number is still the command's.
         if !killed && now >= kill_at {
             let _ = kill_process_group(group, Signal::KILL);
             killed = true;
@@ -135,10 +191,9 @@ fn supervise(group: Pid, pidfd: &impl AsFd, grace: u64, mut deadline: u64) {
                 tv_nsec: i64::from(wait.subsec_nanos()),
             }
         });
-        let stdin_fd = stdin.as_fd();
         let mut fds = vec![PollFd::new(pidfd, PollFlags::IN)];
-        if stdin_open {
-            fds.push(PollFd::new(&stdin_fd, PollFlags::IN));
+        if control_open {
+            fds.push(PollFd::new(&control, PollFlags::IN));
         }
         match poll(&mut fds, timeout.as_ref()) {
             Ok(_) => {}
@@ -152,12 +207,13 @@ fn supervise(group: Pid, pidfd: &impl AsFd, grace: u64, mut deadline: u64) {
         if !fds[0].revents().is_empty() {
             return;
         }
-        if stdin_open && !fds[1].revents().is_empty() {
+        if control_open && !fds[1].revents().is_empty() {
             let mut buf = [0u8; 512];
-            match rustix::io::read(stdin_fd, &mut buf) {
+            match rustix::io::read(control, &mut buf) {
+                Err(rustix::io::Errno::INTR) => {}
                 Ok(0) | Err(_) => {
                     // electd is gone: its leadership ends with it.
-                    stdin_open = false;
+                    control_open = false;
                     let _ = kill_process_group(group, Signal::KILL);
                     killed = true;
                     termed = true;
@@ -180,48 +236,13 @@ fn supervise(group: Pid, pidfd: &impl AsFd, grace: u64, mut deadline: u64) {
                             }
                             Err(_) => {}
                         }
+                        // Answered after acting on it: electd counts an
+                        // unanswered line as a watchdog that cannot act.
+                        say(control, "ok\n");
                     }
                 }
             }
         }
-    }
-}
-
-/// Waits for the command itself and turns its status into ours.
-fn reap(pid: Pid) -> ExitCode {
-    loop {
-        match waitpid(Some(pid), WaitOptions::empty()) {
-            Ok(Some((_, status))) => {
-                if let Some(code) = status.exit_status() {
-                    return ExitCode::from(u8::try_from(code).unwrap_or(1));
-                }
-                if let Some(signal) = status.terminating_signal() {
-                    return ExitCode::from(u8::try_from(128 + signal).unwrap_or(255));
-                }
-            }
-            Err(rustix::io::Errno::INTR) => continue,
-            _ => return ExitCode::from(1),
-        }
-    }
-}
-
-/// Kills what is left of the command's process group and reaps it, until the
-/// group is empty (for up to two seconds). Waiting for "no children" is not
-/// enough: a process that was still a grandchild's child when we looked is
-/// reparented to us only once its own parent dies, and if we had exited by
-/// then it would become a zombie of init.
-fn empty_the_group(group: Pid) {
-    for _ in 0..200 {
-        let _ = kill_process_group(group, Signal::KILL);
-        // `wait`, not `waitpid(None)`: the latter only reaps children in our
-        // own process group, and the orphans are in the command's.
-        while let Ok(Some(_)) = wait(WaitOptions::NOHANG) {}
-        if test_kill_process_group(group).is_err() {
-            // Nobody left in the group; reap what the last deaths handed us.
-            while let Ok(Some(_)) = wait(WaitOptions::NOHANG) {}
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -29,6 +29,9 @@ fn bad_configuration_is_one_line_and_status_2() {
     std::fs::write(&garbage, "not a certificate\n").unwrap();
     let garbage = garbage.to_str().unwrap();
     let https = "https://127.0.0.1:2379";
+    // Held for the whole test: a port in use is bad configuration too.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_addr = busy.local_addr().unwrap().to_string();
     let cases: &[Case] = &[
         (&["abc"], &[], "PORT"),
         (&["65536"], &[], "PORT"),
@@ -103,6 +106,37 @@ fn bad_configuration_is_one_line_and_status_2() {
             "/nonexistent/pw",
         ),
         (&[], &[("ELECTD_ETCD_PASSWORD", "pw")], "--etcd-user"),
+        (
+            &["8080", "--exec"],
+            &[],
+            "--exec needs the command to run after `--`",
+        ),
+        (
+            &["--exec-grace", "10s", "--ttl", "3"],
+            &[],
+            "--exec-grace needs --exec",
+        ),
+        (
+            &[],
+            &[("ELECTD_EXEC_ON_EXIT", "restart")],
+            "--exec-on-exit needs --exec",
+        ),
+        (
+            &["--etcd-cacert", "/nonexistent/ca.pem"],
+            &[],
+            "/nonexistent/ca.pem",
+        ),
+        (
+            &[
+                "--etcd-cert",
+                "/nonexistent/c.pem",
+                "--etcd-key",
+                "/nonexistent/k.pem",
+            ],
+            &[],
+            "/nonexistent/c.pem",
+        ),
+        (&["--listen", &busy_addr], &[], &busy_addr),
         (
             &["--etcd-user", "electd"],
             &[("ELECTD_ETCD_PASSWORD", "")],

@@ -19,6 +19,7 @@ pub mod checker;
 pub mod etcd;
 pub mod node;
 mod process;
+pub mod procs;
 pub mod proxy;
 mod store;
 pub mod ticks;

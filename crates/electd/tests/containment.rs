@@ -1,0 +1,658 @@
+//! `--exec` containment, against a real etcd with real processes. For each
+//! process electd starts or is (electd, the watchdog, the command, a
+//! grandchild in the command's process group, a `setsid` escapee, a
+//! double-forked daemon) and each
+//! fault of one of them (kill -9, SIGSTOP past the TTL, SIGSTOP then kill -9,
+//! exiting on its own, kill -9 while a hand-over is in flight):
+//!
+//! * no two commands ever run at once, across nodes and on one node, by
+//!   what the commands and their escapees record themselves;
+//! * none runs past its leadership (`ended`, or the last deadline);
+//! * when the next command is up, nothing of the previous one runs;
+//! * no electd holds a zombie, and nothing is left running at the end.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::Run;
+use harness::checker::Report;
+use harness::{eventually, now_ns, procs};
+use reqwest::Method;
+use rustix::process::Signal;
+
+const SLACK: Duration = Duration::from_secs(10);
+const TOKEN: &str = "t0ken-for-containment";
+
+/// The command: it ticks once (so its first tick comes before anything it
+/// starts), starts a grandchild in its group, an escapee in a session of
+/// its own and a daemon (a double fork: its parent exits at once, so it is
+/// the watchdog's child while the command runs); both tick too, into `$2`.
+/// Then it ticks every 50 ms. On SIGTERM it winds down for about 300 ms,
+/// still ticking, then exits 0: a hand-over in flight that faults can hit.
+const CHILD: &str = r#"#!/bin/sh
+f="$1"
+tick() { echo "tick $ELECTD_TERM $$ $(date +%s%N)" >> "$f"; }
+on_term() {
+    echo "term $$" >> "$f"
+    for i in 1 2 3 4 5 6; do tick; sleep 0.05; done
+    exit 0
+}
+trap on_term TERM
+echo "env $$ ELECTD_TERM=$ELECTD_TERM" >> "$f"
+tick
+sleep 1000 &
+echo "grandchild $$ $!" >> "$f"
+escape='while :; do echo "tick $ELECTD_TERM $$ $(date +%s%N)" >> "$0"; sleep 0.05; done'
+setsid sh -c "$escape" "$2" &
+echo "escapee $$ $!" >> "$f"
+(setsid sh -c "echo \"daemon $$ \$\$\" >> \"$f\"; $escape" "$2" &)
+while :; do tick; sleep 0.05; done
+"#;
+
+/// The processes of one command, as it recorded them.
+#[derive(Clone, Copy, Debug)]
+struct Cmd {
+    node: usize,
+    term: u64,
+    pid: u32,
+    grandchild: u32,
+    escapee: u32,
+    daemon: u32,
+    watchdog: u32,
+}
+
+impl Cmd {
+    fn pids(&self) -> [u32; 5] {
+        [
+            self.pid,
+            self.grandchild,
+            self.escapee,
+            self.daemon,
+            self.watchdog,
+        ]
+    }
+}
+
+/// What a command's tick file says besides ticks.
+#[derive(Default)]
+struct Notes {
+    /// `(pid, term)` of each command, in the order they started.
+    started: Vec<(u32, u64)>,
+    grandchild: HashMap<u32, u32>,
+    escapee: HashMap<u32, u32>,
+    daemon: HashMap<u32, u32>,
+    /// Commands that got SIGTERM.
+    termed: Vec<u32>,
+}
+
+fn notes(file: &Path) -> Notes {
+    let mut notes = Notes::default();
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let number = |i: usize| words.get(i).and_then(|w| w.parse::<u32>().ok());
+        match (words.first().copied(), number(1)) {
+            (Some("env"), Some(pid)) => {
+                if let Some(term) = words
+                    .get(2)
+                    .and_then(|w| w.strip_prefix("ELECTD_TERM="))
+                    .and_then(|t| t.parse().ok())
+                {
+                    notes.started.push((pid, term));
+                }
+            }
+            (Some("grandchild"), Some(pid)) => {
+                notes.grandchild.extend(number(2).map(|g| (pid, g)));
+            }
+            (Some("escapee"), Some(pid)) => {
+                notes.escapee.extend(number(2).map(|e| (pid, e)));
+            }
+            (Some("daemon"), Some(pid)) => {
+                notes.daemon.extend(number(2).map(|d| (pid, d)));
+            }
+            (Some("term"), Some(pid)) => notes.termed.push(pid),
+            _ => {}
+        }
+    }
+    notes
+}
+
+fn realtime_offset() -> i128 {
+    let realtime = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i128;
+    realtime - now_ns() as i128
+}
+
+/// A run whose nodes all run [`CHILD`], and what it saw of their processes.
+struct Scene {
+    run: Run,
+    script: PathBuf,
+    extra: Vec<String>,
+    offset: i128,
+    /// Every PID any command, grandchild, escapee or watchdog had.
+    seen: Vec<u32>,
+}
+
+impl Scene {
+    async fn new(api: &'static str, nodes: usize, extra: &[&str]) -> Scene {
+        let run = Run::new(api, 2, 0).await;
+        let script = run.dir.path().join("child.sh");
+        std::fs::write(&script, CHILD).unwrap();
+        let mut scene = Scene {
+            run,
+            script,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            offset: realtime_offset(),
+            seen: Vec::new(),
+        };
+        for i in 0..nodes {
+            let args = scene.args(&format!("n{i}"));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            scene
+                .run
+                .spawn_with_env(&format!("n{i}"), &args, &[("ELECTD_ADMIN_TOKEN", TOKEN)]);
+        }
+        for node in &scene.run.nodes {
+            node.wait_serving().await;
+        }
+        scene
+    }
+
+    fn file(&self, name: &str, kind: &str) -> PathBuf {
+        self.run.dir.path().join(format!("{name}.{kind}"))
+    }
+
+    fn args(&self, name: &str) -> Vec<String> {
+        let mut args: Vec<String> = ["--exec-grace", "600ms"].map(String::from).to_vec();
+        args.extend(self.extra.iter().cloned());
+        args.extend(["--exec", "--", "sh"].map(String::from));
+        for path in [
+            &self.script,
+            &self.file(name, "ticks"),
+            &self.file(name, "escapee"),
+        ] {
+            args.push(path.to_str().unwrap().to_owned());
+        }
+        args
+    }
+
+    /// Starts node `i` again after it exited or was killed.
+    async fn restart(&mut self, i: usize) {
+        let args = self.args(&self.run.nodes[i].name.clone());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run.restart(i, &args, &[("ELECTD_ADMIN_TOKEN", TOKEN)]);
+        self.run.nodes[i].wait_serving().await;
+    }
+
+    /// Waits for a command of node `i`'s current term that was not seen yet,
+    /// with its grandchild and escapee up and ticking.
+    async fn command(&mut self, i: usize) -> Cmd {
+        let node = &self.run.nodes[i];
+        let term = node.status().await.unwrap()["term"].as_u64().unwrap();
+        let (ticks, escapees) = (
+            self.file(&node.name, "ticks"),
+            self.file(&node.name, "escapee"),
+        );
+        let seen = &self.seen;
+        let cmd = eventually(
+            SLACK,
+            "the leader's command, grandchild and escapee",
+            || async {
+                let notes = notes(&ticks);
+                let &(pid, _) = notes
+                    .started
+                    .iter()
+                    .rev()
+                    .find(|&&(pid, t)| t == term && !seen.contains(&pid))?;
+                let grandchild = *notes.grandchild.get(&pid)?;
+                let escapee = *notes.escapee.get(&pid)?;
+                let daemon = *notes.daemon.get(&pid)?;
+                let escapee_ticks = std::fs::read_to_string(&escapees).unwrap_or_default();
+                for pid in [escapee, daemon] {
+                    if !escapee_ticks.contains(&format!("tick {term} {pid} ")) {
+                        return None;
+                    }
+                }
+                let watchdog = procs::stat(pid)?.ppid;
+                // Orphaned as soon as its parent subshell exits.
+                if procs::stat(daemon)?.ppid != watchdog {
+                    return None;
+                }
+                Some(Cmd {
+                    node: i,
+                    term,
+                    pid,
+                    grandchild,
+                    escapee,
+                    daemon,
+                    watchdog,
+                })
+            },
+        )
+        .await;
+        assert_eq!(procs::stat(cmd.watchdog).map(|p| p.ppid), Some(node.pid()));
+        assert_eq!(procs::stat(cmd.grandchild).map(|p| p.pgrp), Some(cmd.pid));
+        assert_eq!(procs::stat(cmd.escapee).map(|p| p.pgrp), Some(cmd.escapee));
+        assert_eq!(procs::stat(cmd.daemon).map(|p| p.pgrp), Some(cmd.daemon));
+        self.seen.extend(cmd.pids());
+        cmd
+    }
+
+    async fn leader(&mut self) -> Cmd {
+        let leader = self.run.sole_leader(SLACK).await;
+        self.command(leader).await
+    }
+
+    /// Waits for a leader other than `old`'s node and its command; by then
+    /// nothing of `old` may run.
+    async fn next(&mut self, old: &Cmd) -> Cmd {
+        let others: Vec<usize> = self
+            .run
+            .alive()
+            .into_iter()
+            .filter(|&i| i != old.node)
+            .collect();
+        let leader = self
+            .run
+            .sole_leader_among(&others, self.run.ttl() + SLACK)
+            .await;
+        let cmd = self.command(leader).await;
+        assert_gone(old);
+        cmd
+    }
+
+    /// Waits until node `i` has led on for a TTL since `since`.
+    async fn outlive_ttl(&self, i: usize, since: u64) {
+        let until = since + self.run.ttl().as_nanos() as u64;
+        eventually(
+            self.run.ttl() + SLACK,
+            "the leadership to go on for a TTL",
+            || async {
+                self.run
+                    .journal(i)
+                    .iter()
+                    .any(|r| r["event"] == "renewed" && r["t_ns"].as_u64() > Some(until))
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// Waits until `cmd` got SIGTERM and winds down.
+    async fn winding_down(&self, cmd: &Cmd) {
+        let ticks = self.file(&self.run.nodes[cmd.node].name, "ticks");
+        eventually(SLACK, "the command to wind down", || async {
+            notes(&ticks).termed.contains(&cmd.pid).then_some(())
+        })
+        .await;
+    }
+
+    async fn resign(&self, i: usize) -> u16 {
+        let auth = format!("Bearer {TOKEN}");
+        let answer = self.run.nodes[i]
+            .request(Method::POST, "/v1/resign", &[("Authorization", &auth)])
+            .await
+            .expect("an answer to the hand-over");
+        answer.status
+    }
+
+    /// Waits for SIGTERM to make node `i` exit 0.
+    async fn terminated(&mut self, i: usize) {
+        let status = self.run.nodes[i].wait_exit(SLACK).await;
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(0),
+            "{}",
+            self.run.nodes[i].output()
+        );
+    }
+
+    /// Waits until no electd holds a zombie, and only a leader has a child
+    /// (its watchdog).
+    async fn settled(&self) {
+        eventually(
+            SLACK,
+            "every electd to have reaped all but its watchdog",
+            || async {
+                for i in self.run.alive() {
+                    let children = procs::children(self.run.nodes[i].pid());
+                    if children.iter().any(procs::Proc::zombie) || children.len() > 1 {
+                        return None;
+                    }
+                    if !children.is_empty() && !self.run.nodes[i].is_leader().await {
+                        return None;
+                    }
+                }
+                Some(())
+            },
+        )
+        .await;
+    }
+
+    /// Stops every node and checks the whole run.
+    async fn finish(mut self) {
+        let mut running = Vec::new();
+        for i in self.run.alive() {
+            if self.run.nodes[i].wait_exit(Duration::ZERO).await.is_none() {
+                running.push(i);
+            }
+        }
+        self.settled().await;
+        for &i in &running {
+            self.run.nodes[i].terminate();
+        }
+        for &i in &running {
+            self.terminated(i).await;
+        }
+        let deadline = tokio::time::Instant::now() + SLACK;
+        loop {
+            let left: Vec<_> = self
+                .seen
+                .iter()
+                .filter(|&&pid| procs::running(pid))
+                .map(|&pid| procs::stat(pid))
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "still running: {left:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let drift = (realtime_offset() - self.offset).abs();
+        assert!(
+            drift < 5_000_000,
+            "the wall clock moved by {drift} ns during the test"
+        );
+        let report = self.run.assert_safe();
+        self.check_ticks(&report);
+    }
+
+    fn check_ticks(&self, report: &Report) {
+        let mut names: Vec<String> = self.run.nodes.iter().map(|n| n.name.clone()).collect();
+        names.dedup();
+        let files = |kind: &str| -> Vec<(String, PathBuf)> {
+            names
+                .iter()
+                .map(|n| (n.clone(), self.file(n, kind)))
+                .collect()
+        };
+        let commands = harness::ticks::read(&files("ticks"), self.offset);
+        let escapees = harness::ticks::read(&files("escapee"), self.offset);
+        assert!(
+            commands.overlaps().is_empty(),
+            "two commands ran at once: {:#?}",
+            commands.overlaps()
+        );
+        for pair in commands.children.windows(2) {
+            assert!(
+                pair[1].term >= pair[0].term,
+                "terms must not go back: {pair:?}"
+            );
+        }
+        for escapee in &escapees.children {
+            for later in commands.children.iter().filter(|c| c.first > escapee.first) {
+                assert!(
+                    later.first > escapee.last,
+                    "an escapee ran beside a later command: {escapee:?} and {later:?}"
+                );
+            }
+        }
+        for child in commands.children.iter().chain(&escapees.children) {
+            let end = self.leadership_end(report, &child.node, child.term, child.first);
+            assert!(
+                child.last <= end,
+                "{child:?} ran {:.1} ms past its leadership",
+                (child.last - end) as f64 / 1e6
+            );
+        }
+    }
+
+    /// When the leadership of `node` in `term` that began before `at` ended:
+    /// its `ended`, or (killed, none written) its last deadline.
+    fn leadership_end(&self, report: &Report, node: &str, term: u64, at: u64) -> u64 {
+        let leadership = report
+            .intervals
+            .iter()
+            .filter(|i| i.id == node && i.term == term && i.start_ns <= at)
+            .max_by_key(|i| i.start_ns)
+            .unwrap_or_else(|| panic!("no leadership of {node} in term {term} before {at}"));
+        if leadership.reason.is_some() {
+            return leadership.end_ns;
+        }
+        let journal = std::fs::read_to_string(self.file(node, "jsonl")).unwrap();
+        journal
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|r| r["term"] == term)
+            .filter_map(|r| r["deadline_ns"].as_u64())
+            .max()
+            .unwrap()
+    }
+}
+
+fn signal(pid: u32, signal: Signal) {
+    procs::signal(pid, signal);
+}
+
+fn assert_gone(cmd: &Cmd) {
+    for pid in cmd.pids() {
+        assert!(
+            !procs::running(pid),
+            "{pid} of {cmd:?} still runs: {:?}",
+            procs::stat(pid)
+        );
+    }
+}
+
+async fn watchdog_command_and_descendants(api: &'static str) {
+    let _alone = common::exclusive().await;
+    let mut s = Scene::new(api, 3, &[]).await;
+
+    // kill -9 of the watchdog, with the grandchild, the escapee and the
+    // daemon stopped for longer than the TTL: electd kills them all (the
+    // daemon comes to electd with the watchdog's death) and resigns.
+    let c = s.leader().await;
+    for pid in [c.grandchild, c.escapee, c.daemon] {
+        signal(pid, Signal::STOP);
+    }
+    s.outlive_ttl(c.node, now_ns()).await;
+    signal(c.watchdog, Signal::KILL);
+    let c = s.next(&c).await;
+    s.settled().await;
+
+    // SIGSTOP of the watchdog: its silence gets it killed, with the command.
+    signal(c.watchdog, Signal::STOP);
+    let c = s.next(&c).await;
+    s.settled().await;
+
+    // kill -9 of the grandchild, the escapee and the daemon changes
+    // nothing; the command, stopped for longer than the TTL, is killed after
+    // the grace of a hand-over on request.
+    for pid in [c.grandchild, c.escapee, c.daemon] {
+        signal(pid, Signal::KILL);
+    }
+    signal(c.pid, Signal::STOP);
+    s.outlive_ttl(c.node, now_ns()).await;
+    assert_eq!(s.resign(c.node).await, 200);
+    let c = s.next(&c).await;
+    s.settled().await;
+
+    // The grandchild, the escapee and the daemon exit (SIGTERM), then the
+    // command is stopped and killed: the watchdog reaps it all and the
+    // leader resigns.
+    for pid in [c.grandchild, c.escapee, c.daemon] {
+        signal(pid, Signal::TERM);
+    }
+    signal(c.pid, Signal::STOP);
+    signal(c.pid, Signal::KILL);
+    let c = s.next(&c).await;
+    s.settled().await;
+
+    // SIGSTOP, then kill -9, of the grandchild, the escapee and the daemon
+    // (nothing changes), then of the watchdog.
+    for pid in [c.grandchild, c.escapee, c.daemon, c.watchdog] {
+        signal(pid, Signal::STOP);
+        signal(pid, Signal::KILL);
+    }
+    let c = s.next(&c).await;
+    s.settled().await;
+
+    // The command exits on its own.
+    signal(c.pid, Signal::TERM);
+    let c = s.next(&c).await;
+    s.settled().await;
+
+    // The watchdog exits on its own (SIGTERM's default action).
+    signal(c.watchdog, Signal::TERM);
+    let c = s.next(&c).await;
+    s.settled().await;
+
+    // SIGSTOP of the watchdog, then SIGTERM to electd: electd does not wait
+    // for it past its silence, kills it and the command, then hands over.
+    signal(c.watchdog, Signal::STOP);
+    s.run.nodes[c.node].terminate();
+    s.terminated(c.node).await;
+    let next = s.next(&c).await;
+    s.restart(c.node).await;
+    let c = next;
+
+    // A hand-over in flight (SIGTERM) while the watchdog is killed.
+    s.run.nodes[c.node].terminate();
+    s.winding_down(&c).await;
+    signal(c.watchdog, Signal::KILL);
+    s.terminated(c.node).await;
+    let next = s.next(&c).await;
+    s.restart(c.node).await;
+    let c = next;
+
+    // A hand-over in flight (SIGTERM) while the command is killed.
+    s.run.nodes[c.node].terminate();
+    s.winding_down(&c).await;
+    signal(c.pid, Signal::KILL);
+    s.terminated(c.node).await;
+    let next = s.next(&c).await;
+    s.restart(c.node).await;
+    let c = next;
+
+    // A hand-over in flight (POST /v1/resign) while the command is killed,
+    // then one while the watchdog is.
+    let (status, ()) = tokio::join!(s.resign(c.node), async {
+        s.winding_down(&c).await;
+        signal(c.pid, Signal::KILL);
+    });
+    assert_eq!(status, 200);
+    let c = s.next(&c).await;
+    let (status, ()) = tokio::join!(s.resign(c.node), async {
+        s.winding_down(&c).await;
+        signal(c.watchdog, Signal::KILL);
+    });
+    assert_eq!(status, 200);
+    let c = s.next(&c).await;
+    s.settled().await;
+
+    // A hand-over in flight (SIGTERM) while electd itself is killed, as an
+    // OOM kill would: the watchdog kills the rest.
+    s.run.nodes[c.node].terminate();
+    s.winding_down(&c).await;
+    s.run.kill9(c.node);
+    s.next(&c).await;
+    s.restart(c.node).await;
+
+    s.finish().await;
+}
+
+async fn electd_itself(api: &'static str) {
+    let _alone = common::exclusive().await;
+    let mut s = Scene::new(api, 3, &[]).await;
+
+    // kill -9 of electd: the watchdog kills everything at once.
+    let c = s.leader().await;
+    s.run.kill9(c.node);
+    let next = s.next(&c).await;
+    s.restart(c.node).await;
+    s.settled().await;
+    let c = next;
+
+    // SIGSTOP of electd past the TTL: the watchdog kills by the deadline;
+    // electd wakes as a follower and reaps its watchdog.
+    s.run.nodes[c.node].pause();
+    let next = s.next(&c).await;
+    s.run.nodes[c.node].resume();
+    s.settled().await;
+    let c = next;
+
+    // SIGSTOP, then kill -9, of electd.
+    s.run.nodes[c.node].pause();
+    let next = s.next(&c).await;
+    s.run.kill9(c.node);
+    s.restart(c.node).await;
+    s.settled().await;
+    let c = next;
+
+    // electd exits on its own (SIGTERM).
+    s.run.nodes[c.node].terminate();
+    s.terminated(c.node).await;
+    s.next(&c).await;
+    s.restart(c.node).await;
+
+    s.finish().await;
+}
+
+both_apis!(watchdog_command_and_descendants, electd_itself);
+
+/// `--exec-on-exit restart` starts the command again on the same node, in
+/// the same term, only once the previous one is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_command_never_runs_beside_its_predecessor() {
+    let _alone = common::exclusive().await;
+    let mut s = Scene::new("v3", 1, &["--exec-on-exit", "restart"]).await;
+    let c = s.leader().await;
+
+    // kill -9 of the watchdog.
+    signal(c.watchdog, Signal::KILL);
+    let next = s.command(c.node).await;
+    assert_eq!(next.term, c.term);
+    assert_gone(&c);
+    let c = next;
+
+    // SIGSTOP of the watchdog.
+    signal(c.watchdog, Signal::STOP);
+    let next = s.command(c.node).await;
+    assert_eq!(next.term, c.term);
+    assert_gone(&c);
+
+    // kill -9 of the command, SIGSTOP then kill -9 of it, and its exit.
+    let mut c = next;
+    for faults in [
+        &[Signal::KILL][..],
+        &[Signal::STOP, Signal::KILL],
+        &[Signal::TERM],
+    ] {
+        for &fault in faults {
+            signal(c.pid, fault);
+        }
+        let next = s.command(c.node).await;
+        assert_eq!(next.term, c.term);
+        assert_gone(&c);
+        c = next;
+    }
+
+    // A second SIGTERM while the first hand-over is in flight exits at
+    // once, and takes everything with it.
+    s.run.nodes[c.node].terminate();
+    s.winding_down(&c).await;
+    s.run.nodes[c.node].terminate();
+    let status = s.run.nodes[c.node].wait_exit(SLACK).await;
+    assert_eq!(status.and_then(|s| s.code()), Some(130));
+    assert_gone(&c);
+
+    s.finish().await;
+}
