@@ -5,7 +5,9 @@
 //! proxies of its own. For `--duration` it injects random faults, one at a
 //! time: kill -9 and restart, SIGSTOP/SIGCONT, SIGTERM and restart, silent
 //! and loud partitions, delays, etcd member kills and restarts, a member cut
-//! off from the others. Then it stops everything, runs the journal checker
+//! off from the others, etcd's data wiped (then its revision raised past the
+//! nodes' floor, as an operator would), and with `--exec` kill -9 or SIGSTOP
+//! of a leader's watchdog and kill -9 of its command. Then it stops everything, runs the journal checker
 //! (and, with `--exec`, checks that no two commands ever ran at once) and
 //! prints a summary. Exits 1 on any violation. `--seed` makes the schedule
 //! (fault kinds, durations, targets by role) reproducible.
@@ -23,6 +25,7 @@ use harness::checker::{check, longest, without};
 use harness::etcd::{Etcd, EtcdOptions};
 use harness::node::Node;
 use harness::now_ns;
+use harness::procs;
 use harness::proxy::{Direction, Fault, FaultProxy};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -112,6 +115,10 @@ enum Kind {
     Delay,
     EtcdMemberRestart,
     EtcdMemberCutOff,
+    EtcdWipe,
+    WatchdogKill,
+    WatchdogPause,
+    CommandKill,
 }
 
 impl Kind {
@@ -125,6 +132,10 @@ impl Kind {
             Kind::Delay => "delay",
             Kind::EtcdMemberRestart => "etcd member kill + restart",
             Kind::EtcdMemberCutOff => "etcd member cut off",
+            Kind::EtcdWipe => "etcd data wiped",
+            Kind::WatchdogKill => "kill -9 of the watchdog",
+            Kind::WatchdogPause => "SIGSTOP/SIGCONT of the watchdog",
+            Kind::CommandKill => "kill -9 of the command",
         }
     }
 }
@@ -177,6 +188,28 @@ impl Soak {
             }
         }
         None
+    }
+
+    /// The `--exec` watchdog of node `i` (its live child), if it runs one.
+    fn watchdog(&self, i: usize) -> Option<u32> {
+        procs::children(self.nodes[i].pid())
+            .into_iter()
+            .find(|p| !p.zombie())
+            .map(|p| p.pid)
+    }
+
+    /// The highest term floor any node holds: what etcd's revision must
+    /// pass for the election to go on after etcd lost its history.
+    async fn highest_floor(&self) -> u64 {
+        let mut floor = 0;
+        for node in &self.nodes {
+            if let Some(status) = node.status().await
+                && let Some(f) = status["floor"].as_u64()
+            {
+                floor = floor.max(f);
+            }
+        }
+        floor
     }
 
     fn link(&self, i: usize, apply: impl Fn(&FaultProxy)) {
@@ -307,6 +340,13 @@ async fn soak(args: Args) -> anyhow::Result<bool> {
     if members == 3 {
         kinds.push(Kind::EtcdMemberCutOff);
     }
+    if args.exec {
+        kinds.extend([Kind::WatchdogKill, Kind::WatchdogPause, Kind::CommandKill]);
+    }
+    // Every kind twice but the wipe, which costs a leaderless spell until
+    // the revision is raised past the nodes' floor: half as often.
+    kinds = kinds.iter().flat_map(|&k| [k, k]).collect();
+    kinds.push(Kind::EtcdWipe);
     let mut counts: BTreeMap<Kind, u32> = BTreeMap::new();
     // The schedule as it ran, for reading a kept run's logs against.
     let mut fault_log = std::fs::File::create(dir.path().join("faults.log"))?;
@@ -330,7 +370,10 @@ async fn soak(args: Args) -> anyhow::Result<bool> {
             now_ns().saturating_sub(started) as f64 / 1e9,
             kind.name()
         )?;
-        inject(&mut soak, kind, node, member, hold, delay, jitter).await;
+        inject(
+            &mut soak, &args.api, kind, node, member, hold, delay, jitter,
+        )
+        .await;
         sleep(settle.min(until.saturating_duration_since(Instant::now()))).await;
     }
     let faulted_until = now_ns();
@@ -376,7 +419,7 @@ async fn soak(args: Args) -> anyhow::Result<bool> {
 
     println!("faults injected: {}", counts.values().sum::<u32>());
     for (kind, n) in &counts {
-        println!("  {:<28} {n}", kind.name());
+        println!("  {:<32} {n}", kind.name());
     }
     println!("leaderships: {}", report.intervals.len());
     println!("terms: {}", terms.len());
@@ -472,8 +515,10 @@ async fn watch_etcd(endpoints: Vec<String>, outages: Arc<Mutex<Outages>>) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn inject(
     soak: &mut Soak,
+    api: &str,
     kind: Kind,
     node: usize,
     member: usize,
@@ -538,6 +583,34 @@ async fn inject(
             soak.etcd.isolate(member);
             sleep(hold).await;
             soak.etcd.rejoin(member);
+        }
+        Kind::EtcdWipe => {
+            let floor = soak.highest_floor().await;
+            soak.etcd.wipe().await;
+            sleep(hold).await;
+            // The operator's way out: traffic until the revision passes the floor.
+            let floor = floor.max(soak.highest_floor().await);
+            soak.etcd.raise_past(api, floor).await;
+        }
+        Kind::WatchdogKill | Kind::WatchdogPause | Kind::CommandKill => {
+            let Some(watchdog) = soak.watchdog(node) else {
+                return;
+            };
+            match kind {
+                Kind::WatchdogKill => procs::signal(watchdog, rustix::process::Signal::KILL),
+                Kind::WatchdogPause => {
+                    procs::signal(watchdog, rustix::process::Signal::STOP);
+                    sleep(hold).await;
+                    procs::signal(watchdog, rustix::process::Signal::CONT);
+                }
+                _ => {
+                    if let Some(command) =
+                        procs::children(watchdog).into_iter().find(|p| !p.zombie())
+                    {
+                        procs::signal(command.pid, rustix::process::Signal::KILL);
+                    }
+                }
+            }
         }
     }
 }
