@@ -18,7 +18,7 @@ use crate::tls::Tls;
 pub enum Api {
     /// The v2 keys API: one key with a TTL (the seed's protocol; etcd 3.4/3.5 with `--enable-v2`).
     V2,
-    /// The v3 API: a lease, one key per candidate, the lowest `create_revision` leads.
+    /// The v3 API: a lease and a key per candidate, one leader record whose revision is the term.
     V3,
 }
 

@@ -2,9 +2,9 @@
 //!
 //! Many copies of a program run on many machines; exactly one of them must act
 //! as leader at any instant, and everyone must be able to ask who leads. This
-//! crate runs that election on etcd, through its v3 API (leases, one key per
-//! candidate, the lowest `create_revision` leads) or its v2 keys API (one key
-//! with a TTL).
+//! crate runs that election on etcd, through its v3 API (leases, a queue of
+//! candidate keys, one leader record whose revision is the term) or its v2
+//! keys API (one key with a TTL).
 //!
 //! # Safety
 //!
@@ -14,7 +14,10 @@
 //! [`Status::is_leader`]), so a process that was paused past its deadline
 //! answers correctly the moment it wakes. Each leadership carries a **term**,
 //! etcd's revision of the leader key, which strictly increases from one leader
-//! to the next: pass it to the resources you guard as a fencing token.
+//! to the next: pass it to the resources you guard as a fencing token. The
+//! election never leads with (nor reports) a term at or below one it has
+//! seen, even when etcd's history goes backwards (a restore from an older
+//! snapshot): see [`Obstacle::Regressed`] and [`ConfigBuilder::state_file`].
 //!
 //! # Example
 //!
@@ -48,7 +51,8 @@
 //! * [`Config`] (`config.rs`): validated settings and the time model's knobs.
 //! * [`Election`], [`Leadership`], [`LeaderWatch`] (this file): the handles.
 //! * `election.rs`: the state machine that owns timing and safety.
-//! * `backend/`: one module per etcd API (`v2.rs`, `v3.rs`), speaking only the protocol.
+//! * `backend/`: one module per etcd API (`v2.rs`, `v3/`), speaking the protocol.
+//! * `history.rs`: the highest revision seen and the term floor.
 //! * [`Status`] (`status.rs`): the shared snapshot every reader uses.
 //! * [`journal`]: the JSON-lines leadership journal that proves safety in tests.
 

@@ -53,6 +53,16 @@ fn bad_configuration_is_one_line_and_status_2() {
             &[],
             "journal",
         ),
+        (
+            &["--listen", "127.0.0.1:0", "--state-file", garbage],
+            &[],
+            "not an electd state file",
+        ),
+        (
+            &["--listen", "127.0.0.1:0", "--state-file", journal],
+            &[],
+            "state file",
+        ),
         (&["--etcd", https], &[], "--etcd-cacert"),
         (
             &["--etcd", https, "--etcd-cacert", "/nonexistent/ca.pem"],

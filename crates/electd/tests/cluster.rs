@@ -102,7 +102,25 @@ async fn nodes_move_on_from_a_member_cut_off_from_the_majority(api: &'static str
     run.assert_safe();
 }
 
+async fn a_member_frozen_past_the_ttl_then_killed(api: &'static str) {
+    let mut run = Run::cluster(api, 2, 3).await;
+    run.sole_leader(SLACK).await;
+    // Every node talks to the first member first. Frozen, it keeps its
+    // connections open and answers nothing, like a stalled VM.
+    run.etcd.pause(0);
+    let frozen = now_ns();
+    renewing_after(&run, frozen + 1_000_000_000, run.ttl() * 2 + SLACK).await;
+    tokio::time::sleep(run.ttl()).await;
+    // Then it dies without waking (stop, then kill), and comes back with its data.
+    run.etcd.kill(0);
+    run.etcd.restart(0);
+    run.etcd.wait_healthy().await;
+    run.sole_leader(SLACK).await;
+    run.assert_safe();
+}
+
 both_apis!(
+    a_member_frozen_past_the_ttl_then_killed,
     nodes_move_on_when_the_member_they_talk_to_dies,
     elections_survive_the_death_of_etcds_own_leader,
     a_full_cluster_restart_with_its_data_resumes_the_election,

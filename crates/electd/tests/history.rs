@@ -257,7 +257,41 @@ async fn a_replaced_member_changes_nothing(api: &'static str) {
     assert!(report.intervals.iter().any(|i| i.end_ns > since));
 }
 
+/// A follower cut off from etcd while leadership moves and the history it
+/// would watch from is compacted (v3) or pushed out of the 1,000-event
+/// window (v2): when it comes back it reads afresh and names the new leader.
+async fn a_follower_whose_history_was_compacted_reads_afresh(api: &'static str) {
+    let etcd = Etcd::single().await;
+    let mut run = Run::faulty(etcd, api, 2, 3).await;
+    let old = run.sole_leader(SLACK).await;
+    let follower = (old + 1) % 3;
+    for proxy in run.link(follower) {
+        proxy.drop_all();
+    }
+    run.nodes[old].terminate();
+    assert_eq!(
+        run.nodes[old].wait_exit(SLACK).await.and_then(|s| s.code()),
+        Some(0)
+    );
+    let third = 3 - old - follower;
+    run.sole_leader_among(&[third], SLACK).await;
+    match api {
+        "v2" => {
+            let target = run.etcd.v2_index().await + 1_100;
+            run.etcd.raise_past(api, target).await;
+        }
+        _ => run.etcd.compact().await,
+    }
+    for proxy in run.link(follower) {
+        proxy.heal();
+    }
+    run.sole_leader_among(&[third, follower], run.ttl() + SLACK)
+        .await;
+    run.assert_safe();
+}
+
 both_apis!(
+    a_follower_whose_history_was_compacted_reads_afresh,
     a_wiped_etcd_never_hands_out_an_old_term_again,
     a_restore_from_an_older_snapshot_never_hands_out_an_old_term_again,
     the_state_file_keeps_the_floor_across_a_restart,

@@ -142,6 +142,30 @@ impl Etcd {
             .expect("another running member")
     }
 
+    /// Compacts etcd's v3 history up to now: watches from older revisions
+    /// are cancelled from then on.
+    pub async fn compact(&self) {
+        let revision = self.v3_revision().await;
+        let body = serde_json::json!({ "revision": revision.to_string(), "physical": true });
+        self.gateway("kv/compaction", body)
+            .await
+            .expect("a compaction");
+    }
+
+    /// Freezes member `i` (SIGSTOP): its sockets stay open, nothing answers.
+    pub fn pause(&self, i: usize) {
+        if let Some(process) = &self.members[i].process {
+            process.signal(rustix::process::Signal::STOP);
+        }
+    }
+
+    /// Ends [`Etcd::pause`] (SIGCONT).
+    pub fn resume(&self, i: usize) {
+        if let Some(process) = &self.members[i].process {
+            process.signal(rustix::process::Signal::CONT);
+        }
+    }
+
     /// Grants a v3 lease of `ttl` seconds, as another client would.
     pub async fn v3_grant(&self, ttl: u64) -> i64 {
         let resp = self
