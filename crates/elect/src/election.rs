@@ -102,6 +102,10 @@ pub(crate) struct Machine<B: Backend> {
     regressed: Option<Regression>,
     /// Views of an earlier history epoch are dropped.
     epoch: u64,
+    /// Whether `campaign()` was called since the current tenure began: the
+    /// caller is done with it already (it can see the deadline pass before
+    /// the loop does), so its end does not stop the campaign.
+    asked_again: bool,
     /// The term of this process's last tenure: the only term that may lead
     /// again at the floor itself (a lapsed term resuming). A new one must be
     /// above it.
@@ -161,6 +165,7 @@ impl<B: Backend> Machine<B> {
             keeper,
             regressed: None,
             epoch: 0,
+            asked_again: false,
             last_term: None,
             obstacle: None,
             campaigning: false,
@@ -394,6 +399,7 @@ impl<B: Backend> Machine<B> {
         match cmd {
             Some(Command::Campaign) => {
                 self.campaigning = true;
+                self.asked_again = true;
                 Flow::Continue
             }
             Some(Command::Resign { term, reply }) => {
@@ -626,6 +632,7 @@ impl<B: Backend> Machine<B> {
     }
 
     fn begin(&mut self, tenure: Tenure) {
+        self.asked_again = false;
         self.raise_floor(tenure.term);
         self.last_term = Some(tenure.term);
         self.journal.write(
@@ -644,11 +651,11 @@ impl<B: Backend> Machine<B> {
     /// Stops calling ourselves leader, then journals when that happened: the
     /// deadline if it came first, else now. A leadership that ended by
     /// itself (lost, or lapsed at the deadline) also ends the campaign until
-    /// asked again: whoever acted on it (an `--exec` command) must be done
-    /// before this node may lead anew. A lapsed term whose claim lives on
-    /// may still resume.
+    /// asked again (unless asked already): whoever acted on it (an `--exec`
+    /// command) must be done before this node may lead anew. A lapsed term
+    /// whose claim lives on may still resume.
     fn end(&mut self, tenure: Tenure, reason: EndReason) {
-        if matches!(reason, EndReason::Lost | EndReason::Deadline) {
+        if matches!(reason, EndReason::Lost | EndReason::Deadline) && !self.asked_again {
             self.campaigning = false;
         }
         self.tenure = None;
