@@ -5,16 +5,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use url::Url;
 
-use crate::error::ConfigError;
+use crate::error::{ConfigError, TlsMisfit};
+use crate::names::Names;
 use crate::telemetry::{NoTelemetry, Telemetry};
+use crate::timing::Timing;
 use crate::tls::Tls;
 
-/// Which etcd API speaks for the election.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// Which etcd API speaks for the election. Exhaustive on purpose, unlike
+/// the crate's other enums: etcd has these two (3.6 dropped v2), and code
+/// that handles each should be told when that changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Api {
     /// The v2 keys API: one key with a TTL (the seed's protocol; etcd 3.4/3.5 with `--enable-v2`).
     V2,
@@ -49,8 +51,7 @@ pub struct Config {
     pub(crate) election: String,
     pub(crate) id: String,
     pub(crate) advertise: String,
-    pub(crate) ttl: Duration,
-    pub(crate) margin: Duration,
+    pub(crate) timing: Timing,
     pub(crate) api: Api,
     pub(crate) observer: bool,
     pub(crate) journal: Option<PathBuf>,
@@ -58,6 +59,7 @@ pub struct Config {
     pub(crate) telemetry: Arc<dyn Telemetry>,
     pub(crate) tls: Option<Tls>,
     pub(crate) credentials: Option<Credentials>,
+    pub(crate) names: Names,
 }
 
 /// A user of etcd's authentication and its password.
@@ -84,8 +86,8 @@ impl fmt::Debug for Config {
             .field("election", &self.election)
             .field("id", &self.id)
             .field("advertise", &self.advertise)
-            .field("ttl", &self.ttl)
-            .field("margin", &self.margin)
+            .field("ttl", &self.timing.ttl())
+            .field("margin", &self.timing.margin())
             .field("api", &self.api)
             .field("observer", &self.observer)
             .field("journal", &self.journal)
@@ -120,11 +122,15 @@ impl Config {
     }
     /// The lease TTL.
     pub fn ttl(&self) -> Duration {
-        self.ttl
+        self.timing.ttl()
     }
     /// How long before the lease could expire at etcd a leader stops calling itself leader.
     pub fn margin(&self) -> Duration {
-        self.margin
+        self.timing.margin()
+    }
+    /// Every interval of the election, from the TTL and the margin.
+    pub fn timing(&self) -> &Timing {
+        &self.timing
     }
     /// The etcd API.
     pub fn api(&self) -> Api {
@@ -134,26 +140,37 @@ impl Config {
     pub fn is_observer(&self) -> bool {
         self.observer
     }
-    /// How often a claim is renewed: a third of the TTL, so two renewals can
-    /// fail before the deadline.
-    pub fn renew_interval(&self) -> Duration {
-        self.ttl / 3
+    /// The etcd user, when etcd's authentication is used.
+    pub fn user(&self) -> Option<&str> {
+        self.credentials.as_ref().map(|c| c.user.as_str())
     }
-}
+    /// Whether etcd is reached over TLS.
+    pub fn uses_tls(&self) -> bool {
+        self.tls.is_some()
+    }
 
-/// The longest TTL accepted: a day. Failover takes about a TTL, so a longer
-/// one is a mistake, and it keeps every deadline far from `Instant` overflow.
-pub const MAX_TTL: Duration = Duration::from_secs(86_400);
+    /// The same configuration for a candidate known only now, such as a
+    /// program that names itself after the port it was given: its id and
+    /// how others reach it.
+    pub fn with_identity(
+        mut self,
+        id: impl Into<String>,
+        advertise: impl Into<String>,
+    ) -> Result<Config, ConfigError> {
+        let id = id.into();
+        if id.trim().is_empty() {
+            return Err(ConfigError::EmptyId);
+        }
+        self.id = id;
+        self.advertise = advertise.into();
+        Ok(self)
+    }
 
-/// The default safety margin: 2 % of the TTL, at least 50 ms.
-///
-/// The deadline is measured from the *send* time of an acknowledged renewal,
-/// so network delay is already on the safe side; what remains is the rate
-/// difference between our clock and etcd's. NTP slews a clock by at most
-/// 500 ppm (0.05 %), so 2 % is forty times that, and the 50 ms floor also
-/// covers the time a `SIGKILL` sent at the deadline takes to land.
-pub fn default_margin(ttl: Duration) -> Duration {
-    (ttl / 50).max(Duration::from_millis(50))
+    /// The same configuration, reporting counters and timings to `telemetry`.
+    pub fn with_telemetry(mut self, telemetry: Arc<dyn Telemetry>) -> Config {
+        self.telemetry = telemetry;
+        self
+    }
 }
 
 /// Builds a [`Config`]; [`ConfigBuilder::build`] validates it.
@@ -173,6 +190,7 @@ pub struct ConfigBuilder {
     ca_file: Option<PathBuf>,
     client_cert: Option<(PathBuf, PathBuf)>,
     credentials: Option<Credentials>,
+    names: Names,
 }
 
 impl Default for ConfigBuilder {
@@ -192,6 +210,7 @@ impl Default for ConfigBuilder {
             ca_file: None,
             client_cert: None,
             credentials: None,
+            names: Names::default(),
         }
     }
 }
@@ -226,7 +245,7 @@ impl ConfigBuilder {
         self.ttl = ttl;
         self
     }
-    /// Safety margin subtracted from every deadline (default: [`default_margin`]).
+    /// Safety margin subtracted from every deadline (default: [`crate::default_margin`]).
     pub fn margin(mut self, margin: Duration) -> Self {
         self.margin = Some(margin);
         self
@@ -285,6 +304,14 @@ impl ConfigBuilder {
         self
     }
 
+    /// How messages name settings (default: this builder's methods). A
+    /// program with its own flags gives their names, so its users read what
+    /// they can type.
+    pub fn names(mut self, names: Names) -> Self {
+        self.names = names;
+        self
+    }
+
     /// Checks the configuration and produces a [`Config`]. TLS files are
     /// read and checked here.
     pub fn build(self) -> Result<Config, ConfigError> {
@@ -294,12 +321,13 @@ impl ConfigBuilder {
         let endpoints = self
             .endpoints
             .iter()
-            .map(|e| normalize_endpoint(e))
+            .map(|e| normalize_endpoint(e, &self.names))
             .collect::<Result<Vec<_>, _>>()?;
         let tls = tls_for(
             &endpoints,
             self.ca_file.as_deref(),
             self.client_cert.as_ref(),
+            &self.names,
         )?;
         if let Some(credentials) = &self.credentials {
             check_credentials(credentials, self.api)?;
@@ -312,42 +340,13 @@ impl ConfigBuilder {
             Some(id) => id,
             None => format!("elect-{:016x}", rand::random::<u64>()),
         };
-        let ttl = self.ttl;
-        if ttl.subsec_nanos() != 0 {
-            return Err(ConfigError::InvalidTtl {
-                ttl,
-                api: self.api,
-                reason: "etcd takes whole seconds",
-            });
-        }
-        if ttl < self.api.min_ttl() {
-            return Err(ConfigError::InvalidTtl {
-                ttl,
-                api: self.api,
-                reason: match self.api {
-                    Api::V2 => "the TTL must be at least 1 s",
-                    Api::V3 => "etcd never grants a lease shorter than 2 s",
-                },
-            });
-        }
-        if ttl > MAX_TTL {
-            return Err(ConfigError::InvalidTtl {
-                ttl,
-                api: self.api,
-                reason: "the TTL must be at most a day (86400 s)",
-            });
-        }
-        let margin = self.margin.unwrap_or_else(|| default_margin(ttl));
-        if margin >= ttl / 3 {
-            return Err(ConfigError::MarginTooLarge { margin, ttl });
-        }
+        let timing = Timing::new(self.api, self.ttl, self.margin)?;
         Ok(Config {
             endpoints,
             election: self.election,
             id,
             advertise: self.advertise,
-            ttl,
-            margin,
+            timing,
             api: self.api,
             observer: self.observer,
             journal: self.journal,
@@ -355,6 +354,7 @@ impl ConfigBuilder {
             telemetry: self.telemetry,
             tls,
             credentials: self.credentials,
+            names: self.names,
         })
     }
 }
@@ -365,7 +365,12 @@ fn tls_for(
     endpoints: &[String],
     ca_file: Option<&std::path::Path>,
     client_cert: Option<&(PathBuf, PathBuf)>,
+    names: &Names,
 ) -> Result<Option<Tls>, ConfigError> {
+    let misfit = |misfit| ConfigError::Tls {
+        misfit,
+        ca_file: names.ca_file.clone(),
+    };
     // A file that is not there is the first thing to fix, whatever the scheme.
     let client_files = client_cert.into_iter().flat_map(|(c, k)| [c, k]);
     for file in ca_file
@@ -383,25 +388,18 @@ fn tls_for(
         .count();
     if https == 0 {
         if ca_file.is_some() || client_cert.is_some() {
-            return Err(ConfigError::Tls(
-                "TLS files are given but the endpoints are http://: use https:// endpoints",
-            ));
+            return Err(misfit(TlsMisfit::FilesWithoutHttps));
         }
         return Ok(None);
     }
     if https < endpoints.len() {
-        return Err(ConfigError::Tls(
-            "some endpoints are http:// and some https://: use one scheme for all",
-        ));
+        return Err(misfit(TlsMisfit::MixedSchemes));
     }
     let Some(ca_file) = ca_file else {
-        return Err(ConfigError::Tls(
-            "https:// endpoints need the CA that signed etcd's certificate (--etcd-cacert FILE; \
-             for a public CA, the system bundle such as /etc/ssl/certs/ca-certificates.crt)",
-        ));
+        return Err(misfit(TlsMisfit::NoCa));
     };
     let client = client_cert.map(|(cert, key)| (cert.as_path(), key.as_path()));
-    Tls::load(ca_file, client).map(Some)
+    Tls::load(ca_file, client, names).map(Some)
 }
 
 fn check_credentials(credentials: &Credentials, api: Api) -> Result<(), ConfigError> {
@@ -430,7 +428,7 @@ fn valid_election_name(name: &str) -> bool {
 
 /// Accepts `http://host:port` or `https://host:port` (a trailing `/` is fine)
 /// and returns it without the trailing slash.
-pub(crate) fn normalize_endpoint(raw: &str) -> Result<String, ConfigError> {
+pub(crate) fn normalize_endpoint(raw: &str, names: &Names) -> Result<String, ConfigError> {
     let invalid = |reason: String| ConfigError::InvalidEndpoint {
         url: raw.to_owned(),
         reason,
@@ -451,9 +449,10 @@ pub(crate) fn normalize_endpoint(raw: &str) -> Result<String, ConfigError> {
         ));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid(
-            "credentials do not belong in the URL (use --etcd-user)".to_owned(),
-        ));
+        return Err(invalid(format!(
+            "credentials do not belong in the URL (use {})",
+            names.user
+        )));
     }
     let port = url
         .port_or_known_default()
@@ -468,11 +467,11 @@ mod tests {
     #[test]
     fn endpoints_are_normalized_and_checked() {
         assert_eq!(
-            normalize_endpoint("http://127.0.0.1:2379/").unwrap(),
+            normalize_endpoint("http://127.0.0.1:2379/", &Names::default()).unwrap(),
             "http://127.0.0.1:2379"
         );
         assert_eq!(
-            normalize_endpoint("https://etcd.example").unwrap(),
+            normalize_endpoint("https://etcd.example", &Names::default()).unwrap(),
             "https://etcd.example:443"
         );
         for bad in [
@@ -483,44 +482,30 @@ mod tests {
             "http://u:p@h:1",
             "not a url",
         ] {
-            assert!(normalize_endpoint(bad).is_err(), "{bad} accepted");
+            assert!(
+                normalize_endpoint(bad, &Names::default()).is_err(),
+                "{bad} accepted"
+            );
         }
-    }
-
-    #[test]
-    fn ttl_and_margin_are_validated_per_api() {
-        let v3 = Config::builder().api(Api::V3);
-        assert!(v3.clone().ttl(Duration::from_secs(1)).build().is_err());
-        assert!(v3.clone().ttl(Duration::from_millis(2500)).build().is_err());
-        let cfg = v3.ttl(Duration::from_secs(2)).build().unwrap();
-        assert_eq!(cfg.margin(), Duration::from_millis(50));
-        let v2 = Config::builder().api(Api::V2);
-        assert!(v2.clone().ttl(Duration::ZERO).build().is_err());
-        assert!(v2.clone().ttl(MAX_TTL).build().is_ok());
-        assert!(v2.clone().ttl(MAX_TTL * 2).build().is_err());
-        assert!(v2.clone().ttl(Duration::from_secs(1)).build().is_ok());
-        assert!(
-            v2.ttl(Duration::from_secs(3))
-                .margin(Duration::from_secs(1))
-                .build()
-                .is_err()
-        );
     }
 
     #[test]
     fn tls_goes_with_https_endpoints_only() {
         let pki = harness::tls::Pki::new();
         let https = Config::builder().endpoints(["https://127.0.0.1:2379"]);
-        assert!(matches!(https.clone().build(), Err(ConfigError::Tls(_))));
+        assert!(matches!(
+            https.clone().build(),
+            Err(ConfigError::Tls { .. })
+        ));
         let cfg = https.clone().ca_file(&pki.ca).build().unwrap();
         assert!(cfg.tls.is_some());
         let mixed = https
             .clone()
             .endpoints(["https://127.0.0.1:2379", "http://127.0.0.1:2380"])
             .ca_file(&pki.ca);
-        assert!(matches!(mixed.build(), Err(ConfigError::Tls(_))));
+        assert!(matches!(mixed.build(), Err(ConfigError::Tls { .. })));
         let http = Config::builder().client_cert(&pki.client_cert, &pki.client_key);
-        assert!(matches!(http.build(), Err(ConfigError::Tls(_))));
+        assert!(matches!(http.build(), Err(ConfigError::Tls { .. })));
     }
 
     #[test]

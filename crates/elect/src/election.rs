@@ -152,7 +152,7 @@ impl<B: Backend> Machine<B> {
             revisions,
             keeper,
         } = parts;
-        let backoff = Backoff::new(config.ttl.min(Duration::from_secs(5)));
+        let backoff = Backoff::new(config.timing.backoff_cap());
         Machine {
             backend,
             config,
@@ -237,7 +237,7 @@ impl<B: Backend> Machine<B> {
     }
 
     async fn wait(&mut self) -> Wake {
-        let heartbeat = self.config.renew_interval();
+        let heartbeat = self.config.timing.renew_interval();
         let deadline = self.tenure.map(|t| t.deadline);
         let renew_at = match (&self.claim, &self.renew_task) {
             (Some(claim), None) => Some(claim.next_renew),
@@ -280,7 +280,7 @@ impl<B: Backend> Machine<B> {
                 let backend = self.backend.clone();
                 // The backend bounds each attempt; this outer bound only keeps
                 // a misbehaving backend from stopping renewals for good.
-                let limit = self.config.ttl;
+                let limit = self.config.timing.renewal_bound();
                 self.renew_task = Some(tokio::spawn(async move {
                     timeout(limit, backend.renew()).await.unwrap_or_else(|_| {
                         Err(RenewError::Failed(EtcdError::Timeout {
@@ -308,11 +308,11 @@ impl<B: Backend> Machine<B> {
                 self.claim = Some(Claim {
                     id: claim,
                     deadline: self.deadline_after(renewal),
-                    next_renew: renewal.sent_at + self.config.renew_interval(),
+                    next_renew: renewal.sent_at + self.config.timing.renew_interval(),
                     failures: 0,
                 });
                 if let Some(view) = view {
-                    self.apply_view(view);
+                    self.apply_view(*view);
                 }
             }
             Ok(Campaign::Taken { revision }) => {
@@ -337,7 +337,7 @@ impl<B: Backend> Machine<B> {
                 if let Some(deadline) = renewed_until {
                     claim.deadline = claim.deadline.max(deadline);
                 }
-                claim.next_renew = renewal.sent_at + self.config.renew_interval();
+                claim.next_renew = renewal.sent_at + self.config.timing.renew_interval();
                 claim.failures = 0;
                 self.config.telemetry.renewal(RenewalOutcome::Renewed);
                 self.clear_problem();
@@ -348,10 +348,7 @@ impl<B: Backend> Machine<B> {
                 self.config.telemetry.renewal(RenewalOutcome::Lost);
             }
             Err(RenewError::Failed(err)) => {
-                // Retry quickly: 100 ms, 200 ms, … at most half a renewal interval.
-                let backoff = Duration::from_millis(100)
-                    .saturating_mul(1 << claim.failures.min(10))
-                    .min(self.config.renew_interval() / 2);
+                let backoff = self.config.timing.renew_retry(claim.failures);
                 claim.failures = claim.failures.saturating_add(1);
                 claim.next_renew = Instant::now() + backoff;
                 self.config.telemetry.renewal(RenewalOutcome::Failed);
@@ -453,7 +450,7 @@ impl<B: Backend> Machine<B> {
     /// `release` the claim is only forgotten: its lease (v3) or key (v2)
     /// expires after the TTL, after the deadline of any leadership it held.
     async fn relinquish(&mut self, reason: EndReason, release: bool) -> Result<(), EtcdError> {
-        let limit = self.config.ttl.min(Duration::from_secs(2));
+        let limit = self.config.timing.release_bound();
         if let Some(mut task) = self.campaign_task.take() {
             // A campaign in flight may be about to claim; wait for it so that
             // claim is released too. One that does not finish in time is
@@ -492,11 +489,10 @@ impl<B: Backend> Machine<B> {
         }
     }
 
-    /// `sent_at + min(TTL etcd confirmed, our TTL) − margin`.
     fn deadline_after(&self, renewal: Renewal) -> Instant {
-        (renewal.sent_at + renewal.ttl.min(self.config.ttl))
-            .checked_sub(self.config.margin)
-            .unwrap_or(renewal.sent_at)
+        self.config
+            .timing
+            .deadline_after(renewal.sent_at, renewal.ttl)
     }
 
     fn apply_view(&mut self, view: View) {
@@ -617,7 +613,7 @@ impl<B: Backend> Machine<B> {
         }
         tracing::warn!(id = %self.config.id, term, floor = self.revisions.floor(), "our key holds a term below the floor: giving it up");
         self.claim = None;
-        let limit = self.config.ttl.min(Duration::from_secs(2));
+        let limit = self.config.timing.release_bound();
         if let Err(err) = timeout(limit, self.backend.release())
             .await
             .unwrap_or_else(|_| {
@@ -682,6 +678,7 @@ impl<B: Backend> Machine<B> {
                 to,
                 state_file: self.config.state_file.clone(),
                 api: self.config.api,
+                program: self.config.names.program.clone(),
             }),
             None => self.view.as_ref().and_then(|v| v.obstacle.clone()),
         };

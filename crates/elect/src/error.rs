@@ -22,15 +22,15 @@ pub enum ConfigError {
     /// The candidate id is empty.
     #[error("the candidate id must not be empty")]
     EmptyId,
-    /// The TTL is not a whole number of seconds, or is below what the API allows.
-    #[error("TTL {ttl:?} is not usable with etcd {api}: {reason}")]
+    /// The TTL is not a whole number of seconds, or outside what the API allows.
+    #[error("TTL {ttl:?} is not usable with etcd {api}: {problem}")]
     InvalidTtl {
         /// The TTL asked for.
         ttl: Duration,
         /// The API in use.
         api: crate::Api,
-        /// What the API requires.
-        reason: &'static str,
+        /// What is wrong with it.
+        problem: TtlProblem,
     },
     /// The safety margin leaves no usable leadership between renewals.
     #[error("margin {margin:?} must be shorter than a third of the TTL ({ttl:?})")]
@@ -50,8 +50,13 @@ pub enum ConfigError {
         reason: String,
     },
     /// The endpoints' schemes and the TLS settings do not fit together.
-    #[error("etcd TLS settings do not fit: {0}")]
-    Tls(&'static str),
+    #[error("etcd TLS settings do not fit: {}", misfit.describe(ca_file))]
+    Tls {
+        /// How they do not fit.
+        misfit: TlsMisfit,
+        /// Where the CA file is set, for the message.
+        ca_file: String,
+    },
     /// The etcd user name or password cannot be used.
     #[error("etcd credentials: {0}")]
     Credentials(&'static str),
@@ -71,6 +76,57 @@ pub enum ConfigError {
         /// Why it failed.
         #[source]
         source: std::io::Error,
+    },
+}
+
+/// How TLS settings and endpoints do not fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsMisfit {
+    /// TLS files are given for `http://` endpoints.
+    FilesWithoutHttps,
+    /// Some endpoints are `http://`, some `https://`.
+    MixedSchemes,
+    /// `https://` endpoints without a CA.
+    NoCa,
+}
+
+impl TlsMisfit {
+    fn describe(self, ca_file: &str) -> String {
+        match self {
+            TlsMisfit::FilesWithoutHttps => {
+                "TLS files are given but the endpoints are http://: use https:// endpoints"
+                    .to_owned()
+            }
+            TlsMisfit::MixedSchemes => {
+                "some endpoints are http:// and some https://: use one scheme for all".to_owned()
+            }
+            TlsMisfit::NoCa => format!(
+                "https:// endpoints need the CA that signed etcd's certificate ({ca_file}; for a \
+                 public CA, the system bundle such as /etc/ssl/certs/ca-certificates.crt)"
+            ),
+        }
+    }
+}
+
+/// What is wrong with a TTL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TtlProblem {
+    /// etcd takes whole seconds.
+    #[error("etcd takes whole seconds")]
+    NotWholeSeconds,
+    /// Below what the API honours.
+    #[error("the TTL must be at least {} s", min.as_secs())]
+    TooShort {
+        /// The shortest the API honours.
+        min: Duration,
+    },
+    /// Longer than [`crate::MAX_TTL`].
+    #[error("the TTL must be at most a day ({} s)", max.as_secs())]
+    TooLong {
+        /// The longest accepted.
+        max: Duration,
     },
 }
 
@@ -97,11 +153,13 @@ pub enum EtcdError {
     /// etcd answers but its v2 API is switched off.
     #[error(
         "v2 API disabled on etcd at {endpoint}: start etcd 3.4/3.5 with --enable-v2=true \
-         (etcd 3.6 has no v2 API: use --api v3)"
+         (etcd 3.6 has no v2 API: use {use_v3})"
     )]
     V2Disabled {
         /// The endpoint tried.
         endpoint: String,
+        /// How to choose the v3 API instead ([`crate::Names::api_v3`]).
+        use_v3: String,
     },
     /// The etcd member has no raft leader (it is cut off from the majority).
     #[error("etcd member {endpoint} has no leader (cut off from its cluster's majority?)")]

@@ -5,6 +5,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::timing::Timing;
+
 /// Timestamps of the last loop iteration and the last good answer from etcd.
 #[derive(Debug)]
 pub(crate) struct HealthCells {
@@ -50,9 +52,9 @@ impl HealthCells {
     }
 
     /// Whether the loop went round within the TTL.
-    pub(crate) fn check_loop(&self, ttl: Duration) -> Result<(), String> {
+    pub(crate) fn check_loop(&self, timing: &Timing) -> Result<(), String> {
         match self.age(&self.loop_tick) {
-            Some(age) if age > ttl => Err(format!(
+            Some(age) if age > timing.loop_stall() => Err(format!(
                 "election loop stalled: no progress for {:.1}s",
                 age.as_secs_f64()
             )),
@@ -63,11 +65,11 @@ impl HealthCells {
     /// Checks both against the TTL: the loop must have run within one TTL,
     /// and etcd must have answered within one and a half (a v2 follower reads
     /// once per TTL, and the read itself takes a moment).
-    pub(crate) fn check(&self, ttl: Duration) -> Result<(), String> {
-        self.check_loop(ttl)?;
+    pub(crate) fn check(&self, timing: &Timing) -> Result<(), String> {
+        self.check_loop(timing)?;
         match self.age(&self.etcd_ok) {
             None => Err("no answer from etcd yet".to_owned()),
-            Some(age) if age > ttl + ttl / 2 => {
+            Some(age) if age > timing.etcd_silence() => {
                 Err(format!("no answer from etcd for {:.1}s", age.as_secs_f64()))
             }
             Some(_) => Ok(()),
@@ -82,10 +84,13 @@ mod tests {
     #[test]
     fn healthy_only_after_etcd_answered() {
         let cells = HealthCells::new();
+        let timing = Timing::new(crate::Api::V2, Duration::from_secs(2), None).unwrap();
         cells.loop_tick();
-        assert!(cells.check(Duration::from_secs(2)).is_err());
+        assert!(cells.check(&timing).is_err());
         cells.etcd_ok();
-        assert!(cells.check(Duration::from_secs(2)).is_ok());
-        assert!(cells.check(Duration::ZERO).is_err());
+        assert!(cells.check(&timing).is_ok());
+        std::thread::sleep(Duration::from_millis(5));
+        let short = Timing::new(crate::Api::V2, Duration::from_secs(1), None).unwrap();
+        assert!(cells.check(&short).is_ok());
     }
 }

@@ -66,8 +66,10 @@ mod error;
 mod health;
 mod history;
 pub mod journal;
+mod names;
 mod status;
 mod telemetry;
+mod timing;
 mod tls;
 mod value;
 
@@ -77,10 +79,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until};
 
 pub use crate::clock::{instant_to_ns, monotonic_ns};
-pub use crate::config::{Api, Config, ConfigBuilder, MAX_TTL, default_margin};
-pub use crate::error::{ConfigError, Error, EtcdError};
+pub use crate::config::{Api, Config, ConfigBuilder};
+pub use crate::error::{ConfigError, Error, EtcdError, TlsMisfit, TtlProblem};
+pub use crate::names::Names;
 pub use crate::status::{Expiry, Foreign, Leader, Obstacle, Problem, Role, Status, Tenure};
 pub use crate::telemetry::{RenewalOutcome, RequestOutcome, Telemetry};
+pub use crate::timing::{MAX_TTL, Timing, default_margin};
 
 use crate::backend::{Backend, Change};
 use crate::election::{Command, Machine, Parts};
@@ -208,7 +212,7 @@ impl Election {
                 return Err(obstacle.to_string());
             }
         }
-        self.health.check(self.config.ttl)
+        self.health.check(&self.config.timing)
     }
 
     /// Whether the election loop itself is alive (it went round within the
@@ -216,7 +220,7 @@ impl Election {
     /// restarting the process. A restart cannot fix anything `health` reports
     /// about etcd, and forgets the term floor (without a state file).
     pub fn liveness(&self) -> Result<(), String> {
-        self.health.check_loop(self.config.ttl)
+        self.health.check_loop(&self.config.timing)
     }
 
     /// Follows leader changes, for programs that never campaign as well as for candidates.
@@ -247,7 +251,7 @@ impl Election {
             let leading = {
                 let now = Instant::now();
                 let snapshot = status.borrow_and_update();
-                snapshot.tenure.filter(|t| now < t.deadline)
+                snapshot.tenure_at(now)
             };
             if let Some(tenure) = leading {
                 return Ok(Leadership {
@@ -334,8 +338,8 @@ impl Leadership {
         let now = Instant::now();
         self.status
             .borrow()
-            .tenure
-            .filter(|t| t.term == self.term && now < t.deadline)
+            .tenure_at(now)
+            .filter(|t| t.term == self.term)
             .map(|t| t.deadline)
     }
 
@@ -429,7 +433,7 @@ impl LeaderWatch {
                 (
                     status.synced,
                     status.leader_at(now),
-                    status.tenure.map(|t| t.deadline).filter(|d| now < *d),
+                    status.tenure_at(now).map(|t| t.deadline),
                 )
             };
             if synced && self.last.as_ref() != Some(&leader) {

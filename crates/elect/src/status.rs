@@ -9,13 +9,12 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::config::Api;
 
 /// The leader of an election, as etcd names it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Leader {
     /// The leader's id; `None` when the stored value is foreign.
     pub id: Option<String>,
@@ -55,17 +54,11 @@ impl Leader {
     pub fn is_foreign(&self) -> bool {
         self.id.is_none() || !self.verified
     }
-
-    /// The port of the leader's advertise URL (the scheme's default when it names none).
-    pub fn port(&self) -> Option<u16> {
-        let url = url::Url::parse(self.advertise.as_deref()?).ok()?;
-        url.port_or_known_default()
-    }
 }
 
 /// What this node is, right now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Role {
     /// It holds the election and its deadline has not passed.
     Leader,
@@ -128,6 +121,8 @@ pub enum Obstacle {
         state_file: Option<PathBuf>,
         /// The etcd API.
         api: Api,
+        /// The program to restart to accept the new history ([`crate::Names::program`]).
+        program: String,
     },
 }
 
@@ -259,13 +254,14 @@ impl fmt::Display for Obstacle {
                 to,
                 state_file,
                 api,
+                program,
             } => {
                 let what = if *api == Api::V2 { "index" } else { "revision" };
                 write!(
                     f,
                     "etcd's {what} went backwards (from {from} to {to}): was it restored from \
-                     a snapshot or its data wiped? electd will not lead until the {what} passes \
-                     {from} again, so that fencing tokens never repeat or go backwards. "
+                     a snapshot or its data wiped? {program} will not lead until the {what} \
+                     passes {from} again, so that fencing tokens never repeat or go backwards. "
                 )?;
                 match api {
                     Api::V3 => write!(
@@ -284,13 +280,13 @@ impl fmt::Display for Obstacle {
                     Some(path) => write!(
                         f,
                         "or, to accept the new history and its smaller fencing tokens, remove \
-                         {} and restart electd",
+                         {} and restart {program}",
                         path.display()
                     ),
                     None => write!(
                         f,
                         "or, to accept the new history and its smaller fencing tokens, restart \
-                         electd"
+                         {program}"
                     ),
                 }
             }
@@ -320,9 +316,9 @@ pub struct Status {
     pub api: Api,
     /// Whether this node only observes.
     pub observer: bool,
-    /// This node's leadership, when confirmed. Check [`Status::role`] or
-    /// [`Status::is_leader`] rather than this field: it can be stale by up to
-    /// the deadline.
+    /// This node's leadership, when confirmed. Ask [`Status::tenure_at`]
+    /// (or [`Status::role`], [`Status::is_leader`]) rather than read this
+    /// field: it can be stale by up to the deadline.
     pub tenure: Option<Tenure>,
     /// The leader key as last read from etcd (`None`: no leader).
     pub leader: Option<Leader>,
@@ -363,9 +359,15 @@ impl Status {
         }
     }
 
+    /// This node's leadership at `now`: confirmed and before its deadline.
+    /// Every reader asks this, not [`Status::tenure`].
+    pub fn tenure_at(&self, now: Instant) -> Option<Tenure> {
+        self.tenure.filter(|t| now < t.deadline)
+    }
+
     /// Whether this node leads at `now`: confirmed and before its deadline.
     pub fn is_leader_at(&self, now: Instant) -> bool {
-        self.tenure.is_some_and(|t| now < t.deadline)
+        self.tenure_at(now).is_some()
     }
 
     /// Whether this node leads now.
@@ -394,7 +396,7 @@ impl Status {
     /// The leader at `now`, as this node knows it. A node never names itself
     /// once its deadline has passed, even while its key still exists.
     pub fn leader_at(&self, now: Instant) -> Option<Leader> {
-        if let Some(tenure) = self.tenure.filter(|t| now < t.deadline) {
+        if let Some(tenure) = self.tenure_at(now) {
             return Some(Leader {
                 id: Some(self.id.clone()),
                 advertise: Some(self.advertise.clone()),
@@ -453,20 +455,19 @@ mod tests {
     }
 
     #[test]
-    fn followers_name_the_leader_and_its_port() {
+    fn followers_name_the_leader_above_the_floor() {
         let mut s = status();
         s.leader = Some(Leader::from_stored(
             br#"{"id":"b","advertise":"http://10.0.0.2:8081"}"#,
             3,
         ));
         assert_eq!(s.role(), Role::Follower);
-        assert_eq!(s.current_leader().unwrap().port(), Some(8081));
+        assert_eq!(s.current_leader().unwrap().id.as_deref(), Some("b"));
         // A leader below the floor (an older history) is never current.
         s.floor = 4;
         assert_eq!(s.current_leader(), None);
         s.floor = 3;
         s.leader = Some(Leader::from_stored(b"8081", 3));
         assert!(s.current_leader().unwrap().is_foreign());
-        assert_eq!(s.current_leader().unwrap().port(), None);
     }
 }

@@ -33,6 +33,8 @@ pub(crate) struct Tls {
     ca_pem: Vec<u8>,
     client: Option<ClientCert>,
     config: Arc<rustls::ClientConfig>,
+    /// Where the client certificate is set, for the message that none is.
+    client_cert_setting: String,
 }
 
 #[derive(Clone)]
@@ -91,7 +93,11 @@ fn certificates(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>,
 impl Tls {
     /// Reads and checks the files: the CA bundle must hold certificates, the
     /// key must be one *ring* can sign with and must match the certificate.
-    pub(crate) fn load(ca: &Path, client: Option<(&Path, &Path)>) -> Result<Tls, ConfigError> {
+    pub(crate) fn load(
+        ca: &Path,
+        client: Option<(&Path, &Path)>,
+        names: &crate::Names,
+    ) -> Result<Tls, ConfigError> {
         let ca_pem = read(ca)?;
         let mut roots = rustls::RootCertStore::empty();
         // Like tonic: a system bundle may hold a certificate webpki cannot
@@ -128,6 +134,7 @@ impl Tls {
             ca_pem,
             client,
             config: Arc::new(config),
+            client_cert_setting: names.client_cert.clone(),
         })
     }
 
@@ -204,9 +211,10 @@ impl Tls {
                 _ => format!("etcd's certificate was refused, checked against {ca}: {err}"),
             },
             rustls::Error::AlertReceived(alert) if REFUSALS.contains(alert) => match &self.client {
-                None => "missing client certificate: etcd requires one and none is configured \
-                         (--etcd-cert and --etcd-key)"
-                    .to_owned(),
+                None => format!(
+                    "missing client certificate: etcd requires one and none is configured ({})",
+                    self.client_cert_setting
+                ),
                 Some(client) => format!(
                     "client certificate refused: etcd does not accept {} (expired, or not signed \
                      by a CA etcd trusts; etcd sent the alert {alert:?})",
@@ -287,7 +295,11 @@ mod tests {
 
     fn tls(pki: &Pki, client: bool) -> Tls {
         let client = client.then_some((pki.client_cert.as_path(), pki.client_key.as_path()));
-        Tls::load(&pki.ca, client).unwrap()
+        let names = crate::Names {
+            client_cert: "--etcd-cert and --etcd-key".to_owned(),
+            ..crate::Names::default()
+        };
+        Tls::load(&pki.ca, client, &names).unwrap()
     }
 
     #[test]
@@ -310,7 +322,7 @@ mod tests {
             ),
         ] {
             let client = client.map(|(c, k)| (c.as_path(), k.as_path()));
-            match Tls::load(ca, client) {
+            match Tls::load(ca, client, &crate::Names::default()) {
                 Err(ConfigError::TlsFile { path, reason }) => assert_eq!(&path, file, "{reason}"),
                 other => panic!("{ca:?} {client:?}: {other:?}"),
             }

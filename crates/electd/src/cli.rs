@@ -200,20 +200,11 @@ impl fmt::Debug for Secret {
 #[derive(Debug)]
 pub struct Settings {
     pub bind: Bind,
-    pub etcd: Vec<String>,
-    pub etcd_cacert: Option<PathBuf>,
-    /// `--etcd-cert` and `--etcd-key`.
-    pub etcd_client_cert: Option<(PathBuf, PathBuf)>,
-    /// `--etcd-user` and its password.
-    pub etcd_credentials: Option<(String, Secret)>,
-    pub api: elect::Api,
-    pub election: String,
-    pub ttl: Duration,
+    /// The election, checked by the library; the node's id and advertise
+    /// URL are set once the port is bound.
+    pub election: elect::Config,
     pub advertise: Option<String>,
     pub id: Option<String>,
-    pub journal: Option<PathBuf>,
-    pub state_file: Option<PathBuf>,
-    pub margin: Option<Duration>,
     pub observe: bool,
     pub exec: Option<ExecSpec>,
     pub admin_token: Option<Secret>,
@@ -243,36 +234,24 @@ impl Cli {
                 self.ttl
             )
         })?;
-        if ttl_secs == 0 {
-            return Err("--ttl must be at least 1 second".to_owned());
-        }
-        if ttl_secs > elect::MAX_TTL.as_secs() {
-            return Err(format!(
-                "--ttl {ttl_secs} is too long: at most {} seconds (a day)",
-                elect::MAX_TTL.as_secs()
-            ));
-        }
         let api = match self.api {
             ApiArg::V2 => elect::Api::V2,
             ApiArg::V3 => elect::Api::V3,
         };
-        if ttl_secs < api.min_ttl().as_secs() {
-            return Err(format!(
-                "--ttl {ttl_secs} is too short for --api v3: etcd never grants a lease shorter than 2 seconds"
-            ));
-        }
+        let margin = self
+            .margin
+            .as_deref()
+            .map(|m| parse_duration(m).map_err(|e| format!("--margin: {e}")))
+            .transpose()?;
+        // The library's time model checks the TTL and the margin together.
+        let ttl = Duration::from_secs(ttl_secs);
+        let timing = elect::Timing::new(api, ttl, margin).map_err(|e| config_error(&e))?;
         if let Some(advertise) = &self.advertise {
             check_advertise(advertise)?;
         }
         if self.etcd.iter().all(|e| e.trim().is_empty()) {
             return Err("--etcd needs at least one URL".to_owned());
         }
-        let margin = self
-            .margin
-            .as_deref()
-            .map(|m| parse_duration(m).map_err(|e| format!("--margin: {e}")))
-            .transpose()?;
-        let ttl = Duration::from_secs(ttl_secs);
         let exec = match (self.exec, self.command.is_empty()) {
             (false, false) => {
                 return Err("a command after `--` needs --exec".to_owned());
@@ -297,13 +276,13 @@ impl Cli {
             (true, false) => {
                 let grace = match self.exec_grace.as_deref() {
                     Some(raw) => parse_duration(raw).map_err(|e| format!("--exec-grace: {e}"))?,
-                    None => ttl / 5,
+                    None => timing.default_grace(),
                 };
-                if grace >= ttl / 3 {
+                if grace >= timing.max_grace() {
                     return Err(format!(
                         "--exec-grace {grace:?} does not fit a TTL of {ttl:?}: it must be shorter than \
                          a third of the TTL ({:?}), or the command would be stopped between renewals",
-                        ttl / 3
+                        timing.max_grace()
                     ));
                 }
                 Some(ExecSpec {
@@ -326,7 +305,7 @@ impl Cli {
             etcd_credentials(self.etcd_user, self.etcd_password_file.as_deref())?;
         let resign_cooldown = match self.resign_cooldown.as_deref() {
             Some(raw) => parse_duration(raw).map_err(|e| format!("--resign-cooldown: {e}"))?,
-            None => ttl,
+            None => timing.ttl(),
         };
         let admin_listen = self
             .admin_listen
@@ -336,49 +315,14 @@ impl Cli {
                 })
             })
             .transpose()?;
-        let settings = Settings {
-            bind,
-            etcd: self.etcd,
-            etcd_cacert: self.etcd_cacert,
-            etcd_client_cert,
-            etcd_credentials,
-            api,
-            election: self.election,
-            ttl,
-            advertise: self.advertise,
-            id: self.id,
-            journal: self.journal,
-            state_file: self.state_file,
-            margin,
-            observe: self.observe,
-            exec,
-            admin_token,
-            resign_cooldown,
-            admin_listen,
-            log_format: self.log_format,
-        };
-        // The library checks endpoints, the election name, the margin and the
-        // TLS files: ask it now, before anything is bound.
-        settings
-            .election_config("check", "http://127.0.0.1:1")
-            .build()
-            .map_err(|e| e.to_string())?;
-        Ok(settings)
-    }
-}
-
-impl Settings {
-    /// The election's configuration for this node.
-    pub fn election_config(&self, id: &str, advertise: &str) -> elect::ConfigBuilder {
         let mut builder = elect::Config::builder()
             .endpoints(self.etcd.iter().map(|e| e.trim().to_owned()))
             .election(&self.election)
-            .id(id)
-            .advertise(advertise)
-            .ttl(self.ttl)
-            .api(self.api)
-            .observer(self.observe);
-        if let Some(margin) = self.margin {
+            .ttl(ttl)
+            .api(api)
+            .observer(self.observe)
+            .names(flag_names());
+        if let Some(margin) = margin {
             builder = builder.margin(margin);
         }
         if let Some(journal) = &self.journal {
@@ -390,13 +334,62 @@ impl Settings {
         if let Some(ca) = &self.etcd_cacert {
             builder = builder.ca_file(ca);
         }
-        if let Some((cert, key)) = &self.etcd_client_cert {
+        if let Some((cert, key)) = &etcd_client_cert {
             builder = builder.client_cert(cert, key);
         }
-        if let Some((user, password)) = &self.etcd_credentials {
+        if let Some((user, password)) = &etcd_credentials {
             builder = builder.credentials(user, password.expose());
         }
-        builder
+        // The library checks endpoints, the election name and the TLS files
+        // (reading them): before anything is bound.
+        let election = builder.build().map_err(|e| config_error(&e))?;
+        Ok(Settings {
+            bind,
+            election,
+            advertise: self.advertise,
+            id: self.id,
+            observe: self.observe,
+            exec,
+            admin_token,
+            resign_cooldown,
+            admin_listen,
+            log_format: self.log_format,
+        })
+    }
+}
+
+/// How the library's messages name electd's settings: by its flags.
+fn flag_names() -> elect::Names {
+    let mut names = elect::Names::for_program("electd");
+    names.ca_file = "--etcd-cacert FILE".to_owned();
+    names.client_cert = "--etcd-cert and --etcd-key".to_owned();
+    names.user = "--etcd-user".to_owned();
+    names.id = "--id".to_owned();
+    names.api_v3 = "--api v3".to_owned();
+    names
+}
+
+/// A configuration the library refused, in the words of the flags.
+pub fn config_error(err: &elect::ConfigError) -> String {
+    use elect::{ConfigError, TtlProblem};
+    match err {
+        ConfigError::InvalidTtl { ttl, api, problem } => {
+            let secs = ttl.as_secs();
+            match problem {
+                _ if secs == 0 => "--ttl must be at least 1 second".to_owned(),
+                TtlProblem::TooShort { min } => format!(
+                    "--ttl {secs} is too short for --api {api}: etcd never grants a lease shorter \
+                     than {} seconds",
+                    min.as_secs()
+                ),
+                TtlProblem::TooLong { max } => format!(
+                    "--ttl {secs} is too long: at most {} seconds (a day)",
+                    max.as_secs()
+                ),
+                _ => format!("--ttl: {err}"),
+            }
+        }
+        err => err.to_string(),
     }
 }
 
@@ -508,13 +501,13 @@ mod tests {
     fn the_seed_command_line_works() {
         let s = settings(&["8080"]).unwrap();
         assert_eq!(s.bind, Bind::AllAddresses(8080));
-        assert_eq!(s.api, elect::Api::V3);
-        assert_eq!(s.ttl, Duration::from_secs(10));
-        assert_eq!(s.election, "leader");
+        assert_eq!(s.election.api(), elect::Api::V3);
+        assert_eq!(s.election.ttl(), Duration::from_secs(10));
+        assert_eq!(s.election.election(), "leader");
         let s = settings(&["--listen", "127.0.0.1:9000", "--api", "v2", "--ttl", "1"]).unwrap();
         assert_eq!(s.bind, Bind::Address("127.0.0.1:9000".parse().unwrap()));
         let s = settings(&["--etcd", "http://a:1,http://b:2"]).unwrap();
-        assert_eq!(s.etcd, vec!["http://a:1", "http://b:2"]);
+        assert_eq!(s.election.endpoints(), ["http://a:1", "http://b:2"]);
         let s = settings(&["8080", "--exec", "--", "sh", "-c", "echo $ELECTD_TERM"]).unwrap();
         let exec = s.exec.unwrap();
         assert_eq!(exec.command, vec!["sh", "-c", "echo $ELECTD_TERM"]);

@@ -22,14 +22,14 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use elect::{Election, Leader, Obstacle, Role};
+use elect::{Election, Leader, Role};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::answers::{LeaderBody, StatusBody, seed_words};
 use crate::lead::{ResignReply, ResignRequest};
 use crate::metrics::Metrics;
 
@@ -127,22 +127,6 @@ fn text(code: StatusCode, body: impl Into<String>) -> Response {
         .into_response()
 }
 
-/// The seed's words, exactly, with no trailing newline.
-pub fn seed_words(role: Role, leader: Option<&Leader>) -> String {
-    let who = match role {
-        Role::Leader => return "I am the leader".to_owned(),
-        Role::Observer => "I am an observer",
-        Role::Follower | Role::Candidate => "I am a follower",
-    };
-    match leader {
-        None => format!("{who} and no leader is elected yet"),
-        Some(leader) => match leader.port() {
-            Some(port) if !leader.is_foreign() => format!("{who} and the leader is on port {port}"),
-            _ => format!("{who} and the leader is unknown"),
-        },
-    }
-}
-
 async fn seed_answer(State(state): State<AppState>) -> Response {
     let now = Instant::now();
     let status = state.election.status();
@@ -150,104 +134,9 @@ async fn seed_answer(State(state): State<AppState>) -> Response {
     text(StatusCode::OK, words)
 }
 
-#[derive(Serialize)]
-struct StatusBody {
-    id: String,
-    role: Role,
-    term: Option<u64>,
-    election: String,
-    api: elect::Api,
-    leader: Option<Leader>,
-    /// Succession order, leader first; `null` when etcd could not be read.
-    candidates: Option<Vec<Leader>>,
-    /// What in etcd keeps the election from electing, or what it waits for.
-    obstacle: Option<ObstacleBody>,
-    /// The lowest term this node may still call current.
-    floor: u64,
-    /// The highest etcd revision (v2: index) this node has seen.
-    revision: u64,
-}
-
-/// An obstacle for operators and programs: a stable kind, the words, and
-/// the facts behind them.
-#[derive(Serialize)]
-struct ObstacleBody {
-    kind: &'static str,
-    message: String,
-    /// Whether it keeps every node from leading until someone acts (`/healthz` is 503).
-    blocking: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    lease: Option<String>,
-    /// Seconds until the lease waited for expires at the latest.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expires_in_s: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    from: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    to: Option<u64>,
-}
-
-impl ObstacleBody {
-    fn new(obstacle: &Obstacle, now: Instant) -> ObstacleBody {
-        let mut body = ObstacleBody {
-            kind: "other",
-            message: obstacle.to_string(),
-            blocking: obstacle.is_unhealthy(),
-            key: None,
-            lease: None,
-            expires_in_s: None,
-            from: None,
-            to: None,
-        };
-        match obstacle {
-            Obstacle::ForeignKey { key, expiry, .. } => {
-                body.kind = "foreign_key";
-                body.key = Some(key.clone());
-                if let elect::Expiry::Lease(lease) = expiry {
-                    body.lease = Some(format!("{lease:x}"));
-                }
-            }
-            Obstacle::Predecessor {
-                key,
-                lease,
-                expires,
-            } => {
-                body.kind = "waiting";
-                body.key = Some(key.clone());
-                body.lease = Some(format!("{lease:x}"));
-                body.expires_in_s =
-                    expires.map(|at| at.saturating_duration_since(now).as_secs_f64());
-            }
-            Obstacle::Regressed { from, to, .. } => {
-                body.kind = "regressed";
-                body.from = Some(*from);
-                body.to = Some(*to);
-            }
-            _ => {}
-        }
-        body
-    }
-}
-
 async fn status_body(state: &AppState) -> StatusBody {
     let candidates = state.candidates().await;
-    let now = Instant::now();
-    let status = state.election.status();
-    let leader = status.leader_at(now);
-    StatusBody {
-        id: status.id.clone(),
-        role: status.role_at(now),
-        term: leader.as_ref().map(|l| l.term),
-        election: status.election.clone(),
-        api: status.api,
-        leader,
-        candidates,
-        obstacle: status.obstacle.as_ref().map(|o| ObstacleBody::new(o, now)),
-        floor: status.floor,
-        revision: status.revision,
-    }
+    StatusBody::new(&state.election.status(), candidates, Instant::now())
 }
 
 async fn status(State(state): State<AppState>) -> Response {
@@ -274,7 +163,7 @@ async fn livez(State(state): State<AppState>) -> Response {
 /// 200 with the term only while this node leads (deadline-checked).
 async fn health_leader(State(state): State<AppState>) -> Response {
     let now = Instant::now();
-    match state.election.status().tenure.filter(|t| now < t.deadline) {
+    match state.election.status().tenure_at(now) {
         Some(tenure) => text(StatusCode::OK, tenure.term.to_string()),
         None => text(StatusCode::SERVICE_UNAVAILABLE, "not the leader"),
     }
@@ -319,7 +208,8 @@ async fn watch(State(state): State<AppState>) -> Response {
         (state.election.observe(), permit),
         |(mut watch, permit)| async move {
             let leader = watch.changed().await.ok()?;
-            let data = serde_json::to_string(&leader).unwrap_or_else(|_| "null".to_owned());
+            let body = leader.as_ref().map(LeaderBody::new);
+            let data = serde_json::to_string(&body).unwrap_or_else(|_| "null".to_owned());
             let event: Result<Event, Infallible> = Ok(Event::default().event("leader").data(data));
             Some((event, (watch, permit)))
         },
@@ -485,15 +375,6 @@ pub async fn serve(
 mod tests {
     use super::*;
 
-    fn leader(advertise: Option<&str>) -> Leader {
-        Leader {
-            id: advertise.map(|_| "b".to_owned()),
-            advertise: advertise.map(str::to_owned),
-            term: 3,
-            verified: advertise.is_some(),
-        }
-    }
-
     #[test]
     fn secrets_compare_whole() {
         assert!(same_secret(b"s3cret", b"s3cret"));
@@ -505,26 +386,5 @@ mod tests {
         assert_eq!(bearer(&headers), Some(&b"abc"[..]));
         headers.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
         assert_eq!(bearer(&headers), None);
-    }
-
-    #[test]
-    fn the_seed_words_exactly() {
-        assert_eq!(seed_words(Role::Leader, None), "I am the leader");
-        assert_eq!(
-            seed_words(Role::Follower, Some(&leader(Some("http://127.0.0.1:8080")))),
-            "I am a follower and the leader is on port 8080"
-        );
-        assert_eq!(
-            seed_words(Role::Candidate, None),
-            "I am a follower and no leader is elected yet"
-        );
-        assert_eq!(
-            seed_words(Role::Follower, Some(&leader(None))),
-            "I am a follower and the leader is unknown"
-        );
-        assert_eq!(
-            seed_words(Role::Observer, Some(&leader(Some("http://h:9000")))),
-            "I am an observer and the leader is on port 9000"
-        );
     }
 }

@@ -5,6 +5,7 @@
 //! thread, so that nothing the HTTP side does (a flood of requests, a slow
 //! client) can delay a renewal. The two sides share only channels.
 
+mod answers;
 mod cli;
 mod contain;
 mod exec;
@@ -173,22 +174,23 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
 
     let metrics = Arc::new(metrics::Metrics::new());
     let config = settings
-        .election_config(&id, &advertise)
-        .telemetry(metrics.clone())
-        .build()
-        .map_err(|e| Failure::Config(e.to_string()))?;
-
+        .election
+        .clone()
+        .with_identity(&id, &advertise)
+        .map_err(|e| Failure::Config(cli::config_error(&e)))?
+        .with_telemetry(metrics.clone());
     let election = Arc::new(start_election(config).await?);
+    let config = election.config();
     tracing::info!(
         %id,
         %advertise,
         listen = %local,
-        api = %settings.api,
-        election = %settings.election,
-        etcd = %settings.etcd.join(","),
-        etcd_tls = settings.etcd_cacert.is_some(),
-        etcd_user = settings.etcd_credentials.as_ref().map_or("", |(user, _)| user.as_str()),
-        ttl_s = settings.ttl.as_secs(),
+        api = %config.api(),
+        election = %config.election(),
+        etcd = %config.endpoints().join(","),
+        etcd_tls = config.uses_tls(),
+        etcd_user = config.user().unwrap_or_default(),
+        ttl_s = config.ttl().as_secs(),
         "electd started"
     );
 
@@ -328,7 +330,11 @@ async fn start_election(config: Config) -> Result<Election, Failure> {
                     runtime.block_on(std::future::pending::<()>());
                 }
                 Err(err) => {
-                    let _ = started.send(Err(Failure::Config(err.to_string())));
+                    let message = match &err {
+                        elect::Error::Config(err) => cli::config_error(err),
+                        err => err.to_string(),
+                    };
+                    let _ = started.send(Err(Failure::Config(message)));
                 }
             }
         })

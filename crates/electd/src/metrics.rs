@@ -135,7 +135,7 @@ impl Metrics {
     /// The exposition, with the leadership gauges taken from `status` now.
     pub fn render(&self, status: &Status) -> String {
         let now = Instant::now();
-        let leading = status.tenure.filter(|t| now < t.deadline);
+        let leading = status.tenure_at(now);
         self.is_leader.set(i64::from(leading.is_some()));
         let term = status.leader_at(now).map_or(0, |l| l.term);
         self.term.set(i64::try_from(term).unwrap_or(i64::MAX));

@@ -184,7 +184,7 @@ impl Backend for Memory {
         self.announce(&store);
         Ok(Campaign::Claimed {
             claim: term,
-            view: Some(Self::view(&store)),
+            view: Some(Box::new(Self::view(&store))),
             renewal: Renewal {
                 sent_at,
                 ttl: self.ttl,

@@ -59,7 +59,7 @@ pub(crate) enum Campaign {
     /// v3: a lease with a place in the queue, and `view` says whether we lead).
     Claimed {
         claim: u64,
-        view: Option<View>,
+        view: Option<Box<View>>,
         renewal: Renewal,
     },
     /// Someone else holds the election as of `revision` (v2 only).

@@ -31,6 +31,7 @@ use crate::health::HealthCells;
 use crate::history::Revisions;
 use crate::status::{Expiry, Foreign, Leader, Obstacle};
 use crate::telemetry::{RequestOutcome, Telemetry};
+use crate::timing::Timing;
 use crate::tls::{self, Tls};
 
 /// etcd's answer to a v2 keys request.
@@ -81,8 +82,18 @@ struct Reply {
     /// `X-Etcd-Index`: the store's index when the request was served.
     index: Option<u64>,
     body: Vec<u8>,
-    /// What a refusal (errorCode 110) means for this client (`Client::denied`).
-    denied: Arc<str>,
+    /// What this client's errors say beyond etcd's words.
+    words: Arc<Words>,
+}
+
+/// What a v2 client says about etcd's refusals, in its configuration's terms.
+#[derive(Debug)]
+struct Words {
+    /// What a refusal (errorCode 110) means: etcd's v2 API answers a wrong
+    /// password and a missing permission alike, so say both.
+    denied: String,
+    /// How to choose the v3 API, for "v2 disabled".
+    use_v3: String,
 }
 
 impl Reply {
@@ -99,6 +110,7 @@ impl Reply {
             // etcd 3.4+ without --enable-v2: a plain "404 page not found".
             return Err(EtcdError::V2Disabled {
                 endpoint: self.endpoint.clone(),
+                use_v3: self.words.use_v3.clone(),
             });
         }
         Err(self.unexpected(what))
@@ -130,7 +142,7 @@ impl Reply {
         match err.error_code {
             ACCESS_DENIED => EtcdError::AuthFailed {
                 endpoint: self.endpoint.clone(),
-                detail: format!("{}: {}", err.message, self.denied),
+                detail: format!("{}: {}", err.message, self.words.denied),
             },
             _ => EtcdError::Rejected {
                 endpoint: self.endpoint.clone(),
@@ -181,18 +193,16 @@ struct Client {
     http: reqwest::Client,
     endpoints: Endpoints,
     key_path: String,
+    timing: Timing,
     /// The key as etcd names it (`/<election>`), for messages.
     key: String,
     value: String,
     id: String,
     revisions: Arc<Revisions>,
     changes: mpsc::UnboundedSender<Change>,
-    ttl: Duration,
     /// HTTP basic authentication: user and password.
     credentials: Option<(String, String)>,
-    /// What a refusal means: etcd's v2 API answers a wrong password and a
-    /// missing permission alike (401, errorCode 110), so say both.
-    denied: Arc<str>,
+    words: Arc<Words>,
     tls: Option<Tls>,
     health: Arc<HealthCells>,
     telemetry: Arc<dyn Telemetry>,
@@ -202,7 +212,7 @@ impl Client {
     /// Bounds every request but a watch: long enough for a slow etcd, short
     /// enough that a renewal retried after it still lands before the deadline.
     fn attempt_timeout(&self) -> Duration {
-        self.ttl / 2
+        self.timing.request_timeout()
     }
 
     /// Sends one request, moving to the next endpoint on a connection failure.
@@ -266,7 +276,7 @@ impl Client {
                         status,
                         index,
                         body,
-                        denied: self.denied.clone(),
+                        words: self.words.clone(),
                     });
                 }
                 Err(err) => {
@@ -459,7 +469,7 @@ impl Client {
             status,
             index: header_index,
             body,
-            denied: self.denied.clone(),
+            words: self.words.clone(),
         };
         if status != StatusCode::OK {
             let err = reply.error("watch")?;
@@ -480,7 +490,10 @@ impl Client {
             // leadership first; a plain delete is someone else's, and the
             // holder leads until it notices or its deadline passes.
             "expire" | "compareAndDelete" => self.vacant(node.modified_index, None),
-            "delete" => self.vacant(node.modified_index, Some(Instant::now() + self.ttl)),
+            "delete" => self.vacant(
+                node.modified_index,
+                Some(Instant::now() + self.timing.after_foreign_delete()),
+            ),
             _ => self.view_of(&node),
         };
         Ok(Some((view, next)))
@@ -491,7 +504,7 @@ impl Client {
 /// again after a cleared index, a broken connection, or a quiet TTL.
 async fn follow(client: Arc<Client>) {
     let tx = client.changes.clone();
-    let mut backoff = Backoff::new(client.ttl.min(Duration::from_secs(5)));
+    let mut backoff = Backoff::new(client.timing.backoff_cap());
     'read: loop {
         let mut wait_index = match client.read().await {
             Ok((view, index)) => {
@@ -510,7 +523,10 @@ async fn follow(client: Arc<Client>) {
             }
         };
         loop {
-            match client.watch(wait_index, client.ttl).await {
+            match client
+                .watch(wait_index, client.timing.poll_patience())
+                .await
+            {
                 Ok(Some((view, next))) => {
                     wait_index = next;
                     if tx.send(Change::View(view)).is_err() {
@@ -556,8 +572,8 @@ impl V2 {
             .http1_only()
             .no_proxy()
             .tcp_nodelay(true)
-            .connect_timeout(config.ttl / 3)
-            .pool_idle_timeout(config.ttl * 2)
+            .connect_timeout(config.timing.connect_timeout())
+            .pool_idle_timeout(config.timing.pool_idle())
             .build()
             .map_err(|e| ConfigError::InvalidEndpoint {
                 url: config.endpoints.join(","),
@@ -573,7 +589,8 @@ impl V2 {
             ),
             None => format!(
                 "etcd has v2 authentication enabled and its guest role may not read/write {key}: \
-                 give a user (--etcd-user)"
+                 give a user ({})",
+                config.names.user
             ),
         };
         Ok(V2 {
@@ -589,12 +606,15 @@ impl V2 {
                 id: config.id.clone(),
                 revisions,
                 changes,
-                ttl: config.ttl,
+                timing: config.timing,
                 credentials: config
                     .credentials
                     .as_ref()
                     .map(|c| (c.user.clone(), c.password.clone())),
-                denied: denied.into(),
+                words: Arc::new(Words {
+                    denied,
+                    use_v3: config.names.api_v3.clone(),
+                }),
                 tls: config.tls.clone(),
                 health,
                 telemetry: config.telemetry.clone(),
@@ -605,7 +625,7 @@ impl V2 {
     }
 
     fn ttl_secs(&self) -> String {
-        self.client.ttl.as_secs().to_string()
+        self.client.timing.ttl().as_secs().to_string()
     }
 }
 
@@ -647,10 +667,10 @@ impl Backend for V2 {
                 }
                 Ok(Campaign::Claimed {
                     claim: node.created_index,
-                    view: Some(view),
+                    view: Some(Box::new(view)),
                     renewal: Renewal {
                         sent_at,
-                        ttl: c.ttl,
+                        ttl: c.timing.ttl(),
                     },
                 })
             }
@@ -687,7 +707,7 @@ impl Backend for V2 {
         if reply.status == StatusCode::OK {
             return Ok(Renewal {
                 sent_at,
-                ttl: c.ttl,
+                ttl: c.timing.ttl(),
             });
         }
         let err = reply.error("refresh").map_err(RenewError::Failed)?;
@@ -758,7 +778,10 @@ mod tests {
             status: StatusCode::from_u16(status).unwrap(),
             index,
             body: body.to_vec(),
-            denied: "no access".into(),
+            words: Arc::new(Words {
+                denied: "no access".into(),
+                use_v3: "--api v3".into(),
+            }),
         }
     }
 

@@ -39,11 +39,12 @@ pub(super) fn watch_cancelled(endpoint: &str, reason: &str, denied: &str) -> Etc
 }
 
 /// Sorts an etcd-client error into what it means for us. `tls` names the
-/// files when the handshake failed.
+/// files when the handshake failed; `user_setting` is where a user is set.
 pub(super) fn client_error(
     endpoint: &str,
     err: etcd_client::Error,
     tls: Option<&Tls>,
+    user_setting: &str,
 ) -> EtcdError {
     use etcd_client::Error as E;
     use tonic::Code;
@@ -73,7 +74,7 @@ pub(super) fn client_error(
                     endpoint,
                     detail: format!(
                         "{message}: etcd has authentication enabled and no user is configured \
-                         (--etcd-user)"
+                         ({user_setting})"
                     ),
                 },
                 // Tokens issued before a change to etcd's users and roles.

@@ -16,6 +16,7 @@ use crate::error::EtcdError;
 use crate::health::HealthCells;
 use crate::history::Revisions;
 use crate::telemetry::{RequestOutcome, Telemetry};
+use crate::timing::Timing;
 use crate::tls::{self, Tls};
 
 /// The connection: one client for one endpoint, replaced when it fails.
@@ -32,6 +33,8 @@ pub(super) struct Conn {
     pub diagnose_within: Duration,
     /// What a permission refusal means: the permission the user lacks.
     pub denied: String,
+    /// Where the etcd user is set, for the message that none is.
+    pub user_setting: String,
     state: std::sync::Mutex<ConnState>,
     generation: watch::Sender<u64>,
 }
@@ -58,6 +61,7 @@ impl Conn {
         tls: Option<Tls>,
         diagnose_within: Duration,
         denied: String,
+        user_setting: String,
     ) -> Conn {
         Conn {
             endpoints,
@@ -66,6 +70,7 @@ impl Conn {
             tls,
             diagnose_within,
             denied,
+            user_setting,
             state: std::sync::Mutex::new(ConnState {
                 generation: 0,
                 index: 0,
@@ -136,7 +141,8 @@ impl Conn {
 
     /// What an etcd-client error means for us.
     pub(super) async fn error(&self, endpoint: &str, err: etcd_client::Error) -> EtcdError {
-        let err = match classify::client_error(endpoint, err, self.tls.as_ref()) {
+        let err = match classify::client_error(endpoint, err, self.tls.as_ref(), &self.user_setting)
+        {
             // With a user configured, only a connection made while etcd's
             // authentication was off lacks a token; the next one will not.
             EtcdError::AuthFailed { endpoint, detail }
@@ -198,7 +204,7 @@ linearizable!(
 /// The connection and what every request reports to.
 pub(super) struct Client {
     pub conn: Conn,
-    ttl: Duration,
+    timing: Timing,
     health: Arc<HealthCells>,
     telemetry: Arc<dyn Telemetry>,
     revisions: Arc<Revisions>,
@@ -210,7 +216,7 @@ pub(super) struct Client {
 impl Client {
     pub(super) fn new(
         conn: Conn,
-        ttl: Duration,
+        timing: Timing,
         health: Arc<HealthCells>,
         telemetry: Arc<dyn Telemetry>,
         revisions: Arc<Revisions>,
@@ -218,7 +224,7 @@ impl Client {
     ) -> Client {
         Client {
             conn,
-            ttl,
+            timing,
             health,
             telemetry,
             revisions,
@@ -238,7 +244,11 @@ impl Client {
     /// Bounds every request: long enough for a slow etcd, short enough that a
     /// renewal retried after it still lands before the deadline.
     pub(super) fn attempt_timeout(&self) -> Duration {
-        self.ttl / 2
+        self.timing.request_timeout()
+    }
+
+    pub(super) fn timing(&self) -> &Timing {
+        &self.timing
     }
 
     pub(super) async fn link(&self) -> Result<Link, EtcdError> {

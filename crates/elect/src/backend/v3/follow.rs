@@ -56,7 +56,7 @@ struct Follower {
 
 /// Runs until aborted (a new campaign or a release starts another).
 pub(super) async fn follow(shared: Arc<Shared>, ours: Option<Ours>) {
-    let mut backoff = Backoff::new(shared.ttl.min(Duration::from_secs(5)));
+    let mut backoff = Backoff::new(shared.client.timing().backoff_cap());
     let mut follower = Follower {
         shared,
         ours,
@@ -105,7 +105,8 @@ impl Follower {
                 watcher.watch(shared.layout.prefix(), Some(options)),
             )
             .await?;
-        let mut ticks = interval(shared.ttl / 3);
+        let progress = client.timing().progress_interval();
+        let mut ticks = interval(progress);
         ticks.tick().await;
         let mut awaiting_progress = false;
         loop {
@@ -138,7 +139,7 @@ impl Follower {
                         client.conn.reconnect(link.generation);
                         return Err(EtcdError::Timeout {
                             endpoint: link.endpoint.clone(),
-                            timeout: shared.ttl / 3,
+                            timeout: progress,
                         });
                     }
                     if let Err(err) = stream.request_progress().await {
@@ -414,7 +415,7 @@ impl Follower {
         });
         // Look again when it may have expired, or sooner: a lease can be
         // revoked early, and its holder may renew it.
-        let again = left.min(self.shared.ttl / 2).max(Duration::from_millis(50));
+        let again = self.shared.client.timing().lease_recheck(left);
         self.recheck_at = Some(now + again);
         Ok(false)
     }
@@ -552,7 +553,8 @@ impl Follower {
                 id = %self.shared.id,
                 ours = %self.shared.advertise,
                 other = %candidate.named.advertise,
-                "another live candidate uses the same id: give every node its own --id"
+                "another live candidate uses the same id: give every node its own {}",
+                self.shared.id_setting
             );
         }
     }

@@ -60,9 +60,10 @@ struct Shared {
     nonce: String,
     id: String,
     advertise: String,
+    /// Where a candidate's id is set, for the warning about twins.
+    id_setting: String,
     /// Our candidate key's value.
     value: String,
-    ttl: Duration,
     health: Arc<HealthCells>,
     predecessors: std::sync::Mutex<Predecessors>,
     /// The succession order as the follow task last saw it.
@@ -109,8 +110,8 @@ impl V3 {
     ) -> Result<V3, ConfigError> {
         let mut options = ConnectOptions::new()
             .with_require_leader(true)
-            .with_connect_timeout(config.ttl / 3)
-            .with_tcp_keepalive(config.ttl);
+            .with_connect_timeout(config.timing.connect_timeout())
+            .with_tcp_keepalive(config.timing.tcp_keepalive());
         if let Some(tls) = &config.tls {
             options = options.with_tls(tls.tonic_config());
         }
@@ -140,15 +141,16 @@ impl V3 {
             options,
             anonymous,
             config.tls.clone(),
-            config.ttl / 4,
+            config.timing.diagnose_within(),
             denied,
+            config.names.user.clone(),
         );
         let nonce = crate::value::new_nonce();
         Ok(V3 {
             shared: Arc::new(Shared {
                 client: Client::new(
                     conn,
-                    config.ttl,
+                    config.timing,
                     health.clone(),
                     config.telemetry.clone(),
                     revisions,
@@ -159,7 +161,7 @@ impl V3 {
                 layout,
                 id: config.id.clone(),
                 advertise: config.advertise.clone(),
-                ttl: config.ttl,
+                id_setting: config.names.id.clone(),
                 health,
                 predecessors: std::sync::Mutex::new(Predecessors::default()),
                 succession: std::sync::Mutex::new(None),
@@ -188,7 +190,8 @@ impl V3 {
     async fn join_queue(&self, sent_at: Instant) -> Result<Campaign, EtcdError> {
         let client = &self.shared.client;
         let link = client.link().await?;
-        let ttl_secs = i64::try_from(self.shared.ttl.as_secs()).unwrap_or(i64::MAX);
+        let ttl = self.shared.client.timing().ttl();
+        let ttl_secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
         let mut leases = link.client.lease_client();
         let (grant, _) = client
             .call_linearizable("grant", &link, leases.grant(ttl_secs, None))
@@ -298,7 +301,7 @@ impl Backend for V3 {
                     session.keepalive = Some((link.generation, keeper, stream));
                     Ok(Renewal {
                         sent_at,
-                        ttl: self.shared.ttl,
+                        ttl: client.timing().ttl(),
                     })
                 }
                 Err(err) if classify::lease_gone(&err) => Err(RenewError::Lost),

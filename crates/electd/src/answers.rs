@@ -1,0 +1,202 @@
+//! What the HTTP answers say, in the daemon's words: the seed's plain
+//! text, and the JSON bodies of `/v1/status` and `/v1/watch`, made from the
+//! library's types (which carry no wire format of their own).
+
+use elect::{Leader, Obstacle, Role, Status};
+use serde::Serialize;
+use tokio::time::Instant;
+
+/// A leader as `/v1/status` and `/v1/watch` show it.
+#[derive(Serialize)]
+pub struct LeaderBody {
+    id: Option<String>,
+    advertise: Option<String>,
+    term: u64,
+    verified: bool,
+}
+
+impl LeaderBody {
+    pub fn new(leader: &Leader) -> LeaderBody {
+        LeaderBody {
+            id: leader.id.clone(),
+            advertise: leader.advertise.clone(),
+            term: leader.term,
+            verified: leader.verified,
+        }
+    }
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Leader => "leader",
+        Role::Follower => "follower",
+        Role::Candidate => "candidate",
+        Role::Observer => "observer",
+        _ => "unknown",
+    }
+}
+
+/// The port of the leader's advertise URL (the scheme's default when it
+/// names none): the seed's way of naming the leader.
+fn port(leader: &Leader) -> Option<u16> {
+    let url = url::Url::parse(leader.advertise.as_deref()?).ok()?;
+    url.port_or_known_default()
+}
+
+/// The seed's words, exactly, with no trailing newline.
+pub fn seed_words(role: Role, leader: Option<&Leader>) -> String {
+    let who = match role {
+        Role::Leader => return "I am the leader".to_owned(),
+        Role::Observer => "I am an observer",
+        _ => "I am a follower",
+    };
+    match leader {
+        None => format!("{who} and no leader is elected yet"),
+        Some(leader) => match port(leader) {
+            Some(port) if !leader.is_foreign() => format!("{who} and the leader is on port {port}"),
+            _ => format!("{who} and the leader is unknown"),
+        },
+    }
+}
+
+/// `/v1/status`.
+#[derive(Serialize)]
+pub struct StatusBody {
+    id: String,
+    role: &'static str,
+    term: Option<u64>,
+    election: String,
+    api: String,
+    leader: Option<LeaderBody>,
+    /// Succession order, leader first; `null` when etcd could not be read.
+    candidates: Option<Vec<LeaderBody>>,
+    /// What in etcd keeps the election from electing, or what it waits for.
+    obstacle: Option<ObstacleBody>,
+    /// The lowest term this node may still call current.
+    floor: u64,
+    /// The highest etcd revision (v2: index) this node has seen.
+    revision: u64,
+}
+
+/// An obstacle for operators and programs: a stable kind, the words, and
+/// the facts behind them.
+#[derive(Serialize)]
+struct ObstacleBody {
+    kind: &'static str,
+    message: String,
+    /// Whether it keeps every node from leading until someone acts (`/healthz` is 503).
+    blocking: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease: Option<String>,
+    /// Seconds until the lease waited for expires at the latest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_in_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<u64>,
+}
+
+impl ObstacleBody {
+    fn new(obstacle: &Obstacle, now: Instant) -> ObstacleBody {
+        let mut body = ObstacleBody {
+            kind: "other",
+            message: obstacle.to_string(),
+            blocking: obstacle.is_unhealthy(),
+            key: None,
+            lease: None,
+            expires_in_s: None,
+            from: None,
+            to: None,
+        };
+        match obstacle {
+            Obstacle::ForeignKey { key, expiry, .. } => {
+                body.kind = "foreign_key";
+                body.key = Some(key.clone());
+                if let elect::Expiry::Lease(lease) = expiry {
+                    body.lease = Some(format!("{lease:x}"));
+                }
+            }
+            Obstacle::Predecessor {
+                key,
+                lease,
+                expires,
+            } => {
+                body.kind = "waiting";
+                body.key = Some(key.clone());
+                body.lease = Some(format!("{lease:x}"));
+                body.expires_in_s =
+                    expires.map(|at| at.saturating_duration_since(now).as_secs_f64());
+            }
+            Obstacle::Regressed { from, to, .. } => {
+                body.kind = "regressed";
+                body.from = Some(*from);
+                body.to = Some(*to);
+            }
+            _ => {}
+        }
+        body
+    }
+}
+
+impl StatusBody {
+    /// The answer at `now`, with the succession order as read.
+    pub fn new(status: &Status, candidates: Option<Vec<Leader>>, now: Instant) -> StatusBody {
+        let leader = status.leader_at(now);
+        StatusBody {
+            id: status.id.clone(),
+            role: role_name(status.role_at(now)),
+            term: leader.as_ref().map(|l| l.term),
+            election: status.election.clone(),
+            api: status.api.to_string(),
+            leader: leader.as_ref().map(LeaderBody::new),
+            candidates: candidates.map(|c| c.iter().map(LeaderBody::new).collect()),
+            obstacle: status.obstacle.as_ref().map(|o| ObstacleBody::new(o, now)),
+            floor: status.floor,
+            revision: status.revision,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leader(advertise: Option<&str>) -> Leader {
+        Leader {
+            id: advertise.map(|_| "b".to_owned()),
+            advertise: advertise.map(str::to_owned),
+            term: 3,
+            verified: advertise.is_some(),
+        }
+    }
+
+    #[test]
+    fn the_seed_words_exactly() {
+        assert_eq!(seed_words(Role::Leader, None), "I am the leader");
+        assert_eq!(
+            seed_words(Role::Follower, Some(&leader(Some("http://127.0.0.1:8080")))),
+            "I am a follower and the leader is on port 8080"
+        );
+        assert_eq!(
+            seed_words(Role::Candidate, None),
+            "I am a follower and no leader is elected yet"
+        );
+        assert_eq!(
+            seed_words(Role::Follower, Some(&leader(None))),
+            "I am a follower and the leader is unknown"
+        );
+        assert_eq!(
+            seed_words(Role::Observer, Some(&leader(Some("http://h:9000")))),
+            "I am an observer and the leader is on port 9000"
+        );
+    }
+    #[test]
+    fn a_leader_names_its_port() {
+        assert_eq!(port(&leader(Some("http://10.0.0.2:8081"))), Some(8081));
+        assert_eq!(port(&leader(Some("https://h"))), Some(443));
+        assert_eq!(port(&leader(None)), None);
+    }
+}
