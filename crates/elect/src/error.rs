@@ -4,6 +4,7 @@ use std::time::Duration;
 
 /// A configuration that cannot work. Reported before anything talks to etcd.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// No etcd endpoint was given.
     #[error("no etcd endpoint given")]
@@ -130,17 +131,31 @@ pub enum TtlProblem {
     },
 }
 
+/// The transport's own error, kept as the source of an [`EtcdError`]
+/// (shared, so the error stays cheap to clone into every status reader).
+pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why an etcd operation failed. Backends return these; the election loop
 /// retries, and reports the latest one on its status (and so on `/healthz`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum EtcdError {
     /// The endpoint could not be reached (connection refused, reset, DNS).
     #[error("etcd unreachable at {endpoint}: {detail}")]
     Unreachable {
         /// The endpoint tried.
         endpoint: String,
-        /// What the transport said.
+        /// What the transport said, its causes included.
         detail: String,
+        /// The transport's error, when there is one.
+        #[source]
+        source: Option<Cause>,
+    },
+    /// etcd does not know the lease (it expired or was revoked).
+    #[error("etcd at {endpoint} has no such lease")]
+    LeaseNotFound {
+        /// The endpoint tried.
+        endpoint: String,
     },
     /// The endpoint did not answer in time.
     #[error("etcd at {endpoint} did not answer within {timeout:?}")]
@@ -212,10 +227,32 @@ pub enum EtcdError {
 }
 
 impl EtcdError {
+    /// Unreachable, for a reason of our own (no transport error behind it).
+    pub(crate) fn unreachable(endpoint: impl Into<String>, detail: impl Into<String>) -> EtcdError {
+        EtcdError::Unreachable {
+            endpoint: endpoint.into(),
+            detail: detail.into(),
+            source: None,
+        }
+    }
+
+    /// Unreachable, because of the transport's `err`, kept as the source.
+    pub(crate) fn unreachable_by(
+        endpoint: impl Into<String>,
+        err: impl std::error::Error + Send + Sync + 'static,
+    ) -> EtcdError {
+        EtcdError::Unreachable {
+            endpoint: endpoint.into(),
+            detail: chain(&err),
+            source: Some(std::sync::Arc::new(err)),
+        }
+    }
+
     /// A short, stable phrase for health checks and metrics labels.
     pub fn summary(&self) -> &'static str {
         match self {
             EtcdError::Unreachable { .. } => "etcd unreachable",
+            EtcdError::LeaseNotFound { .. } => "etcd lease not found",
             EtcdError::Timeout { .. } => "etcd not answering",
             EtcdError::V2Disabled { .. } => "v2 API disabled on etcd",
             EtcdError::NoLeader { .. } => "etcd member has no leader",
@@ -244,6 +281,7 @@ impl EtcdError {
 
 /// Errors of the library API.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The configuration cannot work.
     #[error(transparent)]

@@ -5,7 +5,40 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::status::{Obstacle, Problem};
 use crate::timing::Timing;
+
+/// Why the election is not working; its `Display` is what `/healthz` says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unhealthy {
+    /// Requests to etcd fail.
+    Etcd(Problem),
+    /// Something in etcd keeps every node from leading.
+    Blocked(Obstacle),
+    /// The election loop has not gone round for this long.
+    Stalled(Duration),
+    /// etcd has not answered for this long (`None`: not yet at all).
+    Silent(Option<Duration>),
+}
+
+impl std::fmt::Display for Unhealthy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unhealthy::Etcd(problem) => write!(f, "{}: {}", problem.summary, problem.detail),
+            Unhealthy::Blocked(obstacle) => write!(f, "{obstacle}"),
+            Unhealthy::Stalled(age) => write!(
+                f,
+                "election loop stalled: no progress for {:.1}s",
+                age.as_secs_f64()
+            ),
+            Unhealthy::Silent(None) => f.write_str("no answer from etcd yet"),
+            Unhealthy::Silent(Some(age)) => {
+                write!(f, "no answer from etcd for {:.1}s", age.as_secs_f64())
+            }
+        }
+    }
+}
 
 /// Timestamps of the last loop iteration and the last good answer from etcd.
 #[derive(Debug)]
@@ -52,12 +85,9 @@ impl HealthCells {
     }
 
     /// Whether the loop went round within the TTL.
-    pub(crate) fn check_loop(&self, timing: &Timing) -> Result<(), String> {
+    pub(crate) fn check_loop(&self, timing: &Timing) -> Result<(), Unhealthy> {
         match self.age(&self.loop_tick) {
-            Some(age) if age > timing.loop_stall() => Err(format!(
-                "election loop stalled: no progress for {:.1}s",
-                age.as_secs_f64()
-            )),
+            Some(age) if age > timing.loop_stall() => Err(Unhealthy::Stalled(age)),
             _ => Ok(()),
         }
     }
@@ -65,13 +95,11 @@ impl HealthCells {
     /// Checks both against the TTL: the loop must have run within one TTL,
     /// and etcd must have answered within one and a half (a v2 follower reads
     /// once per TTL, and the read itself takes a moment).
-    pub(crate) fn check(&self, timing: &Timing) -> Result<(), String> {
+    pub(crate) fn check(&self, timing: &Timing) -> Result<(), Unhealthy> {
         self.check_loop(timing)?;
         match self.age(&self.etcd_ok) {
-            None => Err("no answer from etcd yet".to_owned()),
-            Some(age) if age > timing.etcd_silence() => {
-                Err(format!("no answer from etcd for {:.1}s", age.as_secs_f64()))
-            }
+            None => Err(Unhealthy::Silent(None)),
+            Some(age) if age > timing.etcd_silence() => Err(Unhealthy::Silent(Some(age))),
             Some(_) => Ok(()),
         }
     }
@@ -86,7 +114,11 @@ mod tests {
         let cells = HealthCells::new();
         let timing = Timing::new(crate::Api::V2, Duration::from_secs(2), None).unwrap();
         cells.loop_tick();
-        assert!(cells.check(&timing).is_err());
+        assert_eq!(cells.check(&timing), Err(Unhealthy::Silent(None)));
+        assert_eq!(
+            Unhealthy::Silent(None).to_string(),
+            "no answer from etcd yet"
+        );
         cells.etcd_ok();
         assert!(cells.check(&timing).is_ok());
         std::thread::sleep(Duration::from_millis(5));

@@ -21,6 +21,7 @@ use crate::error::ConfigError;
 /// Why a leadership ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum EndReason {
     /// Released on request (API or `/v1/resign`).
     Resign,
@@ -47,6 +48,7 @@ impl EndReason {
 /// What happened.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Event {
     /// Leadership confirmed (also when a lapsed term resumes).
     Acquired {

@@ -81,6 +81,7 @@ use tokio::time::{Instant, sleep_until};
 pub use crate::clock::{instant_to_ns, monotonic_ns};
 pub use crate::config::{Api, Config, ConfigBuilder};
 pub use crate::error::{ConfigError, Error, EtcdError, TlsMisfit, TtlProblem};
+pub use crate::health::Unhealthy;
 pub use crate::names::Names;
 pub use crate::status::{Expiry, Foreign, Leader, Obstacle, Problem, Role, Status, Tenure};
 pub use crate::telemetry::{RenewalOutcome, RequestOutcome, Telemetry};
@@ -109,8 +110,10 @@ pub struct Election {
 enum AnyBackend {
     V2(Arc<backend::v2::V2>),
     V3(Arc<backend::v3::V3>),
-    #[cfg(test)]
-    Memory(Arc<backend::memory::Memory>),
+    #[cfg(any(test, feature = "test-util"))]
+    Single(Arc<backend::memory::Memory<false>>),
+    #[cfg(any(test, feature = "test-util"))]
+    Queue(Arc<backend::memory::Memory<true>>),
 }
 
 impl Election {
@@ -202,14 +205,14 @@ impl Election {
 
     /// Whether the election is working: the loop makes progress, etcd answered
     /// within the TTL, and nothing outside is known to be wrong. The error says why not.
-    pub fn health(&self) -> Result<(), String> {
+    pub fn health(&self) -> Result<(), Unhealthy> {
         {
             let status = self.status.borrow();
             if let Some(problem) = &status.problem {
-                return Err(format!("{}: {}", problem.summary, problem.detail));
+                return Err(Unhealthy::Etcd(problem.clone()));
             }
             if let Some(obstacle) = status.obstacle.as_ref().filter(|o| o.is_unhealthy()) {
-                return Err(obstacle.to_string());
+                return Err(Unhealthy::Blocked(obstacle.clone()));
             }
         }
         self.health.check(&self.config.timing)
@@ -219,7 +222,7 @@ impl Election {
     /// TTL), whatever etcd does: the question a liveness probe asks before
     /// restarting the process. A restart cannot fix anything `health` reports
     /// about etcd, and forgets the term floor (without a state file).
-    pub fn liveness(&self) -> Result<(), String> {
+    pub fn liveness(&self) -> Result<(), Unhealthy> {
         self.health.check_loop(&self.config.timing)
     }
 
@@ -273,8 +276,10 @@ impl Election {
             match backend {
                 AnyBackend::V2(b) => b.candidates().await,
                 AnyBackend::V3(b) => b.candidates().await,
-                #[cfg(test)]
-                AnyBackend::Memory(b) => b.candidates().await,
+                #[cfg(any(test, feature = "test-util"))]
+                AnyBackend::Single(b) => b.candidates().await,
+                #[cfg(any(test, feature = "test-util"))]
+                AnyBackend::Queue(b) => b.candidates().await,
             }
         });
         Ok(read.await.map_err(|_| Error::Stopped)??)
@@ -446,6 +451,67 @@ impl LeaderWatch {
                 _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {}
             }
         }
+    }
+}
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing {
+    //! TEST DOUBLE (feature `test-util`): an election on an in-memory store
+    //! instead of etcd, for deterministic tests under paused tokio time of
+    //! the state machine and of programs built on it (as raft-rs exports
+    //! `MemStorage`). Nothing else should use it: it is no etcd.
+    //!
+    //! ```
+    //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    //! # async fn main() -> Result<(), elect::Error> {
+    //! let config = elect::Config::builder().id("me").build()?;
+    //! let (election, store) = elect::testing::start_queue(config)?;
+    //! let leadership = election.campaign().await?;
+    //! store.take_over("other");
+    //! leadership.lost().await;
+    //! # Ok(())
+    //! # }
+    //! ```
+
+    use std::sync::Arc;
+
+    pub use crate::backend::memory::{Memory, RenewScript};
+    use crate::{AnyBackend, Config, Election, Error, HealthCells, Revisions, Wiring};
+
+    fn wiring() -> Wiring {
+        Wiring {
+            health: Arc::new(HealthCells::new()),
+            revisions: Arc::new(Revisions::default()),
+            changes: tokio::sync::mpsc::unbounded_channel(),
+        }
+    }
+
+    /// Starts `config`'s election on a single-key store (v2's shape).
+    pub fn start_single(config: Config) -> Result<(Election, Arc<Memory<false>>), Error> {
+        let wiring = wiring();
+        let store = Arc::new(Memory::new(config.ttl(), wiring.changes.0.clone()));
+        let election = Election::start_with(
+            config,
+            wiring,
+            store.clone(),
+            AnyBackend::Single(store.clone()),
+        )?;
+        store.observe(election.subscribe());
+        Ok((election, store))
+    }
+
+    /// Starts `config`'s election on a queue (v3's shape).
+    pub fn start_queue(config: Config) -> Result<(Election, Arc<Memory<true>>), Error> {
+        let wiring = wiring();
+        let store = Arc::new(Memory::new(config.ttl(), wiring.changes.0.clone()));
+        let election = Election::start_with(
+            config,
+            wiring,
+            store.clone(),
+            AnyBackend::Queue(store.clone()),
+        )?;
+        store.observe(election.subscribe());
+        Ok((election, store))
     }
 }
 

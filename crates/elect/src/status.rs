@@ -145,6 +145,7 @@ pub enum Foreign {
 
 /// When a foreign key goes away on its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Expiry {
     /// Never: no lease (v3) or no TTL (v2).
     Never,

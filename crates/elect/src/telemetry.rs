@@ -9,6 +9,7 @@ use crate::journal::EndReason;
 
 /// How an etcd request ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum RequestOutcome {
     /// It did what was asked.
     Ok,
@@ -31,6 +32,7 @@ impl RequestOutcome {
 
 /// How a renewal of our claim ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum RenewalOutcome {
     /// Acknowledged: the deadline moved.
     Renewed,

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tokio::time::{Instant, sleep};
 
-use crate::backend::memory::{Memory, RenewScript};
 use crate::journal::{EndReason, Event, Record};
-use crate::{AnyBackend, Config, Election, Role};
+use crate::testing::{Memory, RenewScript};
+use crate::{Config, Election, Role};
 
 const TTL: Duration = Duration::from_secs(3);
 
@@ -24,26 +24,12 @@ fn config(journal: &Path) -> Config {
         .unwrap()
 }
 
-fn start(journal: &Path) -> (Election, Arc<Memory>) {
+fn start(journal: &Path) -> (Election, Arc<Memory<false>>) {
     start_with(config(journal))
 }
 
-fn start_with(config: Config) -> (Election, Arc<Memory>) {
-    let wiring = crate::Wiring {
-        health: Arc::new(crate::HealthCells::new()),
-        revisions: Arc::new(crate::Revisions::default()),
-        changes: tokio::sync::mpsc::unbounded_channel(),
-    };
-    let memory = Arc::new(Memory::new(config.ttl(), wiring.changes.0.clone()));
-    let election = Election::start_with(
-        config,
-        wiring,
-        memory.clone(),
-        AnyBackend::Memory(memory.clone()),
-    )
-    .unwrap();
-    memory.observe(election.subscribe());
-    (election, memory)
+fn start_with(config: Config) -> (Election, Arc<Memory<false>>) {
+    crate::testing::start_single(config).unwrap()
 }
 
 /// Fails a test that would otherwise wait forever; time is paused, so this
@@ -401,6 +387,62 @@ async fn abandon_steps_down_and_leaves_the_key_to_expire() {
                 reason: EndReason::Shutdown
             }
         );
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_a_queue_the_candidate_leads_once_the_place_is_vacant_with_a_newer_term() {
+    bounded(async {
+        let dir = tempfile::tempdir().unwrap();
+        let (election, store) = crate::testing::start_queue(config(&dir.path().join("j"))).unwrap();
+        store.take_over("other");
+        let held = store.term().unwrap();
+        let campaign = tokio::spawn(async move {
+            let leadership = election.campaign().await.unwrap();
+            (election, leadership)
+        });
+        sleep(TTL * 2).await;
+        assert!(!campaign.is_finished(), "led while another held the place");
+        store.expire();
+        let (election, leadership) = campaign.await.unwrap();
+        assert!(leadership.term() > held);
+        assert_eq!(election.status().role(), Role::Leader);
+        // Resigning empties the queue: no leadership comes back on its own.
+        leadership.resign().await.unwrap();
+        sleep(TTL * 2).await;
+        assert_eq!(election.status().role(), Role::Candidate);
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_a_queue_a_term_that_lapsed_resumes_and_a_lost_one_waits_to_be_asked() {
+    bounded(async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let (election, store) = crate::testing::start_queue(config(&path)).unwrap();
+        let leadership = election.campaign().await.unwrap();
+        let term = leadership.term();
+        store.script_renewals(RenewScript::Fail);
+        leadership.lost().await;
+        store.script_renewals(RenewScript::Answer {
+            latency: Duration::from_millis(1),
+        });
+        // The claim lived on: the next renewal resumes the same term.
+        let again = election.campaign().await.unwrap();
+        assert_eq!(again.term(), term);
+        store.take_over("other");
+        again.lost().await;
+        store.expire();
+        sleep(TTL * 2).await;
+        assert_eq!(
+            election.status().role(),
+            Role::Candidate,
+            "campaigned again unasked after a loss"
+        );
+        let next = election.campaign().await.unwrap();
+        assert!(next.term() > term);
     })
     .await;
 }

@@ -92,14 +92,31 @@ async fn v3_campaign_resign_and_observe() {
     campaign_resign_and_observe(Api::V3).await;
 }
 
-/// The path of an example built by `cargo test` next to this test binary.
+/// The path of an example next to this test binary. A plain `cargo test`
+/// builds it; a run of this target alone (`--test library`) does not, so it
+/// is built here then, with the cargo that builds this test.
 fn example(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
-    exe.parent()
+    let path = exe
+        .parent()
         .and_then(|deps| deps.parent())
         .expect("target/<profile>/deps")
         .join("examples")
-        .join(name)
+        .join(name);
+    if !path.exists() {
+        let profile = if cfg!(debug_assertions) {
+            "dev"
+        } else {
+            "release"
+        };
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--locked", "-p", "elect", "--example", name])
+            .args(["--profile", profile])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "cargo could not build the example {name}");
+    }
+    path
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -146,7 +146,7 @@ async fn status(State(state): State<AppState>) -> Response {
 async fn healthz(State(state): State<AppState>) -> Response {
     match state.election.health() {
         Ok(()) => text(StatusCode::OK, "ok"),
-        Err(reason) => text(StatusCode::SERVICE_UNAVAILABLE, reason),
+        Err(reason) => text(StatusCode::SERVICE_UNAVAILABLE, reason.to_string()),
     }
 }
 
@@ -156,7 +156,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
 async fn livez(State(state): State<AppState>) -> Response {
     match state.election.liveness() {
         Ok(()) => text(StatusCode::OK, "ok"),
-        Err(reason) => text(StatusCode::SERVICE_UNAVAILABLE, reason),
+        Err(reason) => text(StatusCode::SERVICE_UNAVAILABLE, reason.to_string()),
     }
 }
 
@@ -180,7 +180,7 @@ async fn health_follower(State(state): State<AppState>) -> Response {
         );
     }
     if let Err(reason) = state.election.health() {
-        return text(StatusCode::SERVICE_UNAVAILABLE, reason);
+        return text(StatusCode::SERVICE_UNAVAILABLE, reason.to_string());
     }
     match status.leader_at(now) {
         Some(leader) => text(

@@ -385,3 +385,137 @@ async fn stop(child: Option<Running>) -> Result<(), Leftover> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The daemon's policy, in-process on the library's test double under
+    //! paused time: what a hand-over request, a cooldown, a loss and a
+    //! shutdown do (the `--exec` side runs real processes in
+    //! `tests/containment.rs`).
+
+    use super::*;
+    use elect::testing::{Memory, start_single};
+    use elect::{Config, Role};
+
+    const TTL: Duration = Duration::from_secs(3);
+    const COOLDOWN: Duration = Duration::from_secs(7);
+
+    struct Scene {
+        election: Arc<Election>,
+        store: Arc<Memory<false>>,
+        requests: mpsc::Sender<ResignRequest>,
+        stop: watch::Sender<bool>,
+        task: tokio::task::JoinHandle<Finish>,
+        journal: std::path::PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    fn scene() -> Scene {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("j");
+        let config = Config::builder()
+            .id("me")
+            .ttl(TTL)
+            .api(elect::Api::V2)
+            .journal(&journal)
+            .build()
+            .unwrap();
+        let (election, store) = start_single(config).unwrap();
+        let election = Arc::new(election);
+        let (requests, requests_rx) = mpsc::channel(8);
+        let (stop, stop_rx) = watch::channel(false);
+        let lead = Lead {
+            election: election.clone(),
+            exec: None,
+            cooldown: COOLDOWN,
+            metrics: Arc::new(Metrics::new()),
+        };
+        let task = tokio::spawn(lead.run(requests_rx, stop_rx));
+        Scene {
+            election,
+            store,
+            requests,
+            stop,
+            task,
+            journal,
+            _dir: dir,
+        }
+    }
+
+    impl Scene {
+        async fn resign(&self) -> ResignReply {
+            let (reply, answer) = oneshot::channel();
+            self.requests.send(ResignRequest(reply)).await.unwrap();
+            answer.await.unwrap()
+        }
+
+        async fn role_becomes(&self, role: Role) {
+            let mut status = self.election.subscribe();
+            tokio::time::timeout(Duration::from_secs(3600), async {
+                while status.borrow_and_update().role() != role {
+                    let _ = status.changed().await;
+                }
+            })
+            .await
+            .expect("the role within an hour of virtual time");
+        }
+
+        fn last_reason(&self) -> Option<String> {
+            std::fs::read_to_string(&self.journal)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .rfind(|r| r["event"] == "ended")
+                .and_then(|r| r["reason"].as_str().map(str::to_owned))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resign_request_hands_over_and_cools_down_before_campaigning_again() {
+        let s = scene();
+        s.role_becomes(Role::Leader).await;
+        assert!(matches!(s.resign().await, ResignReply::Resigned));
+        assert_eq!(s.last_reason().as_deref(), Some("resign"));
+        assert_eq!(
+            s.store.leader_at_release(),
+            vec![false],
+            "released while leading"
+        );
+        // The key is vacant, but the node waits out its cooldown first.
+        tokio::time::sleep(COOLDOWN - Duration::from_millis(10)).await;
+        assert_ne!(s.election.status().role(), Role::Leader);
+        s.role_becomes(Role::Leader).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resign_request_to_a_follower_changes_nothing() {
+        let s = scene();
+        s.store.take_over("other");
+        s.role_becomes(Role::Follower).await;
+        assert!(matches!(s.resign().await, ResignReply::NotLeader));
+        assert!(s.store.leader_at_release().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_loss_it_campaigns_again() {
+        let s = scene();
+        s.role_becomes(Role::Leader).await;
+        s.store.take_over("other");
+        s.role_becomes(Role::Follower).await;
+        assert_eq!(s.last_reason().as_deref(), Some("lost"));
+        s.store.expire();
+        s.role_becomes(Role::Leader).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shutdown_releases_as_shutdown_and_reports_everything_contained() {
+        let mut s = scene();
+        s.role_becomes(Role::Leader).await;
+        s.stop.send(true).unwrap();
+        let finish = (&mut s.task).await.unwrap();
+        assert!(finish.contained);
+        assert_eq!(finish.exit, None);
+        assert_eq!(s.last_reason().as_deref(), Some("shutdown"));
+        assert_eq!(s.store.leader_at_release(), vec![false]);
+    }
+}

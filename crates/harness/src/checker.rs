@@ -1,5 +1,5 @@
-//! The journal checker: proves the safety invariant of DESIGN §3 over all
-//! journals of a run.
+//! The journal checker: proves the safety invariant (ARCHITECTURE.md, "The
+//! time model") over all journals of a run.
 //!
 //! Each leadership interval is `[acquired, end]` where `end` is the `ended`
 //! line's time, or, when the process wrote none (it was killed), its last
@@ -225,6 +225,10 @@ pub fn check_records(records: &[Record], deaths: &HashMap<u32, u64>) -> Report {
                     }
                 }
             },
+            other => report.violations.push(format!(
+                "pid {} wrote an event this checker does not know: {other:?}",
+                r.pid
+            )),
         }
     }
     for (pid, (interval, last)) in open {

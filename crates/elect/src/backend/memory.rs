@@ -1,7 +1,14 @@
-//! TEST DOUBLE: an in-memory, single-key election store for deterministic
-//! unit tests of the state machine under paused tokio time. It never stands
-//! in for etcd anywhere else: integration tests and demos use a real etcd.
+//! TEST DOUBLE: an in-memory election store for deterministic tests of the
+//! state machine (and of programs built on it) under paused tokio time. It
+//! never stands in for etcd anywhere else: integration tests and demos use a
+//! real etcd.
+//!
+//! Two modes, one per API's shape: a single key, claimed only when vacant
+//! (v2), or a queue (v3), where every campaign holds a claim at once and the
+//! first in line leads when the leader's place is vacant, with a term newer
+//! than its claim.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -14,23 +21,31 @@ use crate::status::{Leader, Status};
 
 /// How the double answers renewals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum RenewScript {
+#[non_exhaustive]
+pub enum RenewScript {
     /// Acknowledge after `latency`.
-    Answer { latency: Duration },
+    Answer {
+        /// How long each renewal takes.
+        latency: Duration,
+    },
     /// Fail at once, as when etcd is unreachable.
     Fail,
 }
 
 #[derive(Clone, Debug)]
 enum Owner {
-    Us,
+    /// Our claim, by its id.
+    Us(u64),
     Other(String),
     Foreign,
 }
 
 struct Store {
     revision: u64,
+    /// The leader's place: its term and holder.
     key: Option<(u64, Owner)>,
+    /// Queue mode: our claim waiting in line, by id.
+    queued: VecDeque<u64>,
     renew: RenewScript,
     renewals: u32,
     /// Whether the node still called itself leader when it asked to release.
@@ -40,19 +55,22 @@ struct Store {
     observer: Option<watch::Receiver<Status>>,
 }
 
-pub(crate) struct Memory {
+/// The double: a store of one election, and the handle a test drives it by.
+/// `QUEUE` picks the mode (module comment).
+pub struct Memory<const QUEUE: bool> {
     ttl: Duration,
     store: Mutex<Store>,
     tx: mpsc::UnboundedSender<Change>,
 }
 
-impl Memory {
-    pub(crate) fn new(ttl: Duration, tx: mpsc::UnboundedSender<Change>) -> Memory {
+impl<const QUEUE: bool> Memory<QUEUE> {
+    pub(crate) fn new(ttl: Duration, tx: mpsc::UnboundedSender<Change>) -> Memory<QUEUE> {
         Memory {
             ttl,
             store: Mutex::new(Store {
                 revision: 1,
                 key: None,
+                queued: VecDeque::new(),
                 renew: RenewScript::Answer {
                     latency: Duration::from_millis(1),
                 },
@@ -66,12 +84,12 @@ impl Memory {
     }
 
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {
-        self.store.lock().expect("test double lock")
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn view(store: &Store) -> View {
         let leader = store.key.as_ref().map(|(term, owner)| match owner {
-            Owner::Us => Leader {
+            Owner::Us(_) => Leader {
                 id: Some("me".into()),
                 advertise: Some("http://127.0.0.1:8080".into()),
                 term: *term,
@@ -94,7 +112,7 @@ impl Memory {
             revision: store.revision,
             epoch: 0,
             mine: match store.key {
-                Some((term, Owner::Us)) => Some(term),
+                Some((_, Owner::Us(claim))) => Some(claim),
                 _ => None,
             },
             leader,
@@ -103,13 +121,25 @@ impl Memory {
         }
     }
 
-    fn announce(&self, store: &Store) {
+    /// Queue mode: the first in line takes a vacant place, with a new term.
+    fn promote(store: &mut Store) {
+        if QUEUE
+            && store.key.is_none()
+            && let Some(claim) = store.queued.pop_front()
+        {
+            store.revision += 1;
+            store.key = Some((store.revision, Owner::Us(claim)));
+        }
+    }
+
+    fn announce(&self, store: &mut Store) {
+        Self::promote(store);
         let _ = self.tx.send(Change::View(Self::view(store)));
     }
 
     /// Someone else deletes the key, as v2 reports a plain delete: its holder
     /// may lead until a TTL from now.
-    pub(crate) fn delete_by_someone_else(&self) {
+    pub fn delete_by_someone_else(&self) {
         let mut store = self.store();
         store.revision += 1;
         store.key = None;
@@ -123,56 +153,79 @@ impl Memory {
         self.store().observer = Some(status);
     }
 
-    pub(crate) fn script_renewals(&self, script: RenewScript) {
+    /// How renewals are answered from now on.
+    pub fn script_renewals(&self, script: RenewScript) {
         self.store().renew = script;
     }
 
-    pub(crate) fn renewals(&self) -> u32 {
+    /// Renewals acknowledged so far.
+    pub fn renewals(&self) -> u32 {
         self.store().renewals
     }
 
-    pub(crate) fn leader_at_release(&self) -> Vec<bool> {
+    /// For each release, whether the node still called itself leader then.
+    pub fn leader_at_release(&self) -> Vec<bool> {
         self.store().leader_at_release.clone()
     }
 
-    /// The key expires (or is deleted) in etcd.
-    pub(crate) fn expire(&self) {
+    /// The leader's place expires (or is deleted) in etcd.
+    pub fn expire(&self) {
         let mut store = self.store();
         store.revision += 1;
         store.key = None;
-        self.announce(&store);
+        self.announce(&mut store);
     }
 
-    /// Another node holds the key with a new term.
-    pub(crate) fn take_over(&self, id: &str) {
+    /// Another node holds the leader's place with a new term.
+    pub fn take_over(&self, id: &str) {
         let mut store = self.store();
         store.revision += 1;
         store.key = Some((store.revision, Owner::Other(id.to_owned())));
-        self.announce(&store);
+        self.announce(&mut store);
     }
 
-    /// Someone overwrites the key with a value electd did not write.
-    pub(crate) fn overwrite_foreign(&self) {
+    /// Someone overwrites the leader's place with a value electd did not write.
+    pub fn overwrite_foreign(&self) {
         let mut store = self.store();
         store.revision += 1;
         let term = store.key.as_ref().map_or(store.revision, |(t, _)| *t);
         store.key = Some((term, Owner::Foreign));
-        self.announce(&store);
+        self.announce(&mut store);
+    }
+
+    /// The term of the leader's place, if held.
+    pub fn term(&self) -> Option<u64> {
+        self.store().key.as_ref().map(|(term, _)| *term)
     }
 }
 
-impl Backend for Memory {
-    const QUEUES: bool = false;
+impl<const QUEUE: bool> Backend for Memory<QUEUE> {
+    const QUEUES: bool = QUEUE;
 
     fn start(&self) {
-        let store = self.store();
-        self.announce(&store);
+        let mut store = self.store();
+        self.announce(&mut store);
     }
 
     async fn campaign(&self) -> Result<Campaign, EtcdError> {
         let sent_at = Instant::now();
         let mut store = self.store();
         store.forgotten = false;
+        let renewal = Renewal {
+            sent_at,
+            ttl: self.ttl,
+        };
+        if QUEUE {
+            store.revision += 1;
+            let claim = store.revision;
+            store.queued.push_back(claim);
+            self.announce(&mut store);
+            return Ok(Campaign::Claimed {
+                claim,
+                view: Some(Box::new(Self::view(&store))),
+                renewal,
+            });
+        }
         if store.key.is_some() {
             return Ok(Campaign::Taken {
                 revision: store.revision,
@@ -180,15 +233,12 @@ impl Backend for Memory {
         }
         store.revision += 1;
         let term = store.revision;
-        store.key = Some((term, Owner::Us));
-        self.announce(&store);
+        store.key = Some((term, Owner::Us(term)));
+        self.announce(&mut store);
         Ok(Campaign::Claimed {
             claim: term,
             view: Some(Box::new(Self::view(&store))),
-            renewal: Renewal {
-                sent_at,
-                ttl: self.ttl,
-            },
+            renewal,
         })
     }
 
@@ -196,14 +246,15 @@ impl Backend for Memory {
         let sent_at = Instant::now();
         let script = self.store().renew;
         match script {
-            RenewScript::Fail => Err(RenewError::Failed(EtcdError::Unreachable {
-                endpoint: "memory".into(),
-                detail: "scripted failure".into(),
-            })),
+            RenewScript::Fail => Err(RenewError::Failed(EtcdError::unreachable(
+                "memory",
+                "scripted failure",
+            ))),
             RenewScript::Answer { latency } => {
                 sleep(latency).await;
                 let mut store = self.store();
-                if !matches!(store.key, Some((_, Owner::Us))) {
+                let held = matches!(store.key, Some((_, Owner::Us(_)))) || !store.queued.is_empty();
+                if !held {
                     return Err(RenewError::Lost);
                 }
                 store.renewals += 1;
@@ -229,10 +280,11 @@ impl Backend for Memory {
             .as_ref()
             .is_some_and(|s| s.borrow().is_leader());
         store.leader_at_release.push(leading);
-        if matches!(store.key, Some((_, Owner::Us))) {
+        store.queued.clear();
+        if matches!(store.key, Some((_, Owner::Us(_)))) {
             store.revision += 1;
             store.key = None;
-            self.announce(&store);
+            self.announce(&mut store);
         }
         Ok(())
     }

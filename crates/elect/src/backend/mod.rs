@@ -14,7 +14,7 @@ use crate::error::EtcdError;
 use crate::history::Regression;
 use crate::status::{Leader, Obstacle};
 
-#[cfg(test)]
+#[cfg(any(test, feature = "test-util"))]
 pub(crate) mod memory;
 pub(crate) mod retry;
 pub(crate) mod v2;
@@ -67,7 +67,7 @@ pub(crate) enum Campaign {
 }
 
 /// Something the backend learned while following the election.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) enum Change {
     /// What the election looks like now.
     View(View),
@@ -81,7 +81,7 @@ pub(crate) enum Change {
 }
 
 /// Why a renewal did not extend the claim.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) enum RenewError {
     /// etcd says the claim is gone: the compare failed, or the key or lease is missing.
     Lost,

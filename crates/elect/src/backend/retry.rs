@@ -1,4 +1,6 @@
-//! Capped exponential backoff with jitter, for every retry loop.
+//! Capped exponential backoff with jitter, for the loops that retry etcd
+//! after a failure (a campaign, a follow task's read). A renewal retries on
+//! its own, faster schedule (`Timing::renew_retry`): it races a deadline.
 
 use std::time::Duration;
 

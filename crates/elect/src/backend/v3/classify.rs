@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::error::{EtcdError, chain};
+use crate::error::EtcdError;
 use crate::tls::{self, Tls};
 
 pub(super) const AUTH_NOT_ENABLED: &str = "authentication is not enabled";
@@ -14,11 +14,6 @@ const OLD_AUTH_REVISION: &str = "revision of auth store is old";
 pub(super) const PERMISSION_DENIED: &str = "permission denied";
 const LEASE_NOT_FOUND: &str = "lease not found";
 const NO_LEADER: &str = "no leader";
-
-/// Whether etcd says the lease does not exist (expired or revoked).
-pub(super) fn lease_gone(err: &EtcdError) -> bool {
-    matches!(err, EtcdError::Rejected { detail, .. } if detail.contains(LEASE_NOT_FOUND))
-}
 
 /// Why etcd cancelled a watch, as an error.
 pub(super) fn watch_cancelled(endpoint: &str, reason: &str, denied: &str) -> EtcdError {
@@ -65,6 +60,7 @@ pub(super) fn client_error(
         E::GRpcStatus(status) => {
             let message = status.message().to_owned();
             match status.code() {
+                _ if message.contains(LEASE_NOT_FOUND) => EtcdError::LeaseNotFound { endpoint },
                 _ if message.contains(NO_LEADER) => EtcdError::NoLeader { endpoint },
                 _ if message.contains(WRONG_PASSWORD) => EtcdError::AuthFailed {
                     endpoint,
@@ -82,13 +78,8 @@ pub(super) fn client_error(
                     endpoint,
                     detail: message,
                 },
-                Code::Unavailable | Code::Cancelled | Code::Unknown
-                    if !message.contains(LEASE_NOT_FOUND) =>
-                {
-                    EtcdError::Unreachable {
-                        endpoint,
-                        detail: chain(&status),
-                    }
+                Code::Unavailable | Code::Cancelled | Code::Unknown => {
+                    EtcdError::unreachable_by(endpoint, status)
                 }
                 Code::DeadlineExceeded => EtcdError::Timeout {
                     endpoint,
@@ -108,14 +99,12 @@ pub(super) fn client_error(
                 },
             }
         }
-        E::TransportError(err) => EtcdError::Unreachable {
-            endpoint,
-            detail: chain(&err),
-        },
-        E::IoError(err) => EtcdError::Unreachable {
-            endpoint,
-            detail: chain(&err),
-        },
+        E::TransportError(err) => EtcdError::unreachable_by(endpoint, err),
+        E::IoError(err) => EtcdError::unreachable_by(endpoint, err),
+        // etcd-client's word when a keep-alive stream opens on a lease with no TTL left.
+        E::LeaseKeepAliveError(detail) if detail.contains(LEASE_NOT_FOUND) => {
+            EtcdError::LeaseNotFound { endpoint }
+        }
         E::LeaseKeepAliveError(detail) => EtcdError::Rejected { endpoint, detail },
         other => EtcdError::Rejected {
             endpoint,

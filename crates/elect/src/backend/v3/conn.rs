@@ -329,7 +329,7 @@ impl Client {
             .await
         {
             Ok(_) => Ok(()),
-            Err(err) if classify::lease_gone(&err) => Ok(()),
+            Err(EtcdError::LeaseNotFound { .. }) => Ok(()),
             Err(err) => Err(err),
         }
     }

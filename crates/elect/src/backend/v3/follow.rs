@@ -118,10 +118,10 @@ impl Follower {
                         Ok(Some(response)) => response,
                         Ok(None) => {
                             client.conn.reconnect(link.generation);
-                            return Err(EtcdError::Unreachable {
-                                endpoint: link.endpoint.clone(),
-                                detail: "watch stream closed".to_owned(),
-                            });
+                            return Err(EtcdError::unreachable(
+                                link.endpoint.clone(),
+                                "watch stream closed",
+                            ));
                         }
                         Err(err) => {
                             let err = client.conn.error(&link.endpoint, err).await;

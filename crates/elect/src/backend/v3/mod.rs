@@ -304,7 +304,7 @@ impl Backend for V3 {
                         ttl: client.timing().ttl(),
                     })
                 }
-                Err(err) if classify::lease_gone(&err) => Err(RenewError::Lost),
+                Err(EtcdError::LeaseNotFound { .. }) => Err(RenewError::Lost),
                 Err(err) => Err(RenewError::Failed(err)),
             };
         }
@@ -338,10 +338,10 @@ impl Backend for V3 {
             }
             Ok(None) => {
                 session.keepalive = None;
-                Err(RenewError::Failed(EtcdError::Unreachable {
-                    endpoint: link.endpoint.clone(),
-                    detail: "keep-alive stream closed".to_owned(),
-                }))
+                Err(RenewError::Failed(EtcdError::unreachable(
+                    link.endpoint.clone(),
+                    "keep-alive stream closed",
+                )))
             }
             Err(err) => {
                 session.keepalive = None;
@@ -367,13 +367,12 @@ impl Backend for V3 {
     }
 
     async fn candidates(&self) -> Result<Vec<Leader>, EtcdError> {
-        self.shared
-            .succession()
-            .clone()
-            .ok_or_else(|| EtcdError::Unreachable {
-                endpoint: self.shared.client.conn.endpoints.join(","),
-                detail: "the election has not been read yet".to_owned(),
-            })
+        self.shared.succession().clone().ok_or_else(|| {
+            EtcdError::unreachable(
+                self.shared.client.conn.endpoints.join(","),
+                "the election has not been read yet",
+            )
+        })
     }
 
     fn stop(&self) {

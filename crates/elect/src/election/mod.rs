@@ -17,23 +17,25 @@
 //!   reported, none is led with, and when etcd's history goes backwards the
 //!   floor rises past it until etcd's revision has passed it again.
 //!
-//! Backends only speak etcd; see [`crate::backend`].
+//! Backends speak etcd (and stamp the health cells, report telemetry); see
+//! [`crate::backend`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinError, JoinHandle};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 
+mod report;
+mod tenure;
+
 use crate::backend::retry::Backoff;
 use crate::backend::{Backend, Campaign, Change, RenewError, Renewal, View};
-use crate::clock::instant_to_ns;
 use crate::config::Config;
 use crate::error::EtcdError;
 use crate::health::HealthCells;
-use crate::history::{Keeper, Regression, Revisions, Saved};
-use crate::journal::{EndReason, Event, Journal};
+use crate::history::{Keeper, Regression, Revisions};
+use crate::journal::{EndReason, Journal};
 use crate::status::{Obstacle, Problem, Status, Tenure};
 use crate::telemetry::RenewalOutcome;
 
@@ -493,267 +495,6 @@ impl<B: Backend> Machine<B> {
         self.config
             .timing
             .deadline_after(renewal.sent_at, renewal.ttl)
-    }
-
-    fn apply_view(&mut self, view: View) {
-        if view.epoch < self.epoch
-            || self
-                .view
-                .as_ref()
-                .is_some_and(|current| view.revision < current.revision)
-        {
-            return;
-        }
-        // Others' terms raise the floor; ours does when our tenure begins.
-        if let Some(leader) = &view.leader
-            && view.mine.is_none()
-        {
-            self.raise_floor(leader.term);
-        }
-        // Clear once the next revision (a term) would be above the floor.
-        if self.regressed.is_some() && view.revision.saturating_add(1) >= self.revisions.floor() {
-            tracing::info!(id = %self.config.id, revision = view.revision, "etcd's revision has passed the old history's: terms can grow again");
-            self.regressed = None;
-        }
-        if let Some(at) = view.claimable_at
-            && at > Instant::now()
-        {
-            // Campaign when the timer fires, not before.
-            self.retry_at = Some(self.retry_at.map_or(at, |r| r.max(at)));
-        }
-        self.view = Some(view);
-    }
-
-    /// The term the leader key etcd shows gives the claim we hold, if it
-    /// does. Deciding here, not in the backend, keeps a view read before the
-    /// claim was known (v3's observer watch) from hiding our own leadership.
-    fn claim_leads(&self) -> Option<u64> {
-        match (&self.claim, &self.view) {
-            (Some(claim), Some(view)) if view.mine == Some(claim.id) => {
-                view.leader.as_ref().map(|l| l.term)
-            }
-            _ => None,
-        }
-    }
-
-    /// Brings the tenure (and the journal) in line with the claim and the view.
-    fn reconcile(&mut self) {
-        let now = Instant::now();
-        let leading_term = self.claim_leads();
-        let want = match (&self.claim, leading_term) {
-            (Some(claim), Some(term))
-                if now < claim.deadline && self.may_lead_with(term) && self.regressed.is_none() =>
-            {
-                Some(Tenure {
-                    term,
-                    deadline: claim.deadline,
-                })
-            }
-            _ => None,
-        };
-        match (self.tenure, want) {
-            (None, Some(next)) => self.begin(next),
-            (Some(current), Some(next)) if current.term == next.term => {
-                if next.deadline > current.deadline {
-                    self.journal.write(
-                        next.term,
-                        instant_to_ns(Instant::now()),
-                        Event::Renewed {
-                            deadline_ns: instant_to_ns(next.deadline),
-                        },
-                    );
-                    self.tenure = Some(next);
-                }
-            }
-            (Some(current), Some(next)) => {
-                self.end(current, EndReason::Lost);
-                self.begin(next);
-            }
-            (Some(current), None) => {
-                let reason = if now >= current.deadline {
-                    EndReason::Deadline
-                } else {
-                    EndReason::Lost
-                };
-                self.end(current, reason);
-            }
-            (None, None) => {}
-        }
-        self.publish();
-        let saved = self.saved();
-        if let Some(keeper) = &mut self.keeper {
-            keeper.note(saved, Duration::from_secs(1));
-        }
-    }
-
-    fn saved(&self) -> Saved {
-        Saved {
-            floor: self.revisions.floor(),
-            revision: self.revisions.high(),
-        }
-    }
-
-    /// Whether a leadership with `term` keeps fencing tokens growing: above
-    /// the floor, or at it when it is this process's own term resuming.
-    fn may_lead_with(&self, term: u64) -> bool {
-        let floor = self.revisions.floor();
-        term > floor || (term == floor && self.last_term == Some(term))
-    }
-
-    /// A claim of ours leads at a term it may not lead with (one at or
-    /// below the floor: an older history restored, or a term this node saw
-    /// before it restarted): it must never lead, and it keeps everyone else
-    /// from leading, so give it up.
-    async fn release_stale_claim(&mut self) {
-        let Some(term) = self.claim_leads() else {
-            return;
-        };
-        if self.may_lead_with(term) || self.tenure.is_some() {
-            return;
-        }
-        tracing::warn!(id = %self.config.id, term, floor = self.revisions.floor(), "our key holds a term below the floor: giving it up");
-        self.claim = None;
-        let limit = self.config.timing.release_bound();
-        if let Err(err) = timeout(limit, self.backend.release())
-            .await
-            .unwrap_or_else(|_| {
-                Err(EtcdError::Timeout {
-                    endpoint: "etcd".to_owned(),
-                    timeout: limit,
-                })
-            })
-        {
-            self.set_problem(&err);
-        }
-    }
-
-    fn begin(&mut self, tenure: Tenure) {
-        self.asked_again = false;
-        self.raise_floor(tenure.term);
-        self.last_term = Some(tenure.term);
-        self.journal.write(
-            tenure.term,
-            instant_to_ns(Instant::now()),
-            Event::Acquired {
-                deadline_ns: instant_to_ns(tenure.deadline),
-            },
-        );
-        self.tenure = Some(tenure);
-        self.config.telemetry.acquired(tenure.term);
-        tracing::info!(id = %self.config.id, term = tenure.term, "became leader");
-        self.publish();
-    }
-
-    /// Stops calling ourselves leader, then journals when that happened: the
-    /// deadline if it came first, else now. A leadership that ended by
-    /// itself (lost, or lapsed at the deadline) also ends the campaign until
-    /// asked again (unless asked already): whoever acted on it (an `--exec`
-    /// command) must be done before this node may lead anew. A lapsed term
-    /// whose claim lives on may still resume.
-    fn end(&mut self, tenure: Tenure, reason: EndReason) {
-        if matches!(reason, EndReason::Lost | EndReason::Deadline) && !self.asked_again {
-            self.campaigning = false;
-        }
-        self.tenure = None;
-        self.publish();
-        let now = Instant::now();
-        let t_ns = instant_to_ns(now.min(tenure.deadline));
-        self.journal
-            .write(tenure.term, t_ns, Event::Ended { reason });
-        self.config.telemetry.ended(tenure.term, reason);
-        tracing::info!(id = %self.config.id, term = tenure.term, reason = reason.as_str(), "stopped leading");
-    }
-
-    fn publish(&mut self) {
-        let tenure = self.tenure;
-        let ours =
-            self.claim_leads().is_some() || self.view.as_ref().is_some_and(|v| v.mine.is_some());
-        let (leader, synced) = match &self.view {
-            Some(view) => (view.leader.clone(), true),
-            None => (None, false),
-        };
-        let obstacle = match self.regressed {
-            Some(Regression { from, to, .. }) => Some(Obstacle::Regressed {
-                from,
-                to,
-                state_file: self.config.state_file.clone(),
-                api: self.config.api,
-                program: self.config.names.program.clone(),
-            }),
-            None => self.view.as_ref().and_then(|v| v.obstacle.clone()),
-        };
-        if obstacle.as_ref().map(Obstacle::identity)
-            != self.obstacle.as_ref().map(Obstacle::identity)
-        {
-            match &obstacle {
-                Some(o) => tracing::warn!(id = %self.config.id, "{}: {o}", o.summary()),
-                None => {
-                    if let Some(was) = &self.obstacle {
-                        tracing::info!(id = %self.config.id, was = was.summary(), "the election is clear again");
-                    }
-                }
-            }
-            self.obstacle = obstacle.clone();
-        }
-        let problem = self.problem.clone();
-        let floor = self.revisions.floor();
-        let revision = self.revisions.high();
-        let id = &self.config.id;
-        self.status.send_if_modified(|status| {
-            let leader_changed = status.leader != leader || status.synced != synced;
-            if leader_changed && !ours {
-                match &leader {
-                    Some(l) if l.term < floor => {}
-                    Some(l) if l.is_foreign() => {
-                        tracing::info!(%id, term = l.term, "the leader key holds a value electd cannot trust: leader unknown")
-                    }
-                    Some(l) => tracing::info!(
-                        %id,
-                        term = l.term,
-                        leader = l.id.as_deref().unwrap_or_default(),
-                        advertise = l.advertise.as_deref().unwrap_or_default(),
-                        "following leader"
-                    ),
-                    None if synced => tracing::info!(%id, "no leader elected"),
-                    None => {}
-                }
-            }
-            let changed = leader_changed
-                || status.tenure != tenure
-                || status.leader_is_self != ours
-                || status.problem != problem
-                || status.obstacle != obstacle
-                || status.floor != floor
-                || status.revision != revision;
-            if changed {
-                status.tenure = tenure;
-                status.leader = leader;
-                status.leader_is_self = ours;
-                status.synced = synced;
-                status.problem = problem;
-                status.obstacle = obstacle;
-                status.floor = floor;
-                status.revision = revision;
-            }
-            changed
-        });
-    }
-
-    fn set_problem(&mut self, err: &EtcdError) {
-        let summary = err.summary();
-        if self.problem.as_ref().map(|p| p.summary) != Some(summary) {
-            tracing::warn!(id = %self.config.id, error = %err, "{summary}");
-        }
-        self.problem = Some(Problem {
-            summary,
-            detail: err.to_string(),
-        });
-    }
-
-    fn clear_problem(&mut self) {
-        if let Some(problem) = self.problem.take() {
-            tracing::info!(id = %self.config.id, was = problem.summary, "etcd is answering again");
-        }
     }
 }
 
