@@ -12,6 +12,7 @@ use crate::names::Names;
 use crate::telemetry::{NoTelemetry, Telemetry};
 use crate::timing::Timing;
 use crate::tls::Tls;
+use crate::value::Candidacy;
 
 /// Which etcd API speaks for the election. Exhaustive on purpose, unlike
 /// the crate's other enums: etcd has these two (3.6 dropped v2), and code
@@ -60,6 +61,10 @@ pub struct Config {
     pub(crate) tls: Option<Tls>,
     pub(crate) credentials: Option<Credentials>,
     pub(crate) names: Names,
+    /// What this candidate offers at start (health, drain, priority).
+    pub(crate) candidacy: Candidacy,
+    /// v3: ask a leader of lower priority for leadership once eligible this long.
+    pub(crate) preempt_after: Option<Duration>,
 }
 
 /// A user of etcd's authentication and its password.
@@ -144,6 +149,10 @@ impl Config {
     pub fn user(&self) -> Option<&str> {
         self.credentials.as_ref().map(|c| c.user.as_str())
     }
+    /// What this candidate offers at start.
+    pub fn candidacy(&self) -> Candidacy {
+        self.candidacy
+    }
     /// Whether etcd is reached over TLS.
     pub fn uses_tls(&self) -> bool {
         self.tls.is_some()
@@ -191,6 +200,8 @@ pub struct ConfigBuilder {
     client_cert: Option<(PathBuf, PathBuf)>,
     credentials: Option<Credentials>,
     names: Names,
+    candidacy: Candidacy,
+    preempt_after: Option<Duration>,
 }
 
 impl Default for ConfigBuilder {
@@ -211,6 +222,8 @@ impl Default for ConfigBuilder {
             client_cert: None,
             credentials: None,
             names: Names::default(),
+            candidacy: Candidacy::default(),
+            preempt_after: None,
         }
     }
 }
@@ -304,6 +317,33 @@ impl ConfigBuilder {
         self
     }
 
+    /// The candidate's priority (v3; default 0): whenever leadership changes,
+    /// the next leader is the live, healthy, undrained candidate of the
+    /// highest priority (ties: queue order).
+    pub fn priority(mut self, priority: i64) -> Self {
+        self.candidacy.priority = priority;
+        self
+    }
+    /// Whether the candidate starts healthy (default yes). One that starts
+    /// unhealthy stays out of the running (visible, never chosen) until
+    /// [`Election::set_healthy`](crate::Election::set_healthy).
+    pub fn healthy(mut self, healthy: bool) -> Self {
+        self.candidacy.healthy = healthy;
+        self
+    }
+    /// Whether the candidate starts drained (default no): out of the running
+    /// until [`Election::set_drained`](crate::Election::set_drained).
+    pub fn drained(mut self, drained: bool) -> Self {
+        self.candidacy.drained = drained;
+        self
+    }
+    /// v3: once this candidate has been eligible for `after`, ask a leader of
+    /// lower priority for leadership, through etcd; that leader hands over
+    /// (see [`Leadership::preempted`](crate::Leadership::preempted)).
+    pub fn preempt_after(mut self, after: Duration) -> Self {
+        self.preempt_after = Some(after);
+        self
+    }
     /// How messages name settings (default: this builder's methods). A
     /// program with its own flags gives their names, so its users read what
     /// they can type.
@@ -341,6 +381,15 @@ impl ConfigBuilder {
             None => format!("elect-{:016x}", rand::random::<u64>()),
         };
         let timing = Timing::new(self.api, self.ttl, self.margin)?;
+        if self.api == Api::V2 {
+            // One key: nobody can be chosen, only the first to claim leads.
+            if self.candidacy.priority != 0 {
+                return Err(ConfigError::NeedsV3 { what: "priorities" });
+            }
+            if self.preempt_after.is_some() {
+                return Err(ConfigError::NeedsV3 { what: "preemption" });
+            }
+        }
         Ok(Config {
             endpoints,
             election: self.election,
@@ -355,6 +404,8 @@ impl ConfigBuilder {
             tls,
             credentials: self.credentials,
             names: self.names,
+            candidacy: self.candidacy,
+            preempt_after: self.preempt_after,
         })
     }
 }

@@ -69,6 +69,12 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A setting that only etcd's v3 API can honour.
+    #[error("{what} need etcd's v3 API")]
+    NeedsV3 {
+        /// What was asked for.
+        what: &'static str,
+    },
     /// The journal file cannot be opened for appending.
     #[error("cannot open journal {path}: {source}")]
     Journal {
@@ -277,6 +283,67 @@ impl EtcdError {
                 | EtcdError::AuthFailed { .. }
         )
     }
+}
+
+/// Why a hand-over to a named candidate did not happen. Unless it says
+/// otherwise ([`TransferError::TimedOut`], [`TransferError::Etcd`]), nothing
+/// changed: the leader still leads.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    /// This node does not lead (any more).
+    #[error("not the leader")]
+    NotLeader,
+    /// No live candidate has this id.
+    #[error("no live candidate of this election has the id {id:?}")]
+    NoSuchCandidate {
+        /// The id asked for.
+        id: String,
+    },
+    /// More than one live candidate has this id.
+    #[error("{count} live candidates have the id {id:?}: a hand-over needs exactly one")]
+    Ambiguous {
+        /// The id asked for.
+        id: String,
+        /// How many have it.
+        count: usize,
+    },
+    /// The candidate may not lead now.
+    #[error("the candidate {id:?} may not lead now ({})", if *healthy { "drained" } else { "unhealthy" })]
+    Ineligible {
+        /// The id asked for.
+        id: String,
+        /// Whether it is healthy (if so, it is drained).
+        healthy: bool,
+    },
+    /// The candidate is this node.
+    #[error("{id:?} is this node, which already leads")]
+    ToSelf {
+        /// The id asked for.
+        id: String,
+    },
+    /// Hand-overs to a named node need etcd's v3 API.
+    #[error("a hand-over to a named node needs etcd's v3 API")]
+    NeedsV3,
+    /// Nodes of an electd release without the leader record are still in
+    /// the election: until they are gone only the oldest key may lead.
+    #[error(
+        "electd releases without the leader record (or etcd election clients) are still in \
+         the election: until they are gone, only the oldest candidate may lead"
+    )]
+    OldRule,
+    /// The leader stepped down and made the hand-over, but the target did
+    /// not take it in time: the hand-over was withdrawn and the ordinary
+    /// succession goes on.
+    #[error("the candidate did not take over in time; the ordinary succession goes on")]
+    TimedOut {
+        /// Who leads now, if anyone is known.
+        leader: Option<crate::Leader>,
+    },
+    /// etcd failed the hand-over. The leader stepped down; if the record
+    /// could not be released it expires with its lease.
+    #[error(transparent)]
+    Etcd(#[from] EtcdError),
 }
 
 /// Errors of the library API.

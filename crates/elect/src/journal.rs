@@ -31,6 +31,14 @@ pub enum EndReason {
     Deadline,
     /// etcd says the key is not ours any more (compare failed, key or lease gone).
     Lost,
+    /// The program's health check failed: it stepped down and released.
+    Unhealthy,
+    /// Drained by an operator: it stepped down and released.
+    Drain,
+    /// Handed to a named candidate.
+    Transfer,
+    /// Handed to a candidate of higher priority that asked for it.
+    Preempted,
 }
 
 impl EndReason {
@@ -41,6 +49,10 @@ impl EndReason {
             EndReason::Shutdown => "shutdown",
             EndReason::Deadline => "deadline",
             EndReason::Lost => "lost",
+            EndReason::Unhealthy => "unhealthy",
+            EndReason::Drain => "drain",
+            EndReason::Transfer => "transfer",
+            EndReason::Preempted => "preempted",
         }
     }
 }

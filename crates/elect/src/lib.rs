@@ -75,17 +75,22 @@ mod value;
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::{Instant, sleep_until};
+use tokio::time::{Instant, sleep_until, timeout};
 
 pub use crate::clock::{instant_to_ns, monotonic_ns};
 pub use crate::config::{Api, Config, ConfigBuilder};
-pub use crate::error::{ConfigError, Error, EtcdError, TlsMisfit, TtlProblem};
+pub use crate::error::{ConfigError, Error, EtcdError, TlsMisfit, TransferError, TtlProblem};
 pub use crate::health::Unhealthy;
 pub use crate::names::Names;
-pub use crate::status::{Expiry, Foreign, Leader, Obstacle, Problem, Role, Status, Tenure};
+pub use crate::status::{
+    Candidate, Expiry, Foreign, Leader, Obstacle, Problem, Role, Status, Tenure,
+};
 pub use crate::telemetry::{RenewalOutcome, RequestOutcome, Telemetry};
 pub use crate::timing::{MAX_TTL, Timing, default_margin};
+pub use crate::value::Candidacy;
 
 use crate::backend::{Backend, Change};
 use crate::election::{Command, Machine, Parts};
@@ -226,6 +231,51 @@ impl Election {
         self.health.check_loop(&self.config.timing)
     }
 
+    /// Reports this program's own health verdict. While unhealthy the node
+    /// is not a candidate: it cannot lead and is never chosen as a
+    /// successor (v3 keeps it queued, visible as unhealthy). A leader told
+    /// it is unhealthy steps down at once and releases, as a resign does
+    /// (journal `ended`, reason `unhealthy`): stop the work it does as
+    /// leader first. Returns once applied.
+    pub async fn set_healthy(&self, healthy: bool) {
+        self.offer(Some(healthy), None).await;
+    }
+
+    /// Drains this node (or ends a drain): out of the running like an
+    /// unhealthy node (journal reason `drain`) until undrained.
+    pub async fn set_drained(&self, drained: bool) {
+        self.offer(None, Some(drained)).await;
+    }
+
+    async fn offer(&self, healthy: Option<bool>, drained: Option<bool>) {
+        let (reply, done) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Candidacy {
+                healthy,
+                drained,
+                reply,
+            })
+            .is_ok()
+        {
+            let _ = done.await;
+        }
+    }
+
+    /// Checks, without changing anything, that leadership could be handed to
+    /// `id` now ([`Leadership::transfer_to`]): exactly one live, eligible
+    /// candidate other than this node, on v3.
+    pub fn check_transfer(&self, id: &str) -> Result<(), TransferError> {
+        match &self.backend {
+            AnyBackend::V2(b) => b.handover_target(id).map(drop),
+            AnyBackend::V3(b) => b.handover_target(id).map(drop),
+            #[cfg(any(test, feature = "test-util"))]
+            AnyBackend::Single(b) => b.handover_target(id).map(drop),
+            #[cfg(any(test, feature = "test-util"))]
+            AnyBackend::Queue(b) => b.handover_target(id).map(drop),
+        }
+    }
+
     /// Follows leader changes, for programs that never campaign as well as for candidates.
     pub fn observe(&self) -> LeaderWatch {
         LeaderWatch {
@@ -270,7 +320,7 @@ impl Election {
 
     /// The candidates in succession order, the leader first, read from etcd
     /// now (v2 has a single key: the list holds the leader only).
-    pub async fn candidates(&self) -> Result<Vec<Leader>, Error> {
+    pub async fn candidates(&self) -> Result<Vec<Candidate>, Error> {
         let backend = self.backend.clone();
         let read = self.runtime.spawn(async move {
             match backend {
@@ -384,12 +434,121 @@ impl Leadership {
 }
 
 impl Leadership {
+    /// Hands this leadership to the candidate `id` and to no one else (v3),
+    /// and returns the new leader once it leads. `id` must be exactly one
+    /// live, eligible candidate other than this node; otherwise nothing
+    /// changes and this node still leads. Stop the work this node does as
+    /// leader before calling it: this node steps down first (journal
+    /// `ended`, reason `transfer`) and queues again behind the target. If
+    /// the target does not lead within `within`, the hand-over is withdrawn
+    /// ([`TransferError::TimedOut`]) and the ordinary succession goes on.
+    ///
+    /// ```no_run
+    /// # async fn f(election: elect::Election) -> Result<(), Box<dyn std::error::Error>> {
+    /// let leadership = election.campaign().await?;
+    /// // … the work is stopped …
+    /// let next = leadership
+    ///     .transfer_to("worker-3", std::time::Duration::from_secs(1))
+    ///     .await?;
+    /// assert_eq!(next.id.as_deref(), Some("worker-3"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn transfer_to(&self, id: &str, within: Duration) -> Result<Leader, TransferError> {
+        self.hand_to(id, within, backend::Handover::Transfer).await
+    }
+
+    /// Resolves with a candidate's id when one of a higher priority asks
+    /// this leader to hand over (v3, [`ConfigBuilder::preempt_after`]), or
+    /// with `None` when this leadership ends first. Answer it with
+    /// [`Leadership::yield_to`], once the work is stopped.
+    pub async fn preempted(&self) -> Option<String> {
+        let mut status = self.status.clone();
+        loop {
+            let (asked, deadline) = {
+                let now = Instant::now();
+                let snapshot = status.borrow_and_update();
+                let held = snapshot.tenure_at(now).filter(|t| t.term == self.term);
+                (held.and(snapshot.asked.clone()), held.map(|t| t.deadline))
+            };
+            let deadline = deadline?;
+            if asked.is_some() {
+                return asked;
+            }
+            tokio::select! {
+                changed = status.changed() => if changed.is_err() { return None },
+                _ = sleep_until(deadline) => {}
+            }
+        }
+    }
+
+    /// Hands over to the candidate that asked ([`Leadership::preempted`]):
+    /// as [`Leadership::transfer_to`], with journal reason `preempted`.
+    pub async fn yield_to(&self, id: &str, within: Duration) -> Result<Leader, TransferError> {
+        self.hand_to(id, within, backend::Handover::Preempted).await
+    }
+
+    async fn hand_to(
+        &self,
+        id: &str,
+        within: Duration,
+        reason: backend::Handover,
+    ) -> Result<Leader, TransferError> {
+        let (reply, done) = oneshot::channel();
+        self.commands
+            .send(Command::Transfer {
+                term: self.term,
+                to: id.to_owned(),
+                reason,
+                reply,
+            })
+            .map_err(|_| TransferError::NotLeader)?;
+        let handed = done.await.map_err(|_| TransferError::NotLeader)??;
+        let mut status = self.status.clone();
+        let term = self.term;
+        let target = handed.target.clone();
+        let leads = |status: &mut watch::Receiver<Status>| {
+            let target = target.clone();
+            let mut status = status.clone();
+            async move {
+                loop {
+                    if let Some(leader) = status.borrow_and_update().current_leader()
+                        && leader.id.as_deref() == Some(target.as_str())
+                        && leader.term > term
+                    {
+                        return Some(leader);
+                    }
+                    status.changed().await.ok()?;
+                }
+            }
+        };
+        if let Ok(Some(leader)) = timeout(within, leads(&mut status)).await {
+            return Ok(leader);
+        }
+        let (reply, done) = oneshot::channel();
+        let withdrawn = match self.commands.send(Command::CancelTransfer {
+            revision: handed.revision,
+            reply,
+        }) {
+            Ok(()) => done.await.map_err(|_| TransferError::NotLeader)??,
+            Err(_) => false,
+        };
+        if !withdrawn {
+            // The target consumed it meanwhile: it leads, or is about to.
+            if let Ok(Some(leader)) = timeout(within, leads(&mut status)).await {
+                return Ok(leader);
+            }
+        }
+        Err(TransferError::TimedOut {
+            leader: status.borrow().current_leader(),
+        })
+    }
+
     /// Steps down now and stops campaigning, like [`Leadership::resign`], but
     /// leaves the key to expire after the TTL instead of deleting it, so no
     /// successor leads before this leadership's deadline has passed: for a
     /// program that cannot confirm its work as leader has stopped.
-    pub async fn abandon(mut self) {
-        self.released = true;
+    pub async fn abandon(&self) {
         let (reply, done) = oneshot::channel();
         if self
             .commands

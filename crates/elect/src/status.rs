@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use tokio::time::Instant;
 
 use crate::config::Api;
+use crate::value::Candidacy;
 
 /// The leader of an election, as etcd names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +54,38 @@ impl Leader {
     /// value electd did not write, or one that is not bound to the claim it names.
     pub fn is_foreign(&self) -> bool {
         self.id.is_none() || !self.verified
+    }
+}
+
+/// A candidate of the election, in succession order ([`crate::Election::candidates`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Candidate {
+    /// Its id; `None` when the stored value is foreign.
+    pub id: Option<String>,
+    /// How to reach it; `None` when the stored value is foreign.
+    pub advertise: Option<String>,
+    /// For the leader, its term; for the others, the revision that queued
+    /// them (their place in line among equals).
+    pub term: u64,
+    /// As [`Leader::verified`].
+    pub verified: bool,
+    /// What it offers; `None` where etcd does not say (v2 has one key).
+    pub candidacy: Option<Candidacy>,
+    /// Whether it leads.
+    pub leads: bool,
+}
+
+impl Candidate {
+    pub(crate) fn leader(leader: &Leader, candidacy: Option<Candidacy>) -> Candidate {
+        Candidate {
+            id: leader.id.clone(),
+            advertise: leader.advertise.clone(),
+            term: leader.term,
+            verified: leader.verified,
+            candidacy,
+            leads: true,
+        }
     }
 }
 
@@ -339,6 +372,11 @@ pub struct Status {
     /// The highest etcd revision (v2: index) this node has seen: what a
     /// later answer from etcd must not fall below.
     pub revision: u64,
+    /// What this node offers as a candidate now (health, drain, priority).
+    pub candidacy: Candidacy,
+    /// While this node leads: the id of a candidate of higher priority
+    /// asking it to hand over (v3's preemption; see [`crate::Leadership::preempted`]).
+    pub asked: Option<String>,
 }
 
 impl Status {
@@ -357,6 +395,8 @@ impl Status {
             obstacle: None,
             floor: 0,
             revision: 0,
+            candidacy: config.candidacy,
+            asked: None,
         }
     }
 

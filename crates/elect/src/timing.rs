@@ -173,6 +173,13 @@ impl Timing {
         left.min(self.ttl / 2).max(Duration::from_millis(50))
     }
 
+    /// How long a leader waits for the target of a hand-over to take it
+    /// before withdrawing it: a quarter of the TTL, well under it, so a
+    /// target that cannot take over costs less than a crash would.
+    pub fn transfer_within(&self) -> Duration {
+        self.ttl / 4
+    }
+
     /// The cap of retry backoffs: a TTL, at most 5 s.
     pub(crate) fn backoff_cap(&self) -> Duration {
         self.ttl.min(Duration::from_secs(5))

@@ -18,6 +18,14 @@ struct Stored<'a> {
     /// v3's leader record names the lease of the candidate it belongs to.
     #[serde(skip_serializing_if = "Option::is_none")]
     lease: Option<&'a str>,
+    /// v3: what the candidate offers (absent in v2 and in values of electd
+    /// before priorities: read as priority 0, healthy, not drained).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    priority: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    healthy: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drained: Option<bool>,
 }
 
 /// Owned on the way in: a borrowed `&str` cannot hold a JSON string with escapes.
@@ -29,27 +37,91 @@ struct Read {
     nonce: String,
     #[serde(default)]
     lease: Option<String>,
+    #[serde(default)]
+    priority: i64,
+    #[serde(default = "yes")]
+    healthy: bool,
+    #[serde(default)]
+    drained: bool,
 }
 
-/// Encodes this candidate's value: `{"id":…,"advertise":…,"nonce":…}`.
+fn yes() -> bool {
+    true
+}
+
+/// Encodes this process's value: `{"id":…,"advertise":…,"nonce":…}` (v2's key).
 pub(crate) fn encode(id: &str, advertise: &str, nonce: &str) -> String {
-    encode_with(id, advertise, nonce, None)
+    encode_with(id, advertise, nonce, None, None)
+}
+
+/// Encodes a v3 candidate key's value: ours, with what the candidate offers.
+pub(crate) fn encode_candidate(
+    id: &str,
+    advertise: &str,
+    nonce: &str,
+    candidacy: &Candidacy,
+) -> String {
+    encode_with(id, advertise, nonce, None, Some(candidacy))
 }
 
 /// Encodes v3's leader record: the candidate's value and its lease (hex).
-pub(crate) fn encode_record(id: &str, advertise: &str, nonce: &str, lease: i64) -> String {
-    encode_with(id, advertise, nonce, Some(&format!("{lease:x}")))
+pub(crate) fn encode_record(
+    id: &str,
+    advertise: &str,
+    nonce: &str,
+    lease: i64,
+    candidacy: &Candidacy,
+) -> String {
+    encode_with(id, advertise, nonce, Some(&format!("{lease:x}")), Some(candidacy))
 }
 
-fn encode_with(id: &str, advertise: &str, nonce: &str, lease: Option<&str>) -> String {
-    // Serializing string fields into a String cannot fail.
+fn encode_with(
+    id: &str,
+    advertise: &str,
+    nonce: &str,
+    lease: Option<&str>,
+    candidacy: Option<&Candidacy>,
+) -> String {
+    // Serializing string, number and bool fields into a String cannot fail.
     serde_json::to_string(&Stored {
         id,
         advertise,
         nonce,
         lease,
+        priority: candidacy.map(|c| c.priority),
+        healthy: candidacy.map(|c| c.healthy),
+        drained: candidacy.map(|c| c.drained),
     })
     .unwrap_or_default()
+}
+
+/// What a candidate offers: who should lead among several is decided by
+/// these (highest priority among the healthy, undrained; then queue order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidacy {
+    /// Higher is preferred.
+    pub priority: i64,
+    /// The program's own check of its health passes.
+    pub healthy: bool,
+    /// Withdrawn by an operator (maintenance).
+    pub drained: bool,
+}
+
+impl Default for Candidacy {
+    fn default() -> Self {
+        Candidacy {
+            priority: 0,
+            healthy: true,
+            drained: false,
+        }
+    }
+}
+
+impl Candidacy {
+    /// Whether it may lead: healthy and not drained.
+    pub fn eligible(&self) -> bool {
+        self.healthy && !self.drained
+    }
 }
 
 /// Who a stored value names, when it is one of ours.
@@ -61,6 +133,8 @@ pub(crate) struct Named {
     pub nonce: String,
     /// A leader record's lease, as the value names it.
     pub lease: Option<i64>,
+    /// What the candidate offers.
+    pub candidacy: Candidacy,
 }
 
 /// Reads a stored value; `None` means the value is foreign.
@@ -78,6 +152,11 @@ pub(crate) fn decode(raw: &[u8]) -> Option<Named> {
         advertise: read.advertise,
         nonce: read.nonce,
         lease,
+        candidacy: Candidacy {
+            priority: read.priority,
+            healthy: read.healthy,
+            drained: read.drained,
+        },
     })
 }
 
@@ -105,13 +184,20 @@ mod tests {
                 advertise: "http://127.0.0.1:8080".into(),
                 nonce: "00ff".into(),
                 lease: None,
+                candidacy: Candidacy::default(),
             })
         );
-        let r = encode_record("a", "u", "00ff", 0x694d);
+        let offer = Candidacy {
+            priority: 5,
+            healthy: false,
+            drained: true,
+        };
+        let r = encode_record("a", "u", "00ff", 0x694d, &offer);
         assert_eq!(
             r,
-            r#"{"id":"a","advertise":"u","nonce":"00ff","lease":"694d"}"#
+            r#"{"id":"a","advertise":"u","nonce":"00ff","lease":"694d","priority":5,"healthy":false,"drained":true}"#
         );
+        assert_eq!(decode(r.as_bytes()).unwrap().candidacy, offer);
         assert_eq!(decode(r.as_bytes()).unwrap().lease, Some(0x694d));
         assert_eq!(
             decode(br#"{"id":"a","advertise":"u","lease":"xyz"}"#),
@@ -146,7 +232,7 @@ mod tests {
         #[test]
         fn arbitrary_strings_round_trip(id in "[^\u{0}]{1,64}", adv in ".{0,64}", nonce in "[0-9a-f]{0,32}") {
             let v = encode(&id, &adv, &nonce);
-            prop_assert_eq!(decode(v.as_bytes()), Some(Named { id: id.clone(), advertise: adv.clone(), nonce: nonce.clone(), lease: None }));
+            prop_assert_eq!(decode(v.as_bytes()), Some(Named { id: id.clone(), advertise: adv.clone(), nonce: nonce.clone(), lease: None, candidacy: Candidacy::default() }));
         }
     }
 }

@@ -2,7 +2,7 @@
 //! text, and the JSON bodies of `/v1/status` and `/v1/watch`, made from the
 //! library's types (which carry no wire format of their own).
 
-use elect::{Leader, Obstacle, Role, Status};
+use elect::{Candidate, Leader, Obstacle, Role, Status};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -22,6 +22,37 @@ impl LeaderBody {
             advertise: leader.advertise.clone(),
             term: leader.term,
             verified: leader.verified,
+        }
+    }
+}
+
+/// A candidate as `/v1/status` lists it.
+#[derive(Serialize)]
+pub struct CandidateBody {
+    id: Option<String>,
+    advertise: Option<String>,
+    /// The leader's term; for the others, the revision that queued them.
+    term: u64,
+    verified: bool,
+    leads: bool,
+    priority: i64,
+    /// `null` where etcd does not say (v2).
+    healthy: Option<bool>,
+    drained: Option<bool>,
+}
+
+impl CandidateBody {
+    fn new(candidate: &Candidate) -> CandidateBody {
+        let offer = candidate.candidacy;
+        CandidateBody {
+            id: candidate.id.clone(),
+            advertise: candidate.advertise.clone(),
+            term: candidate.term,
+            verified: candidate.verified,
+            leads: candidate.leads,
+            priority: offer.map_or(0, |o| o.priority),
+            healthy: offer.map(|o| o.healthy),
+            drained: offer.map(|o| o.drained),
         }
     }
 }
@@ -69,7 +100,13 @@ pub struct StatusBody {
     api: String,
     leader: Option<LeaderBody>,
     /// Succession order, leader first; `null` when etcd could not be read.
-    candidates: Option<Vec<LeaderBody>>,
+    candidates: Option<Vec<CandidateBody>>,
+    /// This node's health verdict; `null` without `--health-url`.
+    healthy: Option<bool>,
+    /// Whether this node is drained.
+    drained: bool,
+    /// This node's priority.
+    priority: i64,
     /// What in etcd keeps the election from electing, or what it waits for.
     obstacle: Option<ObstacleBody>,
     /// The lowest term this node may still call current.
@@ -142,17 +179,26 @@ impl ObstacleBody {
 }
 
 impl StatusBody {
-    /// The answer at `now`, with the succession order as read.
-    pub fn new(status: &Status, candidates: Option<Vec<Leader>>, now: Instant) -> StatusBody {
+    /// The answer at `now`, with the succession order as read; `checked`
+    /// says whether a health check runs.
+    pub fn new(
+        status: &Status,
+        candidates: Option<Vec<Candidate>>,
+        checked: bool,
+        now: Instant,
+    ) -> StatusBody {
         let leader = status.leader_at(now);
         StatusBody {
+            healthy: checked.then_some(status.candidacy.healthy),
+            drained: status.candidacy.drained,
+            priority: status.candidacy.priority,
             id: status.id.clone(),
             role: role_name(status.role_at(now)),
             term: leader.as_ref().map(|l| l.term),
             election: status.election.clone(),
             api: status.api.to_string(),
             leader: leader.as_ref().map(LeaderBody::new),
-            candidates: candidates.map(|c| c.iter().map(LeaderBody::new).collect()),
+            candidates: candidates.map(|c| c.iter().map(CandidateBody::new).collect()),
             obstacle: status.obstacle.as_ref().map(|o| ObstacleBody::new(o, now)),
             floor: status.floor,
             revision: status.revision,

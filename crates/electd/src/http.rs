@@ -18,30 +18,34 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use elect::{Election, Leader, Role};
+use elect::{Candidate, Election, Role};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 
 use crate::answers::{LeaderBody, StatusBody, seed_words};
-use crate::lead::{ResignReply, ResignRequest};
+use crate::admin;
+use crate::lead::Request;
 use crate::metrics::Metrics;
 
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    election: Arc<Election>,
+    pub(crate) election: Arc<Election>,
     metrics: Arc<Metrics>,
     /// The bearer token for admin endpoints; `None` turns them off (403).
-    admin_token: Option<Arc<str>>,
-    /// Where hand-over requests go; `None` on an observer.
-    resign: Option<mpsc::Sender<ResignRequest>>,
+    pub(crate) admin_token: Option<Arc<str>>,
+    /// Where operators' requests go; `None` on an observer.
+    pub(crate) requests: Option<mpsc::Sender<Request>>,
+    /// Whether a health check runs (`--health-url`): without one,
+    /// `/v1/status` says `healthy: null`.
+    pub(crate) health_checked: bool,
     /// The last succession order read from etcd, and when.
     candidates: Arc<tokio::sync::Mutex<Option<CandidatesRead>>>,
     /// Open `/v1/watch` streams; capped apart from other connections so
@@ -50,7 +54,7 @@ pub struct AppState {
 }
 
 /// A succession order read from etcd (`None`: the read failed), and when.
-type CandidatesRead = (Instant, Option<Vec<Leader>>);
+type CandidatesRead = (Instant, Option<Vec<Candidate>>);
 
 /// How old a `/v1/status` succession order may be: however many requests
 /// come, etcd sees at most a few reads per second from them.
@@ -64,13 +68,15 @@ impl AppState {
         election: Arc<Election>,
         metrics: Arc<Metrics>,
         admin_token: Option<Arc<str>>,
-        resign: Option<mpsc::Sender<ResignRequest>>,
+        requests: Option<mpsc::Sender<Request>>,
+        health_checked: bool,
     ) -> Self {
         AppState {
             election,
             metrics,
             admin_token,
-            resign,
+            requests,
+            health_checked,
             candidates: Arc::default(),
             watchers: Arc::new(Semaphore::new(MAX_WATCHERS)),
         }
@@ -78,7 +84,7 @@ impl AppState {
 
     /// The succession order, read from etcd at most every
     /// `CANDIDATES_MAX_AGE`; concurrent requests share one read.
-    async fn candidates(&self) -> Option<Vec<Leader>> {
+    async fn candidates(&self) -> Option<Vec<Candidate>> {
         let mut cached = self.candidates.lock().await;
         if let Some((read_at, candidates)) = cached.as_ref()
             && read_at.elapsed() < CANDIDATES_MAX_AGE
@@ -102,23 +108,27 @@ pub fn router(state: AppState, admin: bool) -> Router {
         .route("/health/leader", get(health_leader))
         .route("/health/follower", get(health_follower));
     if admin {
-        router = router
-            .route("/metrics", get(metrics))
-            .route("/v1/resign", post(resign));
+        router = with_admin(router);
     }
     router.fallback(not_found).with_state(state)
 }
 
 /// The `--admin-listen` port's routes.
 pub fn admin_router(state: AppState) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/v1/resign", post(resign))
+    with_admin(Router::new())
         .fallback(not_found)
         .with_state(state)
 }
 
-fn text(code: StatusCode, body: impl Into<String>) -> Response {
+fn with_admin(router: Router<AppState>) -> Router<AppState> {
+    router
+        .route("/metrics", get(metrics))
+        .route("/v1/resign", post(admin::resign))
+        .route("/v1/drain", post(admin::drain))
+        .route("/v1/undrain", post(admin::undrain))
+}
+
+pub(crate) fn text(code: StatusCode, body: impl Into<String>) -> Response {
     (
         code,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -134,9 +144,14 @@ async fn seed_answer(State(state): State<AppState>) -> Response {
     text(StatusCode::OK, words)
 }
 
-async fn status_body(state: &AppState) -> StatusBody {
+pub(crate) async fn status_body(state: &AppState) -> StatusBody {
     let candidates = state.candidates().await;
-    StatusBody::new(&state.election.status(), candidates, Instant::now())
+    StatusBody::new(
+        &state.election.status(),
+        candidates,
+        state.health_checked,
+        Instant::now(),
+    )
 }
 
 async fn status(State(state): State<AppState>) -> Response {
@@ -230,75 +245,6 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Compares every byte whatever the contents, so timing says nothing about
-/// how much of a guess was right (only about its length).
-fn same_secret(given: &[u8], expected: &[u8]) -> bool {
-    let mut diff = given.len() ^ expected.len();
-    for i in 0..given.len().max(expected.len()) {
-        let a = given.get(i).copied().unwrap_or(0);
-        let b = expected.get(i).copied().unwrap_or(0);
-        diff |= usize::from(a ^ b);
-    }
-    std::hint::black_box(diff) == 0
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
-    let value = headers.get(header::AUTHORIZATION)?.as_bytes();
-    value
-        .strip_prefix(b"Bearer ")
-        .or_else(|| value.strip_prefix(b"bearer "))
-}
-
-/// Hand-over on demand: the leader stops its command, resigns, and the next
-/// candidate takes over. 403 when admin is off, 401 without the right token,
-/// 409 when this node does not lead; none of these changes anything.
-async fn resign(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(token) = &state.admin_token else {
-        return text(
-            StatusCode::FORBIDDEN,
-            "admin endpoints are off: configure --admin-token-file or ELECTD_ADMIN_TOKEN",
-        );
-    };
-    if !bearer(&headers).is_some_and(|given| same_secret(given, token.as_bytes())) {
-        let mut response = text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer"),
-        );
-        return response;
-    }
-    let Some(requests) = &state.resign else {
-        return text(
-            StatusCode::CONFLICT,
-            "not the leader: an observer never leads",
-        );
-    };
-    let (reply, answer) = oneshot::channel();
-    if requests.send(ResignRequest(reply)).await.is_err() {
-        return text(StatusCode::CONFLICT, "not the leader");
-    }
-    match answer.await {
-        Ok(reply @ (ResignReply::Resigned | ResignReply::Failed(_))) => {
-            if let ResignReply::Failed(reason) = reply {
-                tracing::warn!(%reason, "stepped down without releasing the key; it expires on its own");
-            }
-            // Show who took over, if the successor is known within a moment.
-            let own = state.election.status().id;
-            let mut updates = state.election.subscribe();
-            let _ = tokio::time::timeout(
-                Duration::from_secs(1),
-                updates.wait_for(|s| {
-                    s.current_leader()
-                        .is_some_and(|l| l.id.as_deref() != Some(&own))
-                }),
-            )
-            .await;
-            axum::Json(status_body(&state).await).into_response()
-        }
-        Ok(ResignReply::NotLeader) | Err(_) => text(StatusCode::CONFLICT, "not the leader"),
-    }
-}
-
 async fn not_found() -> Response {
     text(StatusCode::NOT_FOUND, "not found")
 }
@@ -369,22 +315,4 @@ pub async fn serve(
     }
     drop(listener);
     let _ = tokio::time::timeout(Duration::from_secs(1), graceful.shutdown()).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_compare_whole() {
-        assert!(same_secret(b"s3cret", b"s3cret"));
-        assert!(!same_secret(b"s3creT", b"s3cret"));
-        assert!(!same_secret(b"s3cre", b"s3cret"));
-        assert!(!same_secret(b"", b"s3cret"));
-        let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
-        assert_eq!(bearer(&headers), Some(&b"abc"[..]));
-        headers.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
-        assert_eq!(bearer(&headers), None);
-    }
 }

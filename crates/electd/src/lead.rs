@@ -1,6 +1,12 @@
 //! What the daemon does with its leadership: campaign for as long as it runs,
-//! run the `--exec` command while it leads, hand over on request, and shut
-//! down in order (stop the command, then resign).
+//! run the `--exec` command while it leads, hand over on request (to the
+//! next in line, or to a named node), step down when its health check fails
+//! or it is drained, hand over to a candidate of higher priority that asks,
+//! and shut down in order (stop the command, then resign).
+//!
+//! Every way of stepping down stops the command first, and each is one
+//! step of the library's: `resign`, `set_healthy(false)`, `set_drained`,
+//! `transfer_to`, `yield_to`.
 //!
 //! Nothing is released (resign, shutdown, the next campaign) while a command
 //! of this node may still be alive: every end of a command waits until it and
@@ -12,13 +18,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use elect::{Election, Leadership};
+use elect::{Election, Leader, Leadership, TransferError};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::exec::{ExecSpec, Identity, Leftover, OnExit, Running, Stopped, Watch};
 use crate::metrics::Metrics;
 
-/// How a hand-over request (`POST /v1/resign`) ended.
+/// How a hand-over request (`POST /v1/resign[?to=ID]`) ended.
 #[derive(Debug)]
 pub enum ResignReply {
     /// This node does not lead: nothing changed.
@@ -27,10 +33,29 @@ pub enum ResignReply {
     Resigned,
     /// It stepped down, but did not release its key (it expires on its own).
     Failed(String),
+    /// It handed over to the named candidate, which leads now.
+    Transferred,
+    /// The named hand-over cannot be made: nothing changed.
+    Refused(TransferError),
+    /// The named candidate did not take over in time: the hand-over was
+    /// withdrawn and the ordinary succession goes on; who leads, if known.
+    TimedOut(Option<Leader>),
 }
 
-/// A hand-over request, answered on the channel.
-pub struct ResignRequest(pub oneshot::Sender<ResignReply>);
+/// An operator's request, answered on its channel.
+pub enum Request {
+    /// `POST /v1/resign`, to the next in line or `to` a named candidate.
+    Resign {
+        to: Option<String>,
+        reply: oneshot::Sender<ResignReply>,
+    },
+    /// `POST /v1/drain` (`true`) or `POST /v1/undrain` (`false`); answered
+    /// once applied (a leader has handed over).
+    Drain {
+        drained: bool,
+        reply: oneshot::Sender<()>,
+    },
+}
 
 /// The daemon's leadership loop.
 pub struct Lead {
@@ -38,6 +63,8 @@ pub struct Lead {
     pub exec: Option<ExecSpec>,
     pub cooldown: Duration,
     pub metrics: Arc<Metrics>,
+    /// The health check's verdicts, with `--health-url`.
+    pub health: Option<watch::Receiver<bool>>,
 }
 
 /// How the leadership loop ended.
@@ -69,27 +96,34 @@ impl Lead {
     /// Runs until `shutdown` turns true; then stops the command and resigns
     /// (or abandons, when the command is not confirmed gone).
     pub async fn run(
-        self,
-        mut requests: mpsc::Receiver<ResignRequest>,
+        mut self,
+        mut requests: mpsc::Receiver<Request>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Finish {
         let mut after = After::Campaign;
         let exit = loop {
             after = match after {
                 After::Campaign => {
-                    let leadership = tokio::select! {
+                    let waited = tokio::select! {
                         biased;
-                        _ = shutdown.wait_for(|stop| *stop) => break None,
-                        Some(ResignRequest(reply)) = requests.recv() => {
-                            let _ = reply.send(ResignReply::NotLeader);
-                            continue;
-                        }
+                        _ = shutdown.wait_for(|stop| *stop) => Idle::Stop,
+                        Some(request) = requests.recv() => Idle::Request(request),
+                        Some(healthy) = verdict(&mut self.health) => Idle::Verdict(healthy),
                         leadership = self.election.campaign() => match leadership {
-                            Ok(leadership) => leadership,
-                            Err(_) => break None,
+                            Ok(leadership) => Idle::Lead(leadership),
+                            Err(_) => Idle::Stop,
                         },
                     };
-                    self.lead(leadership, &mut requests, &mut shutdown).await
+                    match waited {
+                        Idle::Stop => break None,
+                        Idle::Lead(leadership) => {
+                            self.lead(leadership, &mut requests, &mut shutdown).await
+                        }
+                        other => {
+                            self.idle(other).await;
+                            After::Campaign
+                        }
+                    }
                 }
                 After::Cooldown => {
                     if self.cool_down(&mut requests, &mut shutdown).await.is_err() {
@@ -125,23 +159,26 @@ impl Lead {
     /// shutdown is asked (false; electd tries once more before it exits);
     /// no campaign meanwhile.
     async fn contain(
-        &self,
+        &mut self,
         left: &mut Leftover,
-        requests: &mut mpsc::Receiver<ResignRequest>,
+        requests: &mut mpsc::Receiver<Request>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> bool {
         loop {
             let pause = tokio::time::sleep(Duration::from_secs(1));
             tokio::pin!(pause);
             loop {
-                tokio::select! {
+                let waited = tokio::select! {
                     biased;
-                    _ = shutdown.wait_for(|stop| *stop) => return false,
-                    Some(ResignRequest(reply)) = requests.recv() => {
-                        let _ = reply.send(ResignReply::NotLeader);
-                    }
+                    _ = shutdown.wait_for(|stop| *stop) => Idle::Stop,
+                    Some(request) = requests.recv() => Idle::Request(request),
+                    Some(healthy) = verdict(&mut self.health) => Idle::Verdict(healthy),
                     _ = &mut pause => break,
+                };
+                if let Idle::Stop = waited {
+                    return false;
                 }
+                self.idle(waited).await;
             }
             if left.contain().await {
                 tracing::info!("the command's processes are gone at last");
@@ -154,20 +191,38 @@ impl Lead {
     /// A resigned node waits before campaigning again, so that the hand-over
     /// actually moves leadership elsewhere.
     async fn cool_down(
-        &self,
-        requests: &mut mpsc::Receiver<ResignRequest>,
+        &mut self,
+        requests: &mut mpsc::Receiver<Request>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), ()> {
         let until = tokio::time::sleep(self.cooldown);
         tokio::pin!(until);
         loop {
-            tokio::select! {
+            let waited = tokio::select! {
                 _ = &mut until => return Ok(()),
-                _ = shutdown.wait_for(|stop| *stop) => return Err(()),
-                Some(ResignRequest(reply)) = requests.recv() => {
-                    let _ = reply.send(ResignReply::NotLeader);
-                }
+                _ = shutdown.wait_for(|stop| *stop) => Idle::Stop,
+                Some(request) = requests.recv() => Idle::Request(request),
+                Some(healthy) = verdict(&mut self.health) => Idle::Verdict(healthy),
+            };
+            if let Idle::Stop = waited {
+                return Err(());
             }
+            self.idle(waited).await;
+        }
+    }
+
+    /// Acts on what came while this node does not lead.
+    async fn idle(&self, waited: Idle) {
+        match waited {
+            Idle::Request(Request::Resign { reply, .. }) => {
+                let _ = reply.send(ResignReply::NotLeader);
+            }
+            Idle::Request(Request::Drain { drained, reply }) => {
+                self.election.set_drained(drained).await;
+                let _ = reply.send(());
+            }
+            Idle::Verdict(healthy) => self.election.set_healthy(healthy).await,
+            Idle::Stop | Idle::Lead(_) => {}
         }
     }
 
@@ -193,9 +248,9 @@ impl Lead {
     }
 
     async fn lead(
-        &self,
+        &mut self,
         leadership: Leadership,
-        requests: &mut mpsc::Receiver<ResignRequest>,
+        requests: &mut mpsc::Receiver<Request>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> After {
         let mut child = self
@@ -208,12 +263,17 @@ impl Lead {
             return After::Cooldown;
         }
         let mut updates = self.election.subscribe();
+        // A request to hand over that could not be answered is listened to
+        // again only after the next change of state, not in a busy loop.
+        let mut refused_ask = false;
         loop {
             let event = tokio::select! {
                 biased;
                 _ = shutdown.wait_for(|stop| *stop) => Event::Shutdown,
                 _ = leadership.lost() => Event::Lost,
-                Some(request) = requests.recv() => Event::Resign(request),
+                Some(request) = requests.recv() => Event::Request(request),
+                Some(healthy) = verdict(&mut self.health) => Event::Verdict(healthy),
+                Some(by) = leadership.preempted(), if !refused_ask => Event::Preempted(by),
                 watch = watch(&mut child) => Event::Command(watch),
                 changed = updates.changed() => match changed {
                     Ok(()) => Event::Renewed,
@@ -238,7 +298,63 @@ impl Lead {
                     }
                     return After::Campaign;
                 }
-                Event::Resign(ResignRequest(reply)) => {
+                Event::Request(Request::Drain { drained, reply }) => {
+                    if !drained {
+                        // Not drained while it leads: nothing to do but say so.
+                        self.election.set_drained(false).await;
+                        let _ = reply.send(());
+                        continue;
+                    }
+                    let after = self
+                        .step_aside(&leadership, &mut child, |e| async move {
+                            e.set_drained(true).await
+                        })
+                        .await;
+                    let _ = reply.send(());
+                    return after;
+                }
+                Event::Verdict(healthy) => {
+                    if healthy {
+                        self.election.set_healthy(true).await;
+                        continue;
+                    }
+                    tracing::warn!(term = leadership.term(), "unhealthy: handing over");
+                    return self
+                        .step_aside(&leadership, &mut child, |e| async move {
+                            e.set_healthy(false).await
+                        })
+                        .await;
+                }
+                Event::Request(Request::Resign {
+                    to: Some(to),
+                    reply,
+                }) => {
+                    // Checked first: a refusal changes nothing.
+                    if let Err(err) = self.election.check_transfer(&to) {
+                        let _ = reply.send(ResignReply::Refused(err));
+                        continue;
+                    }
+                    match self.hand_to(&leadership, &mut child, &to, false).await {
+                        Ok((after, outcome)) => {
+                            let _ = reply.send(outcome);
+                            return after;
+                        }
+                        Err(refused) => {
+                            let _ = reply.send(ResignReply::Refused(refused));
+                        }
+                    }
+                }
+                Event::Preempted(by) => {
+                    tracing::info!(term = leadership.term(), candidate = %by, "a candidate of higher priority asks to lead: handing over");
+                    match self.hand_to(&leadership, &mut child, &by, true).await {
+                        Ok((after, _)) => return after,
+                        Err(err) => {
+                            tracing::warn!(term = leadership.term(), candidate = %by, %err, "cannot hand over to the candidate that asked");
+                            refused_ask = true;
+                        }
+                    }
+                }
+                Event::Request(Request::Resign { to: None, reply }) => {
                     if let Err(left) = stop(child.take()).await {
                         tracing::error!(term = leadership.term(), "{UNCONFIRMED}");
                         leadership.abandon().await;
@@ -259,6 +375,7 @@ impl Lead {
                     return After::Cooldown;
                 }
                 Event::Renewed => {
+                    refused_ask = false;
                     if let (Some(running), Some(deadline)) = (child.as_mut(), leadership.deadline())
                     {
                         running.extend(deadline);
@@ -337,6 +454,75 @@ impl Lead {
         }
     }
 
+    /// Steps down because this node may not lead now (unhealthy, drained):
+    /// the command stopped and confirmed gone first, then `step` (which ends
+    /// the leadership and releases it).
+    async fn step_aside<F, Fut>(
+        &self,
+        leadership: &Leadership,
+        child: &mut Option<Running>,
+        step: F,
+    ) -> After
+    where
+        F: FnOnce(Arc<Election>) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        if let Err(left) = stop(child.take()).await {
+            tracing::error!(term = leadership.term(), "{UNCONFIRMED}");
+            leadership.abandon().await;
+            step(self.election.clone()).await;
+            return After::Contain(left, Box::new(After::Campaign));
+        }
+        step(self.election.clone()).await;
+        After::Campaign
+    }
+
+    /// Hands over to the candidate `to` (asked for it with `preempted`): the
+    /// command stopped and confirmed gone first. `Err` when the hand-over
+    /// could not even start, which changes nothing: this node still leads,
+    /// and its command runs again.
+    async fn hand_to(
+        &self,
+        leadership: &Leadership,
+        child: &mut Option<Running>,
+        to: &str,
+        preempted: bool,
+    ) -> Result<(After, ResignReply), TransferError> {
+        if let Err(left) = stop(child.take()).await {
+            tracing::error!(term = leadership.term(), "{UNCONFIRMED}");
+            leadership.abandon().await;
+            let failed = ResignReply::Failed(UNCONFIRMED.to_owned());
+            return Ok((After::Contain(left, Box::new(After::Campaign)), failed));
+        }
+        let within = self.election.config().timing().transfer_within();
+        let result = if preempted {
+            leadership.yield_to(to, within).await
+        } else {
+            leadership.transfer_to(to, within).await
+        };
+        match result {
+            Ok(leader) => {
+                tracing::info!(term = leadership.term(), to, successor_term = leader.term, "handed over");
+                Ok((After::Campaign, ResignReply::Transferred))
+            }
+            Err(TransferError::TimedOut { leader }) => {
+                tracing::warn!(term = leadership.term(), to, "the hand-over was not taken in time");
+                Ok((After::Campaign, ResignReply::TimedOut(leader)))
+            }
+            Err(TransferError::Etcd(err)) => {
+                Ok((After::Campaign, ResignReply::Failed(err.to_string())))
+            }
+            Err(refused) => {
+                if leadership.is_valid()
+                    && let Some(spec) = self.exec.as_ref()
+                {
+                    *child = self.start(spec, leadership);
+                }
+                Err(refused)
+            }
+        }
+    }
+
     /// Starts the command again in a term whose renewal came late, once the
     /// deadline is more than the grace period away (else the watchdog would
     /// stop it again at once).
@@ -362,12 +548,33 @@ impl Lead {
     }
 }
 
+/// What came while this node does not lead.
+enum Idle {
+    Stop,
+    Request(Request),
+    Verdict(bool),
+    Lead(Leadership),
+}
+
 enum Event {
     Shutdown,
     Lost,
-    Resign(ResignRequest),
+    Request(Request),
+    Verdict(bool),
+    Preempted(String),
     Renewed,
     Command(Watch),
+}
+
+/// The next health verdict that differs from the last, when there is a check.
+async fn verdict(health: &mut Option<watch::Receiver<bool>>) -> Option<bool> {
+    match health {
+        Some(verdicts) => match verdicts.changed().await {
+            Ok(()) => Some(*verdicts.borrow_and_update()),
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
 }
 
 async fn watch(child: &mut Option<Running>) -> Watch {
@@ -403,7 +610,8 @@ mod tests {
     struct Scene {
         election: Arc<Election>,
         store: Arc<Memory<false>>,
-        requests: mpsc::Sender<ResignRequest>,
+        requests: mpsc::Sender<Request>,
+        health: watch::Sender<bool>,
         stop: watch::Sender<bool>,
         task: tokio::task::JoinHandle<Finish>,
         journal: std::path::PathBuf,
@@ -424,17 +632,20 @@ mod tests {
         let election = Arc::new(election);
         let (requests, requests_rx) = mpsc::channel(8);
         let (stop, stop_rx) = watch::channel(false);
+        let (health, health_rx) = watch::channel(true);
         let lead = Lead {
             election: election.clone(),
             exec: None,
             cooldown: COOLDOWN,
             metrics: Arc::new(Metrics::new()),
+            health: Some(health_rx),
         };
         let task = tokio::spawn(lead.run(requests_rx, stop_rx));
         Scene {
             election,
             store,
             requests,
+            health,
             stop,
             task,
             journal,
@@ -445,8 +656,20 @@ mod tests {
     impl Scene {
         async fn resign(&self) -> ResignReply {
             let (reply, answer) = oneshot::channel();
-            self.requests.send(ResignRequest(reply)).await.unwrap();
+            self.requests
+                .send(Request::Resign { to: None, reply })
+                .await
+                .unwrap();
             answer.await.unwrap()
+        }
+
+        async fn drain(&self, drained: bool) {
+            let (reply, answer) = oneshot::channel();
+            self.requests
+                .send(Request::Drain { drained, reply })
+                .await
+                .unwrap();
+            answer.await.unwrap();
         }
 
         async fn role_becomes(&self, role: Role) {
@@ -517,5 +740,55 @@ mod tests {
         assert_eq!(finish.exit, None);
         assert_eq!(s.last_reason().as_deref(), Some("shutdown"));
         assert_eq!(s.store.leader_at_release(), vec![false]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unhealthy_leader_steps_down_and_leads_again_only_once_healthy() {
+        let s = scene();
+        s.role_becomes(Role::Leader).await;
+        s.health.send(false).unwrap();
+        // Nobody else runs: the key is vacant once released.
+        s.role_becomes(Role::Candidate).await;
+        assert_eq!(s.last_reason().as_deref(), Some("unhealthy"));
+        assert_eq!(s.store.leader_at_release(), vec![false]);
+        // Vacant key, but no candidacy: an hour passes without leading.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert_ne!(s.election.status().role(), Role::Leader);
+        s.health.send(true).unwrap();
+        s.role_becomes(Role::Leader).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_drained_leader_hands_over_and_stays_out_until_undrained() {
+        let s = scene();
+        s.role_becomes(Role::Leader).await;
+        s.drain(true).await;
+        assert_ne!(s.election.status().role(), Role::Leader);
+        assert_eq!(s.last_reason().as_deref(), Some("drain"));
+        assert!(s.election.status().candidacy.drained);
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert_ne!(s.election.status().role(), Role::Leader);
+        s.drain(false).await;
+        s.role_becomes(Role::Leader).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_named_hand_over_on_v2_is_refused_and_changes_nothing() {
+        let s = scene();
+        s.role_becomes(Role::Leader).await;
+        let (reply, answer) = oneshot::channel();
+        s.requests
+            .send(Request::Resign {
+                to: Some("other".into()),
+                reply,
+            })
+            .await
+            .unwrap();
+        assert!(matches!(
+            answer.await.unwrap(),
+            ResignReply::Refused(TransferError::NeedsV3)
+        ));
+        assert_eq!(s.election.status().role(), Role::Leader);
+        assert!(s.store.leader_at_release().is_empty());
     }
 }

@@ -5,6 +5,7 @@
 //! thread, so that nothing the HTTP side does (a flood of requests, a slow
 //! client) can delay a renewal. The two sides share only channels.
 
+mod admin;
 mod answers;
 mod cli;
 mod contain;
@@ -200,6 +201,7 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
         metrics.clone(),
         settings.admin_token.as_ref().map(|t| Arc::from(t.expose())),
         (!settings.observe).then_some(resign_tx),
+        false,
     );
     let (stop_http, http_stopped) = watch::channel(false);
     let mut servers = vec![tokio::spawn(http::serve(
@@ -224,6 +226,7 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
             exec: settings.exec.clone(),
             cooldown: settings.resign_cooldown,
             metrics,
+            health: None,
         };
         tokio::spawn(lead.run(resign_rx, shutdown))
     });

@@ -15,9 +15,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep};
 
-use super::{Backend, Campaign, Change, RenewError, Renewal, View};
-use crate::error::EtcdError;
-use crate::status::{Leader, Status};
+use super::{Backend, Campaign, Change, Handover, RenewError, Renewal, Target, View};
+use crate::error::{EtcdError, TransferError};
+use crate::value::Candidacy;
+use crate::status::{Candidate, Leader, Status};
 
 /// How the double answers renewals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,6 +119,7 @@ impl<const QUEUE: bool> Memory<QUEUE> {
             leader,
             claimable_at: None,
             obstacle: None,
+            asked: None,
         }
     }
 
@@ -289,8 +291,30 @@ impl<const QUEUE: bool> Backend for Memory<QUEUE> {
         Ok(())
     }
 
-    async fn candidates(&self) -> Result<Vec<Leader>, EtcdError> {
-        Ok(Self::view(&self.store()).leader.into_iter().collect())
+    async fn set_candidacy(&self, _candidacy: Candidacy) -> Result<(), EtcdError> {
+        // The double shows no queue; the loop's own gating is what is tested.
+        Ok(())
+    }
+
+    fn handover_target(&self, _id: &str) -> Result<Target, TransferError> {
+        Err(TransferError::NeedsV3)
+    }
+
+    async fn hand_over(&self, _target: &Target, _reason: Handover) -> Result<i64, TransferError> {
+        Err(TransferError::NeedsV3)
+    }
+
+    async fn cancel_hand_over(&self, _revision: i64) -> Result<bool, EtcdError> {
+        Ok(false)
+    }
+
+    async fn candidates(&self) -> Result<Vec<Candidate>, EtcdError> {
+        let view = Self::view(&self.store());
+        Ok(view
+            .leader
+            .iter()
+            .map(|l| Candidate::leader(l, None))
+            .collect())
     }
 
     fn stop(&self) {}

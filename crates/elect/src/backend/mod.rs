@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::error::EtcdError;
+use crate::error::{EtcdError, TransferError};
 use crate::history::Regression;
-use crate::status::{Leader, Obstacle};
+use crate::value::Candidacy;
+use crate::status::{Candidate, Leader, Obstacle};
 
 #[cfg(any(test, feature = "test-util"))]
 pub(crate) mod memory;
@@ -40,6 +41,9 @@ pub(crate) struct View {
     pub claimable_at: Option<Instant>,
     /// What in etcd keeps the election from electing, if anything.
     pub obstacle: Option<Obstacle>,
+    /// While we lead: the id of a candidate of higher priority asking us
+    /// to hand over (v3's preemption).
+    pub asked: Option<String>,
 }
 
 /// An acknowledged claim or renewal. etcd only extends a lease after it
@@ -89,6 +93,25 @@ pub(crate) enum RenewError {
     Failed(EtcdError),
 }
 
+/// A candidate a leader may hand over to, checked against the keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub id: String,
+    pub key: Vec<u8>,
+    pub lease: i64,
+    pub create_revision: i64,
+}
+
+/// Why a leader hands over to a named candidate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Handover {
+    /// An operator or program asked for it.
+    Transfer,
+    /// The target asked for it, with a higher priority.
+    Preempted,
+}
+
 /// One etcd API. Methods take `&self` so a renewal can run in its own task
 /// while the loop waits on changes; every method returns within a bounded time.
 pub(crate) trait Backend: Send + Sync + 'static {
@@ -114,8 +137,31 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Gives up the claim: a compare-and-delete of our own key (v3: and the lease).
     fn release(&self) -> impl Future<Output = Result<(), EtcdError>> + Send;
 
+    /// Publishes what this candidate offers (v3: its candidate key's value;
+    /// v2 has no queue to show it in).
+    fn set_candidacy(
+        &self,
+        candidacy: Candidacy,
+    ) -> impl Future<Output = Result<(), EtcdError>> + Send;
+
+    /// The candidate `id` as a target of a hand-over, checked against the
+    /// keys: exactly one live, eligible candidate, not this node.
+    fn handover_target(&self, id: &str) -> Result<Target, TransferError>;
+
+    /// Hands the leadership to `target` (the caller has stepped down): the
+    /// transfer record, then the release. Returns the record's revision.
+    fn hand_over(
+        &self,
+        target: &Target,
+        reason: Handover,
+    ) -> impl Future<Output = Result<i64, TransferError>> + Send;
+
+    /// Withdraws the transfer record of `revision`, if not consumed yet.
+    /// Returns whether it withdrew it.
+    fn cancel_hand_over(&self, revision: i64) -> impl Future<Output = Result<bool, EtcdError>> + Send;
+
     /// The succession order, leader first (v2: the leader only).
-    fn candidates(&self) -> impl Future<Output = Result<Vec<Leader>, EtcdError>> + Send;
+    fn candidates(&self) -> impl Future<Output = Result<Vec<Candidate>, EtcdError>> + Send;
 
     /// Stops background work (watches); the backend is not used afterwards.
     fn stop(&self);

@@ -27,12 +27,14 @@ use tokio::task::{JoinError, JoinHandle};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 
 mod report;
+mod steer;
 mod tenure;
 
 use crate::backend::retry::Backoff;
-use crate::backend::{Backend, Campaign, Change, RenewError, Renewal, View};
+use crate::backend::{Backend, Campaign, Change, Handover, RenewError, Renewal, View};
 use crate::config::Config;
-use crate::error::EtcdError;
+use crate::error::{EtcdError, TransferError};
+use crate::value::Candidacy;
 use crate::health::HealthCells;
 use crate::history::{Keeper, Regression, Revisions};
 use crate::journal::{EndReason, Journal};
@@ -62,6 +64,30 @@ pub(crate) enum Command {
         release: bool,
         reply: oneshot::Sender<()>,
     },
+    /// Change what this candidate offers (`steer.rs`).
+    Candidacy {
+        healthy: Option<bool>,
+        drained: Option<bool>,
+        reply: oneshot::Sender<()>,
+    },
+    /// Hand the leadership of `term` to the candidate `to` (`steer.rs`).
+    Transfer {
+        term: u64,
+        to: String,
+        reason: Handover,
+        reply: oneshot::Sender<Result<Handed, TransferError>>,
+    },
+    /// Withdraw the transfer record of `revision`, if not consumed yet.
+    CancelTransfer {
+        revision: i64,
+        reply: oneshot::Sender<Result<bool, EtcdError>>,
+    },
+}
+
+/// A hand-over made: to whom, and the transfer record's revision.
+pub(crate) struct Handed {
+    pub target: String,
+    pub revision: i64,
 }
 
 /// A claim this process holds in etcd.
@@ -108,6 +134,8 @@ pub(crate) struct Machine<B: Backend> {
     /// caller is done with it already (it can see the deadline pass before
     /// the loop does), so its end does not stop the campaign.
     asked_again: bool,
+    /// What this candidate offers now: only an eligible one may lead.
+    candidacy: Candidacy,
     /// The term of this process's last tenure: the only term that may lead
     /// again at the floor itself (a lapsed term resuming). A new one must be
     /// above it.
@@ -155,6 +183,7 @@ impl<B: Backend> Machine<B> {
             keeper,
         } = parts;
         let backoff = Backoff::new(config.timing.backoff_cap());
+        let candidacy = config.candidacy;
         Machine {
             backend,
             config,
@@ -168,6 +197,7 @@ impl<B: Backend> Machine<B> {
             regressed: None,
             epoch: 0,
             asked_again: false,
+            candidacy,
             last_term: None,
             obstacle: None,
             campaigning: false,
@@ -221,8 +251,12 @@ impl<B: Backend> Machine<B> {
         }
         if B::QUEUES {
             // A place in the queue is no leadership: the backend creates the
-            // leader record only at a revision above the floor.
+            // leader record only at a revision above the floor, and an
+            // ineligible candidate queues to be seen, never to lead.
             return true;
+        }
+        if !self.candidacy.eligible() {
+            return false;
         }
         // A single key: try only when it looks vacant, never on a view older
         // than the campaign that found it taken, and only where the key's
@@ -434,6 +468,28 @@ impl<B: Backend> Machine<B> {
                 // A failed release only means the key expires on its own.
                 let _ = self.relinquish(EndReason::Shutdown, release).await;
                 Flow::Stop(Some(reply))
+            }
+            Some(Command::Candidacy {
+                healthy,
+                drained,
+                reply,
+            }) => {
+                self.on_candidacy(healthy, drained).await;
+                let _ = reply.send(());
+                Flow::Continue
+            }
+            Some(Command::Transfer {
+                term,
+                to,
+                reason,
+                reply,
+            }) => {
+                let _ = reply.send(self.on_transfer(term, &to, reason).await);
+                Flow::Continue
+            }
+            Some(Command::CancelTransfer { revision, reply }) => {
+                let _ = reply.send(self.backend.cancel_hand_over(revision).await);
+                Flow::Continue
             }
             None => {
                 let _ = self.relinquish(EndReason::Shutdown, true).await;

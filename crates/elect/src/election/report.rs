@@ -43,6 +43,11 @@ impl<B: Backend> Machine<B> {
         let problem = self.problem.clone();
         let floor = self.revisions.floor();
         let revision = self.revisions.high();
+        let candidacy = self.candidacy;
+        // Asked to hand over only means something while we lead.
+        let asked = self
+            .tenure
+            .and(self.view.as_ref().and_then(|v| v.asked.clone()));
         let id = &self.config.id;
         self.status.send_if_modified(|status| {
             let leader_changed = status.leader != leader || status.synced != synced;
@@ -69,7 +74,9 @@ impl<B: Backend> Machine<B> {
                 || status.problem != problem
                 || status.obstacle != obstacle
                 || status.floor != floor
-                || status.revision != revision;
+                || status.revision != revision
+                || status.candidacy != candidacy
+                || status.asked != asked;
             if changed {
                 status.tenure = tenure;
                 status.leader = leader;
@@ -79,6 +86,8 @@ impl<B: Backend> Machine<B> {
                 status.obstacle = obstacle;
                 status.floor = floor;
                 status.revision = revision;
+                status.candidacy = candidacy;
+                status.asked = asked;
             }
             changed
         });

@@ -113,11 +113,13 @@ impl<B: Backend> Machine<B> {
         }
     }
 
-    /// Whether a leadership with `term` keeps fencing tokens growing: above
-    /// the floor, or at it when it is this process's own term resuming.
+    /// Whether this node may lead with `term`: it is eligible (healthy, not
+    /// drained), and the term keeps fencing tokens growing: above the floor,
+    /// or at it when it is this process's own term resuming.
     pub(super) fn may_lead_with(&self, term: u64) -> bool {
         let floor = self.revisions.floor();
-        term > floor || (term == floor && self.last_term == Some(term))
+        self.candidacy.eligible()
+            && (term > floor || (term == floor && self.last_term == Some(term)))
     }
 
     /// A claim of ours leads at a term it may not lead with (one at or

@@ -218,6 +218,7 @@ impl Client {
             mine: mine.then_some(node.created_index),
             claimable_at: None,
             obstacle,
+            asked: None,
         }
     }
 
@@ -230,6 +231,7 @@ impl Client {
             mine: None,
             claimable_at,
             obstacle: None,
+            asked: None,
         }
     }
 

@@ -27,12 +27,13 @@ use tokio::time::Instant;
 
 use self::client::{Client, Endpoints};
 use self::wire::{COMPARE_FAILED, KEY_NOT_FOUND, NODE_EXISTS, Words};
-use super::{Backend, Campaign, Change, RenewError, Renewal};
+use super::{Backend, Campaign, Change, Handover, RenewError, Renewal, Target};
 use crate::config::Config;
-use crate::error::{ConfigError, EtcdError, chain};
+use crate::error::{ConfigError, EtcdError, TransferError, chain};
+use crate::value::Candidacy;
 use crate::health::HealthCells;
 use crate::history::Revisions;
-use crate::status::Leader;
+use crate::status::Candidate;
 use crate::tls;
 
 /// The v2 backend.
@@ -230,9 +231,31 @@ impl Backend for V2 {
         }
     }
 
-    async fn candidates(&self) -> Result<Vec<Leader>, EtcdError> {
+    async fn set_candidacy(&self, _candidacy: Candidacy) -> Result<(), EtcdError> {
+        // One key, nothing queued to show it on: the loop stops campaigning
+        // while the candidate may not lead.
+        Ok(())
+    }
+
+    fn handover_target(&self, _id: &str) -> Result<Target, TransferError> {
+        Err(TransferError::NeedsV3)
+    }
+
+    async fn hand_over(&self, _target: &Target, _reason: Handover) -> Result<i64, TransferError> {
+        Err(TransferError::NeedsV3)
+    }
+
+    async fn cancel_hand_over(&self, _revision: i64) -> Result<bool, EtcdError> {
+        Ok(false)
+    }
+
+    async fn candidates(&self) -> Result<Vec<Candidate>, EtcdError> {
         let (view, _) = self.client.read().await?;
-        Ok(view.leader.into_iter().collect())
+        Ok(view
+            .leader
+            .iter()
+            .map(|l| Candidate::leader(l, None))
+            .collect())
     }
 
     fn stop(&self) {

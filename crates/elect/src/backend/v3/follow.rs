@@ -21,7 +21,7 @@ use etcd_client::{
 use tokio::time::{Instant, interval, sleep, sleep_until};
 
 use super::conn::malformed;
-use super::layout::{self, Assessment, Kv, Mirror, Step, revision_u64};
+use super::layout::{self, Assessment, Kv, Mirror, Preempt, Step, revision_u64};
 use super::{Ours, Shared, classify};
 use crate::backend::retry::Backoff;
 use crate::backend::{Change, View};
@@ -52,6 +52,9 @@ struct Follower {
     waiting: Option<Obstacle>,
     /// Leases of other live candidates with our id, already warned about.
     twins: HashSet<i64>,
+    /// `--preempt`: since when this candidate has been eligible, with no
+    /// hand-over in between.
+    eligible_since: Option<Instant>,
 }
 
 /// Runs until aborted (a new campaign or a release starts another).
@@ -65,6 +68,7 @@ pub(super) async fn follow(shared: Arc<Shared>, ours: Option<Ours>) {
         recheck_at: None,
         waiting: None,
         twins: HashSet::new(),
+        eligible_since: None,
     };
     loop {
         match follower.run().await {
@@ -195,6 +199,7 @@ impl Follower {
                 kv.key().to_vec(),
                 Kv {
                     create_revision: kv.create_revision(),
+                    mod_revision: kv.mod_revision(),
                     lease: kv.lease(),
                     value: kv.value().to_vec(),
                 },
@@ -243,6 +248,7 @@ impl Follower {
                         kv.key().to_vec(),
                         Kv {
                             create_revision: kv.create_revision(),
+                            mod_revision: kv.mod_revision(),
                             lease: kv.lease(),
                             value: kv.value().to_vec(),
                         },
@@ -271,9 +277,12 @@ impl Follower {
                 continue;
             }
             self.warn_twins(&assessment);
-            let acted = self.act(&assessment).await?;
+            let acted = self.decline_transfer(&assessment).await?
+                || self.act(&assessment).await?
+                || self.ask_to_lead(&assessment).await?;
             if !acted {
                 self.publish(&assessment, mine);
+                *self.shared.latest() = Some(assessment);
                 return Ok(());
             }
         }
@@ -355,7 +364,9 @@ impl Follower {
         match assessment.step {
             Step::Wait => Ok(false),
             Step::LayAnchor => self.lay_anchor().await,
-            Step::TakeRecord { anchor } => self.take_record(&ours, anchor).await,
+            Step::TakeRecord { anchor, transfer } => {
+                self.take_record(&ours, anchor, transfer).await
+            }
         }
     }
 
@@ -439,6 +450,7 @@ impl Follower {
             anchor,
             Kv {
                 create_revision: revision,
+                mod_revision: revision,
                 lease: 0,
                 value: layout.anchor_value().as_bytes().to_vec(),
             },
@@ -450,7 +462,12 @@ impl Follower {
     /// Creates the leader record, bound to our lease: only while it is
     /// absent, our key is still queued, and the anchor is the one we saw
     /// (or, without one, our key is the oldest under the prefix).
-    async fn take_record(&mut self, ours: &Ours, anchor: Option<i64>) -> Result<bool, EtcdError> {
+    async fn take_record(
+        &mut self,
+        ours: &Ours,
+        anchor: Option<i64>,
+        transfer: Option<i64>,
+    ) -> Result<bool, EtcdError> {
         let layout = &self.shared.layout;
         let record = layout.record();
         let guard = match anchor {
@@ -467,18 +484,31 @@ impl Follower {
             &self.shared.advertise,
             &self.shared.nonce,
             ours.lease,
+            &self.shared.candidacy(),
         );
+        // While a transfer is in progress only its target takes the record,
+        // consuming it; otherwise nobody may while one exists.
+        let handover = match transfer {
+            Some(revision) => Compare::mod_revision(layout.transfer(), CompareOp::Equal, revision),
+            None => Compare::create_revision(layout.transfer(), CompareOp::Equal, 0),
+        };
         let txn = Txn::new()
             .when([
                 Compare::create_revision(record.clone(), CompareOp::Equal, 0),
                 Compare::create_revision(ours.key.clone(), CompareOp::Equal, ours.create_revision),
                 guard,
+                handover,
             ])
-            .and_then([TxnOp::put(
-                record.clone(),
-                value.clone(),
-                Some(PutOptions::new().with_lease(ours.lease)),
-            )]);
+            .and_then([
+                TxnOp::put(
+                    record.clone(),
+                    value.clone(),
+                    Some(PutOptions::new().with_lease(ours.lease)),
+                ),
+                // A hand-over, asked for or not, answers any preemption request.
+                TxnOp::delete(layout.transfer(), None),
+                TxnOp::delete(layout.preempt(), None),
+            ]);
         let Some(revision) = self.transact("txn", txn).await? else {
             return Ok(false);
         };
@@ -486,12 +516,123 @@ impl Follower {
             record,
             Kv {
                 create_revision: revision,
+                mod_revision: revision,
                 lease: ours.lease,
                 value: value.into_bytes(),
             },
         );
+        self.mirror.keys.remove(&layout.transfer());
+        self.mirror.keys.remove(&layout.preempt());
         self.mirror.revision = self.mirror.revision.max(revision);
         Ok(true)
+    }
+
+    /// A transfer to us while we may not lead (unhealthy, drained): decline
+    /// it, so the ordinary succession goes on. Returns whether the keys changed.
+    async fn decline_transfer(&mut self, assessment: &Assessment) -> Result<bool, EtcdError> {
+        let (Some(ours), Some(transfer)) = (&self.ours, &assessment.transfer) else {
+            return Ok(false);
+        };
+        if transfer.target.lease != ours.lease || transfer.target.named.candidacy.eligible() {
+            return Ok(false);
+        }
+        let key = self.shared.layout.transfer();
+        let txn = Txn::new()
+            .when([Compare::mod_revision(
+                key.clone(),
+                CompareOp::Equal,
+                transfer.mod_revision,
+            )])
+            .and_then([TxnOp::delete(key.clone(), None)]);
+        let declined = self.transact("txn", txn).await?.is_some();
+        if declined {
+            tracing::info!(id = %self.shared.id, "declined a hand-over: this node may not lead now");
+            self.mirror.keys.remove(&key);
+        }
+        Ok(declined)
+    }
+
+    /// `--preempt`: once eligible for long enough, ask a leader of lower
+    /// priority to hand over, by a request in etcd bound to our lease.
+    /// Returns whether the keys changed.
+    async fn ask_to_lead(&mut self, assessment: &Assessment) -> Result<bool, EtcdError> {
+        let Some(after) = self.shared.preempt_after else {
+            return Ok(false);
+        };
+        let Some(ours) = self.ours.clone() else {
+            self.eligible_since = None;
+            return Ok(false);
+        };
+        let standing = assessment
+            .preempt
+            .as_ref()
+            .filter(|request| request.by.lease == ours.lease);
+        let me = assessment.queue.iter().find(|c| c.lease == ours.lease);
+        let eligible = me.is_some_and(|c| c.named.candidacy.eligible());
+        if !eligible || assessment.transfer.is_some() {
+            // A hand-over in progress (or just made) restarts the clock.
+            self.eligible_since = None;
+            return self.withdraw_ask(standing).await;
+        }
+        let now = Instant::now();
+        let since = *self.eligible_since.get_or_insert(now);
+        let priority = self.shared.candidacy().priority;
+        let outranks = assessment
+            .leader_priority
+            .is_some_and(|leader| priority > leader);
+        if !outranks || !assessment.anchored || self.mine(assessment).is_some() {
+            return self.withdraw_ask(standing).await;
+        }
+        if assessment.preempt.is_some() {
+            return Ok(false);
+        }
+        if now < since + after {
+            self.recheck_at = Some(self.recheck_at.map_or(since + after, |r| r.min(since + after)));
+            return Ok(false);
+        }
+        let key = self.shared.layout.preempt();
+        let value = value::encode_record(
+            &self.shared.id,
+            &self.shared.advertise,
+            &self.shared.nonce,
+            ours.lease,
+            &self.shared.candidacy(),
+        );
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(
+                key,
+                value,
+                Some(PutOptions::new().with_lease(ours.lease)),
+            )]);
+        let asked = self.transact("txn", txn).await?.is_some();
+        if asked {
+            tracing::info!(id = %self.shared.id, priority, "asked the leader of lower priority to hand over");
+        }
+        Ok(asked)
+    }
+
+    /// Takes back our own request to lead once it no longer holds (we may
+    /// not lead, no longer outrank the leader, or lead ourselves), so that
+    /// it neither moves leadership nor blocks another candidate's request.
+    async fn withdraw_ask(&mut self, standing: Option<&Preempt>) -> Result<bool, EtcdError> {
+        let Some(request) = standing else {
+            return Ok(false);
+        };
+        let key = self.shared.layout.preempt();
+        let txn = Txn::new()
+            .when([Compare::mod_revision(
+                key.clone(),
+                CompareOp::Equal,
+                request.mod_revision,
+            )])
+            .and_then([TxnOp::delete(key.clone(), None)]);
+        let withdrawn = self.transact("txn", txn).await?.is_some();
+        if withdrawn {
+            tracing::info!(id = %self.shared.id, "withdrew the request to lead");
+            self.mirror.keys.remove(&key);
+        }
+        Ok(withdrawn)
     }
 
     /// Runs a conditional write; its revision when it succeeded.
@@ -526,6 +667,19 @@ impl Follower {
                 api: crate::config::Api::V3,
             });
         }
+        // A request to hand over, for us as the leader: from an eligible
+        // candidate of a higher priority than ours.
+        let asked = match (&assessment.preempt, mine) {
+            (Some(request), Some(_))
+                if request.by.named.candidacy.eligible()
+                    && assessment
+                        .leader_priority
+                        .is_some_and(|p| request.by.named.candidacy.priority > p) =>
+            {
+                Some(request.by.named.id.clone())
+            }
+            _ => None,
+        };
         let view = View {
             revision: revision_u64(self.mirror.revision),
             epoch: shared.client.revisions().epoch(),
@@ -533,6 +687,7 @@ impl Follower {
             mine,
             claimable_at: None,
             obstacle: obstacle.or_else(|| self.waiting.clone()),
+            asked,
         };
         *shared.succession() = Some(assessment.succession());
         let _ = shared.client.changes().send(Change::View(view));

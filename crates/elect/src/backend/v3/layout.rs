@@ -15,6 +15,16 @@
 //!   (`etcdctl elect`, Go's `concurrency.Election`). Those lead when their
 //!   key is the oldest under the prefix, and never otherwise.
 //!
+//! * `~transfer`: a hand-over to a named candidate in progress, bound to
+//!   that candidate's lease: while it exists only its target may take the
+//!   record, by a transaction that consumes it;
+//! * `~preempt`: a candidate of higher priority asking the leader to hand
+//!   over, bound to its own lease.
+//!
+//! With the anchor, the candidate whose turn it is is the transfer's target
+//! if there is one, else the eligible (healthy, undrained) candidate of the
+//! highest priority, the oldest first among equals.
+//!
 //! So the oldest key under the prefix decides. While it is an old-rule key,
 //! its owner leads by the old rule and no electd creates a record. While it
 //! is one of our candidate keys (an upgrade in progress), only that
@@ -25,12 +35,15 @@
 
 use std::collections::BTreeMap;
 
+use crate::backend::Handover;
 use crate::config::Api;
-use crate::status::{Expiry, Foreign, Leader, Obstacle};
+use crate::status::{Candidate as StatusCandidate, Expiry, Foreign, Leader, Obstacle};
 use crate::value::{self, Named};
 
 const ANCHOR: &str = "~anchor";
 const RECORD: &str = "~leader";
+const TRANSFER: &str = "~transfer";
+const PREEMPT: &str = "~preempt";
 const CANDIDATES: &str = "~c/";
 /// Old-rule keys sort before this under the prefix.
 const OLD_RULE_END: &str = "~";
@@ -67,6 +80,14 @@ impl Layout {
         format!("{}{RECORD}", self.prefix).into_bytes()
     }
 
+    pub(super) fn transfer(&self) -> Vec<u8> {
+        format!("{}{TRANSFER}", self.prefix).into_bytes()
+    }
+
+    pub(super) fn preempt(&self) -> Vec<u8> {
+        format!("{}{PREEMPT}", self.prefix).into_bytes()
+    }
+
     pub(super) fn candidate(&self, lease: i64) -> Vec<u8> {
         format!("{}{CANDIDATES}{lease:x}", self.prefix).into_bytes()
     }
@@ -101,6 +122,7 @@ fn lease_named(hex: &[u8]) -> Option<i64> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Kv {
     pub create_revision: i64,
+    pub mod_revision: i64,
     pub lease: i64,
     pub value: Vec<u8>,
 }
@@ -131,8 +153,37 @@ pub(super) enum Step {
     LayAnchor,
     /// Nobody holds the record. With the anchor at this revision older than
     /// any old-rule key, any candidate may take it; without (`None`), only
-    /// the one whose key is the oldest under the prefix.
-    TakeRecord { anchor: Option<i64> },
+    /// the one whose key is the oldest under the prefix. With a transfer (at
+    /// this `mod_revision`), only its target, consuming it.
+    TakeRecord {
+        anchor: Option<i64>,
+        transfer: Option<i64>,
+    },
+}
+
+/// The transfer record's value.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(super) struct TransferValue {
+    /// The target's lease, hex: the record is bound to it.
+    pub to: String,
+    /// The leader that handed over.
+    pub by: String,
+    pub reason: Handover,
+}
+
+/// A transfer in progress, as the keys show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Transfer {
+    pub target: Candidate,
+    pub mod_revision: i64,
+    pub reason: Handover,
+}
+
+/// A candidate asking the leader to hand over to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Preempt {
+    pub by: Candidate,
+    pub mod_revision: i64,
 }
 
 /// A key that leads, bound to a lease.
@@ -160,27 +211,58 @@ pub(super) struct Assessment {
     pub step: Step,
     /// The candidates by `create_revision`.
     pub queue: Vec<Candidate>,
-    /// Who may take the step: the first candidate, or with no anchor the
-    /// owner of the oldest key.
+    /// Who may take the step: the transfer's target, or the eligible
+    /// candidate of the highest priority (the oldest among equals); with no
+    /// anchor the owner of the oldest key, if eligible.
     pub next: Option<Candidate>,
+    /// Whether the anchor is laid (priorities and transfers need it).
+    pub anchored: bool,
+    /// A transfer in progress.
+    pub transfer: Option<Transfer>,
+    /// A candidate asking the leader to hand over.
+    pub preempt: Option<Preempt>,
+    /// The leader's priority, as its record says.
+    pub leader_priority: Option<i64>,
 }
 
 impl Assessment {
-    /// The succession order for a status: the leader, then the queue.
-    pub(super) fn succession(&self) -> Vec<Leader> {
-        let mut order: Vec<Leader> = self.leader.iter().cloned().collect();
+    /// The succession order for a status: the leader, then the eligible
+    /// candidates as they would be chosen (priority, then queue order), then
+    /// those that may not lead now (unhealthy, drained), in queue order.
+    pub(super) fn succession(&self) -> Vec<StatusCandidate> {
         let leader_lease = self.writer.as_ref().map(|(_, lease)| *lease);
-        order.extend(
+        let offer = |lease| {
             self.queue
                 .iter()
-                .filter(|c| Some(c.lease) != leader_lease)
-                .map(|c| Leader {
-                    id: Some(c.named.id.clone()),
-                    advertise: Some(c.named.advertise.clone()),
-                    term: revision_u64(c.create_revision),
-                    verified: true,
-                }),
-        );
+                .find(|c| Some(c.lease) == lease)
+                .map(|c| c.named.candidacy)
+        };
+        let mut order: Vec<StatusCandidate> = self
+            .leader
+            .iter()
+            .map(|l| StatusCandidate::leader(l, offer(leader_lease)))
+            .collect();
+        let mut rest: Vec<&Candidate> = self
+            .queue
+            .iter()
+            .filter(|c| Some(c.lease) != leader_lease)
+            .collect();
+        rest.sort_by_key(|c| {
+            let offer = c.named.candidacy;
+            (
+                !offer.eligible(),
+                std::cmp::Reverse(if offer.eligible() { offer.priority } else { 0 }),
+                c.create_revision,
+            )
+        });
+        order.extend(rest.into_iter().map(|c| StatusCandidate {
+            id: Some(c.named.id.clone()),
+            advertise: Some(c.named.advertise.clone()),
+            term: revision_u64(c.create_revision),
+            verified: true,
+            candidacy: Some(c.named.candidacy),
+            leads: false,
+        }));
         order
     }
 }
@@ -214,14 +296,20 @@ pub(super) fn assess(layout: &Layout, mirror: &Mirror) -> Assessment {
         .iter()
         .filter(|(key, _)| **key != record_key)
         .min_by_key(|(_, kv)| kv.create_revision);
+    let transfer = transfer_of(layout, mirror, &queue);
+    let preempt = preempt_of(layout, mirror, &queue);
     let mut assessment = Assessment {
         leader: None,
         writer: None,
         leading: None,
         obstacle: None,
         step: Step::Wait,
-        next: queue.first().cloned(),
+        next: best(&queue, transfer.as_ref()),
         queue,
+        anchored: false,
+        transfer,
+        preempt,
+        leader_priority: None,
     };
     if let Some((key, kv)) = oldest
         && layout.is_old_rule(key)
@@ -233,13 +321,6 @@ pub(super) fn assess(layout: &Layout, mirror: &Mirror) -> Assessment {
         .keys
         .get(&layout.anchor())
         .map(|kv| kv.create_revision);
-    if let Some(kv) = record {
-        record_leader(layout, kv, &mut assessment);
-        if !old_rule_left && anchor.is_none() {
-            assessment.step = Step::LayAnchor;
-        }
-        return assessment;
-    }
     // Old-rule keys newer than the anchor never lead: the anchor is older.
     let oldest_old_rule = mirror
         .keys
@@ -247,11 +328,21 @@ pub(super) fn assess(layout: &Layout, mirror: &Mirror) -> Assessment {
         .filter(|(key, _)| layout.is_old_rule(key))
         .map(|(_, kv)| kv.create_revision)
         .min();
-    if let Some(anchor) = anchor
-        && oldest_old_rule.is_none_or(|old| old > anchor)
-    {
+    let anchor = anchor.filter(|&anchor| oldest_old_rule.is_none_or(|old| old > anchor));
+    assessment.anchored = anchor.is_some();
+    if let Some(kv) = record {
+        record_leader(layout, kv, &mut assessment);
+        if !old_rule_left && anchor.is_none() {
+            // The leader lays it: the one candidate sure to be there.
+            assessment.step = Step::LayAnchor;
+            assessment.next = assessment.queue.iter().find(|c| c.lease == kv.lease).cloned();
+        }
+        return assessment;
+    }
+    if let Some(anchor) = anchor {
         assessment.step = Step::TakeRecord {
             anchor: Some(anchor),
+            transfer: assessment.transfer.as_ref().map(|t| t.mod_revision),
         };
         return assessment;
     }
@@ -259,8 +350,12 @@ pub(super) fn assess(layout: &Layout, mirror: &Mirror) -> Assessment {
         None => assessment.step = Step::LayAnchor,
         Some((key, kv)) => match assessment.queue.iter().find(|c| c.key == *key) {
             Some(oldest) if old_rule_left => {
-                assessment.next = Some(oldest.clone());
-                assessment.step = Step::TakeRecord { anchor: None };
+                // The old rule: only the oldest key may lead, if it can.
+                assessment.next = Some(oldest.clone()).filter(|c| c.named.candidacy.eligible());
+                assessment.step = Step::TakeRecord {
+                    anchor: None,
+                    transfer: None,
+                };
             }
             Some(_) => assessment.step = Step::LayAnchor,
             None => {
@@ -272,6 +367,46 @@ pub(super) fn assess(layout: &Layout, mirror: &Mirror) -> Assessment {
         },
     }
     assessment
+}
+
+/// Whose turn it is with the anchor laid: the transfer's target, else the
+/// eligible candidate of the highest priority, the oldest among equals.
+fn best(queue: &[Candidate], transfer: Option<&Transfer>) -> Option<Candidate> {
+    if let Some(transfer) = transfer {
+        return Some(transfer.target.clone());
+    }
+    queue
+        .iter()
+        .filter(|c| c.named.candidacy.eligible())
+        .min_by_key(|c| (std::cmp::Reverse(c.named.candidacy.priority), c.create_revision))
+        .cloned()
+}
+
+/// The transfer record, trusted only when bound to the lease of the queued
+/// candidate its value names.
+fn transfer_of(layout: &Layout, mirror: &Mirror, queue: &[Candidate]) -> Option<Transfer> {
+    let kv = mirror.keys.get(&layout.transfer())?;
+    let value: TransferValue = serde_json::from_slice(&kv.value).ok()?;
+    let lease = lease_named(value.to.as_bytes())?;
+    let target = queue.iter().find(|c| c.lease == lease && kv.lease == lease)?;
+    Some(Transfer {
+        target: target.clone(),
+        mod_revision: kv.mod_revision,
+        reason: value.reason,
+    })
+}
+
+/// The preemption request, trusted only when bound to its queued requester's lease.
+fn preempt_of(layout: &Layout, mirror: &Mirror, queue: &[Candidate]) -> Option<Preempt> {
+    let kv = mirror.keys.get(&layout.preempt())?;
+    let named = value::decode(&kv.value)?;
+    let by = queue
+        .iter()
+        .find(|c| kv.lease != 0 && c.lease == kv.lease && named.lease == Some(kv.lease))?;
+    Some(Preempt {
+        by: by.clone(),
+        mod_revision: kv.mod_revision,
+    })
 }
 
 /// The oldest key is the old rule's: its owner leads by that rule.
@@ -332,6 +467,7 @@ fn record_leader(layout: &Layout, kv: &Kv, assessment: &mut Assessment) {
     match named {
         Some(named) if kv.lease != 0 && named.lease == Some(kv.lease) => {
             assessment.writer = Some((named.nonce.clone(), kv.lease));
+            assessment.leader_priority = Some(named.candidacy.priority);
             assessment.leader = Some(Leader {
                 id: Some(named.id),
                 advertise: Some(named.advertise),
@@ -392,6 +528,7 @@ mod tests {
                 key.to_vec(),
                 Kv {
                     create_revision: self.0.revision,
+                    mod_revision: self.0.revision,
                     lease,
                     value: value.to_vec(),
                 },
@@ -402,8 +539,28 @@ mod tests {
             let key = layout().candidate(lease);
             self.put(&key, lease, &ours(id))
         }
+        fn offering(self, id: &str, lease: i64, candidacy: crate::value::Candidacy) -> Keys {
+            let key = layout().candidate(lease);
+            let value = value::encode_candidate(id, &format!("http://{id}"), "n0nce", &candidacy);
+            self.put(&key, lease, value.as_bytes())
+        }
+        fn transfer(self, to: i64, bound: i64) -> Keys {
+            let value = serde_json::to_string(&TransferValue {
+                to: format!("{to:x}"),
+                by: "a".into(),
+                reason: Handover::Transfer,
+            })
+            .unwrap();
+            self.put(&layout().transfer(), bound, value.as_bytes())
+        }
         fn record(self, id: &str, lease: i64) -> Keys {
-            let value = value::encode_record(id, &format!("http://{id}"), "n0nce", lease);
+            let value = value::encode_record(
+                id,
+                &format!("http://{id}"),
+                "n0nce",
+                lease,
+                &crate::value::Candidacy::default(),
+            );
             self.put(&layout().record(), lease, value.as_bytes())
         }
         fn anchor(self) -> Keys {
@@ -430,7 +587,13 @@ mod tests {
             .candidate("a", 0x10)
             .candidate("b", 0x11);
         let a = keys.assess();
-        assert_eq!(a.step, Step::TakeRecord { anchor: Some(1) });
+        assert_eq!(
+            a.step,
+            Step::TakeRecord {
+                anchor: Some(1),
+                transfer: None
+            }
+        );
         assert_eq!(a.next.unwrap().named.id, "a");
         let a = keys.record("b", 0x11).assess();
         assert_eq!(a.step, Step::Wait);
@@ -448,7 +611,11 @@ mod tests {
                 foreign: false
             })
         );
-        let order: Vec<_> = a.succession().into_iter().map(|l| l.id.unwrap()).collect();
+        let order: Vec<_> = a
+            .succession()
+            .into_iter()
+            .map(|c| c.id.unwrap())
+            .collect();
         assert_eq!(order, ["b", "a"]);
     }
 
@@ -498,7 +665,13 @@ mod tests {
             .put(b"/electd/leader/20", 0x20, &ours("old"))
             .candidate("b", 0x11);
         let a = keys.assess();
-        assert_eq!(a.step, Step::TakeRecord { anchor: None });
+        assert_eq!(
+            a.step,
+            Step::TakeRecord {
+                anchor: None,
+                transfer: None
+            }
+        );
         assert_eq!(a.next.unwrap().named.id, "a");
         // Once the old node leaves, the anchor comes first.
         let mut mirror = keys.0.clone();
@@ -517,13 +690,20 @@ mod tests {
             .candidate("a", 0x10)
             .put(b"/electd/leader/694d", 0x694d, b"etcdctl")
             .assess();
-        assert_eq!(a.step, Step::TakeRecord { anchor: Some(1) });
+        assert_eq!(
+            a.step,
+            Step::TakeRecord {
+                anchor: Some(1),
+                transfer: None
+            }
+        );
         assert_eq!(a.obstacle, None);
     }
 
     #[test]
     fn a_record_is_trusted_only_when_bound_to_the_lease_it_names() {
-        let forged = value::encode_record("b", "http://b", "x", 0x11);
+        let forged =
+            value::encode_record("b", "http://b", "x", 0x11, &crate::value::Candidacy::default());
         // Put by hand: no lease.
         let a = Keys::new()
             .anchor()
@@ -573,5 +753,83 @@ mod tests {
         for bad in [&b""[..], b"0", b"-1", b"694D", b"0694d", b"zz"] {
             assert_eq!(lease_named(bad), None, "{bad:?}");
         }
+    }
+
+    fn priority(priority: i64) -> crate::value::Candidacy {
+        crate::value::Candidacy {
+            priority,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_next_is_the_eligible_candidate_of_highest_priority_then_the_oldest() {
+        use crate::value::Candidacy;
+        let unhealthy = Candidacy {
+            priority: 50,
+            healthy: false,
+            ..Default::default()
+        };
+        let drained = Candidacy {
+            priority: 40,
+            drained: true,
+            ..Default::default()
+        };
+        let keys = Keys::new()
+            .anchor()
+            .offering("low", 0x10, priority(0))
+            .offering("sick", 0x11, unhealthy)
+            .offering("away", 0x12, drained)
+            .offering("mid", 0x13, priority(5))
+            .offering("mid2", 0x14, priority(5));
+        let a = keys.assess();
+        assert_eq!(a.next.as_ref().unwrap().named.id, "mid");
+        // Ineligible candidates stay listed, marked.
+        let listed: Vec<_> = a.succession().into_iter().map(|c| c.id.unwrap()).collect();
+        assert_eq!(listed.len(), 5);
+        // Nobody eligible: nobody takes the record.
+        let none = Keys::new()
+            .anchor()
+            .offering("sick", 0x11, unhealthy)
+            .offering("away", 0x12, drained)
+            .assess();
+        assert!(none.next.is_none());
+    }
+
+    #[test]
+    fn a_transfer_bound_to_its_target_makes_only_the_target_next() {
+        let keys = Keys::new()
+            .anchor()
+            .offering("a", 0x10, priority(9))
+            .candidate("b", 0x11)
+            .candidate("c", 0x12)
+            .transfer(0x12, 0x12);
+        let a = keys.assess();
+        assert_eq!(a.next.as_ref().unwrap().named.id, "c");
+        assert!(matches!(
+            a.step,
+            Step::TakeRecord {
+                transfer: Some(_),
+                ..
+            }
+        ));
+        // Not bound to the lease it names (someone else wrote it, or the
+        // target died and a new lease took its number): ignored.
+        let forged = Keys::new()
+            .anchor()
+            .offering("a", 0x10, priority(9))
+            .candidate("c", 0x12)
+            .transfer(0x12, 0x10)
+            .assess();
+        assert!(forged.transfer.is_none());
+        assert_eq!(forged.next.as_ref().unwrap().named.id, "a");
+        // Naming a lease nobody queues under: ignored.
+        let gone = Keys::new()
+            .anchor()
+            .candidate("a", 0x10)
+            .transfer(0x99, 0x99)
+            .assess();
+        assert!(gone.transfer.is_none());
+        assert_eq!(gone.next.as_ref().unwrap().named.id, "a");
     }
 }

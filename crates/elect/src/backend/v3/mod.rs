@@ -45,12 +45,13 @@ use tokio::time::Instant;
 use self::conn::{Client, Conn, malformed};
 use self::layout::Layout;
 use self::succession::Predecessors;
-use super::{Backend, Campaign, Change, RenewError, Renewal};
+use super::{Backend, Campaign, Change, Handover, RenewError, Renewal, Target};
 use crate::config::Config;
-use crate::error::{ConfigError, EtcdError};
+use crate::error::{ConfigError, EtcdError, TransferError};
+use crate::value::Candidacy;
 use crate::health::HealthCells;
 use crate::history::Revisions;
-use crate::status::Leader;
+use crate::status::Candidate;
 
 /// What the backend and its follow task share.
 struct Shared {
@@ -62,21 +63,37 @@ struct Shared {
     advertise: String,
     /// Where a candidate's id is set, for the warning about twins.
     id_setting: String,
-    /// Our candidate key's value.
-    value: String,
     health: Arc<HealthCells>,
     predecessors: std::sync::Mutex<Predecessors>,
     /// The succession order as the follow task last saw it.
-    succession: std::sync::Mutex<Option<Vec<Leader>>>,
+    succession: std::sync::Mutex<Option<Vec<Candidate>>>,
+    /// What this candidate offers now, in every value it writes.
+    candidacy: std::sync::Mutex<Candidacy>,
+    /// `--preempt`: how long to be eligible before asking to lead.
+    preempt_after: Option<Duration>,
+    /// The follow task's last assessment of the keys: what a hand-over checks.
+    latest: std::sync::Mutex<Option<layout::Assessment>>,
 }
 
 impl Shared {
+    fn candidacy(&self) -> Candidacy {
+        *self.candidacy.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn latest(&self) -> std::sync::MutexGuard<'_, Option<layout::Assessment>> {
+        self.latest.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Our candidate key's value, as we offer ourselves now.
+    fn value(&self) -> String {
+        crate::value::encode_candidate(&self.id, &self.advertise, &self.nonce, &self.candidacy())
+    }
     fn predecessors(&self) -> std::sync::MutexGuard<'_, Predecessors> {
         // Plain data; a panic elsewhere cannot leave it inconsistent.
         self.predecessors.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn succession(&self) -> std::sync::MutexGuard<'_, Option<Vec<Leader>>> {
+    fn succession(&self) -> std::sync::MutexGuard<'_, Option<Vec<Candidate>>> {
         self.succession.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -156,7 +173,6 @@ impl V3 {
                     revisions,
                     changes,
                 ),
-                value: crate::value::encode(&config.id, &config.advertise, &nonce),
                 nonce,
                 layout,
                 id: config.id.clone(),
@@ -165,6 +181,9 @@ impl V3 {
                 health,
                 predecessors: std::sync::Mutex::new(Predecessors::default()),
                 succession: std::sync::Mutex::new(None),
+                candidacy: std::sync::Mutex::new(config.candidacy),
+                preempt_after: config.preempt_after,
+                latest: std::sync::Mutex::new(None),
             }),
             session: Mutex::new(None),
             follower: std::sync::Mutex::new(None),
@@ -216,7 +235,7 @@ impl V3 {
             .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(
                 key.clone(),
-                self.shared.value.clone(),
+                self.shared.value(),
                 Some(PutOptions::new().with_lease(lease)),
             )]);
         let mut kv = link.client.kv_client();
@@ -366,7 +385,138 @@ impl Backend for V3 {
         self.shared.client.revoke(session.ours.lease).await
     }
 
-    async fn candidates(&self) -> Result<Vec<Leader>, EtcdError> {
+    async fn set_candidacy(&self, candidacy: Candidacy) -> Result<(), EtcdError> {
+        *self
+            .shared
+            .candidacy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = candidacy;
+        let ours = match self.session.lock().await.as_ref() {
+            Some(session) if session.ours.create_revision > 0 => session.ours.clone(),
+            _ => return Ok(()),
+        };
+        // Our key, rewritten in place: its place in the queue and its lease stay.
+        let txn = Txn::new()
+            .when([Compare::create_revision(
+                ours.key.clone(),
+                CompareOp::Equal,
+                ours.create_revision,
+            )])
+            .and_then([TxnOp::put(
+                ours.key,
+                self.shared.value(),
+                Some(PutOptions::new().with_lease(ours.lease)),
+            )]);
+        let client = &self.shared.client;
+        let link = client.link().await?;
+        let mut kv = link.client.kv_client();
+        client.call_linearizable("txn", &link, kv.txn(txn)).await?;
+        Ok(())
+    }
+
+    fn handover_target(&self, id: &str) -> Result<Target, TransferError> {
+        let latest = self.shared.latest();
+        let Some(assessment) = latest.as_ref() else {
+            return Err(TransferError::NoSuchCandidate { id: id.to_owned() });
+        };
+        if !assessment.anchored {
+            return Err(TransferError::OldRule);
+        }
+        let named: Vec<&layout::Candidate> = assessment
+            .queue
+            .iter()
+            .filter(|c| c.named.id == id)
+            .collect();
+        let candidate = match named.as_slice() {
+            [] => return Err(TransferError::NoSuchCandidate { id: id.to_owned() }),
+            [one] => *one,
+            many => {
+                return Err(TransferError::Ambiguous {
+                    id: id.to_owned(),
+                    count: many.len(),
+                });
+            }
+        };
+        if candidate.named.nonce == self.shared.nonce {
+            return Err(TransferError::ToSelf { id: id.to_owned() });
+        }
+        if !candidate.named.candidacy.eligible() {
+            return Err(TransferError::Ineligible {
+                id: id.to_owned(),
+                healthy: candidate.named.candidacy.healthy,
+            });
+        }
+        Ok(Target {
+            id: id.to_owned(),
+            key: candidate.key.clone(),
+            lease: candidate.lease,
+            create_revision: candidate.create_revision,
+        })
+    }
+
+    async fn hand_over(&self, target: &Target, reason: Handover) -> Result<i64, TransferError> {
+        let Some(session) = self.session.lock().await.take() else {
+            return Err(TransferError::NotLeader);
+        };
+        let ours = session.ours;
+        self.follow_with(None);
+        let layout = &self.shared.layout;
+        let value = serde_json::to_string(&layout::TransferValue {
+            to: format!("{:x}", target.lease),
+            by: self.shared.id.clone(),
+            reason,
+        })
+        .unwrap_or_default();
+        // Only while the record is still ours and the target still queued;
+        // bound to the target's lease, so it goes if the target dies.
+        let txn = Txn::new()
+            .when([
+                Compare::lease(layout.record(), CompareOp::Equal, ours.lease),
+                Compare::create_revision(layout.transfer(), CompareOp::Equal, 0),
+                Compare::create_revision(
+                    target.key.clone(),
+                    CompareOp::Equal,
+                    target.create_revision,
+                ),
+            ])
+            .and_then([TxnOp::put(
+                layout.transfer(),
+                value,
+                Some(PutOptions::new().with_lease(target.lease)),
+            )]);
+        let client = &self.shared.client;
+        let put = async {
+            let link = client.link().await?;
+            let mut kv = link.client.kv_client();
+            client.call_linearizable("txn", &link, kv.txn(txn)).await
+        }
+        .await;
+        // Either way we release: the target then leads, or (no transfer)
+        // the ordinary succession goes on.
+        let released = client.revoke(ours.lease).await;
+        let (answer, revision) = put?;
+        released?;
+        if !answer.succeeded() {
+            return Err(TransferError::NoSuchCandidate {
+                id: target.id.clone(),
+            });
+        }
+        Ok(revision)
+    }
+
+    async fn cancel_hand_over(&self, revision: i64) -> Result<bool, EtcdError> {
+        let key = self.shared.layout.transfer();
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key.clone(), CompareOp::Equal, revision)])
+            .and_then([TxnOp::delete(key, None)]);
+        let client = &self.shared.client;
+        let link = client.link().await?;
+        let mut kv = link.client.kv_client();
+        let (answer, _) = client.call_linearizable("txn", &link, kv.txn(txn)).await?;
+        Ok(answer.succeeded())
+    }
+
+    async fn candidates(&self) -> Result<Vec<Candidate>, EtcdError> {
         self.shared.succession().clone().ok_or_else(|| {
             EtcdError::unreachable(
                 self.shared.client.conn.endpoints.join(","),
@@ -396,7 +546,7 @@ mod tests {
         fn arbitrary_keys_never_make_a_false_leader(
             keys in proptest::collection::vec(
                 (
-                    proptest::sample::select(vec!["~leader", "~anchor", "~c/10", "~c/11", "10", "zzz", "~x"]),
+                    proptest::sample::select(vec!["~leader", "~anchor", "~transfer", "~preempt", "~c/10", "~c/11", "10", "zzz", "~x"]),
                     proptest::collection::vec(any::<u8>(), 0..64),
                     1i64..100,
                     proptest::sample::select(vec![0i64, 0x10, 0x11, 7]),
@@ -408,7 +558,10 @@ mod tests {
             let mut mirror = layout::Mirror::default();
             for (name, value, create_revision, lease) in keys {
                 let key = [layout.prefix(), name.as_bytes()].concat();
-                mirror.keys.insert(key, layout::Kv { create_revision, lease, value });
+                mirror.keys.insert(
+                    key,
+                    layout::Kv { create_revision, mod_revision: create_revision, lease, value },
+                );
                 mirror.revision = mirror.revision.max(create_revision);
             }
             let a = layout::assess(&layout, &mirror);
@@ -422,6 +575,13 @@ mod tests {
                 prop_assert!(record.lease != 0);
             }
             prop_assert!(a.writer.as_ref().is_none_or(|(nonce, _)| nonce.is_empty() || nonce != "never-written"));
+            // A transfer is honoured only when bound to the lease of the
+            // queued candidate it names.
+            if let Some(transfer) = &a.transfer {
+                let kv = mirror.keys.get(&layout.transfer()).expect("the transfer key");
+                prop_assert_eq!(kv.lease, transfer.target.lease);
+                prop_assert!(a.queue.iter().any(|c| c.lease == kv.lease));
+            }
         }
     }
 }

@@ -129,6 +129,7 @@ mod tests {
             b"/electd/leader/~c/7".to_vec(),
             Kv {
                 create_revision: 3,
+                mod_revision: 3,
                 lease: 7,
                 value: Vec::new(),
             },
