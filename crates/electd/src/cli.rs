@@ -151,6 +151,32 @@ pub struct Cli {
     )]
     pub health_successes: Option<String>,
 
+    /// Start drained: follow the election and answer as usual, but do not
+    /// campaign until undrained.
+    #[arg(long, env = "ELECTD_DRAINED")]
+    pub drained: bool,
+
+    /// This node's priority, a whole number (negative too): when the next
+    /// leader is chosen, a higher priority is preferred [default: 0]. Needs
+    /// --api v3.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "ELECTD_PRIORITY",
+        allow_negative_numbers = true
+    )]
+    pub priority: Option<String>,
+
+    /// Take over from a leader whose priority is below this node's, once this
+    /// node has been a healthy candidate for --preempt-after. Needs --api v3.
+    #[arg(long, env = "ELECTD_PREEMPT")]
+    pub preempt: bool,
+
+    /// How long this node must have been a healthy candidate before it
+    /// preempts a leader [default: the TTL]. Only with --preempt.
+    #[arg(long, value_name = "DURATION", env = "ELECTD_PREEMPT_AFTER")]
+    pub preempt_after: Option<String>,
+
     /// Run the command after `--` only while this node leads: started when it
     /// becomes leader, SIGTERM when leadership ends (or at deadline − grace),
     /// SIGKILL by the deadline. It gets ELECTD_TERM (the fencing token),
@@ -253,6 +279,25 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// `--health-url` and its settings; `None` without it.
     pub health: Option<HealthSpec>,
+    /// `--drained`: start without campaigning.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "steering who leads: the election reads it next")
+    )]
+    pub drained: bool,
+    /// `--priority`: higher is preferred; 0 without it.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "steering who leads: the election reads it next")
+    )]
+    pub priority: i64,
+    /// `--preempt`: how long a healthy candidate waits before it preempts a
+    /// leader of lower priority; `None` without it.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "steering who leads: the election reads it next")
+    )]
+    pub preempt: Option<Duration>,
 }
 
 impl Cli {
@@ -344,8 +389,48 @@ impl Cli {
             failures: self.health_failures,
             successes: self.health_successes,
         })?;
-        if self.observe && health.is_some() {
-            return Err("--observe never campaigns, so it cannot take --health-url".to_owned());
+        let priority = match self.priority.as_deref() {
+            Some(raw) => raw.trim().parse::<i64>().map_err(|_| {
+                format!("--priority must be a whole number (higher is preferred); got {raw:?}")
+            })?,
+            None => 0,
+        };
+        let preempt = match (self.preempt, self.preempt_after.as_deref()) {
+            (false, Some(_)) => return Err("--preempt-after needs --preempt".to_owned()),
+            (false, None) => None,
+            (true, Some(raw)) => {
+                Some(parse_duration(raw).map_err(|e| format!("--preempt-after: {e}"))?)
+            }
+            (true, None) => Some(timing.ttl()),
+        };
+        if self.observe {
+            // Each of these steers this node's own candidacy, and an
+            // observer has none: a setting that would do nothing is a mistake.
+            let steering = [
+                (priority != 0, "--priority"),
+                (preempt.is_some(), "--preempt"),
+                (health.is_some(), "--health-url"),
+                (self.drained, "--drained"),
+            ];
+            if let Some((_, flag)) = steering.iter().find(|(given, _)| *given) {
+                return Err(format!(
+                    "--observe never campaigns, so it cannot take {flag}"
+                ));
+            }
+        }
+        if api == elect::Api::V2 {
+            // v2 is one key that the fastest writer takes: no queue to order.
+            if priority != 0 {
+                return Err(
+                    "--priority needs --api v3: with v2 the first to write the key leads"
+                        .to_owned(),
+                );
+            }
+            if preempt.is_some() {
+                return Err(
+                    "--preempt needs --api v3: with v2 the first to write the key leads".to_owned(),
+                );
+            }
         }
         let admin_token = admin_token(self.admin_token_file.as_deref())?;
         let etcd_client_cert = match (self.etcd_cert, self.etcd_key) {
@@ -407,6 +492,9 @@ impl Cli {
             admin_listen,
             log_format: self.log_format,
             health,
+            drained: self.drained,
+            priority,
+            preempt,
         })
     }
 }
@@ -716,6 +804,21 @@ mod tests {
                 &["--observe", "--health-url", "http://127.0.0.1:9000/"],
                 "--observe never campaigns, so it cannot take --health-url",
             ),
+            (&["--observe", "--priority", "1"], "cannot take --priority"),
+            (&["--observe", "--preempt"], "cannot take --preempt"),
+            (&["--observe", "--drained"], "cannot take --drained"),
+            (
+                &["--api", "v2", "--priority", "-1"],
+                "--priority needs --api v3",
+            ),
+            (&["--api", "v2", "--preempt"], "--preempt needs --api v3"),
+            (
+                &["--preempt-after", "5s"],
+                "--preempt-after needs --preempt",
+            ),
+            (&["--preempt", "--preempt-after", "soon"], "--preempt-after"),
+            (&["--priority", "high"], "--priority must be a whole number"),
+            (&["--priority", "1.5"], "--priority must be a whole number"),
             (
                 &["--health-interval", "1s"],
                 "--health-interval needs --health-url",
@@ -772,18 +875,27 @@ mod tests {
     }
 
     #[test]
-    fn no_health_check_without_health_url() {
-        assert_eq!(settings(&["8080"]).unwrap().health, None);
-        // Health checks work on v2 too.
+    fn steering_flags_default_to_changing_nothing() {
+        let s = settings(&["8080"]).unwrap();
+        assert_eq!(s.health, None);
+        assert!(!s.drained);
+        assert_eq!(s.priority, 0);
+        assert_eq!(s.preempt, None);
+        // A priority of 0 is no priority: fine on an observer and on v2.
+        assert!(settings(&["--observe", "--priority", "0"]).is_ok());
+        assert!(settings(&["--api", "v2", "--ttl", "1", "--priority", "0"]).is_ok());
+        // Health checks and drain work on v2 too.
         let s = settings(&[
             "--api",
             "v2",
             "--ttl",
             "1",
+            "--drained",
             "--health-url",
             "http://127.0.0.1:9000/",
-        ]);
-        assert!(s.unwrap().health.is_some());
+        ])
+        .unwrap();
+        assert!(s.drained && s.health.is_some());
     }
 
     #[test]
@@ -820,6 +932,19 @@ mod tests {
             (Duration::from_millis(200), Duration::from_secs(2))
         );
         assert_eq!((health.failures.get(), health.successes.get()), (2, 4));
+    }
+
+    #[test]
+    fn priorities_and_preemption() {
+        for args in [&["--priority", "-5"][..], &["--priority=-5"]] {
+            assert_eq!(settings(args).unwrap().priority, -5, "{args:?}");
+        }
+        assert_eq!(settings(&["--priority", "7"]).unwrap().priority, 7);
+        // --preempt waits the TTL by default.
+        let s = settings(&["--ttl", "4", "--preempt"]).unwrap();
+        assert_eq!(s.preempt, Some(Duration::from_secs(4)));
+        let s = settings(&["--preempt", "--preempt-after", "1500ms"]).unwrap();
+        assert_eq!(s.preempt, Some(Duration::from_millis(1500)));
     }
 
     #[test]
