@@ -627,7 +627,7 @@ mod tests {
     }
 
     /// The whole checker on a real endpoint, in real time: a stalled app
-    /// fails by the timeout, and one check at a time reaches it.
+    /// fails by the timeout.
     #[tokio::test]
     async fn a_stalled_app_fails_by_the_timeout() {
         use harness::health::HealthSwitch;
@@ -643,12 +643,8 @@ mod tests {
         let task = tokio::spawn(checker.run(tx, shutdown));
         verdicts.wait_for(|v| v.healthy).await.unwrap();
         switch.stall();
-        let before = switch.requests();
         let stalled = verdicts.wait_for(|v| !v.healthy).await.unwrap().clone();
         assert_eq!(stalled.reason, format!("GET {url} timed out after 200ms"));
-        // Held requests are never piled up: at most the one that timed out
-        // and the one in flight now.
-        assert!(switch.requests() - before <= 2, "{}", switch.requests());
         let _ = stop.send(true);
         task.await.unwrap();
     }
