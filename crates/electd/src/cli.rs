@@ -4,12 +4,14 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
 use crate::exec::{ADMIN_TOKEN_VAR, ETCD_PASSWORD_VAR, ExecSpec, OnExit};
+use crate::health_check::HealthSpec;
 
 /// Leader election on etcd: exactly one node leads at any instant, and every
 /// node can say who it is.
@@ -111,6 +113,70 @@ pub struct Cli {
     #[arg(long, env = "ELECTD_OBSERVE")]
     pub observe: bool,
 
+    /// Be a candidate only while this http:// URL answers 2xx (anything
+    /// else, a redirect too, is a failed check): GET every --health-interval.
+    /// It must check a service that runs on every candidate, such as the app
+    /// beside electd, not the --exec command, which runs only on the leader.
+    /// The node counts as unhealthy until a check passes.
+    #[arg(long, value_name = "URL", env = "ELECTD_HEALTH_URL")]
+    pub health_url: Option<String>,
+
+    /// Time from the start of one health check to the start of the next
+    /// [default: 1s]. Only with --health-url.
+    #[arg(long, value_name = "DURATION", env = "ELECTD_HEALTH_INTERVAL")]
+    pub health_interval: Option<String>,
+
+    /// How long one health check may take before it counts as failed
+    /// [default: 1s]. Only with --health-url.
+    #[arg(long, value_name = "DURATION", env = "ELECTD_HEALTH_TIMEOUT")]
+    pub health_timeout: Option<String>,
+
+    /// Failed health checks in a row that make a healthy node unhealthy
+    /// [default: 3]. Only with --health-url.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "ELECTD_HEALTH_FAILURES",
+        allow_negative_numbers = true
+    )]
+    pub health_failures: Option<String>,
+
+    /// Passed health checks in a row that make an unhealthy node healthy
+    /// [default: 1]. Only with --health-url.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "ELECTD_HEALTH_SUCCESSES",
+        allow_negative_numbers = true
+    )]
+    pub health_successes: Option<String>,
+
+    /// Start drained: follow the election and answer as usual, but do not
+    /// campaign until undrained.
+    #[arg(long, env = "ELECTD_DRAINED")]
+    pub drained: bool,
+
+    /// This node's priority, a whole number (negative too): when the next
+    /// leader is chosen, a higher priority is preferred [default: 0]. Needs
+    /// --api v3.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "ELECTD_PRIORITY",
+        allow_negative_numbers = true
+    )]
+    pub priority: Option<String>,
+
+    /// Take over from a leader whose priority is below this node's, once this
+    /// node has been a healthy candidate for --preempt-after. Needs --api v3.
+    #[arg(long, env = "ELECTD_PREEMPT")]
+    pub preempt: bool,
+
+    /// How long this node must have been a healthy candidate before it
+    /// preempts a leader [default: the TTL]. Only with --preempt.
+    #[arg(long, value_name = "DURATION", env = "ELECTD_PREEMPT_AFTER")]
+    pub preempt_after: Option<String>,
+
     /// Run the command after `--` only while this node leads: started when it
     /// becomes leader, SIGTERM when leadership ends (or at deadline − grace),
     /// SIGKILL by the deadline. It gets ELECTD_TERM (the fencing token),
@@ -211,6 +277,27 @@ pub struct Settings {
     pub resign_cooldown: Duration,
     pub admin_listen: Option<SocketAddr>,
     pub log_format: LogFormat,
+    /// `--health-url` and its settings; `None` without it.
+    pub health: Option<HealthSpec>,
+    /// `--drained`: start without campaigning.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "steering who leads: the election reads it next")
+    )]
+    pub drained: bool,
+    /// `--priority`: higher is preferred; 0 without it.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "steering who leads: the election reads it next")
+    )]
+    pub priority: i64,
+    /// `--preempt`: how long a healthy candidate waits before it preempts a
+    /// leader of lower priority; `None` without it.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "steering who leads: the election reads it next")
+    )]
+    pub preempt: Option<Duration>,
 }
 
 impl Cli {
@@ -295,6 +382,56 @@ impl Cli {
         if self.observe && exec.is_some() {
             return Err("--observe never leads, so it cannot --exec".to_owned());
         }
+        let health = health_spec(HealthArgs {
+            url: self.health_url,
+            interval: self.health_interval,
+            timeout: self.health_timeout,
+            failures: self.health_failures,
+            successes: self.health_successes,
+        })?;
+        let priority = match self.priority.as_deref() {
+            Some(raw) => raw.trim().parse::<i64>().map_err(|_| {
+                format!("--priority must be a whole number (higher is preferred); got {raw:?}")
+            })?,
+            None => 0,
+        };
+        let preempt = match (self.preempt, self.preempt_after.as_deref()) {
+            (false, Some(_)) => return Err("--preempt-after needs --preempt".to_owned()),
+            (false, None) => None,
+            (true, Some(raw)) => {
+                Some(parse_duration(raw).map_err(|e| format!("--preempt-after: {e}"))?)
+            }
+            (true, None) => Some(timing.ttl()),
+        };
+        if self.observe {
+            // Each of these steers this node's own candidacy, and an
+            // observer has none: a setting that would do nothing is a mistake.
+            let steering = [
+                (priority != 0, "--priority"),
+                (preempt.is_some(), "--preempt"),
+                (health.is_some(), "--health-url"),
+                (self.drained, "--drained"),
+            ];
+            if let Some((_, flag)) = steering.iter().find(|(given, _)| *given) {
+                return Err(format!(
+                    "--observe never campaigns, so it cannot take {flag}"
+                ));
+            }
+        }
+        if api == elect::Api::V2 {
+            // v2 is one key that the fastest writer takes: no queue to order.
+            if priority != 0 {
+                return Err(
+                    "--priority needs --api v3: with v2 the first to write the key leads"
+                        .to_owned(),
+                );
+            }
+            if preempt.is_some() {
+                return Err(
+                    "--preempt needs --api v3: with v2 the first to write the key leads".to_owned(),
+                );
+            }
+        }
         let admin_token = admin_token(self.admin_token_file.as_deref())?;
         let etcd_client_cert = match (self.etcd_cert, self.etcd_key) {
             (Some(cert), Some(key)) => Some((cert, key)),
@@ -354,8 +491,117 @@ impl Cli {
             resign_cooldown,
             admin_listen,
             log_format: self.log_format,
+            health,
+            drained: self.drained,
+            priority,
+            preempt,
         })
     }
+}
+
+/// The `--health-*` flags as given.
+struct HealthArgs {
+    url: Option<String>,
+    interval: Option<String>,
+    timeout: Option<String>,
+    failures: Option<String>,
+    successes: Option<String>,
+}
+
+/// `--health-failures` and `--health-successes` when not given.
+const HEALTH_FAILURES: NonZeroU32 = NonZeroU32::new(3).unwrap();
+const HEALTH_SUCCESSES: NonZeroU32 = NonZeroU32::MIN;
+
+fn health_spec(args: HealthArgs) -> Result<Option<HealthSpec>, String> {
+    let Some(raw) = args.url else {
+        let given = [
+            (args.interval.is_some(), "--health-interval"),
+            (args.timeout.is_some(), "--health-timeout"),
+            (args.failures.is_some(), "--health-failures"),
+            (args.successes.is_some(), "--health-successes"),
+        ];
+        return match given.iter().find(|(given, _)| *given) {
+            Some((_, flag)) => Err(format!("{flag} needs --health-url")),
+            None => Ok(None),
+        };
+    };
+    let url = check_health_url(&raw)?;
+    let positive = |flag: &str, raw: Option<&str>, default: Duration| {
+        let value = match raw {
+            Some(raw) => parse_duration(raw).map_err(|e| format!("{flag}: {e}"))?,
+            None => default,
+        };
+        if value.is_zero() {
+            return Err(format!("{flag} must be longer than zero"));
+        }
+        Ok(value)
+    };
+    let count = |flag: &str, raw: Option<&str>, default: NonZeroU32| match raw {
+        Some(raw) => raw
+            .trim()
+            .parse::<NonZeroU32>()
+            .map_err(|_| format!("{flag} must be a whole number, at least 1; got {raw:?}")),
+        None => Ok(default),
+    };
+    // A timeout longer than the interval is fine: checks never overlap, a
+    // slow one only delays the next.
+    Ok(Some(HealthSpec {
+        url,
+        interval: positive(
+            "--health-interval",
+            args.interval.as_deref(),
+            Duration::from_secs(1),
+        )?,
+        timeout: positive(
+            "--health-timeout",
+            args.timeout.as_deref(),
+            Duration::from_secs(1),
+        )?,
+        failures: count(
+            "--health-failures",
+            args.failures.as_deref(),
+            HEALTH_FAILURES,
+        )?,
+        successes: count(
+            "--health-successes",
+            args.successes.as_deref(),
+            HEALTH_SUCCESSES,
+        )?,
+    }))
+}
+
+/// An `http://` URL with a host, no credentials.
+fn check_health_url(raw: &str) -> Result<url::Url, String> {
+    let url =
+        url::Url::parse(raw).map_err(|e| format!("--health-url {raw:?} is not a URL: {e}"))?;
+    match url.scheme() {
+        "http" => {}
+        "https" => {
+            return Err(format!(
+                "--health-url {raw:?} must be http://: the check is meant for the app beside \
+                 electd, not for a service elsewhere"
+            ));
+        }
+        _ => {
+            return Err(format!(
+                "--health-url {raw:?} must be an http:// URL with a host"
+            ));
+        }
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "--health-url {raw:?} must be an http:// URL with a host"
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // A flag value shows in `ps`, and the URL in every failed check's log line.
+        return Err(
+            "--health-url must not hold a user or password: flag values show in `ps`, and \
+             the URL in the log"
+                .to_owned(),
+        );
+    }
+    Ok(url)
 }
 
 /// How the library's messages name electd's settings: by its flags.
@@ -554,10 +800,151 @@ mod tests {
                 &["--admin-token-file", "/nonexistent/token"],
                 "--admin-token-file",
             ),
+            (
+                &["--observe", "--health-url", "http://127.0.0.1:9000/"],
+                "--observe never campaigns, so it cannot take --health-url",
+            ),
+            (&["--observe", "--priority", "1"], "cannot take --priority"),
+            (&["--observe", "--preempt"], "cannot take --preempt"),
+            (&["--observe", "--drained"], "cannot take --drained"),
+            (
+                &["--api", "v2", "--priority", "-1"],
+                "--priority needs --api v3",
+            ),
+            (&["--api", "v2", "--preempt"], "--preempt needs --api v3"),
+            (
+                &["--preempt-after", "5s"],
+                "--preempt-after needs --preempt",
+            ),
+            (&["--preempt", "--preempt-after", "soon"], "--preempt-after"),
+            (&["--priority", "high"], "--priority must be a whole number"),
+            (&["--priority", "1.5"], "--priority must be a whole number"),
+            (
+                &["--health-interval", "1s"],
+                "--health-interval needs --health-url",
+            ),
+            (
+                &["--health-timeout", "1s"],
+                "--health-timeout needs --health-url",
+            ),
+            (
+                &["--health-failures", "2"],
+                "--health-failures needs --health-url",
+            ),
+            (
+                &["--health-successes", "2"],
+                "--health-successes needs --health-url",
+            ),
+            (&["--health-url", "not a url"], "is not a URL"),
+            (
+                &["--health-url", "https://127.0.0.1:9000/"],
+                "the app beside electd",
+            ),
+            (
+                &["--health-url", "ftp://127.0.0.1/"],
+                "must be an http:// URL",
+            ),
+            (
+                &["--health-url", "http://u:pw@127.0.0.1/"],
+                "user or password",
+            ),
+            (
+                &["--health-url", "http://a/", "--health-interval", "0s"],
+                "--health-interval must be longer than zero",
+            ),
+            (
+                &["--health-url", "http://a/", "--health-timeout", "0"],
+                "--health-timeout must be longer than zero",
+            ),
+            (
+                &["--health-url", "http://a/", "--health-interval", "often"],
+                "--health-interval",
+            ),
+            (
+                &["--health-url", "http://a/", "--health-failures", "0"],
+                "--health-failures must be a whole number, at least 1",
+            ),
+            (
+                &["--health-url", "http://a/", "--health-successes", "-1"],
+                "--health-successes must be a whole number, at least 1",
+            ),
         ] {
             let err = settings(args).expect_err(&format!("{args:?} accepted"));
             assert!(err.contains(needle), "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn steering_flags_default_to_changing_nothing() {
+        let s = settings(&["8080"]).unwrap();
+        assert_eq!(s.health, None);
+        assert!(!s.drained);
+        assert_eq!(s.priority, 0);
+        assert_eq!(s.preempt, None);
+        // A priority of 0 is no priority: fine on an observer and on v2.
+        assert!(settings(&["--observe", "--priority", "0"]).is_ok());
+        assert!(settings(&["--api", "v2", "--ttl", "1", "--priority", "0"]).is_ok());
+        // Health checks and drain work on v2 too.
+        let s = settings(&[
+            "--api",
+            "v2",
+            "--ttl",
+            "1",
+            "--drained",
+            "--health-url",
+            "http://127.0.0.1:9000/",
+        ])
+        .unwrap();
+        assert!(s.drained && s.health.is_some());
+    }
+
+    #[test]
+    fn health_settings() {
+        let s = settings(&["--health-url", "http://127.0.0.1:9000/ready"]).unwrap();
+        assert_eq!(
+            s.health.unwrap(),
+            HealthSpec {
+                url: url::Url::parse("http://127.0.0.1:9000/ready").unwrap(),
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_secs(1),
+                failures: NonZeroU32::new(3).unwrap(),
+                successes: NonZeroU32::new(1).unwrap(),
+            }
+        );
+        // A timeout longer than the interval is fine: checks never overlap.
+        let s = settings(&[
+            "--health-url",
+            "http://localhost:9000",
+            "--health-interval",
+            "200ms",
+            "--health-timeout",
+            "2s",
+            "--health-failures",
+            "2",
+            "--health-successes",
+            " 4",
+        ])
+        .unwrap();
+        let health = s.health.unwrap();
+        assert_eq!(health.url.as_str(), "http://localhost:9000/");
+        assert_eq!(
+            (health.interval, health.timeout),
+            (Duration::from_millis(200), Duration::from_secs(2))
+        );
+        assert_eq!((health.failures.get(), health.successes.get()), (2, 4));
+    }
+
+    #[test]
+    fn priorities_and_preemption() {
+        for args in [&["--priority", "-5"][..], &["--priority=-5"]] {
+            assert_eq!(settings(args).unwrap().priority, -5, "{args:?}");
+        }
+        assert_eq!(settings(&["--priority", "7"]).unwrap().priority, 7);
+        // --preempt waits the TTL by default.
+        let s = settings(&["--ttl", "4", "--preempt"]).unwrap();
+        assert_eq!(s.preempt, Some(Duration::from_secs(4)));
+        let s = settings(&["--preempt", "--preempt-after", "1500ms"]).unwrap();
+        assert_eq!(s.preempt, Some(Duration::from_millis(1500)));
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod answers;
 mod cli;
 mod contain;
 mod exec;
+mod health_check;
 mod http;
 mod lead;
 mod metrics;
@@ -173,6 +174,15 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
         .clone()
         .unwrap_or_else(|| format!("{}-{port}", hostname()));
 
+    // Built before the election starts, so that a checker that cannot be
+    // built never leaves a claim behind.
+    let health_checker = settings
+        .health
+        .clone()
+        .map(health_check::HealthChecker::new)
+        .transpose()
+        .map_err(|e| Failure::Other(anyhow::anyhow!(e)))?;
+
     let metrics = Arc::new(metrics::Metrics::new());
     let config = settings
         .election
@@ -220,6 +230,17 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
     }
 
     let (stop_leading, shutdown) = watch::channel(false);
+    // Health-gated candidacy, its first half: the checker runs and logs each
+    // change of verdict, and that is all it does for now.
+    // STEERING: the verdicts do not reach the election yet; the candidacy
+    // gate (lead.rs and the library) takes `_health_verdicts` from here.
+    let _health_verdicts = health_checker.map(|checker| {
+        let (verdicts, health_verdicts) = watch::channel(health_check::Verdict::initial());
+        // On this thread, not the election's: a slow app must never be
+        // able to delay a renewal. It stops when shutting down begins.
+        tokio::spawn(checker.run(verdicts, stop_leading.subscribe()));
+        health_verdicts
+    });
     let mut leading = (!settings.observe).then(|| {
         let lead = lead::Lead {
             election: election.clone(),

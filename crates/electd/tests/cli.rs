@@ -152,6 +152,79 @@ fn bad_configuration_is_one_line_and_status_2() {
             &[("ELECTD_ETCD_PASSWORD", "")],
             "password is empty",
         ),
+        // Steering who leads: nothing to steer on an observer, no order on v2.
+        (
+            &["--observe", "--health-url", "http://127.0.0.1:9000/"],
+            &[],
+            "--observe never campaigns, so it cannot take --health-url",
+        ),
+        (
+            &["--observe", "--priority", "3"],
+            &[],
+            "cannot take --priority",
+        ),
+        (&["--observe", "--preempt"], &[], "cannot take --preempt"),
+        (
+            &["--observe"],
+            &[("ELECTD_DRAINED", "true")],
+            "cannot take --drained",
+        ),
+        (
+            &["--api", "v2", "--priority", "-2"],
+            &[],
+            "--priority needs --api v3",
+        ),
+        (
+            &["--api", "v2"],
+            &[("ELECTD_PREEMPT", "true")],
+            "--preempt needs --api v3",
+        ),
+        (
+            &["--preempt-after", "5s"],
+            &[],
+            "--preempt-after needs --preempt",
+        ),
+        (
+            &["--priority", "first"],
+            &[],
+            "--priority must be a whole number",
+        ),
+        (
+            &["--health-interval", "1s"],
+            &[],
+            "--health-interval needs --health-url",
+        ),
+        (
+            &[],
+            &[("ELECTD_HEALTH_FAILURES", "2")],
+            "--health-failures needs --health-url",
+        ),
+        (&["--health-url", "localhost:9000"], &[], "--health-url"),
+        (
+            &[],
+            &[("ELECTD_HEALTH_URL", "https://127.0.0.1:9000/")],
+            "the app beside electd",
+        ),
+        (
+            &["--health-url", "http://a/", "--health-interval", "0ms"],
+            &[],
+            "longer than zero",
+        ),
+        (
+            &["--health-url", "http://a/", "--health-timeout", "0"],
+            &[],
+            "longer than zero",
+        ),
+        (
+            &["--health-url", "http://a/", "--health-successes", "0"],
+            &[],
+            "at least 1",
+        ),
+        (
+            &["--health-url", "http://a/", "--health-failures", "-3"],
+            &[],
+            "at least 1",
+        ),
     ];
     for (args, env, needle) in cases {
         let out = electd(args, env);
@@ -192,7 +265,28 @@ fn help_explains_every_flag() {
         "--etcd-password-file",
         "ELECTD_ETCD_PASSWORD",
         "ELECTD_TTL",
+        "--health-url",
+        "--health-interval",
+        "--health-timeout",
+        "--health-failures",
+        "--health-successes",
+        "ELECTD_HEALTH_URL",
+        "--drained",
+        "--priority",
+        "--preempt",
+        "--preempt-after",
+        "ELECTD_PRIORITY",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
+    // The health check is of what runs on every candidate, never of --exec.
+    let health = help
+        .split("--health-url <URL>")
+        .nth(1)
+        .and_then(|rest| rest.split("--health-interval <DURATION>").next())
+        .unwrap_or_default();
+    assert!(
+        health.contains("app beside electd") && health.contains("runs only on the leader"),
+        "--help --health-url:\n{health}"
+    );
 }

@@ -4,6 +4,7 @@
 //! * [`node`]: `electd` processes, with signals and HTTP helpers;
 //! * [`checker`]: proves the safety invariant over the journals of a run;
 //! * [`proxy`]: a TCP fault proxy (delay, silent and loud partitions);
+//! * [`health`]: a switchable health endpoint for `--health-url`;
 //! * `store.rs`: what can happen to etcd's store (wipe, restore from a
 //!   snapshot, a member replaced, someone else's keys and leases), as
 //!   methods of [`etcd::Etcd`];
@@ -17,6 +18,7 @@
 
 pub mod checker;
 pub mod etcd;
+pub mod health;
 pub mod node;
 mod process;
 pub mod procs;
