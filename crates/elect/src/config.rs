@@ -153,6 +153,11 @@ impl Config {
     pub fn candidacy(&self) -> Candidacy {
         self.candidacy
     }
+    /// How long this candidate is eligible before it asks a leader of lower
+    /// priority for leadership; `None`: it never preempts.
+    pub fn preempt_after(&self) -> Option<Duration> {
+        self.preempt_after
+    }
     /// Whether etcd is reached over TLS.
     pub fn uses_tls(&self) -> bool {
         self.tls.is_some()

@@ -72,7 +72,13 @@ pub(crate) fn encode_record(
     lease: i64,
     candidacy: &Candidacy,
 ) -> String {
-    encode_with(id, advertise, nonce, Some(&format!("{lease:x}")), Some(candidacy))
+    encode_with(
+        id,
+        advertise,
+        nonce,
+        Some(&format!("{lease:x}")),
+        Some(candidacy),
+    )
 }
 
 fn encode_with(

@@ -279,6 +279,9 @@ async fn a_hand_over_costs_the_same_with_100_candidates_as_with_3() {
             HandOver::Resign => 2.0,
             HandOver::ToLast => 5.0,
         };
-        assert!(hundred <= most, "{how:?}: {hundred} proposals for one hand-over");
+        assert!(
+            hundred <= most,
+            "{how:?}: {hundred} proposals for one hand-over"
+        );
     }
 }

@@ -277,27 +277,9 @@ pub struct Settings {
     pub resign_cooldown: Duration,
     pub admin_listen: Option<SocketAddr>,
     pub log_format: LogFormat,
-    /// `--health-url` and its settings; `None` without it.
+    /// `--health-url` and its settings; `None` without it. (`--drained`,
+    /// `--priority` and `--preempt` are the election's.)
     pub health: Option<HealthSpec>,
-    /// `--drained`: start without campaigning.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "steering who leads: the election reads it next")
-    )]
-    pub drained: bool,
-    /// `--priority`: higher is preferred; 0 without it.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "steering who leads: the election reads it next")
-    )]
-    pub priority: i64,
-    /// `--preempt`: how long a healthy candidate waits before it preempts a
-    /// leader of lower priority; `None` without it.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "steering who leads: the election reads it next")
-    )]
-    pub preempt: Option<Duration>,
 }
 
 impl Cli {
@@ -458,7 +440,14 @@ impl Cli {
             .ttl(ttl)
             .api(api)
             .observer(self.observe)
+            .priority(priority)
+            .drained(self.drained)
+            // With a check, a candidate only from its first success.
+            .healthy(health.is_none())
             .names(flag_names());
+        if let Some(after) = preempt {
+            builder = builder.preempt_after(after);
+        }
         if let Some(margin) = margin {
             builder = builder.margin(margin);
         }
@@ -492,9 +481,6 @@ impl Cli {
             admin_listen,
             log_format: self.log_format,
             health,
-            drained: self.drained,
-            priority,
-            preempt,
         })
     }
 }
@@ -878,9 +864,10 @@ mod tests {
     fn steering_flags_default_to_changing_nothing() {
         let s = settings(&["8080"]).unwrap();
         assert_eq!(s.health, None);
-        assert!(!s.drained);
-        assert_eq!(s.priority, 0);
-        assert_eq!(s.preempt, None);
+        assert!(!s.election.candidacy().drained);
+        assert!(s.election.candidacy().healthy);
+        assert_eq!(s.election.candidacy().priority, 0);
+        assert_eq!(s.election.preempt_after(), None);
         // A priority of 0 is no priority: fine on an observer and on v2.
         assert!(settings(&["--observe", "--priority", "0"]).is_ok());
         assert!(settings(&["--api", "v2", "--ttl", "1", "--priority", "0"]).is_ok());
@@ -895,7 +882,9 @@ mod tests {
             "http://127.0.0.1:9000/",
         ])
         .unwrap();
-        assert!(s.drained && s.health.is_some());
+        assert!(s.election.candidacy().drained && s.health.is_some());
+        // A checked node starts unhealthy, until its first success.
+        assert!(!s.election.candidacy().healthy);
     }
 
     #[test]
@@ -937,14 +926,28 @@ mod tests {
     #[test]
     fn priorities_and_preemption() {
         for args in [&["--priority", "-5"][..], &["--priority=-5"]] {
-            assert_eq!(settings(args).unwrap().priority, -5, "{args:?}");
+            assert_eq!(
+                settings(args).unwrap().election.candidacy().priority,
+                -5,
+                "{args:?}"
+            );
         }
-        assert_eq!(settings(&["--priority", "7"]).unwrap().priority, 7);
+        assert_eq!(
+            settings(&["--priority", "7"])
+                .unwrap()
+                .election
+                .candidacy()
+                .priority,
+            7
+        );
         // --preempt waits the TTL by default.
         let s = settings(&["--ttl", "4", "--preempt"]).unwrap();
-        assert_eq!(s.preempt, Some(Duration::from_secs(4)));
+        assert_eq!(s.election.preempt_after(), Some(Duration::from_secs(4)));
         let s = settings(&["--preempt", "--preempt-after", "1500ms"]).unwrap();
-        assert_eq!(s.preempt, Some(Duration::from_millis(1500)));
+        assert_eq!(
+            s.election.preempt_after(),
+            Some(Duration::from_millis(1500))
+        );
     }
 
     #[test]

@@ -73,6 +73,11 @@ pub struct Tally {
     verdict: Verdict,
     /// Outcomes in a row that disagree with the verdict.
     against: u32,
+    /// Before any verdict from checks: failures in a row, which confirm
+    /// the initial verdict with their reason.
+    confirming: u32,
+    /// Whether the verdict comes from checks, not from the start.
+    settled: bool,
 }
 
 impl Tally {
@@ -82,6 +87,8 @@ impl Tally {
             successes: successes.get(),
             verdict: Verdict::initial(),
             against: 0,
+            confirming: 0,
+            settled: false,
         }
     }
 
@@ -89,7 +96,9 @@ impl Tally {
         &self.verdict
     }
 
-    /// Counts one outcome; returns the verdict when this outcome changed it.
+    /// Counts one outcome; returns the verdict when this outcome changed it
+    /// (or, for an app that never came up, confirmed the initial verdict
+    /// with a reason, once).
     pub fn record(&mut self, outcome: Outcome) -> Option<Verdict> {
         let (passed, reason) = match outcome {
             Ok(seen) => (true, seen),
@@ -98,8 +107,16 @@ impl Tally {
         if passed == self.verdict.healthy {
             // Only an unbroken run counts: one agreeing check starts it over.
             self.against = 0;
-            return None;
+            if self.settled {
+                return None;
+            }
+            self.confirming += 1;
+            if self.confirming < self.failures {
+                return None;
+            }
+            return Some(self.settle(passed, reason));
         }
+        self.confirming = 0;
         self.against += 1;
         let needed = if passed {
             self.successes
@@ -110,11 +127,13 @@ impl Tally {
             return None;
         }
         self.against = 0;
-        self.verdict = Verdict {
-            healthy: passed,
-            reason,
-        };
-        Some(self.verdict.clone())
+        Some(self.settle(passed, reason))
+    }
+
+    fn settle(&mut self, healthy: bool, reason: String) -> Verdict {
+        self.settled = true;
+        self.verdict = Verdict { healthy, reason };
+        self.verdict.clone()
     }
 
     /// For the log line: how many checks in a row it took.
@@ -336,10 +355,14 @@ mod tests {
         let fresh = Tally::new(n(3), n(1));
         assert_eq!(fresh.verdict(), &Verdict::initial());
         assert!(!Verdict::initial().healthy);
-        // Failures before the first pass change nothing: it is unhealthy already.
+        // Failures before the first pass confirm it once, with the reason.
         assert_eq!(
             tally(1, 1, vec![fail("a"), fail("b"), pass()]),
-            [None, None, healthy()]
+            [unhealthy("a"), None, healthy()]
+        );
+        assert_eq!(
+            tally(2, 1, vec![fail("a"), fail("b"), fail("c"), pass()]),
+            [None, unhealthy("b"), None, healthy()]
         );
     }
 

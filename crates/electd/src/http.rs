@@ -29,8 +29,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 
-use crate::answers::{LeaderBody, StatusBody, seed_words};
 use crate::admin;
+use crate::answers::{LeaderBody, StatusBody, seed_words};
 use crate::lead::Request;
 use crate::metrics::Metrics;
 

@@ -22,6 +22,7 @@ use elect::{Election, Leader, Leadership, TransferError};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::exec::{ExecSpec, Identity, Leftover, OnExit, Running, Stopped, Watch};
+use crate::health_check::Verdict;
 use crate::metrics::Metrics;
 
 /// How a hand-over request (`POST /v1/resign[?to=ID]`) ended.
@@ -64,7 +65,7 @@ pub struct Lead {
     pub cooldown: Duration,
     pub metrics: Arc<Metrics>,
     /// The health check's verdicts, with `--health-url`.
-    pub health: Option<watch::Receiver<bool>>,
+    pub health: Option<watch::Receiver<Verdict>>,
 }
 
 /// How the leadership loop ended.
@@ -502,20 +503,38 @@ impl Lead {
         };
         match result {
             Ok(leader) => {
-                tracing::info!(term = leadership.term(), to, successor_term = leader.term, "handed over");
+                tracing::info!(
+                    term = leadership.term(),
+                    to,
+                    successor_term = leader.term,
+                    "handed over"
+                );
                 Ok((After::Campaign, ResignReply::Transferred))
             }
             Err(TransferError::TimedOut { leader }) => {
-                tracing::warn!(term = leadership.term(), to, "the hand-over was not taken in time");
+                tracing::warn!(
+                    term = leadership.term(),
+                    to,
+                    "the hand-over was not taken in time"
+                );
                 Ok((After::Campaign, ResignReply::TimedOut(leader)))
             }
             Err(TransferError::Etcd(err)) => {
                 Ok((After::Campaign, ResignReply::Failed(err.to_string())))
             }
+            Err(_) if !leadership.is_valid() => {
+                // Stepped down, but the target was gone by then: the
+                // ordinary succession goes on, as when it times out.
+                tracing::warn!(
+                    term = leadership.term(),
+                    to,
+                    "the candidate left during the hand-over"
+                );
+                let leader = self.election.status().current_leader();
+                Ok((After::Campaign, ResignReply::TimedOut(leader)))
+            }
             Err(refused) => {
-                if leadership.is_valid()
-                    && let Some(spec) = self.exec.as_ref()
-                {
+                if let Some(spec) = self.exec.as_ref() {
                     *child = self.start(spec, leadership);
                 }
                 Err(refused)
@@ -567,10 +586,10 @@ enum Event {
 }
 
 /// The next health verdict that differs from the last, when there is a check.
-async fn verdict(health: &mut Option<watch::Receiver<bool>>) -> Option<bool> {
+async fn verdict(health: &mut Option<watch::Receiver<Verdict>>) -> Option<bool> {
     match health {
         Some(verdicts) => match verdicts.changed().await {
-            Ok(()) => Some(*verdicts.borrow_and_update()),
+            Ok(()) => Some(verdicts.borrow_and_update().healthy),
             Err(_) => std::future::pending().await,
         },
         None => std::future::pending().await,
@@ -607,11 +626,18 @@ mod tests {
     const TTL: Duration = Duration::from_secs(3);
     const COOLDOWN: Duration = Duration::from_secs(7);
 
+    fn verdict(healthy: bool) -> Verdict {
+        Verdict {
+            healthy,
+            reason: "a test".to_owned(),
+        }
+    }
+
     struct Scene {
         election: Arc<Election>,
         store: Arc<Memory<false>>,
         requests: mpsc::Sender<Request>,
-        health: watch::Sender<bool>,
+        health: watch::Sender<Verdict>,
         stop: watch::Sender<bool>,
         task: tokio::task::JoinHandle<Finish>,
         journal: std::path::PathBuf,
@@ -632,7 +658,7 @@ mod tests {
         let election = Arc::new(election);
         let (requests, requests_rx) = mpsc::channel(8);
         let (stop, stop_rx) = watch::channel(false);
-        let (health, health_rx) = watch::channel(true);
+        let (health, health_rx) = watch::channel(verdict(true));
         let lead = Lead {
             election: election.clone(),
             exec: None,
@@ -746,7 +772,7 @@ mod tests {
     async fn an_unhealthy_leader_steps_down_and_leads_again_only_once_healthy() {
         let s = scene();
         s.role_becomes(Role::Leader).await;
-        s.health.send(false).unwrap();
+        s.health.send(verdict(false)).unwrap();
         // Nobody else runs: the key is vacant once released.
         s.role_becomes(Role::Candidate).await;
         assert_eq!(s.last_reason().as_deref(), Some("unhealthy"));
@@ -754,7 +780,7 @@ mod tests {
         // Vacant key, but no candidacy: an hour passes without leading.
         tokio::time::sleep(Duration::from_secs(3600)).await;
         assert_ne!(s.election.status().role(), Role::Leader);
-        s.health.send(true).unwrap();
+        s.health.send(verdict(true)).unwrap();
         s.role_becomes(Role::Leader).await;
     }
 

@@ -205,13 +205,13 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
         "electd started"
     );
 
-    let (resign_tx, resign_rx) = tokio::sync::mpsc::channel(8);
+    let (requests_tx, requests_rx) = tokio::sync::mpsc::channel(8);
     let state = http::AppState::new(
         election.clone(),
         metrics.clone(),
         settings.admin_token.as_ref().map(|t| Arc::from(t.expose())),
-        (!settings.observe).then_some(resign_tx),
-        false,
+        (!settings.observe).then_some(requests_tx),
+        health_checker.is_some(),
     );
     let (stop_http, http_stopped) = watch::channel(false);
     let mut servers = vec![tokio::spawn(http::serve(
@@ -230,11 +230,9 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
     }
 
     let (stop_leading, shutdown) = watch::channel(false);
-    // Health-gated candidacy, its first half: the checker runs and logs each
-    // change of verdict, and that is all it does for now.
-    // STEERING: the verdicts do not reach the election yet; the candidacy
-    // gate (lead.rs and the library) takes `_health_verdicts` from here.
-    let _health_verdicts = health_checker.map(|checker| {
+    // Health-gated candidacy: the leadership loop turns each verdict into
+    // the election's candidacy (and a leader's hand-over).
+    let health_verdicts = health_checker.map(|checker| {
         let (verdicts, health_verdicts) = watch::channel(health_check::Verdict::initial());
         // On this thread, not the election's: a slow app must never be
         // able to delay a renewal. It stops when shutting down begins.
@@ -247,9 +245,9 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
             exec: settings.exec.clone(),
             cooldown: settings.resign_cooldown,
             metrics,
-            health: None,
+            health: health_verdicts,
         };
-        tokio::spawn(lead.run(resign_rx, shutdown))
+        tokio::spawn(lead.run(requests_rx, shutdown))
     });
 
     // Runs until a signal, or until the command asks electd to exit with it.

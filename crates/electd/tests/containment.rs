@@ -120,14 +120,6 @@ fn notes(file: &Path) -> Notes {
     notes
 }
 
-fn realtime_offset() -> i128 {
-    let realtime = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i128;
-    realtime - now_ns() as i128
-}
-
 /// A run whose nodes all run [`CHILD`], and what it saw of their processes.
 struct Scene {
     run: Run,
@@ -147,7 +139,7 @@ impl Scene {
             run,
             script,
             extra: extra.iter().map(|s| s.to_string()).collect(),
-            offset: realtime_offset(),
+            offset: harness::ticks::realtime_offset(),
             seen: Vec::new(),
         };
         for i in 0..nodes {
@@ -366,7 +358,7 @@ impl Scene {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let drift = (realtime_offset() - self.offset).abs();
+        let drift = (harness::ticks::realtime_offset() - self.offset).abs();
         assert!(
             drift < 5_000_000,
             "the wall clock moved by {drift} ns during the test"

@@ -79,9 +79,21 @@ async fn one_log_line_per_change_of_verdict_with_its_reason() {
     let node = &run.nodes[i];
     let url = switch.url();
 
-    // 500 from the start: the node starts unhealthy, so nothing changes.
-    switch.wait_for_requests(3, LIMIT).await;
-    assert_eq!(verdicts(node), []);
+    // 500 from the start: the node starts unhealthy; two failures in a row
+    // confirm it once, with the reason, and more change nothing.
+    let lines = changes(node, 1).await;
+    assert_line(
+        &lines[0],
+        false,
+        "WARN",
+        &[
+            &format!("GET {url} answered 500"),
+            "failed 2 times in a row",
+        ],
+    );
+    let seen = switch.requests();
+    switch.wait_for_requests(seen + 3, LIMIT).await;
+    assert_eq!(verdicts(node).len(), 1, "{:?}", verdicts(node));
     assert!(
         node.output()
             .lines()
@@ -92,9 +104,9 @@ async fn one_log_line_per_change_of_verdict_with_its_reason() {
 
     // 200: healthy after one check.
     switch.set_healthy(true);
-    let lines = changes(node, 1).await;
+    let lines = changes(node, 2).await;
     assert_line(
-        &lines[0],
+        &lines[1],
         true,
         "INFO",
         &[&format!("GET {url} answered 200")],
@@ -102,9 +114,9 @@ async fn one_log_line_per_change_of_verdict_with_its_reason() {
 
     // 500 again: unhealthy after two in a row, with the second one's reason.
     switch.set_healthy(false);
-    let lines = changes(node, 2).await;
+    let lines = changes(node, 3).await;
     assert_line(
-        &lines[1],
+        &lines[2],
         false,
         "WARN",
         &[
@@ -116,7 +128,7 @@ async fn one_log_line_per_change_of_verdict_with_its_reason() {
     // Settled: more failed checks, no more lines.
     let seen = switch.requests();
     switch.wait_for_requests(seen + 3, LIMIT).await;
-    assert_eq!(verdicts(node).len(), 2, "{:?}", verdicts(node));
+    assert_eq!(verdicts(node).len(), 3, "{:?}", verdicts(node));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::Run;
-use harness::{eventually, now_ns};
+use harness::eventually;
 use reqwest::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -26,14 +26,6 @@ echo "grandchild $$ $!" >> "$f"
 while :; do echo "tick $ELECTD_TERM $$ $(date +%s%N)" >> "$f"; sleep 0.05; done
 "#;
 
-fn realtime_offset() -> i128 {
-    let realtime = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i128;
-    realtime - now_ns() as i128
-}
-
 fn gone(pid: u32) -> bool {
     !Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -50,7 +42,7 @@ async fn children_never_overlap_nor_outlive_their_leadership(api: &'static str) 
     let script = run.dir.path().join("child.sh");
     std::fs::write(&script, CHILD).unwrap();
     let script = script.to_str().unwrap().to_owned();
-    let offset = realtime_offset();
+    let offset = harness::ticks::realtime_offset();
     let mut files = Vec::new();
     let exec_args = |name: &str, dir: &Path| -> Vec<String> {
         let ticks = dir.join(format!("{name}.ticks"));
@@ -167,7 +159,7 @@ async fn children_never_overlap_nor_outlive_their_leadership(api: &'static str) 
             Some(0)
         );
     }
-    let drift = (realtime_offset() - offset).abs();
+    let drift = (harness::ticks::realtime_offset() - offset).abs();
     assert!(
         drift < 5_000_000,
         "the wall clock moved by {drift} ns during the test"

@@ -46,6 +46,15 @@ impl Ticks {
     }
 }
 
+/// `CLOCK_REALTIME` − `CLOCK_MONOTONIC` now, in ns: subtracted from the
+/// times commands took from `date +%s%N`, it puts them on the journals' clock.
+pub fn realtime_offset() -> i128 {
+    let realtime = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128);
+    realtime - crate::now_ns() as i128
+}
+
 /// Reads `(node, file)` tick files. `offset` is subtracted from each time
 /// (the realtime − monotonic offset when the times came from `date`, else 0).
 pub fn read(files: &[(String, PathBuf)], offset: i128) -> Ticks {

@@ -17,8 +17,8 @@ use tokio::time::{Instant, sleep};
 
 use super::{Backend, Campaign, Change, Handover, RenewError, Renewal, Target, View};
 use crate::error::{EtcdError, TransferError};
-use crate::value::Candidacy;
 use crate::status::{Candidate, Leader, Status};
+use crate::value::Candidacy;
 
 /// How the double answers renewals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,8 +12,8 @@ use tokio::time::Instant;
 
 use crate::error::{EtcdError, TransferError};
 use crate::history::Regression;
-use crate::value::Candidacy;
 use crate::status::{Candidate, Leader, Obstacle};
+use crate::value::Candidacy;
 
 #[cfg(any(test, feature = "test-util"))]
 pub(crate) mod memory;
@@ -158,7 +158,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// Withdraws the transfer record of `revision`, if not consumed yet.
     /// Returns whether it withdrew it.
-    fn cancel_hand_over(&self, revision: i64) -> impl Future<Output = Result<bool, EtcdError>> + Send;
+    fn cancel_hand_over(
+        &self,
+        revision: i64,
+    ) -> impl Future<Output = Result<bool, EtcdError>> + Send;
 
     /// The succession order, leader first (v2: the leader only).
     fn candidates(&self) -> impl Future<Output = Result<Vec<Candidate>, EtcdError>> + Send;

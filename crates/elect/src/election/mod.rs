@@ -34,12 +34,12 @@ use crate::backend::retry::Backoff;
 use crate::backend::{Backend, Campaign, Change, Handover, RenewError, Renewal, View};
 use crate::config::Config;
 use crate::error::{EtcdError, TransferError};
-use crate::value::Candidacy;
 use crate::health::HealthCells;
 use crate::history::{Keeper, Regression, Revisions};
 use crate::journal::{EndReason, Journal};
 use crate::status::{Obstacle, Problem, Status, Tenure};
 use crate::telemetry::RenewalOutcome;
+use crate::value::Candidacy;
 
 /// What the handles ([`crate::Election`], [`crate::Leadership`]) ask of the loop.
 pub(crate) enum Command {

@@ -30,11 +30,11 @@ use self::wire::{COMPARE_FAILED, KEY_NOT_FOUND, NODE_EXISTS, Words};
 use super::{Backend, Campaign, Change, Handover, RenewError, Renewal, Target};
 use crate::config::Config;
 use crate::error::{ConfigError, EtcdError, TransferError, chain};
-use crate::value::Candidacy;
 use crate::health::HealthCells;
 use crate::history::Revisions;
 use crate::status::Candidate;
 use crate::tls;
+use crate::value::Candidacy;
 
 /// The v2 backend.
 pub(crate) struct V2 {

@@ -587,7 +587,10 @@ impl Follower {
             return Ok(false);
         }
         if now < since + after {
-            self.recheck_at = Some(self.recheck_at.map_or(since + after, |r| r.min(since + after)));
+            self.recheck_at = Some(
+                self.recheck_at
+                    .map_or(since + after, |r| r.min(since + after)),
+            );
             return Ok(false);
         }
         let key = self.shared.layout.preempt();

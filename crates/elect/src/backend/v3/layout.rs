@@ -335,7 +335,11 @@ pub(super) fn assess(layout: &Layout, mirror: &Mirror) -> Assessment {
         if !old_rule_left && anchor.is_none() {
             // The leader lays it: the one candidate sure to be there.
             assessment.step = Step::LayAnchor;
-            assessment.next = assessment.queue.iter().find(|c| c.lease == kv.lease).cloned();
+            assessment.next = assessment
+                .queue
+                .iter()
+                .find(|c| c.lease == kv.lease)
+                .cloned();
         }
         return assessment;
     }
@@ -378,7 +382,12 @@ fn best(queue: &[Candidate], transfer: Option<&Transfer>) -> Option<Candidate> {
     queue
         .iter()
         .filter(|c| c.named.candidacy.eligible())
-        .min_by_key(|c| (std::cmp::Reverse(c.named.candidacy.priority), c.create_revision))
+        .min_by_key(|c| {
+            (
+                std::cmp::Reverse(c.named.candidacy.priority),
+                c.create_revision,
+            )
+        })
         .cloned()
 }
 
@@ -388,7 +397,9 @@ fn transfer_of(layout: &Layout, mirror: &Mirror, queue: &[Candidate]) -> Option<
     let kv = mirror.keys.get(&layout.transfer())?;
     let value: TransferValue = serde_json::from_slice(&kv.value).ok()?;
     let lease = lease_named(value.to.as_bytes())?;
-    let target = queue.iter().find(|c| c.lease == lease && kv.lease == lease)?;
+    let target = queue
+        .iter()
+        .find(|c| c.lease == lease && kv.lease == lease)?;
     Some(Transfer {
         target: target.clone(),
         mod_revision: kv.mod_revision,
@@ -611,11 +622,7 @@ mod tests {
                 foreign: false
             })
         );
-        let order: Vec<_> = a
-            .succession()
-            .into_iter()
-            .map(|c| c.id.unwrap())
-            .collect();
+        let order: Vec<_> = a.succession().into_iter().map(|c| c.id.unwrap()).collect();
         assert_eq!(order, ["b", "a"]);
     }
 
@@ -702,8 +709,13 @@ mod tests {
 
     #[test]
     fn a_record_is_trusted_only_when_bound_to_the_lease_it_names() {
-        let forged =
-            value::encode_record("b", "http://b", "x", 0x11, &crate::value::Candidacy::default());
+        let forged = value::encode_record(
+            "b",
+            "http://b",
+            "x",
+            0x11,
+            &crate::value::Candidacy::default(),
+        );
         // Put by hand: no lease.
         let a = Keys::new()
             .anchor()

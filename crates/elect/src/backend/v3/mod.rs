@@ -48,10 +48,10 @@ use self::succession::Predecessors;
 use super::{Backend, Campaign, Change, Handover, RenewError, Renewal, Target};
 use crate::config::Config;
 use crate::error::{ConfigError, EtcdError, TransferError};
-use crate::value::Candidacy;
 use crate::health::HealthCells;
 use crate::history::Revisions;
 use crate::status::Candidate;
+use crate::value::Candidacy;
 
 /// What the backend and its follow task share.
 struct Shared {
@@ -507,7 +507,11 @@ impl Backend for V3 {
     async fn cancel_hand_over(&self, revision: i64) -> Result<bool, EtcdError> {
         let key = self.shared.layout.transfer();
         let txn = Txn::new()
-            .when([Compare::mod_revision(key.clone(), CompareOp::Equal, revision)])
+            .when([Compare::mod_revision(
+                key.clone(),
+                CompareOp::Equal,
+                revision,
+            )])
             .and_then([TxnOp::delete(key, None)]);
         let client = &self.shared.client;
         let link = client.link().await?;
