@@ -1,6 +1,6 @@
 //! `--health-url` in a real electd, seen from outside through its log: one
 //! line per change of verdict, with the reason, in bounded time. (The
-//! verdict does not steer the election yet; these tests only read the log.)
+//! verdict steering the election is `steering.rs`'s; these read the log.)
 
 mod common;
 

@@ -16,16 +16,6 @@ use tokio::net::TcpStream;
 const SLACK: Duration = Duration::from_secs(10);
 const TOKEN: &str = "t0ken-for-tests";
 
-/// A command that records its environment, starts a grandchild in its
-/// process group, then writes its term, PID and the time every 50 ms.
-const CHILD: &str = r#"#!/bin/sh
-f="$1"
-env | grep '^ELECTD_' | sed "s/^/env $$ /" >> "$f"
-sleep 1000 &
-echo "grandchild $$ $!" >> "$f"
-while :; do echo "tick $ELECTD_TERM $$ $(date +%s%N)" >> "$f"; sleep 0.05; done
-"#;
-
 fn gone(pid: u32) -> bool {
     !Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -39,8 +29,7 @@ async fn leader_term(run: &Run, i: usize) -> u64 {
 async fn children_never_overlap_nor_outlive_their_leadership(api: &'static str) {
     let _alone = common::exclusive().await;
     let mut run = Run::new(api, 2, 0).await;
-    let script = run.dir.path().join("child.sh");
-    std::fs::write(&script, CHILD).unwrap();
+    let script = harness::ticks::write_ticker(run.dir.path());
     let script = script.to_str().unwrap().to_owned();
     let offset = harness::ticks::realtime_offset();
     let mut files = Vec::new();

@@ -9,7 +9,25 @@
 //! ```
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// A command that writes this format: its environment, a grandchild in its
+/// process group, then its term, PID and the time (`date`, so read it back
+/// with [`realtime_offset`]) every 50 ms. Its first argument is the file.
+pub const TICKER: &str = r#"#!/bin/sh
+f="$1"
+env | grep '^ELECTD_' | sed "s/^/env $$ /" >> "$f"
+sleep 1000 &
+echo "grandchild $$ $!" >> "$f"
+while :; do echo "tick $ELECTD_TERM $$ $(date +%s%N)" >> "$f"; sleep 0.05; done
+"#;
+
+/// Writes [`TICKER`] into `dir`; returns its path.
+pub fn write_ticker(dir: &Path) -> PathBuf {
+    let script = dir.join("ticker.sh");
+    std::fs::write(&script, TICKER).expect("the ticker script is written");
+    script
+}
 
 /// One command process, from its first tick to its last.
 #[derive(Clone, Debug, PartialEq, Eq)]
