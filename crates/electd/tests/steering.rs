@@ -380,11 +380,46 @@ async fn a_node_started_drained_never_leads_until_undrained(api: &'static str) {
     s.assert_safe();
 }
 
+async fn a_drain_during_a_failover_keeps_the_drained_node_out(api: &'static str) {
+    let mut s = Steered::new(api, 2).await;
+    for i in 0..3 {
+        let opts = Opts {
+            exec: true,
+            ..Opts::default()
+        };
+        let at = s.spawn(&format!("n{i}"), opts).await;
+        if api == "v3" {
+            s.queued(at).await;
+        }
+    }
+    let leader = s.run.sole_leader(SLACK).await;
+    s.ticking(leader).await;
+    // The leader dies; before its lease runs out, both others are drained
+    // but one, which alone may lead next.
+    s.run.kill9(leader);
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let (drained, left) = (others[0], others[1]);
+    let (code, body) = admin(&s.run, drained, "/v1/drain").await;
+    assert_eq!(code, 200, "{body}");
+    let run = &s.run;
+    assert_eq!(
+        run.sole_leader_among(&others, run.ttl() + SLACK).await,
+        left
+    );
+    s.ticking(left).await;
+    assert!(
+        last_acquired(run, drained).is_none(),
+        "the drained node led"
+    );
+    s.assert_safe();
+}
+
 both_apis!(
     an_unhealthy_leader_hands_over_to_a_healthy_node,
     with_every_node_unhealthy_nobody_leads,
     a_drained_node_hands_over_and_stays_out_until_undrained,
     a_node_started_drained_never_leads_until_undrained,
+    a_drain_during_a_failover_keeps_the_drained_node_out,
 );
 
 mod v3_only {
@@ -552,6 +587,81 @@ mod v3_only {
         assert!(last_acquired(run, 2).is_none(), "the late target led");
         assert_eq!(run.sole_leader(SLACK).await, next);
         s.ticking(next).await;
+        s.assert_safe();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hand_over_to_a_node_killed_mid_way_never_leaves_two_leaders() {
+        // Killed 2 ms into the request, the target has not taken over yet
+        // (504 here); 10 ms in, it has (200): both ways, the others go on,
+        // one at a time.
+        for delay in [2, 10] {
+            let mut s = Steered::new("v3", 4).await;
+            in_line(&mut s, 3, true).await;
+            assert_eq!(s.run.sole_leader(SLACK).await, 0);
+            s.ticking(0).await;
+            let run = &s.run;
+            let target = run.nodes[2].pid();
+            let (answer, ()) = tokio::join!(admin(run, 0, "/v1/resign?to=n2"), async {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                harness::procs::signal(target, rustix::process::Signal::KILL);
+            });
+            // Reaped, and its death (a moment after the signal: the
+            // checker's bound is the stricter for it) recorded.
+            s.run.kill9(2);
+            let (code, body) = answer;
+            assert!(code == 200 || code == 504, "{code}: {body}");
+            let run = &s.run;
+            let next = run.sole_leader_among(&[0, 1], run.ttl() + SLACK).await;
+            s.ticking(next).await;
+            s.assert_safe();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_preempting_node_that_turns_unhealthy_does_not_take_over() {
+        let mut s = Steered::new("v3", 6).await;
+        let low = s
+            .spawn(
+                "low",
+                Opts {
+                    exec: true,
+                    ..Opts::default()
+                },
+            )
+            .await;
+        assert_eq!(s.run.sole_leader(SLACK).await, low);
+        let switch = HealthSwitch::start(true);
+        let high_args = ["--priority", "10", "--preempt", "--preempt-after", "2s"];
+        let high = s
+            .spawn(
+                "high",
+                Opts {
+                    health: Some(&switch),
+                    exec: true,
+                    extra: &high_args,
+                },
+            )
+            .await;
+        let run = &s.run;
+        eventually(SLACK, "the preempting node to be healthy", || async {
+            (status(run, high).await["healthy"] == true).then_some(())
+        })
+        .await;
+        let term_then = term(run, low).await;
+        switch.set_healthy(false);
+        eventually(SLACK, "the preempting node to be unhealthy", || async {
+            (status(run, high).await["healthy"] == false).then_some(())
+        })
+        .await;
+        keeps_leading_for(run, low, term_then, Duration::from_secs(3)).await;
+
+        // Healthy again: it preempts once it has been healthy for 2 s.
+        switch.set_healthy(true);
+        comes_to_lead(run, high).await;
+        ended_for(run, low, "preempted").await;
+        assert_handed_over(run, low, high);
+        s.ticking(high).await;
         s.assert_safe();
     }
 
