@@ -154,8 +154,7 @@ fn candidate<'a>(status: &'a Value, id: &str) -> Option<&'a Value> {
 fn last_end(run: &Run, i: usize) -> Option<(String, u64)> {
     run.journal(i)
         .into_iter()
-        .filter(|r| r["event"] == "ended")
-        .last()
+        .rfind(|r| r["event"] == "ended")
         .map(|r| {
             (
                 r["reason"].as_str().unwrap_or_default().to_owned(),
@@ -168,8 +167,7 @@ fn last_end(run: &Run, i: usize) -> Option<(String, u64)> {
 fn last_acquired(run: &Run, i: usize) -> Option<(u64, u64)> {
     run.journal(i)
         .into_iter()
-        .filter(|r| r["event"] == "acquired")
-        .last()
+        .rfind(|r| r["event"] == "acquired")
         .and_then(|r| Some((r["term"].as_u64()?, r["t_ns"].as_u64()?)))
 }
 
