@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::Run;
 use harness::eventually;
+use harness::node::Node;
 use reqwest::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -445,6 +446,69 @@ async fn metrics_follow_a_failover(api: &'static str) {
     run.assert_safe();
 }
 
+/// An admin endpoint's answer: the status, the `WWW-Authenticate` header,
+/// and the body, which is JSON whatever the status.
+struct AdminAnswer {
+    status: u16,
+    authenticate: Option<String>,
+    body: serde_json::Value,
+}
+
+impl AdminAnswer {
+    /// Asserts a refusal: `status`, the machine-readable `error` code, and
+    /// a `message` for people.
+    fn assert_refused(&self, status: u16, error: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(self.body["error"], error, "{}", self.body);
+        assert!(
+            self.body["message"]
+                .as_str()
+                .is_some_and(|m| !m.trim().is_empty()),
+            "no message: {}",
+            self.body
+        );
+        // 401 says how to authenticate; nothing else asks for credentials.
+        let expected = (status == 401).then_some("Bearer");
+        assert_eq!(self.authenticate.as_deref(), expected, "{}", self.body);
+    }
+}
+
+/// POSTs `path` to `node`, with `Authorization: <auth>` when given.
+async fn admin_post(node: &Node, path: &str, auth: Option<&str>) -> AdminAnswer {
+    let http = harness::http()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut request = http.post(format!("{}{path}", node.url()));
+    if let Some(auth) = auth {
+        request = request.header("Authorization", auth);
+    }
+    let answer = request.send().await.expect("the node answers");
+    let status = answer.status().as_u16();
+    let authenticate = answer
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let content_type = answer
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = answer.text().await.expect("a body");
+    assert!(
+        content_type
+            .as_deref()
+            .is_some_and(|t| t.starts_with("application/json")),
+        "POST {path} answered {status} with {content_type:?}: {text}"
+    );
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("POST {path} answered {status} with no JSON ({e}): {text}"));
+    AdminAnswer {
+        status,
+        authenticate,
+        body,
+    }
+}
+
 async fn resign_on_demand_needs_the_token_and_the_leader(api: &'static str) {
     let mut run = Run::new(api, 2, 0).await;
     let env = [("ELECTD_ADMIN_TOKEN", TOKEN)];
@@ -458,26 +522,31 @@ async fn resign_on_demand_needs_the_token_and_the_leader(api: &'static str) {
     }
     let leader = run.sole_leader(SLACK).await;
     let term = leader_term(&run, leader).await;
-    let post = |i: usize, auth: Option<String>| {
-        let node = &run.nodes[i];
-        async move {
-            let headers: Vec<(&str, &str)> = auth
-                .as_deref()
-                .map(|a| vec![("Authorization", a)])
-                .unwrap_or_default();
-            node.request(Method::POST, "/v1/resign", &headers)
-                .await
-                .unwrap()
-        }
-    };
-    let bearer = |t: &str| Some(format!("Bearer {t}"));
-    assert_eq!(post(leader, None).await.status, 401);
-    unchanged(&run, leader, term).await;
-    assert_eq!(post(leader, bearer("wrong")).await.status, 401);
-    unchanged(&run, leader, term).await;
+    let bearer = format!("Bearer {TOKEN}");
     let follower = (0..2).find(|&i| i != leader).expect("a follower");
-    assert_eq!(post(follower, bearer(TOKEN)).await.status, 409);
-    assert_eq!(post(plain, bearer(TOKEN)).await.status, 403);
+    for path in ["/v1/resign", "/v1/drain", "/v1/undrain"] {
+        let node = &run.nodes[leader];
+        for auth in [
+            None,
+            Some("Bearer wrong"),
+            Some("Basic dDBrZW4tZm9yLXRlc3Rz"),
+            Some(TOKEN),
+        ] {
+            admin_post(node, path, auth)
+                .await
+                .assert_refused(401, "unauthorized");
+            unchanged(&run, leader, term).await;
+        }
+        // No token configured: off, whatever the request says.
+        for auth in [None, Some(bearer.as_str())] {
+            admin_post(&run.nodes[plain], path, auth)
+                .await
+                .assert_refused(403, "admin_off");
+        }
+    }
+    admin_post(&run.nodes[follower], "/v1/resign", Some(&bearer))
+        .await
+        .assert_refused(409, "not_leader");
     assert_eq!(
         run.nodes[leader]
             .request(Method::GET, "/v1/resign", &[])
@@ -488,13 +557,14 @@ async fn resign_on_demand_needs_the_token_and_the_leader(api: &'static str) {
     );
     unchanged(&run, leader, term).await;
 
-    let answer = post(leader, bearer(TOKEN)).await;
+    let answer = admin_post(&run.nodes[leader], "/v1/resign", Some(&bearer)).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
-    let state: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
-    assert_ne!(state["role"], "leader");
+    assert_ne!(answer.body["role"], "leader");
     let next = run.sole_leader_among(&[follower], SLACK).await;
     assert!(leader_term(&run, next).await > term);
-    assert_eq!(post(leader, bearer(TOKEN)).await.status, 409);
+    admin_post(&run.nodes[leader], "/v1/resign", Some(&bearer))
+        .await
+        .assert_refused(409, "not_leader");
     // A resigned node waits a TTL (the default cooldown) before campaigning
     // again: with both resigned, the election stays empty until then.
     let resigned_ns = run
@@ -503,7 +573,8 @@ async fn resign_on_demand_needs_the_token_and_the_leader(api: &'static str) {
         .find(|r| r["reason"] == "resign")
         .and_then(|r| r["t_ns"].as_u64())
         .expect("the resignation in the journal");
-    assert_eq!(post(next, bearer(TOKEN)).await.status, 200);
+    let answer = admin_post(&run.nodes[next], "/v1/resign", Some(&bearer)).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
     let again = run.sole_leader(SLACK * 2).await;
     let acquired_ns = run
         .journal(again)
