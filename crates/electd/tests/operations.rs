@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::Run;
 use harness::eventually;
+use harness::health::HealthSwitch;
 use harness::node::Node;
 use reqwest::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -446,6 +447,176 @@ async fn metrics_follow_a_failover(api: &'static str) {
     run.assert_safe();
 }
 
+/// `/metrics` of `node`.
+async fn scrape(node: &Node) -> String {
+    let answer = node.get("/metrics").await.expect("the node answers");
+    assert_eq!(answer.status, 200);
+    answer.body
+}
+
+/// Waits until every one of `series` of `node` has its value.
+async fn metrics_say(node: &Node, what: &str, series: &[(&str, f64)]) {
+    let what = format!("{}'s metrics to say {what}", node.name);
+    eventually(SLACK, &what, || async {
+        let text = scrape(node).await;
+        series
+            .iter()
+            .all(|(name, value)| metric(&text, name) == Some(*value))
+            .then_some(())
+    })
+    .await;
+}
+
+/// The series now, asserted without waiting.
+async fn metrics_are(node: &Node, series: &[(&str, f64)]) {
+    let text = scrape(node).await;
+    for (name, value) in series {
+        assert_eq!(metric(&text, name), Some(*value), "{name} of {}", node.name);
+    }
+}
+
+async fn metrics_show_health_and_candidacy(api: &'static str) {
+    let switch = HealthSwitch::start(false);
+    let mut run = Run::new(api, 2, 0).await;
+    let env = [("ELECTD_ADMIN_TOKEN", TOKEN)];
+    let url = switch.url();
+    let mut args = vec![
+        "--health-url",
+        &url,
+        "--health-interval",
+        "100ms",
+        "--health-failures",
+        "1",
+    ];
+    // Priorities need v3.
+    let priority = if api == "v3" { 7.0 } else { 0.0 };
+    if api == "v3" {
+        args.extend(["--priority", "7"]);
+    }
+    let checked = run.spawn_with_env("checked", &args, &env);
+    let plain = run.spawn_with_env("plain", &[], &env);
+    let observer = run.spawn("observer", &["--observe"]);
+    for node in &run.nodes {
+        node.wait_serving().await;
+    }
+    let (checked_node, plain_node) = (&run.nodes[checked], &run.nodes[plain]);
+
+    // Without --health-url there is no verdict to export: no series at all.
+    let text = scrape(plain_node).await;
+    assert!(!text.contains("electd_healthy"), "{text}");
+    assert!(!text.contains("electd_health_changes"), "{text}");
+    metrics_are(
+        plain_node,
+        &[
+            ("electd_candidate", 1.0),
+            ("electd_drained", 0.0),
+            ("electd_priority", 0.0),
+        ],
+    )
+    .await;
+    metrics_are(
+        &run.nodes[observer],
+        &[("electd_candidate", 0.0), ("electd_drained", 0.0)],
+    )
+    .await;
+
+    // Unhealthy from the start, and confirmed by failed checks: that is
+    // no change of verdict.
+    switch.wait_for_requests(3, SLACK).await;
+    metrics_are(
+        checked_node,
+        &[
+            ("electd_healthy", 0.0),
+            ("electd_health_changes_total", 0.0),
+            ("electd_candidate", 0.0),
+            ("electd_drained", 0.0),
+            ("electd_priority", priority),
+        ],
+    )
+    .await;
+
+    switch.set_healthy(true);
+    let healthy = [
+        ("electd_healthy", 1.0),
+        ("electd_health_changes_total", 1.0),
+        ("electd_candidate", 1.0),
+    ];
+    metrics_say(checked_node, "healthy", &healthy).await;
+    switch.set_healthy(false);
+    let unhealthy = [
+        ("electd_healthy", 0.0),
+        ("electd_health_changes_total", 2.0),
+        ("electd_candidate", 0.0),
+    ];
+    metrics_say(checked_node, "unhealthy", &unhealthy).await;
+    assert!(!checked_node.is_leader().await, "an unhealthy node leads");
+    switch.set_healthy(true);
+    let healthy = [
+        ("electd_healthy", 1.0),
+        ("electd_health_changes_total", 3.0),
+        ("electd_candidate", 1.0),
+    ];
+    metrics_say(checked_node, "healthy again", &healthy).await;
+
+    // A drain is answered once in effect (a leader has handed over): the
+    // gauges say so at once. Health is a separate matter.
+    let bearer = format!("Bearer {TOKEN}");
+    let drained = admin_post(checked_node, "/v1/drain", Some(&bearer)).await;
+    assert_eq!(drained.status, 200, "{}", drained.body);
+    assert_eq!(drained.body["drained"], true, "{}", drained.body);
+    metrics_are(
+        checked_node,
+        &[
+            ("electd_drained", 1.0),
+            ("electd_candidate", 0.0),
+            ("electd_healthy", 1.0),
+            ("electd_is_leader", 0.0),
+        ],
+    )
+    .await;
+    // Drained and unhealthy; undrained, still unhealthy: no candidate.
+    switch.set_healthy(false);
+    let unhealthy = [
+        ("electd_healthy", 0.0),
+        ("electd_health_changes_total", 4.0),
+        ("electd_drained", 1.0),
+    ];
+    metrics_say(checked_node, "drained and unhealthy", &unhealthy).await;
+    let undrained = admin_post(checked_node, "/v1/undrain", Some(&bearer)).await;
+    assert_eq!(undrained.status, 200, "{}", undrained.body);
+    metrics_are(
+        checked_node,
+        &[("electd_drained", 0.0), ("electd_candidate", 0.0)],
+    )
+    .await;
+    switch.set_healthy(true);
+    let healthy = [
+        ("electd_healthy", 1.0),
+        ("electd_health_changes_total", 5.0),
+        ("electd_drained", 0.0),
+        ("electd_candidate", 1.0),
+    ];
+    metrics_say(checked_node, "undrained and healthy", &healthy).await;
+
+    // The leader's own drain: it hands over, then answers.
+    let leader = run.sole_leader_among(&[checked, plain], SLACK).await;
+    let drained = admin_post(&run.nodes[leader], "/v1/drain", Some(&bearer)).await;
+    assert_eq!(drained.status, 200, "{}", drained.body);
+    metrics_are(
+        &run.nodes[leader],
+        &[
+            ("electd_drained", 1.0),
+            ("electd_candidate", 0.0),
+            ("electd_is_leader", 0.0),
+        ],
+    )
+    .await;
+    let other = if leader == checked { plain } else { checked };
+    run.sole_leader_among(&[other], SLACK).await;
+    metrics_are(&run.nodes[other], &[("electd_candidate", 1.0)]).await;
+    run.assert_safe();
+}
+
 /// An admin endpoint's answer: the status, the `WWW-Authenticate` header,
 /// and the body, which is JSON whatever the status.
 struct AdminAnswer {
@@ -601,6 +772,7 @@ both_apis!(
     health_checks_never_show_two_leaders,
     the_watch_stream_delivers_each_leader_change,
     metrics_follow_a_failover,
+    metrics_show_health_and_candidacy,
     resign_on_demand_needs_the_token_and_the_leader,
 );
 
