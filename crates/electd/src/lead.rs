@@ -663,7 +663,7 @@ mod tests {
             election: election.clone(),
             exec: None,
             cooldown: COOLDOWN,
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(Metrics::new(true)),
             health: Some(health_rx),
         };
         let task = tokio::spawn(lead.run(requests_rx, stop_rx));

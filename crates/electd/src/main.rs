@@ -183,7 +183,7 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
         .transpose()
         .map_err(|e| Failure::Other(anyhow::anyhow!(e)))?;
 
-    let metrics = Arc::new(metrics::Metrics::new());
+    let metrics = Arc::new(metrics::Metrics::new(health_checker.is_some()));
     let config = settings
         .election
         .clone()
@@ -237,6 +237,8 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
         // On this thread, not the election's: a slow app must never be
         // able to delay a renewal. It stops when shutting down begins.
         tokio::spawn(checker.run(verdicts, stop_leading.subscribe()));
+        // Ends with the checker (its sender goes).
+        tokio::spawn(metrics.clone().follow_health(health_verdicts.clone()));
         health_verdicts
     });
     let mut leading = (!settings.observe).then(|| {

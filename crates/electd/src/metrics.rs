@@ -3,7 +3,13 @@
 //! Counters are fed by the election through [`elect::Telemetry`]; the
 //! leadership gauges are set from the deadline-checked status at each scrape,
 //! so a paused leader never reports `electd_is_leader 1` after its deadline.
+//! The candidacy gauges (drained, priority, eligible) are set from the same
+//! status; the health verdict and its changes come from the `--health-url`
+//! checker ([`Metrics::follow_health`]), and exist only with a check: a
+//! node without one exports no `electd_healthy` series at all, rather than
+//! a value that would pretend a check passed.
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
@@ -16,7 +22,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+use tokio::sync::watch;
 use tokio::time::Instant;
+
+use crate::health_check::Verdict;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Reason {
@@ -57,10 +66,23 @@ pub struct Metrics {
     etcd_duration: DurationHistogram,
     renewals: Family<Outcome, Counter>,
     exec_restarts: Counter,
+    drained: Gauge,
+    priority: Gauge,
+    candidate: Gauge,
+    /// With `--health-url` only.
+    health: Option<HealthMetrics>,
+}
+
+/// The health check's series: the verdict, and how often it changed.
+struct HealthMetrics {
+    healthy: Gauge,
+    changes: Counter,
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
+    /// Every series; `health_checked` (`--health-url`) adds the health
+    /// check's, fed by [`Metrics::follow_health`].
+    pub fn new(health_checked: bool) -> Metrics {
         let mut registry = Registry::with_prefix("electd");
         let is_leader = Gauge::default();
         registry.register(
@@ -83,7 +105,8 @@ impl Metrics {
         let leadership_changes = Family::<Reason, Counter>::default();
         registry.register(
             "leadership_changes",
-            "Leaderships acquired (reason=acquired) and ended (reason=resign|shutdown|deadline|lost)",
+            "Leaderships acquired (reason=acquired) and ended \
+             (reason=resign|shutdown|deadline|lost|unhealthy|drain|transfer|preempted)",
             leadership_changes.clone(),
         );
         let etcd_requests = Family::<Request, Counter>::default();
@@ -110,6 +133,42 @@ impl Metrics {
             "Times the --exec command was started again after exiting on its own",
             exec_restarts.clone(),
         );
+        let drained = Gauge::default();
+        registry.register(
+            "drained",
+            "1 while this node is drained (POST /v1/drain, --drained), else 0",
+            drained.clone(),
+        );
+        let priority = Gauge::default();
+        registry.register(
+            "priority",
+            "This node's priority (--priority; higher is preferred)",
+            priority.clone(),
+        );
+        let candidate = Gauge::default();
+        registry.register(
+            "candidate",
+            "1 while this node may lead (also while it leads): not an observer, healthy and not \
+             drained; else 0",
+            candidate.clone(),
+        );
+        let health = health_checked.then(|| {
+            let healthy = Gauge::default();
+            registry.register(
+                "healthy",
+                "1 while the --health-url verdict is healthy, else 0 (also before the first \
+                 check passes); absent without --health-url",
+                healthy.clone(),
+            );
+            let changes = Counter::default();
+            registry.register(
+                "health_changes",
+                "Changes of the --health-url verdict, healthy to unhealthy or back (the \
+                 first pass after starting unhealthy counts); absent without --health-url",
+                changes.clone(),
+            );
+            HealthMetrics { healthy, changes }
+        });
         registry.register(
             "build",
             "Build information",
@@ -125,6 +184,30 @@ impl Metrics {
             etcd_duration,
             renewals,
             exec_restarts,
+            drained,
+            priority,
+            candidate,
+            health,
+        }
+    }
+
+    /// Keeps the health series up to date with the checker's verdicts
+    /// until the checker stops. Only a change of `healthy` counts: a
+    /// verdict that only gives another reason (the initial verdict
+    /// confirmed) is no change.
+    pub async fn follow_health(self: Arc<Self>, mut verdicts: watch::Receiver<Verdict>) {
+        let Some(health) = &self.health else {
+            return;
+        };
+        let mut healthy = verdicts.borrow_and_update().healthy;
+        health.healthy.set(i64::from(healthy));
+        while verdicts.changed().await.is_ok() {
+            let now = verdicts.borrow_and_update().healthy;
+            if now != healthy {
+                healthy = now;
+                health.healthy.set(i64::from(healthy));
+                health.changes.inc();
+            }
         }
     }
 
@@ -132,7 +215,8 @@ impl Metrics {
         self.exec_restarts.inc();
     }
 
-    /// The exposition, with the leadership gauges taken from `status` now.
+    /// The exposition, with the leadership and candidacy gauges taken from
+    /// `status` now.
     pub fn render(&self, status: &Status) -> String {
         let now = Instant::now();
         let leading = status.tenure_at(now);
@@ -142,6 +226,11 @@ impl Metrics {
         self.lease_remaining.set(leading.map_or(0.0, |t| {
             t.deadline.saturating_duration_since(now).as_secs_f64()
         }));
+        let offer = status.candidacy;
+        self.drained.set(i64::from(offer.drained));
+        self.priority.set(offer.priority);
+        self.candidate
+            .set(i64::from(!status.observer && offer.eligible()));
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
@@ -182,5 +271,103 @@ impl Telemetry for Metrics {
                 reason: reason.as_str(),
             })
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The candidacy and health series, in-process on the library's test
+    //! double under paused time; `tests/operations.rs` scrapes a real electd.
+
+    use super::*;
+    use elect::testing::start_queue;
+    use elect::{Config, Election};
+
+    fn election(config: elect::ConfigBuilder) -> Election {
+        let config = config.id("me").api(elect::Api::V3).build().unwrap();
+        start_queue(config).unwrap().0
+    }
+
+    /// The value of an unlabelled series, if it is exported.
+    fn value(metrics: &Metrics, election: &Election, name: &str) -> Option<i64> {
+        metrics.render(&election.status()).lines().find_map(|l| {
+            let (key, value) = l.split_once(' ')?;
+            (key == name).then(|| value.parse().unwrap())
+        })
+    }
+
+    /// Lets the task following the verdicts catch up with the last one sent.
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn verdict(healthy: bool, reason: &str) -> Verdict {
+        Verdict {
+            healthy,
+            reason: reason.to_owned(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn candidacy_follows_the_status_and_health_series_exist_only_with_a_check() {
+        let e = election(Config::builder().priority(-3));
+        let m = Metrics::new(false);
+        assert_eq!(value(&m, &e, "electd_candidate"), Some(1));
+        assert_eq!(value(&m, &e, "electd_drained"), Some(0));
+        assert_eq!(value(&m, &e, "electd_priority"), Some(-3));
+        let text = m.render(&e.status());
+        assert!(!text.contains("electd_healthy"), "{text}");
+        assert!(!text.contains("electd_health_changes"), "{text}");
+
+        e.set_drained(true).await;
+        assert_eq!(value(&m, &e, "electd_drained"), Some(1));
+        assert_eq!(value(&m, &e, "electd_candidate"), Some(0));
+        e.set_healthy(false).await;
+        e.set_drained(false).await;
+        assert_eq!(value(&m, &e, "electd_drained"), Some(0));
+        assert_eq!(
+            value(&m, &e, "electd_candidate"),
+            Some(0),
+            "unhealthy, even undrained"
+        );
+        e.set_healthy(true).await;
+        assert_eq!(value(&m, &e, "electd_candidate"), Some(1));
+
+        let observer = election(Config::builder().observer(true));
+        assert_eq!(value(&m, &observer, "electd_candidate"), Some(0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_change_of_verdict_counts_once() {
+        let e = election(Config::builder().healthy(false));
+        let m = Arc::new(Metrics::new(true));
+        let (verdicts, follow) = watch::channel(Verdict::initial());
+        let task = tokio::spawn(m.clone().follow_health(follow));
+        settle().await;
+        assert_eq!(value(&m, &e, "electd_healthy"), Some(0));
+        assert_eq!(value(&m, &e, "electd_health_changes_total"), Some(0));
+
+        // The initial verdict confirmed, with a reason: no change.
+        verdicts.send_replace(verdict(false, "GET http://app/ answered 500"));
+        settle().await;
+        assert_eq!(value(&m, &e, "electd_health_changes_total"), Some(0));
+
+        verdicts.send_replace(verdict(true, "GET http://app/ answered 200"));
+        settle().await;
+        assert_eq!(value(&m, &e, "electd_healthy"), Some(1));
+        assert_eq!(value(&m, &e, "electd_health_changes_total"), Some(1));
+
+        verdicts.send_replace(verdict(false, "GET http://app/ timed out after 1s"));
+        settle().await;
+        assert_eq!(value(&m, &e, "electd_healthy"), Some(0));
+        assert_eq!(value(&m, &e, "electd_health_changes_total"), Some(2));
+
+        // The checker stopped: so does the task, with the series as they were.
+        drop(verdicts);
+        task.await.unwrap();
+        assert_eq!(value(&m, &e, "electd_healthy"), Some(0));
+        assert_eq!(value(&m, &e, "electd_health_changes_total"), Some(2));
     }
 }

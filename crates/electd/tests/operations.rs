@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::Run;
 use harness::eventually;
+use harness::health::HealthSwitch;
+use harness::node::Node;
 use reqwest::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -434,6 +436,239 @@ async fn metrics_follow_a_failover(api: &'static str) {
     run.assert_safe();
 }
 
+/// `/metrics` of `node`.
+async fn scrape(node: &Node) -> String {
+    let answer = node.get("/metrics").await.expect("the node answers");
+    assert_eq!(answer.status, 200);
+    answer.body
+}
+
+/// Waits until every one of `series` of `node` has its value.
+async fn metrics_say(node: &Node, what: &str, series: &[(&str, f64)]) {
+    let what = format!("{}'s metrics to say {what}", node.name);
+    eventually(SLACK, &what, || async {
+        let text = scrape(node).await;
+        series
+            .iter()
+            .all(|(name, value)| metric(&text, name) == Some(*value))
+            .then_some(())
+    })
+    .await;
+}
+
+/// The series now, asserted without waiting.
+async fn metrics_are(node: &Node, series: &[(&str, f64)]) {
+    let text = scrape(node).await;
+    for (name, value) in series {
+        assert_eq!(metric(&text, name), Some(*value), "{name} of {}", node.name);
+    }
+}
+
+async fn metrics_show_health_and_candidacy(api: &'static str) {
+    let switch = HealthSwitch::start(false);
+    let mut run = Run::new(api, 2, 0).await;
+    let env = [("ELECTD_ADMIN_TOKEN", TOKEN)];
+    let url = switch.url();
+    let mut args = vec![
+        "--health-url",
+        &url,
+        "--health-interval",
+        "100ms",
+        "--health-failures",
+        "1",
+    ];
+    // Priorities need v3.
+    let priority = if api == "v3" { 7.0 } else { 0.0 };
+    if api == "v3" {
+        args.extend(["--priority", "7"]);
+    }
+    let checked = run.spawn_with_env("checked", &args, &env);
+    let plain = run.spawn_with_env("plain", &[], &env);
+    let observer = run.spawn("observer", &["--observe"]);
+    for node in &run.nodes {
+        node.wait_serving().await;
+    }
+    let (checked_node, plain_node) = (&run.nodes[checked], &run.nodes[plain]);
+
+    // Without --health-url there is no verdict to export: no series at all.
+    let text = scrape(plain_node).await;
+    assert!(!text.contains("electd_healthy"), "{text}");
+    assert!(!text.contains("electd_health_changes"), "{text}");
+    metrics_are(
+        plain_node,
+        &[
+            ("electd_candidate", 1.0),
+            ("electd_drained", 0.0),
+            ("electd_priority", 0.0),
+        ],
+    )
+    .await;
+    metrics_are(
+        &run.nodes[observer],
+        &[("electd_candidate", 0.0), ("electd_drained", 0.0)],
+    )
+    .await;
+
+    // Unhealthy from the start, and confirmed by failed checks: that is
+    // no change of verdict.
+    switch.wait_for_requests(3, SLACK).await;
+    metrics_are(
+        checked_node,
+        &[
+            ("electd_healthy", 0.0),
+            ("electd_health_changes_total", 0.0),
+            ("electd_candidate", 0.0),
+            ("electd_drained", 0.0),
+            ("electd_priority", priority),
+        ],
+    )
+    .await;
+
+    switch.set_healthy(true);
+    let healthy = [
+        ("electd_healthy", 1.0),
+        ("electd_health_changes_total", 1.0),
+        ("electd_candidate", 1.0),
+    ];
+    metrics_say(checked_node, "healthy", &healthy).await;
+    switch.set_healthy(false);
+    let unhealthy = [
+        ("electd_healthy", 0.0),
+        ("electd_health_changes_total", 2.0),
+        ("electd_candidate", 0.0),
+    ];
+    metrics_say(checked_node, "unhealthy", &unhealthy).await;
+    assert!(!checked_node.is_leader().await, "an unhealthy node leads");
+    switch.set_healthy(true);
+    let healthy = [
+        ("electd_healthy", 1.0),
+        ("electd_health_changes_total", 3.0),
+        ("electd_candidate", 1.0),
+    ];
+    metrics_say(checked_node, "healthy again", &healthy).await;
+
+    // A drain is answered once in effect (a leader has handed over): the
+    // gauges say so at once. Health is a separate matter.
+    let bearer = format!("Bearer {TOKEN}");
+    let drained = admin_post(checked_node, "/v1/drain", Some(&bearer)).await;
+    assert_eq!(drained.status, 200, "{}", drained.body);
+    assert_eq!(drained.body["drained"], true, "{}", drained.body);
+    metrics_are(
+        checked_node,
+        &[
+            ("electd_drained", 1.0),
+            ("electd_candidate", 0.0),
+            ("electd_healthy", 1.0),
+            ("electd_is_leader", 0.0),
+        ],
+    )
+    .await;
+    // Drained and unhealthy; undrained, still unhealthy: no candidate.
+    switch.set_healthy(false);
+    let unhealthy = [
+        ("electd_healthy", 0.0),
+        ("electd_health_changes_total", 4.0),
+        ("electd_drained", 1.0),
+    ];
+    metrics_say(checked_node, "drained and unhealthy", &unhealthy).await;
+    let undrained = admin_post(checked_node, "/v1/undrain", Some(&bearer)).await;
+    assert_eq!(undrained.status, 200, "{}", undrained.body);
+    metrics_are(
+        checked_node,
+        &[("electd_drained", 0.0), ("electd_candidate", 0.0)],
+    )
+    .await;
+    switch.set_healthy(true);
+    let healthy = [
+        ("electd_healthy", 1.0),
+        ("electd_health_changes_total", 5.0),
+        ("electd_drained", 0.0),
+        ("electd_candidate", 1.0),
+    ];
+    metrics_say(checked_node, "undrained and healthy", &healthy).await;
+
+    // The leader's own drain: it hands over, then answers.
+    let leader = run.sole_leader_among(&[checked, plain], SLACK).await;
+    let drained = admin_post(&run.nodes[leader], "/v1/drain", Some(&bearer)).await;
+    assert_eq!(drained.status, 200, "{}", drained.body);
+    metrics_are(
+        &run.nodes[leader],
+        &[
+            ("electd_drained", 1.0),
+            ("electd_candidate", 0.0),
+            ("electd_is_leader", 0.0),
+        ],
+    )
+    .await;
+    let other = if leader == checked { plain } else { checked };
+    run.sole_leader_among(&[other], SLACK).await;
+    metrics_are(&run.nodes[other], &[("electd_candidate", 1.0)]).await;
+    run.assert_safe();
+}
+
+/// An admin endpoint's answer: the status, the `WWW-Authenticate` header,
+/// and the body, which is JSON whatever the status.
+struct AdminAnswer {
+    status: u16,
+    authenticate: Option<String>,
+    body: serde_json::Value,
+}
+
+impl AdminAnswer {
+    /// Asserts a refusal: `status`, the machine-readable `error` code, and
+    /// a `message` for people.
+    fn assert_refused(&self, status: u16, error: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(self.body["error"], error, "{}", self.body);
+        assert!(
+            self.body["message"]
+                .as_str()
+                .is_some_and(|m| !m.trim().is_empty()),
+            "no message: {}",
+            self.body
+        );
+        // 401 says how to authenticate; nothing else asks for credentials.
+        let expected = (status == 401).then_some("Bearer");
+        assert_eq!(self.authenticate.as_deref(), expected, "{}", self.body);
+    }
+}
+
+/// POSTs `path` to `node`, with `Authorization: <auth>` when given.
+async fn admin_post(node: &Node, path: &str, auth: Option<&str>) -> AdminAnswer {
+    let http = harness::http()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut request = http.post(format!("{}{path}", node.url()));
+    if let Some(auth) = auth {
+        request = request.header("Authorization", auth);
+    }
+    let answer = request.send().await.expect("the node answers");
+    let status = answer.status().as_u16();
+    let authenticate = answer
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let content_type = answer
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = answer.text().await.expect("a body");
+    assert!(
+        content_type
+            .as_deref()
+            .is_some_and(|t| t.starts_with("application/json")),
+        "POST {path} answered {status} with {content_type:?}: {text}"
+    );
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("POST {path} answered {status} with no JSON ({e}): {text}"));
+    AdminAnswer {
+        status,
+        authenticate,
+        body,
+    }
+}
+
 async fn resign_on_demand_needs_the_token_and_the_leader(api: &'static str) {
     let mut run = Run::new(api, 2, 0).await;
     let env = [("ELECTD_ADMIN_TOKEN", TOKEN)];
@@ -447,26 +682,31 @@ async fn resign_on_demand_needs_the_token_and_the_leader(api: &'static str) {
     }
     let leader = run.sole_leader(SLACK).await;
     let term = leader_term(&run, leader).await;
-    let post = |i: usize, auth: Option<String>| {
-        let node = &run.nodes[i];
-        async move {
-            let headers: Vec<(&str, &str)> = auth
-                .as_deref()
-                .map(|a| vec![("Authorization", a)])
-                .unwrap_or_default();
-            node.request(Method::POST, "/v1/resign", &headers)
-                .await
-                .unwrap()
-        }
-    };
-    let bearer = |t: &str| Some(format!("Bearer {t}"));
-    assert_eq!(post(leader, None).await.status, 401);
-    unchanged(&run, leader, term).await;
-    assert_eq!(post(leader, bearer("wrong")).await.status, 401);
-    unchanged(&run, leader, term).await;
+    let bearer = format!("Bearer {TOKEN}");
     let follower = (0..2).find(|&i| i != leader).expect("a follower");
-    assert_eq!(post(follower, bearer(TOKEN)).await.status, 409);
-    assert_eq!(post(plain, bearer(TOKEN)).await.status, 403);
+    for path in ["/v1/resign", "/v1/drain", "/v1/undrain"] {
+        let node = &run.nodes[leader];
+        for auth in [
+            None,
+            Some("Bearer wrong"),
+            Some("Basic dDBrZW4tZm9yLXRlc3Rz"),
+            Some(TOKEN),
+        ] {
+            admin_post(node, path, auth)
+                .await
+                .assert_refused(401, "unauthorized");
+            unchanged(&run, leader, term).await;
+        }
+        // No token configured: off, whatever the request says.
+        for auth in [None, Some(bearer.as_str())] {
+            admin_post(&run.nodes[plain], path, auth)
+                .await
+                .assert_refused(403, "admin_off");
+        }
+    }
+    admin_post(&run.nodes[follower], "/v1/resign", Some(&bearer))
+        .await
+        .assert_refused(409, "not_leader");
     assert_eq!(
         run.nodes[leader]
             .request(Method::GET, "/v1/resign", &[])
@@ -477,13 +717,14 @@ async fn resign_on_demand_needs_the_token_and_the_leader(api: &'static str) {
     );
     unchanged(&run, leader, term).await;
 
-    let answer = post(leader, bearer(TOKEN)).await;
+    let answer = admin_post(&run.nodes[leader], "/v1/resign", Some(&bearer)).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
-    let state: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
-    assert_ne!(state["role"], "leader");
+    assert_ne!(answer.body["role"], "leader");
     let next = run.sole_leader_among(&[follower], SLACK).await;
     assert!(leader_term(&run, next).await > term);
-    assert_eq!(post(leader, bearer(TOKEN)).await.status, 409);
+    admin_post(&run.nodes[leader], "/v1/resign", Some(&bearer))
+        .await
+        .assert_refused(409, "not_leader");
     // A resigned node waits a TTL (the default cooldown) before campaigning
     // again: with both resigned, the election stays empty until then.
     let resigned_ns = run
@@ -492,7 +733,8 @@ async fn resign_on_demand_needs_the_token_and_the_leader(api: &'static str) {
         .find(|r| r["reason"] == "resign")
         .and_then(|r| r["t_ns"].as_u64())
         .expect("the resignation in the journal");
-    assert_eq!(post(next, bearer(TOKEN)).await.status, 200);
+    let answer = admin_post(&run.nodes[next], "/v1/resign", Some(&bearer)).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
     let again = run.sole_leader(SLACK * 2).await;
     let acquired_ns = run
         .journal(again)
@@ -519,6 +761,7 @@ both_apis!(
     health_checks_never_show_two_leaders,
     the_watch_stream_delivers_each_leader_change,
     metrics_follow_a_failover,
+    metrics_show_health_and_candidacy,
     resign_on_demand_needs_the_token_and_the_leader,
 );
 
