@@ -408,6 +408,38 @@ async fn a_leader_of_the_earlier_layout_is_followed_until_it_leaves() {
     run.assert_safe();
 }
 
+/// A `~transfer` someone else wrote is no hand-over of ours: while it
+/// exists nobody may take the leader record (a real transfer must never be
+/// overtaken), so every node names it once the leader steps down; removed,
+/// the election goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_record_put_by_hand_blocks_the_election_until_removed() {
+    let mut run = nodes_on(Etcd::single().await, "v3", 0).await;
+    let env = [("ELECTD_ADMIN_TOKEN", "t0ken")];
+    for i in 0..2 {
+        run.spawn_with_env(&format!("n{i}"), &[], &env);
+    }
+    for node in &run.nodes {
+        node.wait_serving().await;
+    }
+    let leader = run.sole_leader(SLACK).await;
+    let key = "/electd/leader/~transfer";
+    assert!(run.etcd.v3_put(key, "garbage").await);
+    let resigned = run.nodes[leader]
+        .request(
+            reqwest::Method::POST,
+            "/v1/resign",
+            &[("Authorization", "Bearer t0ken")],
+        )
+        .await
+        .expect("an answer");
+    assert_eq!(resigned.status, 200, "{}", resigned.body);
+    everyone_reports(&run, key, &["never expires", "etcdctl del"]).await;
+    assert!(run.etcd.v3_delete(key, false).await);
+    run.sole_leader(run.ttl() + SLACK).await;
+    run.assert_safe();
+}
+
 both_apis!(
     a_key_put_by_hand_blocks_the_election_until_removed,
     a_forged_value_naming_a_live_node_is_never_its_leadership,

@@ -344,6 +344,21 @@ pub(super) fn assess(layout: &Layout, mirror: &Mirror) -> Assessment {
         return assessment;
     }
     if let Some(anchor) = anchor {
+        if assessment.transfer.is_none()
+            && let Some(kv) = mirror.keys.get(&layout.transfer())
+        {
+            // Not a transfer of ours: the record may only be taken while no
+            // transfer exists (so a real one is never overtaken), and this
+            // one is not ours to delete. It blocks, and says so.
+            let kind = if serde_json::from_slice::<TransferValue>(&kv.value).is_ok() {
+                Foreign::Unbound
+            } else {
+                Foreign::Value
+            };
+            assessment.obstacle = Some(foreign(&layout.transfer(), kv, kind));
+            assessment.next = None;
+            return assessment;
+        }
         assessment.step = Step::TakeRecord {
             anchor: Some(anchor),
             transfer: assessment.transfer.as_ref().map(|t| t.mod_revision),
@@ -825,23 +840,47 @@ mod tests {
                 ..
             }
         ));
-        // Not bound to the lease it names (someone else wrote it, or the
-        // target died and a new lease took its number): ignored.
+    }
+
+    #[test]
+    fn a_transfer_record_not_ours_blocks_and_is_named() {
+        let blocked = |keys: Keys, kind: Foreign| {
+            let a = keys.assess();
+            assert!(a.transfer.is_none());
+            assert!(a.next.is_none(), "{:?}", a.next);
+            assert_eq!(a.step, Step::Wait);
+            assert!(
+                matches!(
+                    a.obstacle,
+                    Some(Obstacle::ForeignKey { ref key, kind: k, .. })
+                        if key == "/electd/leader/~transfer" && k == kind
+                ),
+                "{:?}",
+                a.obstacle
+            );
+        };
+        // Not bound to the lease it names (someone else wrote it).
         let forged = Keys::new()
             .anchor()
             .offering("a", 0x10, priority(9))
             .candidate("c", 0x12)
-            .transfer(0x12, 0x10)
-            .assess();
-        assert!(forged.transfer.is_none());
-        assert_eq!(forged.next.as_ref().unwrap().named.id, "a");
-        // Naming a lease nobody queues under: ignored.
+            .transfer(0x12, 0x10);
+        blocked(forged, Foreign::Unbound);
+        // Naming a lease nobody queues under.
         let gone = Keys::new()
             .anchor()
             .candidate("a", 0x10)
-            .transfer(0x99, 0x99)
-            .assess();
-        assert!(gone.transfer.is_none());
-        assert_eq!(gone.next.as_ref().unwrap().named.id, "a");
+            .transfer(0x99, 0x99);
+        blocked(gone, Foreign::Unbound);
+        // Not a transfer at all.
+        let garbage =
+            Keys::new()
+                .anchor()
+                .candidate("a", 0x10)
+                .put(&layout().transfer(), 0, b"garbage");
+        blocked(garbage, Foreign::Value);
+        // Gone: the election goes on.
+        let clear = Keys::new().anchor().candidate("a", 0x10).assess();
+        assert_eq!(clear.next.unwrap().named.id, "a");
     }
 }
