@@ -3,8 +3,9 @@
 //! every refusal is JSON with a machine-readable `error` code and changes
 //! nothing: 403 `admin_off`, 401 `unauthorized`, 409 `not_leader` and the
 //! reasons a named hand-over cannot be made, 501 `needs_v3`; 504
-//! `transfer_timed_out` when the named node did not take over in time (the
-//! ordinary succession then goes on).
+//! `transfer_timed_out` when the named node did not take over in time and
+//! 503 `transfer_failed` when etcd failed the hand-over after the leader
+//! stepped down (the ordinary succession then goes on).
 
 use std::time::Duration;
 
@@ -120,6 +121,27 @@ pub async fn resign(
         return not_leader();
     }
     match answer.await {
+        Ok(ResignReply::Failed(reason)) if to.is_some() => {
+            // Stepped down, but etcd failed it: the named node may not be
+            // the one leading, which a 200 would claim.
+            tracing::warn!(%reason, "the named hand-over failed; the ordinary succession goes on");
+            let body = ErrorBody {
+                error: "transfer_failed",
+                message: format!(
+                    "stepped down, but the hand-over failed ({reason}); the ordinary succession \
+                     goes on"
+                ),
+                leader: Some(
+                    state
+                        .election
+                        .status()
+                        .current_leader()
+                        .as_ref()
+                        .map(LeaderBody::new),
+                ),
+            };
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+        }
         Ok(reply @ (ResignReply::Resigned | ResignReply::Failed(_))) => {
             if let ResignReply::Failed(reason) = reply {
                 tracing::warn!(%reason, "stepped down without releasing the key; it expires on its own");
