@@ -9,6 +9,7 @@ use url::Url;
 
 use crate::error::{ConfigError, TlsMisfit};
 use crate::names::Names;
+use crate::release::{Claim, ClaimHook};
 use crate::telemetry::{NoTelemetry, Telemetry};
 use crate::timing::Timing;
 use crate::tls::Tls;
@@ -65,6 +66,8 @@ pub struct Config {
     pub(crate) candidacy: Candidacy,
     /// v3: ask a leader of lower priority for leadership once eligible this long.
     pub(crate) preempt_after: Option<Duration>,
+    /// Told of each claim before the request that makes it.
+    pub(crate) on_claim: Option<ClaimHook>,
 }
 
 /// A user of etcd's authentication and its password.
@@ -185,6 +188,13 @@ impl Config {
         self.telemetry = telemetry;
         self
     }
+
+    /// The same configuration, telling `hook` of each claim first (see
+    /// [`ConfigBuilder::on_claim`]).
+    pub fn with_on_claim(mut self, hook: impl Fn(&Claim) + Send + Sync + 'static) -> Config {
+        self.on_claim = Some(Arc::new(hook));
+        self
+    }
 }
 
 /// Builds a [`Config`]; [`ConfigBuilder::build`] validates it.
@@ -207,6 +217,7 @@ pub struct ConfigBuilder {
     names: Names,
     candidacy: Candidacy,
     preempt_after: Option<Duration>,
+    on_claim: Option<ClaimHook>,
 }
 
 impl Default for ConfigBuilder {
@@ -229,6 +240,7 @@ impl Default for ConfigBuilder {
             names: Names::default(),
             candidacy: Candidacy::default(),
             preempt_after: None,
+            on_claim: None,
         }
     }
 }
@@ -289,6 +301,23 @@ impl ConfigBuilder {
     /// went backwards while it was down. A missing file starts afresh.
     pub fn state_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.state_file = Some(path.into());
+        self
+    }
+    /// Calls `hook` with each claim (v3: each lease; v2: the value) before
+    /// the request that makes it, so that a guardian process holding them
+    /// can release them with a [`crate::Releaser`] once this process is
+    /// certainly dead. It runs on the election's task: keep it short and
+    /// never blocking (e.g. a write of a line to a pipe).
+    ///
+    /// ```
+    /// let config = elect::Config::builder()
+    ///     .id("a")
+    ///     .on_claim(|claim| eprintln!("about to claim {claim:?}"))
+    ///     .build()?;
+    /// # Ok::<(), elect::Error>(())
+    /// ```
+    pub fn on_claim(mut self, hook: impl Fn(&Claim) + Send + Sync + 'static) -> Self {
+        self.on_claim = Some(Arc::new(hook));
         self
     }
     /// Receive counters and timings (for metrics).
@@ -411,6 +440,7 @@ impl ConfigBuilder {
             names: self.names,
             candidacy: self.candidacy,
             preempt_after: self.preempt_after,
+            on_claim: self.on_claim,
         })
     }
 }

@@ -362,6 +362,9 @@ pub enum Error {
     /// The election task has stopped (it was shut down).
     #[error("the election has been shut down")]
     Stopped,
+    /// A claim of the other etcd API than this election's.
+    #[error("a claim of the other etcd API: {0:?}")]
+    OtherApi(crate::Claim),
 }
 
 /// Flattens an error and its sources into one line, for errors that only

@@ -67,6 +67,7 @@ mod health;
 mod history;
 pub mod journal;
 mod names;
+mod release;
 mod status;
 mod telemetry;
 mod timing;
@@ -85,6 +86,7 @@ pub use crate::config::{Api, Config, ConfigBuilder};
 pub use crate::error::{ConfigError, Error, EtcdError, TlsMisfit, TransferError, TtlProblem};
 pub use crate::health::Unhealthy;
 pub use crate::names::Names;
+pub use crate::release::{Claim, Releaser};
 pub use crate::status::{
     Candidate, Expiry, Foreign, Leader, Obstacle, Problem, Role, Status, Tenure,
 };

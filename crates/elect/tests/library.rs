@@ -1,11 +1,14 @@
 //! The library API against a real etcd: campaign, fencing term, resign,
-//! guards, observers, the example program, and the cost of a hand-over as
-//! the number of candidates grows.
+//! guards, observers, the example program, the cost of a hand-over as the
+//! number of candidates grows, and a dead candidate's claims released from
+//! outside it.
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use elect::{Api, Config, Election, Role};
+use std::sync::{Arc, Mutex};
+
+use elect::{Api, Claim, Config, Election, Releaser, Role};
 use harness::etcd::Etcd;
 use harness::eventually;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -80,6 +83,128 @@ async fn campaign_resign_and_observe(api: Api) {
     for e in [a, b, watcher] {
         e.shutdown().await;
     }
+}
+
+/// Leads on a runtime of its own, which then stops without a word (as a
+/// killed process would: no resign, no release); returns the term and the
+/// claims it told.
+fn lead_then_vanish(config: elect::ConfigBuilder) -> (u64, Vec<Claim>) {
+    let told = Arc::new(Mutex::new(Vec::new()));
+    let hook = told.clone();
+    let config = config
+        .on_claim(move |claim| hook.lock().unwrap().push(claim.clone()))
+        .build()
+        .unwrap();
+    let term = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let term = runtime.block_on(async {
+            let election = Election::start(config).unwrap();
+            let leadership = tokio::time::timeout(LIMIT, election.campaign())
+                .await
+                .unwrap()
+                .unwrap();
+            let term = leadership.term();
+            // Never dropped, so never released.
+            std::mem::forget(leadership);
+            std::mem::forget(election);
+            term
+        });
+        runtime.shutdown_background();
+        term
+    })
+    .join()
+    .unwrap();
+    let told = told.lock().unwrap().clone();
+    (term, told)
+}
+
+/// The v2 election key's value, if any.
+async fn v2_value(etcd: &Etcd) -> Option<String> {
+    let url = format!("{}/v2/keys/lib", etcd.endpoint(0));
+    let answer = harness::http().build().ok()?.get(url).send().await.ok()?;
+    let body: serde_json::Value = answer.json().await.ok()?;
+    body["node"]["value"].as_str().map(str::to_owned)
+}
+
+async fn a_dead_candidates_claims_are_released_from_outside(api: Api) {
+    let etcd = Etcd::single().await;
+    let ttl = Duration::from_secs(20);
+    let (dead_term, told) = lead_then_vanish(config(&etcd, api, "a").ttl(ttl));
+    // Told before it was made: the claim in etcd is the one told.
+    match (api, told.as_slice()) {
+        (Api::V3, [Claim::Lease(lease)]) => {
+            let keys = etcd.v3_keys("/electd/lib/").await;
+            let name = format!("{lease:x}");
+            assert!(
+                keys.iter().any(|k| k.ends_with(&name)),
+                "{keys:?} lacks {name}"
+            );
+        }
+        (Api::V2, [Claim::Value(value), ..]) => {
+            assert_eq!(v2_value(&etcd).await.as_ref(), Some(value));
+        }
+        other => panic!("told {other:?}"),
+    }
+
+    let b = Election::start(config(&etcd, api, "b").ttl(ttl).build().unwrap()).unwrap();
+    let waiting = tokio::spawn(async move {
+        let leadership = b.campaign().await.unwrap();
+        (b, leadership)
+    });
+    let releaser =
+        Releaser::new(&config(&etcd, api, "guardian").ttl(ttl).build().unwrap()).unwrap();
+    releaser.connect().await.unwrap();
+    let released = std::time::Instant::now();
+    for claim in &told {
+        releaser.release(claim).await.unwrap();
+    }
+    let (b, second) = tokio::time::timeout(LIMIT, waiting).await.unwrap().unwrap();
+    let took = released.elapsed();
+    assert!(
+        took < ttl / 4,
+        "b led {took:?} after the release: not a release"
+    );
+    assert!(second.term() > dead_term);
+
+    // Released again, or a claim nobody holds: nothing of b's is touched.
+    for claim in told.iter().cloned().chain([match api {
+        Api::V3 => Claim::Lease(0x7e57),
+        _ => Claim::Value("not anyone's".to_owned()),
+    }]) {
+        releaser.release(&claim).await.unwrap();
+    }
+    let other = match api {
+        Api::V3 => Claim::Value("x".to_owned()),
+        _ => Claim::Lease(1),
+    };
+    assert!(matches!(
+        releaser.release(&other).await,
+        Err(elect::Error::OtherApi(_))
+    ));
+    // Each release has applied when it returns: b's claim is still there.
+    match api {
+        Api::V3 => {
+            let keys = etcd.v3_keys("/electd/lib/").await;
+            assert!(keys.iter().any(|k| k.ends_with("~leader")), "{keys:?}");
+        }
+        _ => assert!(v2_value(&etcd).await.is_some_and(|v| v.contains("\"b\""))),
+    }
+    assert!(second.is_valid(), "b lost its leadership to a release");
+    second.resign().await.unwrap();
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_a_dead_candidates_claims_are_released_from_outside() {
+    a_dead_candidates_claims_are_released_from_outside(Api::V2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_a_dead_candidates_claims_are_released_from_outside() {
+    a_dead_candidates_claims_are_released_from_outside(Api::V3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

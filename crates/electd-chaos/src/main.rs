@@ -169,9 +169,7 @@ impl Soak {
         let node = Node::spawn(&self.binary, &self.dir, &name, &args);
         if i < self.nodes.len() {
             let old = std::mem::replace(&mut self.nodes[i], node);
-            if let Some((pid, at)) = old.death() {
-                self.deaths.insert(pid, at);
-            }
+            self.deaths.extend(old.deaths());
             self.retired.push(old);
         } else {
             self.journals.push(node.journal.clone());
@@ -395,14 +393,12 @@ async fn soak(args: Args) -> anyhow::Result<bool> {
             .await
             .is_none()
         {
-            let at = node.kill9();
-            soak.deaths.insert(node.pid(), at);
+            node.kill9();
+            soak.deaths.extend(node.deaths());
         }
     }
     for node in soak.nodes.iter().chain(&soak.retired) {
-        if let Some((pid, at)) = node.death() {
-            soak.deaths.insert(pid, at);
-        }
+        soak.deaths.extend(node.deaths());
     }
     let report = check(&soak.journals, &soak.deaths)?;
     let overlaps = report
@@ -528,8 +524,8 @@ async fn inject(
 ) {
     match kind {
         Kind::KillRestart => {
-            let at = soak.nodes[node].kill9();
-            soak.deaths.insert(soak.nodes[node].pid(), at);
+            soak.nodes[node].kill9();
+            soak.deaths.extend(soak.nodes[node].deaths());
             sleep(hold).await;
             soak.spawn(node);
         }
@@ -545,8 +541,8 @@ async fn inject(
                 .await
                 .is_none()
             {
-                let at = soak.nodes[node].kill9();
-                soak.deaths.insert(soak.nodes[node].pid(), at);
+                soak.nodes[node].kill9();
+                soak.deaths.extend(soak.nodes[node].deaths());
             }
             sleep(hold).await;
             soak.spawn(node);

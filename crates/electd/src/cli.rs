@@ -113,6 +113,12 @@ pub struct Cli {
     #[arg(long, env = "ELECTD_OBSERVE")]
     pub observe: bool,
 
+    /// Run without the guardian, electd's parent process that releases the
+    /// election within milliseconds when electd dies on a live host (a
+    /// crash, an OOM kill, kill -9); without it the lease runs out (the TTL).
+    #[arg(long, env = "ELECTD_NO_GUARDIAN")]
+    pub no_guardian: bool,
+
     /// Be a candidate only while this http:// URL answers 2xx (anything
     /// else, a redirect too, is a failed check): GET every --health-interval.
     /// It must check a service that runs on every candidate, such as the app
@@ -272,6 +278,7 @@ pub struct Settings {
     pub advertise: Option<String>,
     pub id: Option<String>,
     pub observe: bool,
+    pub no_guardian: bool,
     pub exec: Option<ExecSpec>,
     pub admin_token: Option<Secret>,
     pub resign_cooldown: Duration,
@@ -475,6 +482,7 @@ impl Cli {
             advertise: self.advertise,
             id: self.id,
             observe: self.observe,
+            no_guardian: self.no_guardian,
             exec,
             admin_token,
             resign_cooldown,

@@ -35,7 +35,7 @@ use rustix::process::{
 
 /// How long the sleeps between rounds are: a `SIGKILL`ed process is gone
 /// within a scheduling tick, and a round costs a scan of `/proc`.
-pub const ROUND_PAUSE: Duration = Duration::from_millis(5);
+pub const ROUND_PAUSE: Duration = Duration::from_millis(2);
 
 /// A process as `/proc/<pid>/stat` describes it: what a sweep needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +97,17 @@ fn unreaped_child(pid: Pid) -> bool {
     .is_ok()
 }
 
+/// Whether the kernel says we have no child at all, not even a zombie.
+fn no_child() -> bool {
+    matches!(
+        waitid(
+            WaitId::All,
+            WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT,
+        ),
+        Err(Errno::CHILD)
+    )
+}
+
 /// Kills and reaps, round by round, until nothing is left.
 #[derive(Debug)]
 pub struct Sweep {
@@ -131,6 +142,11 @@ impl Sweep {
 
     /// One round (see the module's comment). True once we have no child left.
     pub fn round(&mut self) -> bool {
+        if no_child() {
+            // Nothing to scan `/proc` for (the common case of a guardian
+            // whose electd ran no command).
+            return true;
+        }
         if let Some(group) = self.group {
             if unreaped_child(group) {
                 let _ = kill_process_group(group, Signal::KILL);
@@ -166,13 +182,7 @@ impl Sweep {
                 self.group = None;
             }
         }
-        matches!(
-            waitid(
-                WaitId::All,
-                WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT,
-            ),
-            Err(Errno::CHILD)
-        )
+        no_child()
     }
 
     /// Rounds until nothing is left or `within` has passed, sleeping the

@@ -10,6 +10,7 @@ mod answers;
 mod cli;
 mod contain;
 mod exec;
+mod guardian;
 mod health_check;
 mod http;
 mod lead;
@@ -38,7 +39,11 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == watchdog::MODE) {
         return watchdog::main(args);
     }
-    let cli = match Cli::try_parse_from(args) {
+    let (args, guarded) = match guardian::Guarded::from_args(args) {
+        Ok(guarded) => (guarded.args.clone(), Some(guarded)),
+        Err(args) => (args, None),
+    };
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(err) => {
             use clap::error::ErrorKind;
@@ -55,13 +60,23 @@ fn main() -> ExitCode {
             return ExitCode::from(BAD_CONFIG);
         }
     };
-    let settings = match cli.validate() {
+    let mut settings = match cli.validate() {
         Ok(settings) => settings,
         Err(message) => {
             eprintln!("electd: {message}");
             return ExitCode::from(BAD_CONFIG);
         }
     };
+    match guarded {
+        Some(guarded) => {
+            settings.election = settings.election.with_on_claim(guarded.hook());
+        }
+        None if guardian::wanted(&settings) => {
+            init_logging(settings.log_format);
+            return guardian::main(&args, &settings);
+        }
+        None => {}
+    }
     if settings.exec.is_some()
         && let Err(err) = rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
     {

@@ -14,6 +14,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -227,7 +228,10 @@ impl Scene {
             },
         )
         .await;
-        assert_eq!(procs::stat(cmd.watchdog).map(|p| p.ppid), Some(node.pid()));
+        assert_eq!(
+            procs::stat(cmd.watchdog).map(|p| p.ppid),
+            Some(node.electd_pid())
+        );
         assert_eq!(procs::stat(cmd.grandchild).map(|p| p.pgrp), Some(cmd.pid));
         assert_eq!(procs::stat(cmd.escapee).map(|p| p.pgrp), Some(cmd.escapee));
         assert_eq!(procs::stat(cmd.daemon).map(|p| p.pgrp), Some(cmd.daemon));
@@ -312,7 +316,7 @@ impl Scene {
             "every electd to have reaped all but its watchdog",
             || async {
                 for i in self.run.alive() {
-                    let children = procs::children(self.run.nodes[i].pid());
+                    let children = procs::children(self.run.nodes[i].electd_pid());
                     if children.iter().any(procs::Proc::zombie) || children.len() > 1 {
                         return None;
                     }
@@ -565,10 +569,35 @@ async fn electd_itself(api: &'static str) {
     let _alone = common::exclusive().await;
     let mut s = Scene::new(api, 3, &[]).await;
 
-    // kill -9 of electd: the watchdog kills everything at once.
+    // kill -9 of electd and its guardian (a whole host): the watchdog
+    // kills everything at once; the lease runs out.
     let c = s.leader().await;
     s.run.kill9(c.node);
     let next = s.next(&c).await;
+    s.restart(c.node).await;
+    s.settled().await;
+    let c = next;
+
+    // kill -9 of electd only, its host alive: its guardian kills and reaps
+    // what it left, then releases at once, long before the TTL.
+    let killed = s.run.kill9_electd(c.node);
+    let next = s.next(&c).await;
+    let acquired = s
+        .run
+        .journal(next.node)
+        .iter()
+        .filter(|r| r["event"] == "acquired")
+        .filter_map(|r| r["t_ns"].as_u64())
+        .max()
+        .expect("the next leader's acquisition");
+    let took = Duration::from_nanos(acquired.saturating_sub(killed));
+    assert!(
+        took < s.run.ttl() / 2,
+        "the next leader took {took:?}: not a release"
+    );
+    let status = s.run.nodes[c.node].wait_exit(SLACK).await;
+    assert_eq!(status.and_then(|s| s.signal()), None, "{status:?}");
+    assert_eq!(status.and_then(|s| s.code()), Some(137));
     s.restart(c.node).await;
     s.settled().await;
     let c = next;

@@ -1,5 +1,11 @@
 //! `electd` processes under test: started on a free loopback port with a
 //! journal and a log file, signalled by PID, killed and reaped on drop.
+//!
+//! A node that may lead is two processes: the one started (the guardian)
+//! and its child, electd itself (the worker), which leads, journals and
+//! answers HTTP. Signals meant for the process group's leader (SIGTERM,
+//! SIGINT, `kill -9`) go to the guardian, as systemd's would; SIGSTOP goes
+//! to electd itself, which a stopped guardian would leave running.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -23,6 +29,13 @@ pub struct Node {
     pub log: PathBuf,
     /// When it was killed with SIGKILL (`CLOCK_MONOTONIC` ns), for the checker.
     pub killed_at: Option<u64>,
+    /// Whether electd runs under a guardian (not with `--observe` or
+    /// `--no-guardian`).
+    guarded: bool,
+    /// electd itself, once looked up.
+    worker: std::sync::OnceLock<u32>,
+    /// When electd itself (not its guardian) was killed with SIGKILL.
+    worker_killed_at: Option<u64>,
     http: reqwest::Client,
 }
 
@@ -76,6 +89,9 @@ impl Node {
             .stderr(out)
             .spawn()
             .expect("electd starts");
+        let guarded = !args
+            .iter()
+            .any(|a| a == "--observe" || a == "--no-guardian");
         Node {
             process: Owned::new(child),
             name: name.to_owned(),
@@ -83,6 +99,9 @@ impl Node {
             journal,
             log,
             killed_at: None,
+            guarded,
+            worker: std::sync::OnceLock::new(),
+            worker_killed_at: None,
             // A fresh connection per request: a pooled one may have been
             // closed by the node's header timeout while it was paused.
             http: crate::http()
@@ -93,9 +112,38 @@ impl Node {
         }
     }
 
-    /// The process id.
+    /// The process id of the process started: the guardian, if any.
     pub fn pid(&self) -> u32 {
         self.process.pid()
+    }
+
+    /// The process id of electd itself (the one in its journal): the
+    /// guardian's child, or the process started when it has no guardian.
+    /// Waits up to 10 s for the guardian to start it.
+    pub fn electd_pid(&self) -> u32 {
+        if !self.guarded {
+            return self.pid();
+        }
+        if let Some(&pid) = self.worker.get() {
+            return pid;
+        }
+        let guardian = self.pid();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let worker = crate::procs::children(guardian).into_iter().find(|p| {
+                std::fs::read(format!("/proc/{}/cmdline", p.pid))
+                    .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == b"__electd-guarded"))
+            });
+            if let Some(worker) = worker {
+                return *self.worker.get_or_init(|| worker.pid);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: no electd under its guardian {guardian}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -157,11 +205,31 @@ impl Node {
         .await;
     }
 
-    /// SIGKILL, reap, and record the time of death.
+    /// SIGKILL to the process started (a guardian takes electd with it:
+    /// the TTL path, as when a whole host dies), reap, and record the time
+    /// of death.
     pub fn kill9(&mut self) -> u64 {
+        if self.guarded && self.worker.get().is_none() && self.process.try_exit().is_none() {
+            // Known before it goes, for the checker.
+            self.electd_pid();
+        }
         self.process.kill();
         let at = now_ns();
         self.killed_at = Some(at);
+        at
+    }
+
+    /// SIGKILL to electd itself only, as a crash on a live host: its
+    /// guardian releases the election. Records the time of death.
+    pub fn kill9_electd(&mut self) -> u64 {
+        let pid = self.electd_pid();
+        crate::procs::signal(pid, Signal::KILL);
+        let at = now_ns();
+        self.worker_killed_at = Some(at);
+        if !self.guarded {
+            self.process.kill();
+            self.killed_at = Some(at);
+        }
         at
     }
 
@@ -170,14 +238,14 @@ impl Node {
         self.process.signal(signal);
     }
 
-    /// SIGSTOP: the process freezes, its sockets stay open.
+    /// SIGSTOP to electd itself: it freezes, its sockets stay open.
     pub fn pause(&self) {
-        self.signal(Signal::STOP);
+        crate::procs::signal(self.electd_pid(), Signal::STOP);
     }
 
-    /// SIGCONT.
+    /// SIGCONT to electd itself.
     pub fn resume(&self) {
-        self.signal(Signal::CONT);
+        crate::procs::signal(self.electd_pid(), Signal::CONT);
     }
 
     /// SIGTERM.
@@ -195,8 +263,17 @@ impl Node {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// `(pid, death)` for the checker, if this process was killed.
-    pub fn death(&self) -> Option<(u32, u64)> {
-        self.killed_at.map(|at| (self.pid(), at))
+    /// `(pid, death)` of each process of this node that was killed, for
+    /// the checker (electd itself dies with its guardian).
+    pub fn deaths(&self) -> Vec<(u32, u64)> {
+        let mut deaths = Vec::new();
+        if let Some(at) = self.killed_at {
+            deaths.push((self.pid(), at));
+        }
+        let worker = self.worker.get().copied();
+        if let (Some(pid), Some(at)) = (worker, self.worker_killed_at.or(self.killed_at)) {
+            deaths.push((pid, at));
+        }
+        deaths
     }
 }

@@ -152,9 +152,7 @@ impl Run {
     /// name, journal and arguments given.
     pub fn restart(&mut self, i: usize, extra: &[&str], env: &[(&str, &str)]) {
         let name = self.nodes[i].name.clone();
-        if let Some(death) = self.nodes[i].death() {
-            self.deaths.insert(death.0, death.1);
-        }
+        self.deaths.extend(self.nodes[i].deaths());
         let index = self.spawn_with_env(&name, extra, env);
         let node = self.nodes.remove(index);
         let old = std::mem::replace(&mut self.nodes[i], node);
@@ -167,9 +165,19 @@ impl Run {
         &links[&self.nodes[i].name]
     }
 
+    /// `kill -9` of node `i`'s guardian, which takes electd with it: the
+    /// lease runs out, as when a whole host dies.
     pub fn kill9(&mut self, i: usize) -> u64 {
         let at = self.nodes[i].kill9();
-        self.deaths.insert(self.nodes[i].pid(), at);
+        self.deaths.extend(self.nodes[i].deaths());
+        at
+    }
+
+    /// `kill -9` of node `i`'s electd only, its host alive: its guardian
+    /// releases the election at once.
+    pub fn kill9_electd(&mut self, i: usize) -> u64 {
+        let at = self.nodes[i].kill9_electd();
+        self.deaths.extend(self.nodes[i].deaths());
         at
     }
 

@@ -15,6 +15,7 @@ use crate::config::Api;
 use crate::error::EtcdError;
 use crate::health::HealthCells;
 use crate::history::Revisions;
+use crate::release::ClaimHook;
 use crate::status::{Expiry, Foreign, Leader, Obstacle};
 use crate::telemetry::{RequestOutcome, Telemetry};
 use crate::timing::Timing;
@@ -58,6 +59,8 @@ pub(super) struct Client {
     pub(super) tls: Option<Tls>,
     pub(super) health: Arc<HealthCells>,
     pub(super) telemetry: Arc<dyn Telemetry>,
+    /// Told of the value before each request that writes it.
+    pub(super) on_claim: Option<ClaimHook>,
 }
 
 impl Client {

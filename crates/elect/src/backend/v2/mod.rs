@@ -32,6 +32,7 @@ use crate::config::Config;
 use crate::error::{ConfigError, EtcdError, TransferError, chain};
 use crate::health::HealthCells;
 use crate::history::Revisions;
+use crate::release::{self, Claim};
 use crate::status::Candidate;
 use crate::tls;
 use crate::value::Candidacy;
@@ -108,6 +109,7 @@ impl V2 {
                 tls: config.tls.clone(),
                 health,
                 telemetry: config.telemetry.clone(),
+                on_claim: config.on_claim.clone(),
             }),
             follower: std::sync::Mutex::new(None),
             forgotten: AtomicBool::new(false),
@@ -116,6 +118,23 @@ impl V2 {
 
     fn ttl_secs(&self) -> String {
         self.client.timing.ttl().as_secs().to_string()
+    }
+
+    /// Deletes the key only while it holds exactly `value`; `Ok` when it
+    /// does not (not ours any more, or already gone).
+    pub(crate) async fn release_value(&self, value: &str) -> Result<(), EtcdError> {
+        let c = &self.client;
+        let reply = c
+            .request("delete", Method::DELETE, &[("prevValue", value)], &[])
+            .await?;
+        if reply.status == StatusCode::OK {
+            return Ok(());
+        }
+        let err = reply.error("delete")?;
+        match err.error_code {
+            KEY_NOT_FOUND | COMPARE_FAILED => Ok(()),
+            _ => Err(reply.etcd_error("delete", &err)),
+        }
     }
 }
 
@@ -134,6 +153,7 @@ impl Backend for V2 {
         self.forgotten.store(false, Ordering::Relaxed);
         let c = &self.client;
         let ttl = self.ttl_secs();
+        release::tell(c.on_claim.as_ref(), Claim::Value(c.value.clone()));
         let sent_at = Instant::now();
         let reply = c
             .request(
@@ -216,19 +236,7 @@ impl Backend for V2 {
         if self.forgotten.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let c = &self.client;
-        let reply = c
-            .request("delete", Method::DELETE, &[("prevValue", &c.value)], &[])
-            .await?;
-        if reply.status == StatusCode::OK {
-            return Ok(());
-        }
-        let err = reply.error("delete")?;
-        match err.error_code {
-            // Not ours any more, or already gone: nothing to release.
-            KEY_NOT_FOUND | COMPARE_FAILED => Ok(()),
-            _ => Err(reply.etcd_error("delete", &err)),
-        }
+        self.release_value(&self.client.value).await
     }
 
     async fn set_candidacy(&self, _candidacy: Candidacy) -> Result<(), EtcdError> {

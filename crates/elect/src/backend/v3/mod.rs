@@ -50,6 +50,7 @@ use crate::config::Config;
 use crate::error::{ConfigError, EtcdError, TransferError};
 use crate::health::HealthCells;
 use crate::history::Revisions;
+use crate::release::{self, Claim, ClaimHook};
 use crate::status::Candidate;
 use crate::value::Candidacy;
 
@@ -73,6 +74,7 @@ struct Shared {
     preempt_after: Option<Duration>,
     /// The follow task's last assessment of the keys: what a hand-over checks.
     latest: std::sync::Mutex<Option<layout::Assessment>>,
+    on_claim: Option<ClaimHook>,
 }
 
 impl Shared {
@@ -184,6 +186,7 @@ impl V3 {
                 candidacy: std::sync::Mutex::new(config.candidacy),
                 preempt_after: config.preempt_after,
                 latest: std::sync::Mutex::new(None),
+                on_claim: config.on_claim.clone(),
             }),
             session: Mutex::new(None),
             follower: std::sync::Mutex::new(None),
@@ -196,6 +199,16 @@ impl V3 {
         if let Some(old) = follower.replace(task) {
             old.abort();
         }
+    }
+
+    /// Connects to etcd, if not connected yet.
+    pub(crate) async fn connect(&self) -> Result<(), EtcdError> {
+        self.shared.client.link().await.map(|_| ())
+    }
+
+    /// Revokes `lease`; `Ok` when it is already gone.
+    pub(crate) async fn revoke(&self, lease: i64) -> Result<(), EtcdError> {
+        self.shared.client.revoke(lease).await
     }
 
     /// Revokes a lease we no longer use, in the background.
@@ -221,6 +234,7 @@ impl V3 {
         let lease = grant.id();
         let granted = Duration::from_secs(u64::try_from(grant.ttl()).unwrap_or(0));
         let key = self.shared.layout.candidate(lease);
+        release::tell(self.shared.on_claim.as_ref(), Claim::Lease(lease));
         // Known before the put, so a release can revoke the lease even if the
         // rest of the campaign fails.
         *self.session.lock().await = Some(Session {

@@ -1,0 +1,102 @@
+//! Releasing a process's claims from outside it, once it is certainly dead:
+//! what a guardian process does, so that a crash on a live host hands over
+//! as fast as a resign instead of waiting out the TTL.
+//!
+//! The election tells each claim ([`ConfigBuilder::on_claim`]) *before* the
+//! request that makes it, so no claim exists that the guardian does not
+//! know. Releasing is what a resign does, and touches only what the dead
+//! process itself wrote: v3 revokes its lease (a lease id is never handed
+//! out twice, and the candidate key, a leader record and a transfer to it go
+//! with it), v2 deletes the key only while it holds the exact value the
+//! process wrote (its nonce makes it unique). Whatever is already gone is
+//! left alone.
+//!
+//! [`ConfigBuilder::on_claim`]: crate::ConfigBuilder::on_claim
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::backend::v2::V2;
+use crate::backend::v3::V3;
+use crate::config::{Api, Config};
+use crate::error::Error;
+use crate::health::HealthCells;
+use crate::history::{Revisions, Saved};
+
+/// A claim an election makes in etcd.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Claim {
+    /// v3: a lease, told before any key is put with it.
+    Lease(i64),
+    /// v2: the exact value, told before it is written under the election's key.
+    Value(String),
+}
+
+/// Called with each claim before the request that makes it.
+pub(crate) type ClaimHook = Arc<dyn Fn(&Claim) + Send + Sync>;
+
+/// Tells `hook`, if any, of `claim`.
+pub(crate) fn tell(hook: Option<&ClaimHook>, claim: Claim) {
+    if let Some(hook) = hook {
+        hook(&claim);
+    }
+}
+
+/// Releases the claims of a process that is gone, with the same
+/// configuration (endpoints, TLS, credentials) it used.
+///
+/// ```no_run
+/// # async fn run(config: elect::Config, lease: i64) -> Result<(), elect::Error> {
+/// let releaser = elect::Releaser::new(&config)?;
+/// // Connect ahead of time: a release then costs one round trip.
+/// releaser.connect().await?;
+/// // ... once the process that made the claim is certainly dead:
+/// releaser.release(&elect::Claim::Lease(lease)).await?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Releaser {
+    backend: Backend,
+}
+
+enum Backend {
+    V2(V2),
+    V3(Box<V3>),
+}
+
+impl Releaser {
+    /// A releaser for the election `config` describes; no I/O yet.
+    pub fn new(config: &Config) -> Result<Releaser, Error> {
+        // Its own cells: nothing it sees changes the election's state.
+        let health = Arc::new(HealthCells::new());
+        let revisions = Arc::new(Revisions::new(Saved::default()));
+        let (changes, _) = mpsc::unbounded_channel();
+        let backend = match config.api {
+            Api::V2 => Backend::V2(V2::new(config, health, revisions, changes)?),
+            Api::V3 => Backend::V3(Box::new(V3::new(config, health, revisions, changes)?)),
+        };
+        Ok(Releaser { backend })
+    }
+
+    /// Connects to etcd (v3; v2 connects on its first request), so that a
+    /// release later costs one round trip.
+    pub async fn connect(&self) -> Result<(), Error> {
+        match &self.backend {
+            Backend::V2(_) => Ok(()),
+            Backend::V3(v3) => Ok(v3.connect().await?),
+        }
+    }
+
+    /// Releases `claim` if it is still there; `Ok` also when it is already
+    /// gone. A claim of the other API is refused.
+    pub async fn release(&self, claim: &Claim) -> Result<(), Error> {
+        let released = match (&self.backend, claim) {
+            (Backend::V3(v3), Claim::Lease(lease)) => v3.revoke(*lease).await,
+            (Backend::V2(v2), Claim::Value(value)) => v2.release_value(value).await,
+            _ => return Err(Error::OtherApi(claim.clone())),
+        };
+        Ok(released?)
+    }
+}
