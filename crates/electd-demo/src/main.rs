@@ -1,7 +1,8 @@
 //! `electd-demo`: a live local cluster. Starts etcd (v2 enabled, free
 //! ports, a temporary data dir) and three `electd` nodes, shows what each
-//! answers, then kills the leader and shows who took over and how long it
-//! took, and hands over with SIGTERM. Stops everything on Ctrl-C or after
+//! answers, then kills the leader's electd (its guardian releases at once),
+//! the leader's whole node (the TTL), and hands over with SIGTERM, showing
+//! who took over and how long each took. Stops everything on Ctrl-C or after
 //! `--duration`.
 
 use std::path::PathBuf;
@@ -104,6 +105,19 @@ impl Cluster {
     }
 }
 
+/// From `since` (`CLOCK_MONOTONIC` ns) to `node`'s last `acquired`, as its
+/// journal says: what polling HTTP would blur by its own round trips.
+fn acquired_since(node: &Node, since: u64) -> Option<Duration> {
+    let text = std::fs::read_to_string(&node.journal).ok()?;
+    let at = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["event"] == "acquired")
+        .filter_map(|r| r["t_ns"].as_u64())
+        .max()?;
+    Some(Duration::from_nanos(at.checked_sub(since)?))
+}
+
 fn electd_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     let path = match given {
         Some(path) => path,
@@ -180,15 +194,46 @@ async fn demo(cluster: &mut Cluster, ttl: u64) -> anyhow::Result<()> {
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
         println!(
-            "\nkill -9 {} (the leader, pid {}): the others wait for its {ttl} s lease to expire...",
+            "\nkill -9 {} (the leader's electd, pid {}; its host lives on): its guardian \
+             (pid {}) learns of the death from the kernel, kills what electd left and releases \
+             the lease at once...",
             cluster.nodes[leader].name,
+            cluster.nodes[leader].electd_pid(),
             cluster.nodes[leader].pid()
         );
-        cluster.nodes[leader].kill9();
+        let killed = cluster.nodes[leader].kill9_electd();
         let (next, took) = cluster
             .wait_leader(Some(leader), limit)
             .await
             .context("nobody took over")?;
+        let took = acquired_since(&cluster.nodes[next], killed).unwrap_or(took);
+        println!(
+            "{} took over {:.1} ms after the crash (TTL {ttl} s):",
+            cluster.nodes[next].name,
+            took.as_secs_f64() * 1e3
+        );
+        cluster.show().await;
+        cluster.nodes[leader]
+            .wait_exit(Duration::from_secs(5))
+            .await;
+        cluster.start_node(leader);
+        println!("restarted {} as a follower", cluster.nodes[leader].name);
+        leader = next;
+
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        println!(
+            "\nkill -9 {} (the leader's guardian, pid {}, and electd with it: a whole host \
+             dies): nobody is left to release, so the others wait for its {ttl} s lease to \
+             expire...",
+            cluster.nodes[leader].name,
+            cluster.nodes[leader].pid()
+        );
+        let killed = cluster.nodes[leader].kill9();
+        let (next, took) = cluster
+            .wait_leader(Some(leader), limit)
+            .await
+            .context("nobody took over")?;
+        let took = acquired_since(&cluster.nodes[next], killed).unwrap_or(took);
         println!(
             "{} took over {:.3} s after the crash (TTL {ttl} s):",
             cluster.nodes[next].name,
@@ -204,11 +249,13 @@ async fn demo(cluster: &mut Cluster, ttl: u64) -> anyhow::Result<()> {
             "\nkill -TERM {} (the leader): it resigns and hands over at once...",
             cluster.nodes[leader].name
         );
+        let killed = harness::now_ns();
         cluster.nodes[leader].terminate();
         let (next, took) = cluster
             .wait_leader(Some(leader), limit)
             .await
             .context("nobody took over")?;
+        let took = acquired_since(&cluster.nodes[next], killed).unwrap_or(took);
         println!(
             "{} took over {:.1} ms after SIGTERM:",
             cluster.nodes[next].name,
