@@ -80,6 +80,9 @@ impl Guarded {
             return Err(args);
         }
         args.drain(1..3);
+        // Started as /proc/self/exe, it would be called `exe` by ps and
+        // pgrep; operators look for electd.
+        let _ = rustix::thread::set_name(c"electd");
         Ok(Guarded { args, claims })
     }
 
