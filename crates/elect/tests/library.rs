@@ -319,7 +319,10 @@ async fn proposals_per_hand_over(n: usize, how: HandOver) -> f64 {
     let etcd = Etcd::single().await;
     let elections: Vec<Election> = (0..n)
         .map(|i| {
-            Election::start(config(&etcd, Api::V3, &format!("c{i}")).build().unwrap()).unwrap()
+            // A long TTL: on a loaded machine a late keep-alive at TTL 2
+            // would cost a lease, and a campaign's proposals with it.
+            let config = config(&etcd, Api::V3, &format!("c{i}")).ttl(Duration::from_secs(10));
+            Election::start(config.build().unwrap()).unwrap()
         })
         .collect();
     let first = elections[0].campaign().await.unwrap();
@@ -342,7 +345,10 @@ async fn proposals_per_hand_over(n: usize, how: HandOver) -> f64 {
                     .current_leader()
                     .is_some_and(|l| l.term == first.term())
             });
-            (queued && all_follow).then_some(())
+            // The leader's own view too: a hand-over is checked against it.
+            let last = format!("c{}", n - 1);
+            let known = elections[0].check_transfer(&last).is_ok();
+            (queued && all_follow && known).then_some(())
         },
     )
     .await;
@@ -351,7 +357,10 @@ async fn proposals_per_hand_over(n: usize, how: HandOver) -> f64 {
         HandOver::Resign => first.resign().await.unwrap(),
         HandOver::ToLast => {
             let last = format!("c{}", n - 1);
-            let next = first.transfer_to(&last, LIMIT).await.unwrap();
+            let next = first
+                .transfer_to(&last, LIMIT)
+                .await
+                .unwrap_or_else(|e| panic!("to {last}: {e:?}"));
             assert_eq!(next.id.as_deref(), Some(last.as_str()));
         }
     }
