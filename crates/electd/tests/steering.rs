@@ -366,6 +366,10 @@ async fn a_node_started_drained_never_leads_until_undrained(api: &'static str) {
     };
     let i = s.spawn("n0", opts).await;
     let run = &s.run;
+    eventually(SLACK, "a first answer from etcd", || async {
+        (run.nodes[i].get("/healthz").await?.status == 200).then_some(())
+    })
+    .await;
     let status_then = status(run, i).await;
     assert_eq!(status_then["drained"], true, "{status_then}");
     assert_eq!(status_then["healthy"], Value::Null, "{status_then}");
