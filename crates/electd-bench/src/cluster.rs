@@ -15,6 +15,8 @@ pub struct Cluster {
     binary: PathBuf,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// Each node's own arguments, after the common ones.
+    extra: Vec<Vec<String>>,
     pub nodes: Vec<Node>,
     retired: Vec<Node>,
 }
@@ -22,6 +24,17 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` nodes with `args` (plus `--listen`, `--id`, `--journal`).
     pub async fn start(binary: &Path, args: &[String], env: &[(&str, &str)], n: usize) -> Cluster {
+        Cluster::start_each(binary, args, env, &vec![&[][..]; n]).await
+    }
+
+    /// Starts one node per entry of `extra`, each with `args` and then its
+    /// own entry (say, a `--priority`); node `i` is `n<i>`.
+    pub async fn start_each(
+        binary: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+        extra: &[&[&str]],
+    ) -> Cluster {
         let mut cluster = Cluster {
             dir: tempfile::Builder::new()
                 .prefix("electd-bench-")
@@ -33,10 +46,14 @@ impl Cluster {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            extra: extra
+                .iter()
+                .map(|own| own.iter().map(|a| a.to_string()).collect())
+                .collect(),
             nodes: Vec::new(),
             retired: Vec::new(),
         };
-        for i in 0..n {
+        for i in 0..extra.len() {
             let node = cluster.spawn(i);
             cluster.nodes.push(node);
         }
@@ -52,13 +69,14 @@ impl Cluster {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        Node::spawn_with_env(
-            &self.binary,
-            self.dir.path(),
-            &format!("n{i}"),
-            &self.args,
-            &env,
-        )
+        let mut args = self.args.clone();
+        args.extend(self.extra[i].iter().cloned());
+        Node::spawn_with_env(&self.binary, self.dir.path(), &format!("n{i}"), &args, &env)
+    }
+
+    /// The index of the node whose id is `id` (`n<i>`).
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == id)
     }
 
     /// Replaces node `i` (killed or exited) with a fresh process.
@@ -107,29 +125,106 @@ impl Cluster {
         except: Option<usize>,
         limit: Duration,
     ) -> Option<(usize, u64)> {
+        let (i, record) = self
+            .journalled_after(since, limit, |i, record| {
+                Some(i) != except && record["event"] == "acquired"
+            })
+            .await?;
+        Some((i, record["t_ns"].as_u64()?))
+    }
+
+    /// The first `ended` after `since` (ns) that node `i` journalled: when, and why.
+    pub async fn ended_after(
+        &self,
+        i: usize,
+        since: u64,
+        limit: Duration,
+    ) -> Option<(u64, String)> {
+        let (_, record) = self
+            .journalled_after(since, limit, |j, record| {
+                j == i && record["event"] == "ended"
+            })
+            .await?;
+        Some((
+            record["t_ns"].as_u64()?,
+            record["reason"].as_str()?.to_owned(),
+        ))
+    }
+
+    /// The earliest record after `since` (ns) that `matches` (node index,
+    /// record), polling the journals for up to `limit`.
+    async fn journalled_after(
+        &self,
+        since: u64,
+        limit: Duration,
+        matches: impl Fn(usize, &serde_json::Value) -> bool,
+    ) -> Option<(usize, serde_json::Value)> {
         let until = Instant::now() + limit;
         while Instant::now() < until {
-            let mut first: Option<(usize, u64)> = None;
+            let mut first: Option<(usize, u64, serde_json::Value)> = None;
             for (i, node) in self.nodes.iter().enumerate() {
-                if Some(i) == except {
-                    continue;
-                }
                 for record in journal(&node.journal) {
-                    if record["event"] == "acquired"
+                    if matches(i, &record)
                         && let Some(t) = record["t_ns"].as_u64()
                         && t > since
-                        && first.is_none_or(|(_, f)| t < f)
+                        && first.as_ref().is_none_or(|(_, f, _)| t < *f)
                     {
-                        first = Some((i, t));
+                        first = Some((i, t, record));
                     }
                 }
             }
-            if first.is_some() {
-                return first;
+            if let Some((i, _, record)) = first {
+                return Some((i, record));
             }
             sleep(Duration::from_millis(2)).await;
         }
         None
+    }
+
+    /// Polls the `leader`'s `/v1/status` until its succession order (read
+    /// in its current term: itself first) lists `n` candidates, each drained if
+    /// and only if `drained` names it, none unhealthy; returns their ids in
+    /// that order, or else the last order it saw.
+    pub async fn queued(
+        &self,
+        leader: usize,
+        n: usize,
+        drained: &[usize],
+        limit: Duration,
+    ) -> Result<Vec<String>, serde_json::Value> {
+        let drained: Vec<&str> = drained
+            .iter()
+            .map(|&i| self.nodes[i].name.as_str())
+            .collect();
+        let until = Instant::now() + limit;
+        let mut seen = serde_json::Value::Null;
+        while Instant::now() < until {
+            let mut term = serde_json::Value::Null;
+            if let Some(status) = self.nodes[leader].status().await {
+                seen = status["candidates"].clone();
+                term = status["term"].clone();
+            }
+            // The order is read at most every 0.5 s: one of this term.
+            if let Some(candidates) = seen.as_array()
+                && candidates.len() == n
+                && candidates[0]["id"] == self.nodes[leader].name.as_str()
+                && candidates[0]["leads"] == true
+                && candidates[0]["term"] == term
+                && !term.is_null()
+                && candidates.iter().all(|c| {
+                    let named = c["id"].as_str().is_some_and(|id| drained.contains(&id));
+                    c["drained"] == named && c["healthy"] != false
+                })
+                && let Some(ids) = candidates
+                    .iter()
+                    .map(|c| c["id"].as_str().map(str::to_owned))
+                    .collect()
+            {
+                return Ok(ids);
+            }
+            sleep(Duration::from_millis(10)).await;
+        }
+        Err(seen)
     }
 
     /// The last deadline node `i` journalled (ns).

@@ -12,12 +12,13 @@ mod etcdctl;
 mod load;
 mod plot;
 mod stats;
+mod steer;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use harness::etcd::Etcd;
 use harness::now_ns;
 use reqwest::Method;
@@ -25,6 +26,7 @@ use serde::Serialize;
 
 use crate::cluster::{Cluster, Deletions};
 use crate::stats::Summary;
+use crate::steer::{Steer, Steered};
 
 const TOKEN: &str = "bench-token";
 
@@ -34,7 +36,8 @@ struct Args {
     /// Which APIs to measure.
     #[arg(long, value_delimiter = ',', default_value = "v2,v3")]
     api: Vec<String>,
-    /// Hand-over runs per API and trigger (SIGTERM, /v1/resign).
+    /// Hand-over runs per API and trigger (SIGTERM, /v1/resign; steered:
+    /// /v1/resign?to=, /v1/drain, preemption).
     #[arg(long, default_value_t = 30)]
     handovers: usize,
     /// Crash failover runs per API at TTL 2 s (half as many at 10 s).
@@ -58,6 +61,9 @@ struct Args {
     /// etcdctl elect crash runs (about a minute each).
     #[arg(long, default_value_t = 5)]
     etcdctl_crashes: usize,
+    /// Only these sections [default: all].
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<Section>,
     /// The smallest useful run (a few seconds per section), to check the benchmark itself.
     #[arg(long)]
     quick: bool,
@@ -72,7 +78,32 @@ struct Args {
     electd: Option<PathBuf>,
 }
 
+/// A section of the benchmark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Section {
+    /// Graceful hand-over: SIGTERM and /v1/resign.
+    Handover,
+    /// Steered hand-over: /v1/resign?to=, /v1/drain, preemption.
+    Steered,
+    /// Crash failover.
+    Crash,
+    /// Time to first leader.
+    ColdStart,
+    /// etcd load as candidates grow.
+    Load,
+    /// Memory.
+    Memory,
+    /// HTTP under wrk.
+    Http,
+    /// etcdctl elect.
+    Etcdctl,
+}
+
 impl Args {
+    fn runs(&self, section: Section) -> bool {
+        self.only.is_empty() || self.only.contains(&section)
+    }
+
     fn shrink(&mut self) {
         self.handovers = 2;
         self.crashes = 2;
@@ -101,6 +132,12 @@ struct ApiReport {
     sigterm_handover_ms: Option<Summary>,
     /// `POST /v1/resign` → the next `acquired` (ms).
     resign_handover_ms: Option<Summary>,
+    /// `POST /v1/resign?to=ID`, `ID` the last of three in line (v3).
+    to_handover: Option<Steered>,
+    /// `POST /v1/drain` on the leader.
+    drain_handover: Option<Steered>,
+    /// A node of higher priority with `--preempt` takes over (v3).
+    preempt_handover: Option<Steered>,
     crash: Vec<Crash>,
     /// Start of three nodes → the first `acquired` (ms).
     cold_start_ms: Option<Summary>,
@@ -220,8 +257,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("== {api}");
         report.apis.push(measure_api(&args, &binary, api).await?);
     }
-    eprintln!("== etcdctl elect");
-    report.etcdctl = etcdctl::measure(args.etcdctl_handovers, args.etcdctl_crashes).await?;
+    if args.runs(Section::Etcdctl) {
+        eprintln!("== etcdctl elect");
+        report.etcdctl = etcdctl::measure(args.etcdctl_handovers, args.etcdctl_crashes).await?;
+    }
 
     let json = serde_json::to_string_pretty(&report)?;
     std::fs::write(args.out.join("results.json"), &json)?;
@@ -243,37 +282,67 @@ async fn measure_api(args: &Args, binary: &Path, api: &str) -> anyhow::Result<Ap
     let etcd = Etcd::single().await;
     let endpoint = etcd.endpoint(0);
 
-    eprintln!(
-        "  hand-over: SIGTERM and /v1/resign, {} runs each",
-        args.handovers
-    );
-    let sigterm = handovers(binary, api, &endpoint, args.handovers, false).await?;
-    out.sigterm_handover_ms = Summary::of(&sigterm);
-    let resign = handovers(binary, api, &endpoint, args.handovers, true).await?;
-    out.resign_handover_ms = Summary::of(&resign);
+    if args.runs(Section::Handover) {
+        eprintln!(
+            "  hand-over: SIGTERM and /v1/resign, {} runs each",
+            args.handovers
+        );
+        let sigterm = handovers(binary, api, &endpoint, args.handovers, false).await?;
+        out.sigterm_handover_ms = Summary::of(&sigterm);
+        let resign = handovers(binary, api, &endpoint, args.handovers, true).await?;
+        out.resign_handover_ms = Summary::of(&resign);
+    }
 
-    for (ttl, runs) in [(2, args.crashes), (10, args.crashes.div_ceil(2))] {
-        if args.quick && ttl == 10 {
-            continue;
+    if args.runs(Section::Steered) {
+        // Hand-over to a named node and priorities are v3's alone.
+        let steers: &[Steer] = match api {
+            "v3" => &[Steer::To, Steer::Drain, Steer::Preempt],
+            _ => &[Steer::Drain],
+        };
+        for &how in steers {
+            eprintln!("  steered hand-over: {how:?}, {} runs", args.handovers);
+            let steered = steer::measure(binary, api, &endpoint, args.handovers, how).await?;
+            match how {
+                Steer::To => out.to_handover = Some(steered),
+                Steer::Drain => out.drain_handover = Some(steered),
+                Steer::Preempt => out.preempt_handover = Some(steered),
+            }
         }
-        eprintln!("  crash failover: TTL {ttl} s, {runs} runs");
-        out.crash
-            .push(crashes(binary, api, &endpoint, ttl, runs).await?);
     }
 
-    eprintln!("  cold start: {} runs", args.cold_starts);
-    out.cold_start_ms = Summary::of(&cold_starts(binary, api, &endpoint, args.cold_starts).await?);
-
-    for &n in &args.candidates {
-        eprintln!("  etcd load: {n} candidates");
-        out.load.push(load::measure(api, n, args.quick).await?);
+    if args.runs(Section::Crash) {
+        for (ttl, runs) in [(2, args.crashes), (10, args.crashes.div_ceil(2))] {
+            if args.quick && ttl == 10 {
+                continue;
+            }
+            eprintln!("  crash failover: TTL {ttl} s, {runs} runs");
+            out.crash
+                .push(crashes(binary, api, &endpoint, ttl, runs).await?);
+        }
     }
 
-    eprintln!("  memory: {} s", args.memory_seconds);
-    out.memory = Some(memory(binary, api, &endpoint, args.memory_seconds).await?);
+    if args.runs(Section::ColdStart) {
+        eprintln!("  cold start: {} runs", args.cold_starts);
+        out.cold_start_ms =
+            Summary::of(&cold_starts(binary, api, &endpoint, args.cold_starts).await?);
+    }
 
-    eprintln!("  HTTP: {} s per path", args.http_seconds);
-    out.http = http(binary, api, &endpoint, args.http_seconds).await?;
+    if args.runs(Section::Load) {
+        for &n in &args.candidates {
+            eprintln!("  etcd load: {n} candidates");
+            out.load.push(load::measure(api, n, args.quick).await?);
+        }
+    }
+
+    if args.runs(Section::Memory) {
+        eprintln!("  memory: {} s", args.memory_seconds);
+        out.memory = Some(memory(binary, api, &endpoint, args.memory_seconds).await?);
+    }
+
+    if args.runs(Section::Http) {
+        eprintln!("  HTTP: {} s per path", args.http_seconds);
+        out.http = http(binary, api, &endpoint, args.http_seconds).await?;
+    }
     Ok(out)
 }
 
@@ -575,6 +644,23 @@ fn write_plots(out: &Path, report: &Report) -> anyhow::Result<()> {
         "Graceful hand-over: signal → next leader",
         &handover,
     )?;
+    let mut steered = Vec::new();
+    for api in &report.apis {
+        for (name, row) in [
+            ("?to=", &api.to_handover),
+            ("drain", &api.drain_handover),
+            ("preemption", &api.preempt_handover),
+        ] {
+            if let Some(s) = row.as_ref().and_then(|r| r.ended_to_acquired_ms.as_ref()) {
+                steered.push((format!("electd {} {name}", api.api), s.samples.clone()));
+            }
+        }
+    }
+    plot::cdf(
+        &out.join("steered.svg"),
+        "Steered hand-over: old leader's end → next leader",
+        &steered,
+    )?;
     plot::cdf(
         &out.join("crash-reaction.svg"),
         "Crash failover: etcd deletes the dead leader's key → next leader",
@@ -597,14 +683,33 @@ fn print_table(report: &Report) {
     println!("electd-bench, {} — {}", report.date, report.machine);
     for api in &report.apis {
         println!("\n--api {} (milliseconds)", api.api);
-        row(
-            "hand-over: SIGTERM → next acquired",
-            &api.sigterm_handover_ms,
-        );
-        row(
-            "hand-over: /v1/resign → next acquired",
-            &api.resign_handover_ms,
-        );
+        // Sections left out (--only) have nothing to show.
+        if api.sigterm_handover_ms.is_some() || api.resign_handover_ms.is_some() {
+            row(
+                "hand-over: SIGTERM → next acquired",
+                &api.sigterm_handover_ms,
+            );
+            row(
+                "hand-over: /v1/resign → next acquired",
+                &api.resign_handover_ms,
+            );
+        }
+        for (name, asked, steered) in [
+            ("?to= last in line", "request", &api.to_handover),
+            ("drain", "request", &api.drain_handover),
+            ("preemption", "/v1/undrain", &api.preempt_handover),
+        ] {
+            if let Some(steered) = steered {
+                row(
+                    &format!("{name}: {asked} → next acquired"),
+                    &steered.request_to_acquired_ms,
+                );
+                row(
+                    &format!("{name}: ended → next acquired"),
+                    &steered.ended_to_acquired_ms,
+                );
+            }
+        }
         for c in &api.crash {
             row(
                 &format!("crash TTL {} s: kill -9 → next acquired", c.ttl_s),
@@ -619,10 +724,14 @@ fn print_table(report: &Report) {
                 &c.delete_to_acquired_ms,
             );
         }
-        row("cold start of 3 nodes → first acquired", &api.cold_start_ms);
-        println!(
-            "  etcd load (proposals = raft entries; requests = gRPC messages or HTTP requests):"
-        );
+        if api.cold_start_ms.is_some() {
+            row("cold start of 3 nodes → first acquired", &api.cold_start_ms);
+        }
+        if !api.load.is_empty() {
+            println!(
+                "  etcd load (proposals = raft entries; requests = gRPC messages or HTTP requests):"
+            );
+        }
         for l in &api.load {
             println!(
                 "    {:>5} candidates: steady {:>7.2} proposals/s {:>8.1} requests/s; per hand-over {:>6.1} proposals {:>7.1} requests; {:>6.1} kB RSS per candidate",

@@ -37,6 +37,15 @@ fn the_benchmark_runs_at_its_smallest_size() {
                 .unwrap()
                 >= 1
         );
+        let steered: &[&str] = match api["api"].as_str().unwrap() {
+            "v3" => &["to_handover", "drain_handover", "preempt_handover"],
+            _ => &["drain_handover"],
+        };
+        for row in steered {
+            for series in ["request_to_acquired_ms", "ended_to_acquired_ms"] {
+                assert!(api[row][series]["n"].as_u64().unwrap() >= 1, "{row}: {api}");
+            }
+        }
         assert_eq!(api["load"].as_array().unwrap().len(), 2);
         assert!(api["memory"]["idle_leader_rss_kb"].as_u64().unwrap() > 0);
     }
