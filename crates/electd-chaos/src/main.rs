@@ -151,6 +151,7 @@ fn child(file: &Path) -> ExitCode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
     KillRestart,
+    ElectdKillRestart,
     PauseResume,
     TermRestart,
     SilentPartition,
@@ -175,7 +176,8 @@ enum Kind {
 impl Kind {
     fn name(self) -> &'static str {
         match self {
-            Kind::KillRestart => "kill -9 + restart",
+            Kind::KillRestart => "kill -9 (guardian and electd) + restart",
+            Kind::ElectdKillRestart => "kill -9 of electd only + restart",
             Kind::PauseResume => "SIGSTOP/SIGCONT",
             Kind::TermRestart => "SIGTERM + restart",
             Kind::SilentPartition => "silent partition",
@@ -363,8 +365,8 @@ impl Soak {
 
     /// kill -9 of node `i`, its death recorded for the checker.
     fn kill(&mut self, i: usize) {
-        let at = self.nodes[i].kill9();
-        self.deaths.insert(self.nodes[i].pid(), at);
+        self.nodes[i].kill9();
+        self.deaths.extend(self.nodes[i].deaths());
     }
 
     /// A line of the fault log, stamped with the time into the faults.
@@ -457,7 +459,7 @@ impl Soak {
 
     /// The `--exec` watchdog of node `i` (its live child), if it runs one.
     fn watchdog(&self, i: usize) -> Option<u32> {
-        procs::children(self.nodes[i].pid())
+        procs::children(self.nodes[i].electd_pid())
             .into_iter()
             .find(|p| !p.zombie())
             .map(|p| p.pid)
@@ -611,6 +613,7 @@ async fn soak(args: Args) -> anyhow::Result<bool> {
     let sampler = tokio::spawn(watch_etcd(soak.etcd.endpoints(), outage_log.clone()));
     let mut kinds: Vec<Kind> = vec![
         Kind::KillRestart,
+        Kind::ElectdKillRestart,
         Kind::PauseResume,
         Kind::TermRestart,
         Kind::SilentPartition,
@@ -938,6 +941,20 @@ async fn inject(soak: &mut Soak, api: &str, kind: Kind, draw: &Draw) {
         Kind::KillRestart => {
             soak.nodes[node].kill9();
             soak.deaths.extend(soak.nodes[node].deaths());
+            sleep(hold).await;
+            soak.spawn(node);
+        }
+        Kind::ElectdKillRestart => {
+            // Its guardian releases the election, then exits with it.
+            soak.nodes[node].kill9_electd();
+            soak.deaths.extend(soak.nodes[node].deaths());
+            if soak.nodes[node]
+                .wait_exit(Duration::from_secs(10))
+                .await
+                .is_none()
+            {
+                soak.kill(node);
+            }
             sleep(hold).await;
             soak.spawn(node);
         }

@@ -667,6 +667,40 @@ mod v3_only {
         s.assert_safe();
     }
 
+    /// A drain and an undrain back to back on the leader: the undrain may
+    /// come while it queues again, and must reach etcd all the same.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_undrain_while_queueing_again_is_seen_by_all() {
+        let mut s = Steered::new("v3", 4).await;
+        in_line(&mut s, 2, false).await;
+        let run = &s.run;
+        for round in 0..8 {
+            let leader = run.sole_leader(SLACK).await;
+            let (drained, undrained) = tokio::join!(admin(run, leader, "/v1/drain"), async {
+                tokio::time::sleep(Duration::from_millis(round)).await;
+                admin(run, leader, "/v1/undrain").await
+            });
+            assert_eq!(
+                (drained.0, undrained.0),
+                (200, 200),
+                "{drained:?} {undrained:?}"
+            );
+            let name = run.nodes[leader].name.clone();
+            let what = format!("round {round}: every node to list {name} undrained");
+            eventually(SLACK, &what, || async {
+                for i in 0..2 {
+                    let status = status(run, i).await;
+                    if candidate(&status, &name)?["drained"] != false {
+                        return None;
+                    }
+                }
+                Some(())
+            })
+            .await;
+        }
+        s.assert_safe();
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_highest_priority_survivor_leads_next() {
         let mut s = Steered::new("v3", 2).await;

@@ -88,7 +88,10 @@ impl Shared {
 
     /// Our candidate key's value, as we offer ourselves now.
     fn value(&self) -> String {
-        crate::value::encode_candidate(&self.id, &self.advertise, &self.nonce, &self.candidacy())
+        self.value_offering(&self.candidacy())
+    }
+    fn value_offering(&self, candidacy: &Candidacy) -> String {
+        crate::value::encode_candidate(&self.id, &self.advertise, &self.nonce, candidacy)
     }
     fn predecessors(&self) -> std::sync::MutexGuard<'_, Predecessors> {
         // Plain data; a panic elsewhere cannot leave it inconsistent.
@@ -211,6 +214,28 @@ impl V3 {
         self.shared.client.revoke(lease).await
     }
 
+    /// Our key, rewritten in place with the candidacy offered now: its
+    /// place in the queue and its lease stay.
+    async fn rewrite(&self, ours: &Ours) -> Result<(), EtcdError> {
+        let ours = ours.clone();
+        let txn = Txn::new()
+            .when([Compare::create_revision(
+                ours.key.clone(),
+                CompareOp::Equal,
+                ours.create_revision,
+            )])
+            .and_then([TxnOp::put(
+                ours.key,
+                self.shared.value(),
+                Some(PutOptions::new().with_lease(ours.lease)),
+            )]);
+        let client = &self.shared.client;
+        let link = client.link().await?;
+        let mut kv = link.client.kv_client();
+        client.call_linearizable("txn", &link, kv.txn(txn)).await?;
+        Ok(())
+    }
+
     /// Revokes a lease we no longer use, in the background.
     fn abandon(&self, lease: i64) {
         let shared = self.shared.clone();
@@ -245,11 +270,12 @@ impl V3 {
             },
             keepalive: None,
         });
+        let offered = self.shared.candidacy();
         let txn = Txn::new()
             .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(
                 key.clone(),
-                self.shared.value(),
+                self.shared.value_offering(&offered),
                 Some(PutOptions::new().with_lease(lease)),
             )]);
         let mut kv = link.client.kv_client();
@@ -270,6 +296,11 @@ impl V3 {
         };
         if let Some(session) = self.session.lock().await.as_mut() {
             session.ours = ours.clone();
+        }
+        // A change of candidacy while the put was on its way found no key
+        // to rewrite (a drain, an undrain, a health verdict): written now.
+        if self.shared.candidacy() != offered {
+            self.rewrite(&ours).await?;
         }
         self.follow_with(Some(ours));
         Ok(Campaign::Claimed {
@@ -407,25 +438,10 @@ impl Backend for V3 {
             .unwrap_or_else(|e| e.into_inner()) = candidacy;
         let ours = match self.session.lock().await.as_ref() {
             Some(session) if session.ours.create_revision > 0 => session.ours.clone(),
+            // Not queued yet: the campaign writes it once queued.
             _ => return Ok(()),
         };
-        // Our key, rewritten in place: its place in the queue and its lease stay.
-        let txn = Txn::new()
-            .when([Compare::create_revision(
-                ours.key.clone(),
-                CompareOp::Equal,
-                ours.create_revision,
-            )])
-            .and_then([TxnOp::put(
-                ours.key,
-                self.shared.value(),
-                Some(PutOptions::new().with_lease(ours.lease)),
-            )]);
-        let client = &self.shared.client;
-        let link = client.link().await?;
-        let mut kv = link.client.kv_client();
-        client.call_linearizable("txn", &link, kv.txn(txn)).await?;
-        Ok(())
+        self.rewrite(&ours).await
     }
 
     fn handover_target(&self, id: &str) -> Result<Target, TransferError> {
