@@ -572,6 +572,15 @@ impl Follower {
         if !eligible || assessment.transfer.is_some() {
             // A hand-over in progress (or just made) restarts the clock.
             self.eligible_since = None;
+            let to_us = assessment
+                .transfer
+                .as_ref()
+                .is_some_and(|t| t.target.lease == ours.lease);
+            if eligible && to_us {
+                // Ours to take: the record's txn deletes the request too,
+                // one write fewer on the way to leading.
+                return Ok(false);
+            }
             return self.withdraw_ask(standing).await;
         }
         let now = Instant::now();
