@@ -142,6 +142,15 @@ pub fn main(args: &[OsString], settings: &Settings) -> ExitCode {
 }
 
 async fn guard(args: &[OsString], settings: &Settings) -> ExitCode {
+    // Before electd exists: a signal that came first would otherwise end
+    // the guardian, and electd with it, without a word.
+    let mut signals = match Signals::new() {
+        Ok(signals) => signals,
+        Err(err) => {
+            eprintln!("electd: the guardian cannot handle signals: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     // Non-blocking on both ends: a stopped guardian whose pipe fills up
     // costs the worker a claim not told (its lease then runs out), never a
     // stalled election.
@@ -172,12 +181,15 @@ async fn guard(args: &[OsString], settings: &Settings) -> ExitCode {
             None
         }
     };
-    // Connected ahead of time: a release then costs one round trip.
-    if let Some(releaser) = &releaser {
-        let _ = tokio::time::timeout(settings.election.ttl(), releaser.connect()).await;
-    }
+    // Connected ahead of time (while watching: etcd may be slow to answer),
+    // so that a release costs one round trip.
+    let connect = async {
+        if let Some(releaser) = &releaser {
+            let _ = tokio::time::timeout(settings.election.ttl(), releaser.connect()).await;
+        }
+    };
     let mut claims = Claims::new(read);
-    let status = match watch(&mut worker, pid, &mut claims).await {
+    let status = match watch(&mut worker, pid, &mut claims, &mut signals, connect).await {
         Ok(status) => status,
         Err(err) => {
             tracing::error!(%err, "the guardian cannot wait for electd: killing it");
@@ -244,15 +256,34 @@ fn spawn(args: &[OsString], write: &OwnedFd) -> std::io::Result<tokio::process::
     command.kill_on_drop(false).spawn()
 }
 
-/// Waits for the worker's death, passing signals on and noting claims.
+/// The signals passed on to electd.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
+/// Waits for the worker's death, passing signals on, noting claims and
+/// connecting to etcd meanwhile.
 async fn watch(
     worker: &mut tokio::process::Child,
     pid: Pid,
     claims: &mut Claims,
+    signals: &mut Signals,
+    connect: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<std::process::ExitStatus> {
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut hangup = signal(SignalKind::hangup())?;
+    tokio::pin!(connect);
+    let mut connecting = true;
     loop {
         // Unreaped until `wait` returns, so the PID is still the worker's.
         let forward = |sig| {
@@ -260,10 +291,11 @@ async fn watch(
         };
         tokio::select! {
             status = worker.wait() => return status,
-            Some(()) = terminate.recv() => forward(Signal::TERM),
-            Some(()) = interrupt.recv() => forward(Signal::INT),
-            Some(()) = hangup.recv() => forward(Signal::HUP),
+            Some(()) = signals.terminate.recv() => forward(Signal::TERM),
+            Some(()) = signals.interrupt.recv() => forward(Signal::INT),
+            Some(()) = signals.hangup.recv() => forward(Signal::HUP),
             Some(line) = claims.next_line() => claims.note(&line),
+            () = &mut connect, if connecting => connecting = false,
         }
     }
 }
