@@ -67,11 +67,33 @@ fn parse_stat(line: &str) -> Option<Proc> {
     })
 }
 
-/// The children of process `parent`, from a scan of `/proc` (which every
-/// kernel has, unlike `/proc/<pid>/task/<tid>/children`). A process that
-/// exists for the whole scan is in it; one that comes or goes meanwhile is
-/// seen by the next round.
+/// The children of process `parent`: from each of its threads'
+/// `/proc/<pid>/task/<tid>/children` where the kernel has them (a few small
+/// reads, where a scan of `/proc` reads every process's), else from a scan.
+/// A process that exists for the whole read is in it; one that comes or
+/// goes meanwhile is seen by the next round.
 fn children(parent: i32) -> Vec<Proc> {
+    listed_children(parent).unwrap_or_else(|| scanned_children(parent))
+}
+
+fn listed_children(parent: i32) -> Option<Vec<Proc>> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{parent}/task")).ok()? {
+        let task = task.ok()?.path();
+        // Absent without CONFIG_PROC_CHILDREN: scan instead.
+        let listed = std::fs::read_to_string(task.join("children")).ok()?;
+        for pid in listed.split_whitespace() {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                // Reaped meanwhile.
+                continue;
+            };
+            found.extend(parse_stat(&stat).filter(|p| p.ppid == parent));
+        }
+    }
+    Some(found)
+}
+
+fn scanned_children(parent: i32) -> Vec<Proc> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -189,6 +211,12 @@ impl Sweep {
     /// thread in between (nothing else may reap meanwhile). True when
     /// nothing is left.
     pub fn finish_blocking(&mut self, within: Duration) -> bool {
+        self.finish_blocking_every(within, ROUND_PAUSE)
+    }
+
+    /// [`Sweep::finish_blocking`] with `pause` between rounds: the guardian's
+    /// release waits on it, so it sweeps in tighter rounds.
+    pub fn finish_blocking_every(&mut self, within: Duration, pause: Duration) -> bool {
         let until = Instant::now() + within;
         loop {
             if self.round() {
@@ -197,7 +225,7 @@ impl Sweep {
             if Instant::now() >= until {
                 return false;
             }
-            std::thread::sleep(ROUND_PAUSE);
+            std::thread::sleep(pause);
         }
     }
 }
@@ -252,5 +280,24 @@ mod tests {
             rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get())
         );
         assert!(!proc.dead);
+    }
+
+    #[test]
+    fn children_listed_by_the_kernel_are_the_scanned_ones() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let me = getpid().as_raw_nonzero().get();
+        let pid = child.id() as i32;
+        let listed = listed_children(me);
+        let scanned = scanned_children(me);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(scanned.iter().any(|p| p.pid == pid), "{scanned:?}");
+        if let Some(listed) = listed {
+            assert!(listed.iter().any(|p| p.pid == pid), "{listed:?}");
+            assert!(listed.iter().all(|p| p.ppid == me), "{listed:?}");
+        }
     }
 }

@@ -47,6 +47,10 @@ use crate::contain::Sweep;
 /// `argv[1]` of the worker, followed by the claims pipe's descriptor.
 pub const MODE: &str = "__electd-guarded";
 
+/// The pause between the rounds of the sweep after electd died: a killed
+/// process is gone within microseconds, its orphans ours at that moment.
+const SWEEP_PAUSE: Duration = Duration::from_micros(200);
+
 /// How many claims are remembered: every campaign makes one, and all but
 /// the last few are long gone (releasing those is harmless, but bounded).
 const REMEMBERED: usize = 16;
@@ -204,7 +208,9 @@ async fn guard(args: &[OsString], settings: &Settings) -> ExitCode {
     // Nothing of its term may live on: its watchdog, the command and their
     // descendants are ours now. Past the TTL the lease is gone anyway.
     let ttl = settings.election.ttl();
-    let contained = Sweep::new(None).finish_blocking(ttl);
+    // Tight rounds: each one a scan of /proc, and the next leader waits.
+    let contained = Sweep::new(None).finish_blocking_every(ttl, SWEEP_PAUSE);
+    let swept = died.elapsed();
     if status.success() || claims.is_empty() {
         // It shut down and released what it could itself.
         return ExitCode::from(code);
@@ -222,6 +228,7 @@ async fn guard(args: &[OsString], settings: &Settings) -> ExitCode {
     tracing::warn!(
         pid = pid.as_raw_nonzero().get(),
         %status,
+        swept_in_ms = swept.as_secs_f64() * 1e3,
         released_in_ms = died.elapsed().as_secs_f64() * 1e3,
         "electd died: its processes are gone and its claims released"
     );
