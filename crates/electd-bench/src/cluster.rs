@@ -324,3 +324,45 @@ impl Deletions {
         deletions
     }
 }
+
+/// Every event under a v3 prefix as a watcher of the bench's own sees it:
+/// `CLOCK_MONOTONIC` ns of arrival, put or delete, and the key.
+#[derive(Clone, Default)]
+pub struct Events(Arc<Mutex<Vec<(u64, bool, String)>>>);
+
+impl Events {
+    /// The arrival of the first event after `since` whose (is a put, key) `matches`.
+    pub fn first_after(&self, since: u64, matches: impl Fn(bool, &str) -> bool) -> Option<u64> {
+        let seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        seen.iter()
+            .filter(|(t, put, key)| *t > since && matches(*put, key))
+            .map(|(t, _, _)| *t)
+            .min()
+    }
+
+    /// Watches every key under the v3 `prefix`; returns once the watch is
+    /// created, so nothing after that is missed.
+    pub async fn watch_v3(endpoint: String, prefix: String) -> anyhow::Result<Events> {
+        let events = Events::default();
+        let seen = events.clone();
+        let mut client = etcd_client::Client::connect([endpoint.as_str()], None).await?;
+        let options = etcd_client::WatchOptions::new().with_prefix();
+        let mut stream = client.watch(prefix.as_bytes(), Some(options)).await?;
+        tokio::spawn(async move {
+            let _keep = client;
+            while let Ok(Some(response)) = stream.message().await {
+                let at = now_ns();
+                let mut seen = seen.0.lock().unwrap_or_else(|e| e.into_inner());
+                for event in response.events() {
+                    let put = event.event_type() == etcd_client::EventType::Put;
+                    let key = event
+                        .kv()
+                        .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+                        .unwrap_or_default();
+                    seen.push((at, put, key));
+                }
+            }
+        });
+        Ok(events)
+    }
+}

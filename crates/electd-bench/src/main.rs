@@ -43,6 +43,26 @@ struct Args {
     /// Crash failover runs per API at TTL 2 s (half as many at 10 s).
     #[arg(long, default_value_t = 20)]
     crashes: usize,
+    /// kill -9 of the leader's electd alone (host alive) per API, TTL and
+    /// with and without `--exec`.
+    #[arg(long, default_value_t = 20)]
+    host_alive_crashes: usize,
+    /// TTLs (s) of the host-alive crash rows.
+    #[arg(long, value_delimiter = ',', default_value = "10,2")]
+    host_alive_ttls: Vec<u64>,
+    /// Whole-node crash runs at TTL 10 s [default: half of --crashes].
+    #[arg(long)]
+    crashes_ttl10: Option<usize>,
+    /// How long every candidate has run, and the queue has been still,
+    /// before a hand-over or crash is set off (ms).
+    #[arg(long, default_value_t = 1000)]
+    settle_ms: u64,
+    /// Candidate counts for the fleet-size hand-over rows (v3).
+    #[arg(long, value_delimiter = ',', default_value = "3,30,100")]
+    fleet: Vec<usize>,
+    /// SIGTERM hand-overs per fleet size.
+    #[arg(long, default_value_t = 20)]
+    fleet_handovers: usize,
     /// Cold starts of three nodes per API.
     #[arg(long, default_value_t = 10)]
     cold_starts: usize,
@@ -95,8 +115,10 @@ enum Section {
     Memory,
     /// HTTP under wrk.
     Http,
-    /// etcdctl elect.
+    /// etcdctl elect, and electd v3 beside it on the same etcd.
     Etcdctl,
+    /// SIGTERM hand-over with 3, 30, 100 candidates (v3).
+    Fleet,
 }
 
 impl Args {
@@ -113,6 +135,15 @@ impl Args {
         self.http_seconds = 1;
         self.etcdctl_handovers = 1;
         self.etcdctl_crashes = 0;
+        self.host_alive_crashes = 1;
+        self.host_alive_ttls = vec![2];
+        self.settle_ms = 100;
+        self.fleet = vec![3];
+        self.fleet_handovers = 1;
+    }
+
+    fn settle(&self) -> Duration {
+        Duration::from_millis(self.settle_ms)
     }
 }
 
@@ -139,6 +170,10 @@ struct ApiReport {
     /// A node of higher priority with `--preempt` takes over (v3).
     preempt_handover: Option<Steered>,
     crash: Vec<Crash>,
+    /// kill -9 of the leader's electd alone, its guardian alive.
+    host_alive: Vec<HostAlive>,
+    /// SIGTERM hand-over by fleet size (v3).
+    fleet: Vec<Fleet>,
     /// Start of three nodes → the first `acquired` (ms).
     cold_start_ms: Option<Summary>,
     load: Vec<load::Load>,
@@ -155,6 +190,30 @@ struct Crash {
     lease_end_to_delete_ms: Option<Summary>,
     /// etcd deletes the key → the next `acquired` (ms): electd's own reaction.
     delete_to_acquired_ms: Option<Summary>,
+}
+
+#[derive(Serialize)]
+struct HostAlive {
+    ttl_s: u64,
+    /// With `--exec -- sleep 1000`.
+    exec: bool,
+    /// kill -9 of the leader's electd (not its guardian) → the next `acquired` (ms).
+    kill_to_acquired_ms: Option<Summary>,
+    /// The guardian's own `released_in_ms`: electd reaped → its processes
+    /// swept and its claims released (ms).
+    guardian_released_in_ms: Option<Summary>,
+    /// kill -9 → a watcher of the bench's own sees the release (the first
+    /// delete of the election's keys) (ms).
+    kill_to_delete_ms: Option<Summary>,
+    /// That delete → the next `acquired` (ms): the successor's reaction.
+    delete_to_acquired_ms: Option<Summary>,
+}
+
+#[derive(Serialize)]
+struct Fleet {
+    candidates: usize,
+    /// SIGTERM of the leader → the next `acquired` (ms).
+    sigterm_handover_ms: Option<Summary>,
 }
 
 #[derive(Serialize)]
@@ -259,7 +318,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.runs(Section::Etcdctl) {
         eprintln!("== etcdctl elect");
-        report.etcdctl = etcdctl::measure(args.etcdctl_handovers, args.etcdctl_crashes).await?;
+        report.etcdctl = etcdctl::measure(
+            &binary,
+            args.etcdctl_handovers,
+            args.etcdctl_crashes,
+            args.settle(),
+        )
+        .await?;
     }
 
     let json = serde_json::to_string_pretty(&report)?;
@@ -311,13 +376,49 @@ async fn measure_api(args: &Args, binary: &Path, api: &str) -> anyhow::Result<Ap
     }
 
     if args.runs(Section::Crash) {
-        for (ttl, runs) in [(2, args.crashes), (10, args.crashes.div_ceil(2))] {
+        for &ttl in &args.host_alive_ttls {
+            for exec in [false, true] {
+                eprintln!(
+                    "  crash failover, host alive: TTL {ttl} s, exec {exec}, {} runs",
+                    args.host_alive_crashes
+                );
+                out.host_alive.push(
+                    host_alive_crashes(
+                        binary,
+                        api,
+                        &endpoint,
+                        ttl,
+                        exec,
+                        args.host_alive_crashes,
+                        args.settle(),
+                    )
+                    .await?,
+                );
+            }
+        }
+        let ttl10 = args.crashes_ttl10.unwrap_or(args.crashes.div_ceil(2));
+        for (ttl, runs) in [(2, args.crashes), (10, ttl10)] {
             if args.quick && ttl == 10 {
                 continue;
             }
             eprintln!("  crash failover: TTL {ttl} s, {runs} runs");
             out.crash
                 .push(crashes(binary, api, &endpoint, ttl, runs).await?);
+        }
+    }
+
+    if args.runs(Section::Fleet) && api == "v3" {
+        for &n in &args.fleet {
+            eprintln!(
+                "  fleet: SIGTERM hand-over with {n} candidates, {} runs",
+                args.fleet_handovers
+            );
+            out.fleet.push(Fleet {
+                candidates: n,
+                sigterm_handover_ms: Summary::of(
+                    &fleet(binary, &endpoint, n, args.fleet_handovers, args.settle()).await?,
+                ),
+            });
         }
     }
 
@@ -442,6 +543,112 @@ async fn crashes(
         lease_end_to_delete_ms: Summary::of(&tick),
         delete_to_acquired_ms: Summary::of(&reaction),
     })
+}
+
+/// kill -9 of the leader's electd alone (its guardian lives, as on a host
+/// that lives) → the next `acquired`.
+async fn host_alive_crashes(
+    binary: &Path,
+    api: &str,
+    endpoint: &str,
+    ttl: u64,
+    exec: bool,
+    runs: usize,
+    settle: Duration,
+) -> anyhow::Result<HostAlive> {
+    let election = format!("alive-{ttl}-{}", if exec { "exec" } else { "plain" });
+    let command: &[&str] = if exec {
+        &["--exec", "--", "sleep", "1000"]
+    } else {
+        &[]
+    };
+    let deletions = match api {
+        "v2" => Deletions::watch_v2(endpoint.to_owned(), election.clone()),
+        _ => Deletions::watch_v3(endpoint.to_owned(), format!("/electd/{election}/")),
+    };
+    let args = node_args(api, ttl, endpoint, &election, command);
+    let mut cluster = Cluster::start(binary, &args, &[], 3).await;
+    let limit = Duration::from_secs(ttl + 20);
+    let (mut kill_to, mut released) = (Vec::new(), Vec::new());
+    let (mut to_delete, mut reaction) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let leader = cluster.leader(limit).await.context("no leader")?;
+        if !cluster.all_follow(leader, limit).await {
+            bail!("the followers never named the leader");
+        }
+        // Looked up before the clock starts.
+        cluster.nodes[leader].electd_pid();
+        tokio::time::sleep(settle).await;
+        let killed = cluster.nodes[leader].kill9_electd();
+        let (_, acquired) = cluster
+            .acquired_after(killed, Some(leader), limit)
+            .await
+            .context("nobody took over")?;
+        kill_to.push(ms(acquired - killed));
+        if let Some(deleted) = deletions.after(killed) {
+            to_delete.push(ms(deleted - killed));
+            reaction.push(ms(acquired.saturating_sub(deleted)));
+        }
+        // The guardian exits once it has released.
+        cluster.nodes[leader].wait_exit(limit).await;
+        if let Some(r) = released_in_ms(&cluster.nodes[leader].output()) {
+            released.push(r);
+        }
+        cluster.restart(leader).await;
+    }
+    Ok(HostAlive {
+        ttl_s: ttl,
+        exec,
+        kill_to_acquired_ms: Summary::of(&kill_to),
+        guardian_released_in_ms: Summary::of(&released),
+        kill_to_delete_ms: Summary::of(&to_delete),
+        delete_to_acquired_ms: Summary::of(&reaction),
+    })
+}
+
+/// The last `released_in_ms=` a guardian logged.
+fn released_in_ms(log: &str) -> Option<f64> {
+    log.lines()
+        .rev()
+        .find_map(|l| l.split("released_in_ms=").nth(1))?
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// SIGTERM of the leader of `n` settled v3 candidates → the next `acquired`.
+async fn fleet(
+    binary: &Path,
+    endpoint: &str,
+    n: usize,
+    runs: usize,
+    settle: Duration,
+) -> anyhow::Result<Vec<f64>> {
+    let args = node_args("v3", 10, endpoint, &format!("fleet-{n}"), &[]);
+    let mut cluster = Cluster::start(binary, &args, &[], n).await;
+    let limit = Duration::from_secs(60);
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        let leader = cluster.leader(limit).await.context("no leader")?;
+        if !cluster.all_follow(leader, limit).await {
+            bail!("the followers never named the leader");
+        }
+        tokio::time::sleep(settle).await;
+        let asked = now_ns();
+        cluster.nodes[leader].terminate();
+        // The time comes from the journals: reading n of them in a tight
+        // loop meanwhile would only load the host.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (_, acquired) = cluster
+            .acquired_after(asked, Some(leader), limit)
+            .await
+            .context("nobody took over")?;
+        samples.push(ms(acquired - asked));
+        cluster.nodes[leader].wait_exit(limit).await;
+        cluster.restart(leader).await;
+    }
+    Ok(samples)
 }
 
 /// Three nodes started at once → the first `acquired`.
@@ -632,8 +839,19 @@ fn write_plots(out: &Path, report: &Report) -> anyhow::Result<()> {
         }
     }
     if let Some(e) = &report.etcdctl {
-        if let Some(s) = &e.sigint_handover_ms {
-            handover.push(("etcdctl elect SIGINT".to_owned(), s.samples.clone()));
+        for (name, s) in [
+            (
+                "electd v3 SIGTERM, settled: → ~leader in etcd",
+                &e.electd.leads_in_etcd_ms,
+            ),
+            (
+                "etcdctl elect SIGINT, settled: → key deleted in etcd",
+                &e.etcdctl.leads_in_etcd_ms,
+            ),
+        ] {
+            if let Some(s) = s {
+                handover.push((name.to_owned(), s.samples.clone()));
+            }
         }
         if let Some(s) = &e.delete_to_elected_ms {
             crash.push(("etcdctl elect TTL 60 s".to_owned(), s.samples.clone()));
@@ -661,6 +879,23 @@ fn write_plots(out: &Path, report: &Report) -> anyhow::Result<()> {
         "Steered hand-over: old leader's end → next leader",
         &steered,
     )?;
+    let mut alive = Vec::new();
+    for api in &report.apis {
+        for h in &api.host_alive {
+            if let Some(s) = &h.kill_to_acquired_ms {
+                let exec = if h.exec { ", --exec" } else { "" };
+                alive.push((
+                    format!("electd {} TTL {} s{exec}", api.api, h.ttl_s),
+                    s.samples.clone(),
+                ));
+            }
+        }
+    }
+    plot::cdf(
+        &out.join("crash-host-alive.svg"),
+        "Crash failover, host alive: kill -9 of electd → next leader",
+        &alive,
+    )?;
     plot::cdf(
         &out.join("crash-reaction.svg"),
         "Crash failover: etcd deletes the dead leader's key → next leader",
@@ -672,8 +907,8 @@ fn write_plots(out: &Path, report: &Report) -> anyhow::Result<()> {
 fn row(name: &str, s: &Option<Summary>) {
     match s {
         Some(s) => println!(
-            "  {name:<44} n={:<4} median {:>9.3}  p99 {:>9.3}  min {:>9.3}  max {:>9.3}",
-            s.n, s.median, s.p99, s.min, s.max
+            "  {name:<44} n={:<4} median {:>9.3}  p90 {:>9.3}  p99 {:>9.3}  min {:>9.3}  max {:>9.3}",
+            s.n, s.median, s.p90, s.p99, s.min, s.max
         ),
         None => println!("  {name:<44} (no samples)"),
     }
@@ -709,6 +944,31 @@ fn print_table(report: &Report) {
                     &steered.ended_to_acquired_ms,
                 );
             }
+        }
+        for h in &api.host_alive {
+            let exec = if h.exec { ", --exec" } else { "" };
+            row(
+                &format!("host alive TTL {} s{exec}: kill -9 electd → acq", h.ttl_s),
+                &h.kill_to_acquired_ms,
+            );
+            row(
+                &format!("host alive TTL {} s{exec}: guardian released", h.ttl_s),
+                &h.guardian_released_in_ms,
+            );
+            row(
+                &format!("host alive TTL {} s{exec}: kill → delete seen", h.ttl_s),
+                &h.kill_to_delete_ms,
+            );
+            row(
+                &format!("host alive TTL {} s{exec}: delete → acquired", h.ttl_s),
+                &h.delete_to_acquired_ms,
+            );
+        }
+        for f in &api.fleet {
+            row(
+                &format!("fleet {} candidates: SIGTERM → acquired", f.candidates),
+                &f.sigterm_handover_ms,
+            );
         }
         for c in &api.crash {
             row(
@@ -766,7 +1026,24 @@ fn print_table(report: &Report) {
     }
     if let Some(e) = &report.etcdctl {
         println!("\netcdctl elect (v3, session TTL 60 s; milliseconds)");
-        row("hand-over: SIGINT → next elected", &e.sigint_handover_ms);
+        for (who, p) in [
+            ("electd v3 SIGTERM", &e.electd),
+            ("etcdctl SIGINT", &e.etcdctl),
+        ] {
+            row(
+                &format!("{who}: → released in etcd"),
+                &p.released_in_etcd_ms,
+            );
+            row(
+                &format!("{who}: → successor leads in etcd"),
+                &p.leads_in_etcd_ms,
+            );
+            row(&format!("{who}: → successor says so"), &p.says_so_ms);
+        }
+        row(
+            "etcdctl SIGINT, successor just spawned → printed",
+            &e.fresh_successor_ms,
+        );
         row("crash: kill -9 → next elected", &e.kill_to_elected_ms);
         row(
             "crash: etcd deletes key → next elected",

@@ -8,6 +8,7 @@ pub struct Summary {
     pub n: usize,
     pub min: f64,
     pub median: f64,
+    pub p90: f64,
     pub p99: f64,
     pub max: f64,
     /// Every sample, for plots and for anyone who wants to redo the numbers.
@@ -25,6 +26,7 @@ impl Summary {
             n: sorted.len(),
             min: sorted[0],
             median: quantile(&sorted, 0.5),
+            p90: quantile(&sorted, 0.9),
             p99: quantile(&sorted, 0.99),
             max: sorted[sorted.len() - 1],
             samples: samples.to_vec(),
