@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The live local cluster: etcd and three electd nodes on free loopback ports.
-# Watch them elect a leader, fail over after kill -9, hand over on SIGTERM.
+# Watch them elect a leader, fail over after kill -9 of electd (milliseconds)
+# and of a whole node (the TTL), hand over on SIGTERM.
 # Stops everything on Ctrl-C or after --duration seconds (default 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
