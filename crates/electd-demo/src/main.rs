@@ -105,6 +105,40 @@ impl Cluster {
     }
 }
 
+/// Fails the leader with `fault` (which says when, in `CLOCK_MONOTONIC`
+/// ns), shows who took over and how long after, and starts the old leader
+/// again as a follower; returns the new leader.
+async fn fail(
+    cluster: &mut Cluster,
+    leader: usize,
+    limit: Duration,
+    after: &str,
+    fault: impl FnOnce(&mut Node) -> u64,
+) -> anyhow::Result<usize> {
+    let at = fault(&mut cluster.nodes[leader]);
+    let (next, took) = cluster
+        .wait_leader(Some(leader), limit)
+        .await
+        .context("nobody took over")?;
+    let took = acquired_since(&cluster.nodes[next], at).unwrap_or(took);
+    let took = if took < Duration::from_secs(1) {
+        format!("{:.1} ms", took.as_secs_f64() * 1e3)
+    } else {
+        format!("{:.3} s", took.as_secs_f64())
+    };
+    println!(
+        "{} took over {took} after {after}:",
+        cluster.nodes[next].name
+    );
+    cluster.show().await;
+    cluster.nodes[leader]
+        .wait_exit(Duration::from_secs(5))
+        .await;
+    cluster.start_node(leader);
+    println!("restarted {} as a follower", cluster.nodes[leader].name);
+    Ok(next)
+}
+
 /// From `since` (`CLOCK_MONOTONIC` ns) to `node`'s last `acquired`, as its
 /// journal says: what polling HTTP would blur by its own round trips.
 fn acquired_since(node: &Node, since: u64) -> Option<Duration> {
@@ -201,24 +235,14 @@ async fn demo(cluster: &mut Cluster, ttl: u64) -> anyhow::Result<()> {
             cluster.nodes[leader].electd_pid(),
             cluster.nodes[leader].pid()
         );
-        let killed = cluster.nodes[leader].kill9_electd();
-        let (next, took) = cluster
-            .wait_leader(Some(leader), limit)
-            .await
-            .context("nobody took over")?;
-        let took = acquired_since(&cluster.nodes[next], killed).unwrap_or(took);
-        println!(
-            "{} took over {:.1} ms after the crash (TTL {ttl} s):",
-            cluster.nodes[next].name,
-            took.as_secs_f64() * 1e3
-        );
-        cluster.show().await;
-        cluster.nodes[leader]
-            .wait_exit(Duration::from_secs(5))
-            .await;
-        cluster.start_node(leader);
-        println!("restarted {} as a follower", cluster.nodes[leader].name);
-        leader = next;
+        leader = fail(
+            cluster,
+            leader,
+            limit,
+            &format!("the crash (TTL {ttl} s)"),
+            |n| n.kill9_electd(),
+        )
+        .await?;
 
         tokio::time::sleep(Duration::from_secs(2)).await;
         println!(
@@ -228,45 +252,25 @@ async fn demo(cluster: &mut Cluster, ttl: u64) -> anyhow::Result<()> {
             cluster.nodes[leader].name,
             cluster.nodes[leader].pid()
         );
-        let killed = cluster.nodes[leader].kill9();
-        let (next, took) = cluster
-            .wait_leader(Some(leader), limit)
-            .await
-            .context("nobody took over")?;
-        let took = acquired_since(&cluster.nodes[next], killed).unwrap_or(took);
-        println!(
-            "{} took over {:.3} s after the crash (TTL {ttl} s):",
-            cluster.nodes[next].name,
-            took.as_secs_f64()
-        );
-        cluster.show().await;
-        cluster.start_node(leader);
-        println!("restarted {} as a follower", cluster.nodes[leader].name);
-        leader = next;
+        leader = fail(
+            cluster,
+            leader,
+            limit,
+            &format!("the crash (TTL {ttl} s)"),
+            |n| n.kill9(),
+        )
+        .await?;
 
         tokio::time::sleep(Duration::from_secs(2)).await;
         println!(
             "\nkill -TERM {} (the leader): it resigns and hands over at once...",
             cluster.nodes[leader].name
         );
-        let killed = harness::now_ns();
-        cluster.nodes[leader].terminate();
-        let (next, took) = cluster
-            .wait_leader(Some(leader), limit)
-            .await
-            .context("nobody took over")?;
-        let took = acquired_since(&cluster.nodes[next], killed).unwrap_or(took);
-        println!(
-            "{} took over {:.1} ms after SIGTERM:",
-            cluster.nodes[next].name,
-            took.as_secs_f64() * 1e3
-        );
-        cluster.show().await;
-        cluster.nodes[leader]
-            .wait_exit(Duration::from_secs(5))
-            .await;
-        cluster.start_node(leader);
-        println!("restarted {} as a follower", cluster.nodes[leader].name);
-        leader = next;
+        leader = fail(cluster, leader, limit, "SIGTERM", |n| {
+            let at = harness::now_ns();
+            n.terminate();
+            at
+        })
+        .await?;
     }
 }
