@@ -320,6 +320,26 @@ impl Client {
         Ok((answer, revision))
     }
 
+    /// Deletes `key` only if nobody wrote it since `mod_revision` (a record
+    /// consumed, withdrawn or declined exactly once); whether it did.
+    pub(super) async fn delete_unchanged(
+        &self,
+        key: Vec<u8>,
+        mod_revision: i64,
+    ) -> Result<bool, EtcdError> {
+        let txn = etcd_client::Txn::new()
+            .when([etcd_client::Compare::mod_revision(
+                key.clone(),
+                etcd_client::CompareOp::Equal,
+                mod_revision,
+            )])
+            .and_then([etcd_client::TxnOp::delete(key, None)]);
+        let link = self.link().await?;
+        let mut kv = link.client.kv_client();
+        let (answer, _) = self.call_linearizable("txn", &link, kv.txn(txn)).await?;
+        Ok(answer.succeeded())
+    }
+
     /// Revokes `lease`: its keys go in the same raft entry.
     pub(super) async fn revoke(&self, lease: i64) -> Result<(), EtcdError> {
         let link = self.link().await?;

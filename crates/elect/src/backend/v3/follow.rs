@@ -537,17 +537,9 @@ impl Follower {
             return Ok(false);
         }
         let key = self.shared.layout.transfer();
-        let txn = Txn::new()
-            .when([Compare::mod_revision(
-                key.clone(),
-                CompareOp::Equal,
-                transfer.mod_revision,
-            )])
-            .and_then([TxnOp::delete(key.clone(), None)]);
-        let declined = self.transact("txn", txn).await?.is_some();
+        let declined = self.delete_unchanged(key, transfer.mod_revision).await?;
         if declined {
             tracing::info!(id = %self.shared.id, "declined a hand-over: this node may not lead now");
-            self.mirror.keys.remove(&key);
         }
         Ok(declined)
     }
@@ -632,19 +624,28 @@ impl Follower {
             return Ok(false);
         };
         let key = self.shared.layout.preempt();
-        let txn = Txn::new()
-            .when([Compare::mod_revision(
-                key.clone(),
-                CompareOp::Equal,
-                request.mod_revision,
-            )])
-            .and_then([TxnOp::delete(key.clone(), None)]);
-        let withdrawn = self.transact("txn", txn).await?.is_some();
+        let withdrawn = self.delete_unchanged(key, request.mod_revision).await?;
         if withdrawn {
             tracing::info!(id = %self.shared.id, "withdrew the request to lead");
-            self.mirror.keys.remove(&key);
         }
         Ok(withdrawn)
+    }
+
+    /// Deletes `key` if unchanged since `mod_revision`, from the mirror too.
+    async fn delete_unchanged(
+        &mut self,
+        key: Vec<u8>,
+        mod_revision: i64,
+    ) -> Result<bool, EtcdError> {
+        let deleted = self
+            .shared
+            .client
+            .delete_unchanged(key.clone(), mod_revision)
+            .await?;
+        if deleted {
+            self.mirror.keys.remove(&key);
+        }
+        Ok(deleted)
     }
 
     /// Runs a conditional write; its revision when it succeeded.

@@ -536,18 +536,7 @@ impl Backend for V3 {
 
     async fn cancel_hand_over(&self, revision: i64) -> Result<bool, EtcdError> {
         let key = self.shared.layout.transfer();
-        let txn = Txn::new()
-            .when([Compare::mod_revision(
-                key.clone(),
-                CompareOp::Equal,
-                revision,
-            )])
-            .and_then([TxnOp::delete(key, None)]);
-        let client = &self.shared.client;
-        let link = client.link().await?;
-        let mut kv = link.client.kv_client();
-        let (answer, _) = client.call_linearizable("txn", &link, kv.txn(txn)).await?;
-        Ok(answer.succeeded())
+        self.shared.client.delete_unchanged(key, revision).await
     }
 
     async fn candidates(&self) -> Result<Vec<Candidate>, EtcdError> {
