@@ -106,6 +106,8 @@ pub struct Election {
     config: Config,
     commands: mpsc::UnboundedSender<Command>,
     status: watch::Receiver<Status>,
+    /// The status's tenure alone: what [`Election::campaign`] waits on.
+    tenures: watch::Receiver<Option<Tenure>>,
     health: Arc<HealthCells>,
     backend: AnyBackend,
     /// The runtime the election task runs on: etcd reads made for callers
@@ -171,12 +173,14 @@ impl Election {
             )
         });
         let (status_tx, status_rx) = watch::channel(Status::new(&config));
+        let (tenures_tx, tenures_rx) = watch::channel(None);
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let health = wiring.health.clone();
         let machine = Machine::new(Parts {
             backend,
             config: config.clone(),
             status: status_tx,
+            tenures: tenures_tx,
             health: wiring.health,
             journal,
             commands: commands_rx,
@@ -189,6 +193,7 @@ impl Election {
             config,
             commands: commands_tx,
             status: status_rx,
+            tenures: tenures_rx,
             health,
             backend: any,
             runtime: tokio::runtime::Handle::current(),
@@ -301,14 +306,19 @@ impl Election {
         self.commands
             .send(Command::Campaign)
             .map_err(|_| Error::Stopped)?;
-        let mut status = self.status.clone();
+        // Woken by changes of this node's tenure only: a candidate that
+        // follows is not woken (on the caller's thread) by every change of
+        // the election's revision, as it would be by the status.
+        let mut tenures = self.tenures.clone();
         loop {
             let leading = {
                 let now = Instant::now();
-                let snapshot = status.borrow_and_update();
-                snapshot.tenure_at(now)
+                let tenure = *tenures.borrow_and_update();
+                tenure.filter(|t| now < t.deadline)
             };
             if let Some(tenure) = leading {
+                let mut status = self.status.clone();
+                status.borrow_and_update();
                 return Ok(Leadership {
                     term: tenure.term,
                     status,
@@ -316,7 +326,7 @@ impl Election {
                     released: false,
                 });
             }
-            status.changed().await.map_err(|_| Error::Stopped)?;
+            tenures.changed().await.map_err(|_| Error::Stopped)?;
         }
     }
 

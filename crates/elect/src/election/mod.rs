@@ -119,6 +119,8 @@ pub(crate) struct Machine<B: Backend> {
     backend: Arc<B>,
     config: Config,
     status: watch::Sender<Status>,
+    /// `status`'s tenure, alone (`Parts::tenures`).
+    tenures: watch::Sender<Option<Tenure>>,
     health: Arc<HealthCells>,
     journal: Journal,
     commands: mpsc::UnboundedReceiver<Command>,
@@ -161,6 +163,10 @@ pub(crate) struct Parts<B> {
     pub backend: Arc<B>,
     pub config: Config,
     pub status: watch::Sender<Status>,
+    /// This node's tenure alone, as `status` has it: what a campaign waits
+    /// for, so that a change of anything else (every change of revision)
+    /// does not wake it, on another thread.
+    pub tenures: watch::Sender<Option<Tenure>>,
     pub health: Arc<HealthCells>,
     pub journal: Journal,
     pub commands: mpsc::UnboundedReceiver<Command>,
@@ -175,6 +181,7 @@ impl<B: Backend> Machine<B> {
             backend,
             config,
             status,
+            tenures,
             health,
             journal,
             commands,
@@ -188,6 +195,7 @@ impl<B: Backend> Machine<B> {
             backend,
             config,
             status,
+            tenures,
             health,
             journal,
             commands,

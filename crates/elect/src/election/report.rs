@@ -91,6 +91,12 @@ impl<B: Backend> Machine<B> {
             }
             changed
         });
+        // After the status: a campaign woken by this reads the status.
+        self.tenures.send_if_modified(|t| {
+            let changed = *t != tenure;
+            *t = tenure;
+            changed
+        });
     }
 
     pub(super) fn set_problem(&mut self, err: &EtcdError) {

@@ -18,6 +18,7 @@ use std::time::Duration;
 use etcd_client::{
     Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchOptions, WatchResponse,
 };
+use tokio::sync::oneshot;
 use tokio::time::{Instant, interval, sleep, sleep_until};
 
 use super::conn::malformed;
@@ -45,7 +46,6 @@ struct Follower {
     ours: Option<Ours>,
     /// Whether our claim led: when its record goes, the claim is over.
     led: bool,
-    mirror: Mirror,
     /// When to look at the predecessors' leases again.
     recheck_at: Option<Instant>,
     /// A wait, as the acting candidate (or anyone who looked) saw it.
@@ -55,20 +55,34 @@ struct Follower {
     /// `--preempt`: since when this candidate has been eligible, with no
     /// hand-over in between.
     eligible_since: Option<Instant>,
+    /// The record's lease in the last view sent, when it was ours.
+    published_mine: Option<u64>,
+    /// The leader whose predecessors' leases this candidate, next in line,
+    /// looked up already (`look_ahead`).
+    looked_ahead: Option<i64>,
 }
 
-/// Runs until aborted (a new campaign or a release starts another).
-pub(super) async fn follow(shared: Arc<Shared>, ours: Option<Ours>) {
+/// Runs until aborted (a new campaign or a release starts another), from
+/// when `after` resolves or is dropped.
+pub(super) async fn follow(
+    shared: Arc<Shared>,
+    ours: Option<Ours>,
+    after: Option<oneshot::Receiver<()>>,
+) {
+    if let Some(after) = after {
+        let _ = after.await;
+    }
     let mut backoff = Backoff::new(shared.client.timing().backoff_cap());
     let mut follower = Follower {
         shared,
         ours,
         led: false,
-        mirror: Mirror::default(),
         recheck_at: None,
         waiting: None,
         twins: HashSet::new(),
         eligible_since: None,
+        published_mine: None,
+        looked_ahead: None,
     };
     loop {
         match follower.run().await {
@@ -90,6 +104,13 @@ pub(super) async fn follow(shared: Arc<Shared>, ours: Option<Ours>) {
 }
 
 impl Follower {
+    /// The mirror: shared, so that a status or a hand-over can look at the
+    /// queue when it asks. Never held across an await, and never taken
+    /// twice in one statement (a guard lives to the statement's end).
+    fn mirror(&self) -> std::sync::MutexGuard<'_, Mirror> {
+        self.shared.mirror()
+    }
+
     /// One read and the watch after it, until something calls for a new read.
     async fn run(&mut self) -> Result<(), EtcdError> {
         self.read().await?;
@@ -100,7 +121,7 @@ impl Follower {
         let link = client.link().await?;
         let options = WatchOptions::new()
             .with_prefix()
-            .with_start_revision(self.mirror.revision + 1);
+            .with_start_revision(self.mirror().revision + 1);
         let mut watcher = link.client.watch_client();
         let mut stream = client
             .call(
@@ -183,10 +204,8 @@ impl Follower {
                 ),
             )
             .await?;
-        let mut mirror = Mirror {
-            revision,
-            keys: Default::default(),
-        };
+        let mut mirror = Mirror::new(&self.shared.layout);
+        mirror.revision = revision;
         for kv in resp.take_kvs() {
             if kv.create_revision() <= 0 {
                 return Err(malformed(
@@ -195,7 +214,7 @@ impl Follower {
                     "non-positive create_revision",
                 ));
             }
-            mirror.keys.insert(
+            mirror.insert(
                 kv.key().to_vec(),
                 Kv {
                     create_revision: kv.create_revision(),
@@ -205,7 +224,7 @@ impl Follower {
                 },
             );
         }
-        self.mirror = mirror;
+        *self.shared.mirror() = mirror;
         Ok(())
     }
 
@@ -213,6 +232,7 @@ impl Follower {
     fn apply(&mut self, response: &WatchResponse, endpoint: &str) -> Result<Woke, EtcdError> {
         let shared = &self.shared;
         shared.health.etcd_ok();
+        let mut mirror = shared.mirror();
         if response.canceled() {
             if response.compact_revision() > 0 {
                 // Our revision was compacted away: read again from now.
@@ -226,16 +246,16 @@ impl Follower {
         }
         let header = response.header().map_or(0, |h| h.revision());
         if response.events().is_empty() {
-            if header > 0 && header < self.mirror.revision {
+            if header > 0 && header < mirror.revision {
                 // This member's history is behind what we read: it may be a
                 // wiped or restored store. A linearizable read tells.
                 return Ok(Woke::Reread);
             }
-            self.mirror.revision = self.mirror.revision.max(header);
+            mirror.revision = mirror.revision.max(header);
             shared
                 .client
                 .revisions()
-                .observed(revision_u64(self.mirror.revision));
+                .observed(revision_u64(mirror.revision));
             return Ok(Woke::Timer);
         }
         for event in response.events() {
@@ -244,7 +264,7 @@ impl Follower {
             };
             match event.event_type() {
                 EventType::Put => {
-                    self.mirror.keys.insert(
+                    mirror.insert(
                         kv.key().to_vec(),
                         Kv {
                             create_revision: kv.create_revision(),
@@ -255,34 +275,41 @@ impl Follower {
                     );
                 }
                 EventType::Delete => {
-                    self.mirror.keys.remove(kv.key());
+                    mirror.remove(kv.key());
                 }
             }
-            self.mirror.revision = self.mirror.revision.max(kv.mod_revision());
+            mirror.revision = mirror.revision.max(kv.mod_revision());
         }
         shared
             .client
             .revisions()
-            .observed(revision_u64(self.mirror.revision));
+            .observed(revision_u64(mirror.revision));
         Ok(Woke::Changed)
     }
 
     /// Says what the mirror shows, and takes the step when it is ours.
     async fn settle(&mut self) -> Result<(), EtcdError> {
         loop {
-            let assessment = layout::assess(&self.shared.layout, &self.mirror);
+            let assessment = layout::assess(&self.shared.layout, &self.mirror());
             self.shared.predecessors().note(assessment.leading.as_ref());
             let mine = self.mine(&assessment);
             if self.claim_lost(mine) {
                 continue;
             }
-            self.warn_twins(&assessment);
+            self.warn_twins();
             let acted = self.decline_transfer(&assessment).await?
                 || self.act(&assessment).await?
                 || self.ask_to_lead(&assessment).await?;
             if !acted {
+                let newly_mine = mine.is_some() && mine != self.published_mine;
                 self.publish(&assessment, mine);
-                *self.shared.latest() = Some(assessment);
+                if newly_mine {
+                    // The record is ours: let the state machine begin (and
+                    // journal) the tenure before this task reads the next
+                    // watch answer (our own record's, already waiting).
+                    tokio::task::yield_now().await;
+                }
+                self.look_ahead(&assessment);
                 return Ok(());
             }
         }
@@ -304,10 +331,10 @@ impl Follower {
             return false;
         };
         let leading = mine == u64::try_from(ours.lease).ok();
-        let queued =
-            self.mirror.keys.get(&ours.key).is_some_and(|kv| {
-                kv.lease == ours.lease && kv.create_revision == ours.create_revision
-            });
+        let queued = self
+            .mirror()
+            .get(&ours.key)
+            .is_some_and(|kv| kv.lease == ours.lease && kv.create_revision == ours.create_revision);
         if leading {
             self.led = true;
             return false;
@@ -351,7 +378,7 @@ impl Follower {
         // The record's revision would be the term: never at or below the floor.
         let floor = self.shared.client.revisions().floor();
         if matches!(assessment.step, Step::TakeRecord { .. })
-            && revision_u64(self.mirror.revision).saturating_add(1) < floor
+            && revision_u64(self.mirror().revision).saturating_add(1) < floor
         {
             return Ok(false);
         }
@@ -368,6 +395,55 @@ impl Follower {
                 self.take_record(&ours, anchor, transfer).await
             }
         }
+    }
+
+    /// While someone leads, the candidate next in line looks up the leases
+    /// of the earlier leaders it remembers, once per leader, so that when
+    /// this one goes, its lease is the only one left to look up (every
+    /// other candidate does nothing). A lease that is gone stays gone: etcd
+    /// never hands out an id again, so looking now is as good as looking
+    /// then. In the background, so a slow etcd never holds up following;
+    /// it only saves work, and failures are left for the lookup that counts.
+    fn look_ahead(&mut self, assessment: &Assessment) {
+        let (Some(ours), Some(leading)) = (&self.ours, &assessment.leading) else {
+            return;
+        };
+        if assessment.step != Step::Wait || self.looked_ahead == Some(leading.lease) {
+            return;
+        }
+        let runner_up = match &assessment.transfer {
+            Some(transfer) => Some(transfer.target.lease),
+            None => self.mirror().runner_up(leading.lease).map(|c| c.lease),
+        };
+        if runner_up != Some(ours.lease) {
+            return;
+        }
+        let current = leading.lease;
+        self.looked_ahead = Some(current);
+        let earlier: Vec<i64> = self
+            .shared
+            .predecessors()
+            .pending(ours.lease)
+            .into_iter()
+            .map(|(_, lease)| lease)
+            .filter(|&lease| lease != current)
+            .collect();
+        if earlier.is_empty() {
+            return;
+        }
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let client = &shared.client;
+            let lookups = futures_util::future::join_all(
+                earlier.iter().map(|&lease| client.lease_left(lease)),
+            )
+            .await;
+            for (lease, left) in earlier.into_iter().zip(lookups) {
+                if let Ok(None) = left {
+                    shared.predecessors().forget(lease);
+                }
+            }
+        });
     }
 
     /// Checks the leases of the keys seen leading. The acting candidate
@@ -390,7 +466,7 @@ impl Follower {
                 let alive = self
                     .shared
                     .predecessors()
-                    .worth_a_look(&self.mirror, leading);
+                    .worth_a_look(&self.mirror(), leading);
                 alive.into_iter().collect()
             }
         };
@@ -446,7 +522,8 @@ impl Follower {
             return Ok(false);
         };
         tracing::info!(id = %self.shared.id, revision, "laid the election's anchor: etcd election clients and electd releases before the leader record can no longer lead here");
-        self.mirror.keys.insert(
+        let mut mirror = self.mirror();
+        mirror.insert(
             anchor,
             Kv {
                 create_revision: revision,
@@ -455,7 +532,7 @@ impl Follower {
                 value: layout.anchor_value().as_bytes().to_vec(),
             },
         );
-        self.mirror.revision = self.mirror.revision.max(revision);
+        mirror.revision = mirror.revision.max(revision);
         Ok(true)
     }
 
@@ -512,7 +589,8 @@ impl Follower {
         let Some(revision) = self.transact("txn", txn).await? else {
             return Ok(false);
         };
-        self.mirror.keys.insert(
+        let mut mirror = self.mirror();
+        mirror.insert(
             record,
             Kv {
                 create_revision: revision,
@@ -521,9 +599,9 @@ impl Follower {
                 value: value.into_bytes(),
             },
         );
-        self.mirror.keys.remove(&layout.transfer());
-        self.mirror.keys.remove(&layout.preempt());
-        self.mirror.revision = self.mirror.revision.max(revision);
+        mirror.remove(&layout.transfer());
+        mirror.remove(&layout.preempt());
+        mirror.revision = mirror.revision.max(revision);
         Ok(true)
     }
 
@@ -559,8 +637,10 @@ impl Follower {
             .preempt
             .as_ref()
             .filter(|request| request.by.lease == ours.lease);
-        let me = assessment.queue.iter().find(|c| c.lease == ours.lease);
-        let eligible = me.is_some_and(|c| c.named.candidacy.eligible());
+        let eligible = self
+            .mirror()
+            .candidate(ours.lease)
+            .is_some_and(|c| c.named.candidacy.eligible());
         if !eligible || assessment.transfer.is_some() {
             // A hand-over in progress (or just made) restarts the clock.
             self.eligible_since = None;
@@ -643,7 +723,7 @@ impl Follower {
             .delete_unchanged(key.clone(), mod_revision)
             .await?;
         if deleted {
-            self.mirror.keys.remove(&key);
+            self.mirror().remove(&key);
         }
         Ok(deleted)
     }
@@ -657,8 +737,9 @@ impl Follower {
         Ok(resp.succeeded().then_some(revision))
     }
 
-    /// Sends the view and keeps the succession order for status readers.
+    /// Sends the view to the state machine.
     fn publish(&mut self, assessment: &Assessment, mine: Option<u64>) {
+        self.published_mine = mine;
         let shared = &self.shared;
         let mut leader = assessment.leader.clone();
         let mut obstacle = assessment.obstacle.clone();
@@ -694,7 +775,7 @@ impl Follower {
             _ => None,
         };
         let view = View {
-            revision: revision_u64(self.mirror.revision),
+            revision: revision_u64(self.mirror().revision),
             epoch: shared.client.revisions().epoch(),
             leader,
             mine,
@@ -702,14 +783,16 @@ impl Follower {
             obstacle: obstacle.or_else(|| self.waiting.clone()),
             asked,
         };
-        *shared.succession() = Some(assessment.succession());
         let _ = shared.client.changes().send(Change::View(view));
     }
 
-    /// Warns once about each other live candidate with our id: a misconfiguration.
-    fn warn_twins(&mut self, assessment: &Assessment) {
+    /// Warns once about each other live candidate with our id: a
+    /// misconfiguration. Looks only at the candidates put since it last
+    /// looked.
+    fn warn_twins(&mut self) {
         let own = self.ours.as_ref().map(|o| o.lease);
-        for candidate in &assessment.queue {
+        let fresh = self.mirror().take_fresh();
+        for candidate in fresh {
             if Some(candidate.lease) == own
                 || candidate.named.id != self.shared.id
                 || candidate.named.nonce == self.shared.nonce

@@ -33,7 +33,10 @@
 //! lays the anchor, which stays the oldest key for good: old-rule parties
 //! never lead again, and the record may go to any candidate.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+use std::sync::Arc;
 
 use crate::backend::Handover;
 use crate::config::Api;
@@ -129,10 +132,151 @@ pub(super) struct Kv {
 
 /// Every key of the election as of `revision`: read once, then kept up to
 /// date from the watch.
-#[derive(Clone, Debug, Default)]
+///
+/// Indexed as it changes, so that reading the election after a change
+/// ([`assess`]) decodes nothing and visits no candidate but the few it
+/// names: every change wakes every candidate, and while each of them
+/// decoded and walked the whole queue again, a fleet of N spent N² on
+/// every change (about 100 µs a candidate at N = 100, most of it cache
+/// misses in a process that had slept), on the cores the next in line and
+/// etcd needed. A value is decoded once, when its key is put.
+#[derive(Clone, Debug)]
 pub(super) struct Mirror {
     pub revision: i64,
-    pub keys: BTreeMap<Vec<u8>, Kv>,
+    layout: Layout,
+    keys: BTreeMap<Vec<u8>, Kv>,
+    /// Every key by age: `(create_revision, key)`.
+    by_age: BTreeSet<(i64, Vec<u8>)>,
+    /// The queue: the candidate keys that are ours and well formed (bound
+    /// to the lease they name, a value we can read), decoded, by age.
+    queue: BTreeMap<(i64, Vec<u8>), Arc<Candidate>>,
+    /// The queue by lease (a candidate key names its lease: one each).
+    by_lease: HashMap<i64, Arc<Candidate>>,
+    /// The eligible candidates in the order they would be chosen: the
+    /// highest priority first, the oldest among equals.
+    ranked: BTreeMap<(Reverse<i64>, i64, Vec<u8>), Arc<Candidate>>,
+    /// Candidates put since [`Mirror::take_fresh`] last looked.
+    fresh: Vec<Arc<Candidate>>,
+    /// How many keys each lease holds.
+    leases: HashMap<i64, usize>,
+}
+
+impl Mirror {
+    /// An empty mirror of `layout`'s keys.
+    pub(super) fn new(layout: &Layout) -> Mirror {
+        Mirror {
+            revision: 0,
+            layout: layout.clone(),
+            keys: BTreeMap::new(),
+            by_age: BTreeSet::new(),
+            queue: BTreeMap::new(),
+            by_lease: HashMap::new(),
+            ranked: BTreeMap::new(),
+            fresh: Vec::new(),
+            leases: HashMap::new(),
+        }
+    }
+
+    pub(super) fn get(&self, key: &[u8]) -> Option<&Kv> {
+        self.keys.get(key)
+    }
+
+    /// Puts a key (as a watch event or a read shows it).
+    pub(super) fn insert(&mut self, key: Vec<u8>, kv: Kv) {
+        self.remove(&key);
+        if kv.lease != 0 {
+            *self.leases.entry(kv.lease).or_default() += 1;
+        }
+        self.by_age.insert((kv.create_revision, key.clone()));
+        if let Some(lease) = self.layout.candidate_lease(&key)
+            && lease == kv.lease
+            && let Some(named) = value::decode(&kv.value)
+        {
+            let candidate = Arc::new(Candidate {
+                key: key.clone(),
+                lease,
+                create_revision: kv.create_revision,
+                named,
+            });
+            if let Some(rank) = rank(&candidate) {
+                self.ranked.insert(rank, candidate.clone());
+            }
+            self.queue
+                .insert((kv.create_revision, key.clone()), candidate.clone());
+            self.by_lease.insert(lease, candidate.clone());
+            self.fresh.push(candidate);
+        }
+        self.keys.insert(key, kv);
+    }
+
+    /// Deletes a key; what it held, if it was there.
+    pub(super) fn remove(&mut self, key: &[u8]) -> Option<Kv> {
+        let (key, kv) = self.keys.remove_entry(key)?;
+        if kv.lease != 0
+            && let Some(count) = self.leases.get_mut(&kv.lease)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.leases.remove(&kv.lease);
+            }
+        }
+        let aged = (kv.create_revision, key);
+        if let Some(candidate) = self.queue.remove(&aged) {
+            self.by_lease.remove(&candidate.lease);
+            if let Some(rank) = rank(&candidate) {
+                self.ranked.remove(&rank);
+            }
+        }
+        self.by_age.remove(&aged);
+        Some(kv)
+    }
+
+    /// Whether any key is bound to `lease`.
+    pub(super) fn holds_lease(&self, lease: i64) -> bool {
+        self.leases.contains_key(&lease)
+    }
+
+    /// The queue, oldest first.
+    pub(super) fn queue(&self) -> impl Iterator<Item = &Arc<Candidate>> {
+        self.queue.values()
+    }
+
+    /// The queued candidate with this lease.
+    pub(super) fn candidate(&self, lease: i64) -> Option<&Arc<Candidate>> {
+        self.by_lease.get(&lease)
+    }
+
+    /// The eligible candidate first in line after the one with `lease`
+    /// (the leader's): who would be next if it went.
+    pub(super) fn runner_up(&self, lease: i64) -> Option<&Arc<Candidate>> {
+        self.ranked.values().find(|c| c.lease != lease)
+    }
+
+    /// The candidates put since this was last asked (all of them after a
+    /// read): what is new to warn about.
+    pub(super) fn take_fresh(&mut self) -> Vec<Arc<Candidate>> {
+        std::mem::take(&mut self.fresh)
+    }
+
+    /// The old rule's keys: those under the prefix that sort before `~`.
+    fn old_rule(&self) -> impl Iterator<Item = (&Vec<u8>, &Kv)> {
+        let start = self.layout.prefix();
+        let end = self.layout.old_rule_end();
+        self.keys
+            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end.as_slice())))
+    }
+}
+
+/// Where an eligible candidate ranks (`None`: it may not lead now).
+fn rank(candidate: &Candidate) -> Option<(Reverse<i64>, i64, Vec<u8>)> {
+    let offer = candidate.named.candidacy;
+    offer.eligible().then(|| {
+        (
+            Reverse(offer.priority),
+            candidate.create_revision,
+            candidate.key.clone(),
+        )
+    })
 }
 
 /// A candidate in the queue.
@@ -174,7 +318,7 @@ pub(super) struct TransferValue {
 /// A transfer in progress, as the keys show it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Transfer {
-    pub target: Candidate,
+    pub target: Arc<Candidate>,
     pub mod_revision: i64,
     pub reason: Handover,
 }
@@ -182,7 +326,7 @@ pub(super) struct Transfer {
 /// A candidate asking the leader to hand over to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Preempt {
-    pub by: Candidate,
+    pub by: Arc<Candidate>,
     pub mod_revision: i64,
 }
 
@@ -209,12 +353,10 @@ pub(super) struct Assessment {
     /// A key electd did not write that blocks the election.
     pub obstacle: Option<Obstacle>,
     pub step: Step,
-    /// The candidates by `create_revision`.
-    pub queue: Vec<Candidate>,
     /// Who may take the step: the transfer's target, or the eligible
     /// candidate of the highest priority (the oldest among equals); with no
     /// anchor the owner of the oldest key, if eligible.
-    pub next: Option<Candidate>,
+    pub next: Option<Arc<Candidate>>,
     /// Whether the anchor is laid (priorities and transfers need it).
     pub anchored: bool,
     /// A transfer in progress.
@@ -229,12 +371,12 @@ impl Assessment {
     /// The succession order for a status: the leader, then the eligible
     /// candidates as they would be chosen (priority, then queue order), then
     /// those that may not lead now (unhealthy, drained), in queue order.
-    pub(super) fn succession(&self) -> Vec<StatusCandidate> {
+    /// Worked out when a status asks, not after every change.
+    pub(super) fn succession(&self, mirror: &Mirror) -> Vec<StatusCandidate> {
         let leader_lease = self.writer.as_ref().map(|(_, lease)| *lease);
-        let offer = |lease| {
-            self.queue
-                .iter()
-                .find(|c| Some(c.lease) == lease)
+        let offer = |lease: Option<i64>| {
+            lease
+                .and_then(|lease| mirror.candidate(lease))
                 .map(|c| c.named.candidacy)
         };
         let mut order: Vec<StatusCandidate> = self
@@ -242,27 +384,21 @@ impl Assessment {
             .iter()
             .map(|l| StatusCandidate::leader(l, offer(leader_lease)))
             .collect();
-        let mut rest: Vec<&Candidate> = self
-            .queue
-            .iter()
-            .filter(|c| Some(c.lease) != leader_lease)
-            .collect();
-        rest.sort_by_key(|c| {
-            let offer = c.named.candidacy;
-            (
-                !offer.eligible(),
-                std::cmp::Reverse(if offer.eligible() { offer.priority } else { 0 }),
-                c.create_revision,
-            )
-        });
-        order.extend(rest.into_iter().map(|c| StatusCandidate {
-            id: Some(c.named.id.clone()),
-            advertise: Some(c.named.advertise.clone()),
-            term: revision_u64(c.create_revision),
-            verified: true,
-            candidacy: Some(c.named.candidacy),
-            leads: false,
-        }));
+        let eligible = mirror.ranked.values();
+        let others = mirror.queue().filter(|c| !c.named.candidacy.eligible());
+        order.extend(
+            eligible
+                .chain(others)
+                .filter(|c| Some(c.lease) != leader_lease)
+                .map(|c| StatusCandidate {
+                    id: Some(c.named.id.clone()),
+                    advertise: Some(c.named.advertise.clone()),
+                    term: revision_u64(c.create_revision),
+                    verified: true,
+                    candidacy: Some(c.named.candidacy),
+                    leads: false,
+                }),
+        );
         order
     }
 }
@@ -272,40 +408,28 @@ pub(super) fn revision_u64(revision: i64) -> u64 {
 }
 
 /// Reads the election from its keys.
+///
+/// Costs no decoding but the record's (and a transfer's or a preemption
+/// request's, while one exists): the mirror keeps the queue decoded.
 pub(super) fn assess(layout: &Layout, mirror: &Mirror) -> Assessment {
-    let mut queue: Vec<Candidate> = mirror
-        .keys
-        .iter()
-        .filter_map(|(key, kv)| {
-            let lease = layout.candidate_lease(key)?;
-            let named = value::decode(&kv.value)?;
-            (lease == kv.lease).then(|| Candidate {
-                key: key.clone(),
-                lease,
-                create_revision: kv.create_revision,
-                named,
-            })
-        })
-        .collect();
-    queue.sort_by_key(|c| c.create_revision);
     let record_key = layout.record();
-    let record = mirror.keys.get(&record_key);
-    let old_rule_left = mirror.keys.keys().any(|k| layout.is_old_rule(k));
+    let record = mirror.get(&record_key);
+    let old_rule_left = mirror.old_rule().next().is_some();
+    // The oldest key but the record; the first in key order among equals.
     let oldest = mirror
-        .keys
+        .by_age
         .iter()
-        .filter(|(key, _)| **key != record_key)
-        .min_by_key(|(_, kv)| kv.create_revision);
-    let transfer = transfer_of(layout, mirror, &queue);
-    let preempt = preempt_of(layout, mirror, &queue);
+        .find(|(_, key)| *key != record_key)
+        .and_then(|(_, key)| mirror.keys.get_key_value(key));
+    let transfer = transfer_of(layout, mirror);
+    let preempt = preempt_of(layout, mirror);
     let mut assessment = Assessment {
         leader: None,
         writer: None,
         leading: None,
         obstacle: None,
         step: Step::Wait,
-        next: best(&queue, transfer.as_ref()),
-        queue,
+        next: best(mirror, transfer.as_ref()),
         anchored: false,
         transfer,
         preempt,
@@ -317,17 +441,9 @@ pub(super) fn assess(layout: &Layout, mirror: &Mirror) -> Assessment {
         old_rule_leader(layout, key, kv, &mut assessment);
         return assessment;
     }
-    let anchor = mirror
-        .keys
-        .get(&layout.anchor())
-        .map(|kv| kv.create_revision);
+    let anchor = mirror.get(&layout.anchor()).map(|kv| kv.create_revision);
     // Old-rule keys newer than the anchor never lead: the anchor is older.
-    let oldest_old_rule = mirror
-        .keys
-        .iter()
-        .filter(|(key, _)| layout.is_old_rule(key))
-        .map(|(_, kv)| kv.create_revision)
-        .min();
+    let oldest_old_rule = mirror.old_rule().map(|(_, kv)| kv.create_revision).min();
     let anchor = anchor.filter(|&anchor| oldest_old_rule.is_none_or(|old| old > anchor));
     assessment.anchored = anchor.is_some();
     if let Some(kv) = record {
@@ -335,17 +451,13 @@ pub(super) fn assess(layout: &Layout, mirror: &Mirror) -> Assessment {
         if !old_rule_left && anchor.is_none() {
             // The leader lays it: the one candidate sure to be there.
             assessment.step = Step::LayAnchor;
-            assessment.next = assessment
-                .queue
-                .iter()
-                .find(|c| c.lease == kv.lease)
-                .cloned();
+            assessment.next = mirror.candidate(kv.lease).cloned();
         }
         return assessment;
     }
     if let Some(anchor) = anchor {
         if assessment.transfer.is_none()
-            && let Some(kv) = mirror.keys.get(&layout.transfer())
+            && let Some(kv) = mirror.get(&layout.transfer())
         {
             // Not a transfer of ours: the record may only be taken while no
             // transfer exists (so a real one is never overtaken), and this
@@ -367,7 +479,7 @@ pub(super) fn assess(layout: &Layout, mirror: &Mirror) -> Assessment {
     }
     match oldest {
         None => assessment.step = Step::LayAnchor,
-        Some((key, kv)) => match assessment.queue.iter().find(|c| c.key == *key) {
+        Some((key, kv)) => match mirror.queue.get(&(kv.create_revision, key.clone())) {
             Some(oldest) if old_rule_left => {
                 // The old rule: only the oldest key may lead, if it can.
                 assessment.next = Some(oldest.clone()).filter(|c| c.named.candidacy.eligible());
@@ -390,31 +502,20 @@ pub(super) fn assess(layout: &Layout, mirror: &Mirror) -> Assessment {
 
 /// Whose turn it is with the anchor laid: the transfer's target, else the
 /// eligible candidate of the highest priority, the oldest among equals.
-fn best(queue: &[Candidate], transfer: Option<&Transfer>) -> Option<Candidate> {
+fn best(mirror: &Mirror, transfer: Option<&Transfer>) -> Option<Arc<Candidate>> {
     if let Some(transfer) = transfer {
         return Some(transfer.target.clone());
     }
-    queue
-        .iter()
-        .filter(|c| c.named.candidacy.eligible())
-        .min_by_key(|c| {
-            (
-                std::cmp::Reverse(c.named.candidacy.priority),
-                c.create_revision,
-            )
-        })
-        .cloned()
+    mirror.ranked.values().next().cloned()
 }
 
 /// The transfer record, trusted only when bound to the lease of the queued
 /// candidate its value names.
-fn transfer_of(layout: &Layout, mirror: &Mirror, queue: &[Candidate]) -> Option<Transfer> {
-    let kv = mirror.keys.get(&layout.transfer())?;
+fn transfer_of(layout: &Layout, mirror: &Mirror) -> Option<Transfer> {
+    let kv = mirror.get(&layout.transfer())?;
     let value: TransferValue = serde_json::from_slice(&kv.value).ok()?;
     let lease = lease_named(value.to.as_bytes())?;
-    let target = queue
-        .iter()
-        .find(|c| c.lease == lease && kv.lease == lease)?;
+    let target = mirror.candidate(lease).filter(|_| kv.lease == lease)?;
     Some(Transfer {
         target: target.clone(),
         mod_revision: kv.mod_revision,
@@ -423,12 +524,13 @@ fn transfer_of(layout: &Layout, mirror: &Mirror, queue: &[Candidate]) -> Option<
 }
 
 /// The preemption request, trusted only when bound to its queued requester's lease.
-fn preempt_of(layout: &Layout, mirror: &Mirror, queue: &[Candidate]) -> Option<Preempt> {
-    let kv = mirror.keys.get(&layout.preempt())?;
+fn preempt_of(layout: &Layout, mirror: &Mirror) -> Option<Preempt> {
+    let kv = mirror.get(&layout.preempt())?;
     let named = value::decode(&kv.value)?;
-    let by = queue
-        .iter()
-        .find(|c| kv.lease != 0 && c.lease == kv.lease && named.lease == Some(kv.lease))?;
+    if kv.lease == 0 || named.lease != Some(kv.lease) {
+        return None;
+    }
+    let by = mirror.candidate(kv.lease)?;
     Some(Preempt {
         by: by.clone(),
         mod_revision: kv.mod_revision,
@@ -546,11 +648,11 @@ mod tests {
 
     impl Keys {
         fn new() -> Keys {
-            Keys(Mirror::default())
+            Keys(Mirror::new(&layout()))
         }
         fn put(mut self, key: &[u8], lease: i64, value: &[u8]) -> Keys {
             self.0.revision += 1;
-            self.0.keys.insert(
+            self.0.insert(
                 key.to_vec(),
                 Kv {
                     create_revision: self.0.revision,
@@ -595,6 +697,14 @@ mod tests {
         fn assess(&self) -> Assessment {
             assess(&layout(), &self.0)
         }
+        /// The ids in succession order, as a status lists them.
+        fn succession(&self) -> Vec<String> {
+            self.assess()
+                .succession(&self.0)
+                .into_iter()
+                .map(|c| c.id.unwrap())
+                .collect()
+        }
     }
 
     #[test]
@@ -621,7 +731,8 @@ mod tests {
             }
         );
         assert_eq!(a.next.unwrap().named.id, "a");
-        let a = keys.record("b", 0x11).assess();
+        let keys = keys.record("b", 0x11);
+        let a = keys.assess();
         assert_eq!(a.step, Step::Wait);
         let leader = a.leader.clone().unwrap();
         assert_eq!(
@@ -637,8 +748,7 @@ mod tests {
                 foreign: false
             })
         );
-        let order: Vec<_> = a.succession().into_iter().map(|c| c.id.unwrap()).collect();
-        assert_eq!(order, ["b", "a"]);
+        assert_eq!(keys.succession(), ["b", "a"]);
     }
 
     #[test]
@@ -697,7 +807,7 @@ mod tests {
         assert_eq!(a.next.unwrap().named.id, "a");
         // Once the old node leaves, the anchor comes first.
         let mut mirror = keys.0.clone();
-        mirror.keys.remove(b"/electd/leader/20".as_slice());
+        mirror.remove(b"/electd/leader/20".as_slice());
         assert_eq!(assess(&layout(), &mirror).step, Step::LayAnchor);
         // A record held while old keys remain leads; the anchor waits for them.
         let held = keys.record("a", 0x10).assess();
@@ -767,14 +877,13 @@ mod tests {
 
     #[test]
     fn only_keys_named_after_their_own_lease_are_candidates() {
-        let a = Keys::new()
+        let keys = Keys::new()
             .anchor()
             .put(&layout().candidate(0x10), 0x99, &ours("liar"))
             .put(b"/electd/leader/~c/0010", 0x10, &ours("zeros"))
             .put(&layout().candidate(0x12), 0x12, b"garbage")
-            .candidate("real", 0x13)
-            .assess();
-        let ids: Vec<_> = a.queue.iter().map(|c| c.named.id.as_str()).collect();
+            .candidate("real", 0x13);
+        let ids: Vec<_> = keys.0.queue().map(|c| c.named.id.as_str()).collect();
         assert_eq!(ids, ["real"]);
         assert_eq!(lease_named(b"694d"), Some(0x694d));
         for bad in [&b""[..], b"0", b"-1", b"694D", b"0694d", b"zz"] {
@@ -812,8 +921,7 @@ mod tests {
         let a = keys.assess();
         assert_eq!(a.next.as_ref().unwrap().named.id, "mid");
         // Ineligible candidates stay listed, marked.
-        let listed: Vec<_> = a.succession().into_iter().map(|c| c.id.unwrap()).collect();
-        assert_eq!(listed.len(), 5);
+        assert_eq!(keys.succession().len(), 5);
         // Nobody eligible: nobody takes the record.
         let none = Keys::new()
             .anchor()
@@ -882,5 +990,126 @@ mod tests {
         // Gone: the election goes on.
         let clear = Keys::new().anchor().candidate("a", 0x10).assess();
         assert_eq!(clear.next.unwrap().named.id, "a");
+    }
+}
+
+#[cfg(test)]
+mod indexes {
+    use super::*;
+    use proptest::prelude::*;
+
+    impl Mirror {
+        /// Every index agrees with the keys, worked out again from scratch
+        /// the way `assess` did before there were indexes.
+        fn check(&self) {
+            let mut queue: Vec<Candidate> = self
+                .keys
+                .iter()
+                .filter_map(|(key, kv)| {
+                    let lease = self.layout.candidate_lease(key)?;
+                    let named = value::decode(&kv.value)?;
+                    (lease == kv.lease).then(|| Candidate {
+                        key: key.clone(),
+                        lease,
+                        create_revision: kv.create_revision,
+                        named,
+                    })
+                })
+                .collect();
+            queue.sort_by_key(|c| c.create_revision);
+            let indexed: Vec<Candidate> = self.queue().map(|c| (**c).clone()).collect();
+            assert_eq!(indexed, queue);
+            for c in &queue {
+                assert_eq!(self.candidate(c.lease).map(|c| &**c), Some(c));
+            }
+            assert_eq!(self.by_lease.len(), queue.len());
+            let best = queue
+                .iter()
+                .filter(|c| c.named.candidacy.eligible())
+                .min_by_key(|c| (Reverse(c.named.candidacy.priority), c.create_revision));
+            assert_eq!(self.ranked.values().next().map(|c| &**c), best);
+            let mut ranked: Vec<&Candidate> = queue
+                .iter()
+                .filter(|c| c.named.candidacy.eligible())
+                .collect();
+            ranked.sort_by_key(|c| (Reverse(c.named.candidacy.priority), c.create_revision));
+            let indexed: Vec<&Candidate> = self.ranked.values().map(|c| &**c).collect();
+            assert_eq!(indexed, ranked);
+            let record = self.layout.record();
+            let oldest = self
+                .keys
+                .iter()
+                .filter(|(key, _)| **key != record)
+                .min_by_key(|(_, kv)| kv.create_revision);
+            let indexed = self
+                .by_age
+                .iter()
+                .find(|(_, key)| *key != record)
+                .and_then(|(_, key)| self.keys.get_key_value(key));
+            assert_eq!(indexed, oldest);
+            assert_eq!(self.by_age.len(), self.keys.len());
+            let old: Vec<_> = self
+                .keys
+                .iter()
+                .filter(|(key, _)| self.layout.is_old_rule(key))
+                .collect();
+            assert_eq!(self.old_rule().collect::<Vec<_>>(), old);
+            let mut leases: HashMap<i64, usize> = HashMap::new();
+            for kv in self.keys.values().filter(|kv| kv.lease != 0) {
+                *leases.entry(kv.lease).or_default() += 1;
+            }
+            assert_eq!(self.leases, leases);
+        }
+    }
+
+    fn value() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..8),
+            (any::<bool>(), any::<bool>(), 0i64..3, 0usize..3).prop_map(
+                |(healthy, drained, priority, id)| {
+                    let candidacy = crate::value::Candidacy {
+                        priority,
+                        healthy,
+                        drained,
+                    };
+                    let id = ["a", "b", "c"][id];
+                    value::encode_candidate(id, "http://x", "n0nce", &candidacy).into_bytes()
+                }
+            ),
+        ]
+    }
+
+    proptest! {
+        /// Puts (new keys and rewrites) and deletes in any order leave the
+        /// indexes as a fresh look at the keys would find them.
+        #[test]
+        fn the_indexes_follow_every_put_and_delete(
+            ops in proptest::collection::vec(
+                (
+                    any::<bool>(),
+                    proptest::sample::select(vec![
+                        "~leader", "~anchor", "~transfer", "~c/10", "~c/11", "~c/12",
+                        "~c/010", "10", "11", "zzz", "", "~~",
+                    ]),
+                    1i64..20,
+                    proptest::sample::select(vec![0i64, 0x10, 0x11, 0x12, 7]),
+                    value(),
+                ),
+                0..40,
+            ),
+        ) {
+            let layout = Layout::new("leader");
+            let mut mirror = Mirror::new(&layout);
+            for (put, name, create_revision, lease, value) in ops {
+                let key = [layout.prefix(), name.as_bytes()].concat();
+                if put {
+                    mirror.insert(key, Kv { create_revision, mod_revision: create_revision, lease, value });
+                } else {
+                    mirror.remove(&key);
+                }
+                mirror.check();
+            }
+            let _ = mirror.take_fresh();
+        }
     }
 }

@@ -38,7 +38,7 @@ use std::time::Duration;
 use etcd_client::{
     Compare, CompareOp, ConnectOptions, LeaseKeepAliveStream, LeaseKeeper, PutOptions, Txn, TxnOp,
 };
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -66,14 +66,14 @@ struct Shared {
     id_setting: String,
     health: Arc<HealthCells>,
     predecessors: std::sync::Mutex<Predecessors>,
-    /// The succession order as the follow task last saw it.
-    succession: std::sync::Mutex<Option<Vec<Candidate>>>,
     /// What this candidate offers now, in every value it writes.
     candidacy: std::sync::Mutex<Candidacy>,
     /// `--preempt`: how long to be eligible before asking to lead.
     preempt_after: Option<Duration>,
-    /// The follow task's last assessment of the keys: what a hand-over checks.
-    latest: std::sync::Mutex<Option<layout::Assessment>>,
+    /// The keys of the election as the follow task last saw them, with the
+    /// queue decoded: what a hand-over checks, and where the succession
+    /// order for status readers comes from.
+    mirror: std::sync::Mutex<layout::Mirror>,
     on_claim: Option<ClaimHook>,
 }
 
@@ -82,8 +82,9 @@ impl Shared {
         *self.candidacy.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn latest(&self) -> std::sync::MutexGuard<'_, Option<layout::Assessment>> {
-        self.latest.lock().unwrap_or_else(|e| e.into_inner())
+    fn mirror(&self) -> std::sync::MutexGuard<'_, layout::Mirror> {
+        // Plain data, changed in place by calls that cannot panic midway.
+        self.mirror.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Our candidate key's value, as we offer ourselves now.
@@ -96,10 +97,6 @@ impl Shared {
     fn predecessors(&self) -> std::sync::MutexGuard<'_, Predecessors> {
         // Plain data; a panic elsewhere cannot leave it inconsistent.
         self.predecessors.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn succession(&self) -> std::sync::MutexGuard<'_, Option<Vec<Candidate>>> {
-        self.succession.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -168,6 +165,7 @@ impl V3 {
             config.names.user.clone(),
         );
         let nonce = crate::value::new_nonce();
+        let mirror = layout::Mirror::new(&layout);
         Ok(V3 {
             shared: Arc::new(Shared {
                 client: Client::new(
@@ -185,10 +183,9 @@ impl V3 {
                 id_setting: config.names.id.clone(),
                 health,
                 predecessors: std::sync::Mutex::new(Predecessors::default()),
-                succession: std::sync::Mutex::new(None),
                 candidacy: std::sync::Mutex::new(config.candidacy),
                 preempt_after: config.preempt_after,
-                latest: std::sync::Mutex::new(None),
+                mirror: std::sync::Mutex::new(mirror),
                 on_claim: config.on_claim.clone(),
             }),
             session: Mutex::new(None),
@@ -197,7 +194,15 @@ impl V3 {
     }
 
     fn follow_with(&self, ours: Option<Ours>) {
-        let task = tokio::spawn(follow::follow(self.shared.clone(), ours));
+        self.follow_after(ours, None);
+    }
+
+    /// Stops the follow task and starts another, which reads the election
+    /// only once `after` resolves (or is dropped): a node letting go of its
+    /// claim reads again once its revoke is in, not in etcd's way while
+    /// the successor takes over.
+    fn follow_after(&self, ours: Option<Ours>, after: Option<oneshot::Receiver<()>>) {
+        let task = tokio::spawn(follow::follow(self.shared.clone(), ours, after));
         let mut follower = self.follower.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = follower.replace(task) {
             old.abort();
@@ -424,10 +429,14 @@ impl Backend for V3 {
         let Some(session) = self.session.lock().await.take() else {
             return Ok(());
         };
-        self.follow_with(None);
+        // Follow again (as a node without a claim) once the revoke is in.
+        let (revoked, after) = oneshot::channel::<()>();
+        self.follow_after(None, Some(after));
         // The record and the candidate key go with the lease, in one raft
         // entry: what a successor checks before it leads.
-        self.shared.client.revoke(session.ours.lease).await
+        let released = self.shared.client.revoke(session.ours.lease).await;
+        drop(revoked);
+        released
     }
 
     async fn set_candidacy(&self, candidacy: Candidacy) -> Result<(), EtcdError> {
@@ -445,18 +454,16 @@ impl Backend for V3 {
     }
 
     fn handover_target(&self, id: &str) -> Result<Target, TransferError> {
-        let latest = self.shared.latest();
-        let Some(assessment) = latest.as_ref() else {
+        let mirror = self.shared.mirror();
+        if mirror.revision == 0 {
+            // Not read yet.
             return Err(TransferError::NoSuchCandidate { id: id.to_owned() });
-        };
-        if !assessment.anchored {
+        }
+        if !layout::assess(&self.shared.layout, &mirror).anchored {
             return Err(TransferError::OldRule);
         }
-        let named: Vec<&layout::Candidate> = assessment
-            .queue
-            .iter()
-            .filter(|c| c.named.id == id)
-            .collect();
+        let named: Vec<&Arc<layout::Candidate>> =
+            mirror.queue().filter(|c| c.named.id == id).collect();
         let candidate = match named.as_slice() {
             [] => return Err(TransferError::NoSuchCandidate { id: id.to_owned() }),
             [one] => *one,
@@ -489,7 +496,8 @@ impl Backend for V3 {
             return Err(TransferError::NotLeader);
         };
         let ours = session.ours;
-        self.follow_with(None);
+        let (revoked, after) = oneshot::channel::<()>();
+        self.follow_after(None, Some(after));
         let layout = &self.shared.layout;
         let value = serde_json::to_string(&layout::TransferValue {
             to: format!("{:x}", target.lease),
@@ -524,6 +532,7 @@ impl Backend for V3 {
         // Either way we release: the target then leads, or (no transfer)
         // the ordinary succession goes on.
         let released = client.revoke(ours.lease).await;
+        drop(revoked);
         let (answer, revision) = put?;
         released?;
         if !answer.succeeded() {
@@ -540,12 +549,16 @@ impl Backend for V3 {
     }
 
     async fn candidates(&self) -> Result<Vec<Candidate>, EtcdError> {
-        self.shared.succession().clone().ok_or_else(|| {
-            EtcdError::unreachable(
+        // Worked out when asked, from the mirror: not after every change,
+        // by every candidate.
+        let mirror = self.shared.mirror();
+        if mirror.revision == 0 {
+            return Err(EtcdError::unreachable(
                 self.shared.client.conn.endpoints.join(","),
                 "the election has not been read yet",
-            )
-        })
+            ));
+        }
+        Ok(layout::assess(&self.shared.layout, &mirror).succession(&mirror))
     }
 
     fn stop(&self) {
@@ -578,10 +591,10 @@ mod tests {
             ),
         ) {
             let layout = Layout::new("leader");
-            let mut mirror = layout::Mirror::default();
+            let mut mirror = layout::Mirror::new(&layout);
             for (name, value, create_revision, lease) in keys {
                 let key = [layout.prefix(), name.as_bytes()].concat();
-                mirror.keys.insert(
+                mirror.insert(
                     key,
                     layout::Kv { create_revision, mod_revision: create_revision, lease, value },
                 );
@@ -590,7 +603,7 @@ mod tests {
             let a = layout::assess(&layout, &mirror);
             if let Some(leader) = &a.leader
                 && leader.verified
-                && let Some(record) = mirror.keys.get(&layout.record())
+                && let Some(record) = mirror.get(&layout.record())
                 && a.writer.is_some()
             {
                 let named = crate::value::decode(&record.value).expect("a decodable record");
@@ -601,9 +614,9 @@ mod tests {
             // A transfer is honoured only when bound to the lease of the
             // queued candidate it names.
             if let Some(transfer) = &a.transfer {
-                let kv = mirror.keys.get(&layout.transfer()).expect("the transfer key");
+                let kv = mirror.get(&layout.transfer()).expect("the transfer key");
                 prop_assert_eq!(kv.lease, transfer.target.lease);
-                prop_assert!(a.queue.iter().any(|c| c.lease == kv.lease));
+                prop_assert!(mirror.queue().any(|c| c.lease == kv.lease));
             }
         }
     }

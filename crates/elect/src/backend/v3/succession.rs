@@ -76,15 +76,19 @@ impl Predecessors {
         self.list
             .iter()
             .filter(|l| Some(l.lease) != leading)
-            .find(|l| l.foreign || mirror.keys.values().any(|kv| kv.lease == l.lease))
+            .find(|l| l.foreign || mirror.holds_lease(l.lease))
             .map(|l| (l.key.clone(), l.lease))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::layout::Kv;
+    use super::super::layout::{Kv, Layout};
     use super::*;
+
+    fn empty() -> Mirror {
+        Mirror::new(&Layout::new("leader"))
+    }
 
     fn leading(lease: i64, foreign: bool) -> Leading {
         Leading {
@@ -113,7 +117,7 @@ mod tests {
         p.ours_ended(22);
         assert_eq!(p.pending(0)[0].1, 23);
         assert_eq!(
-            p.worth_a_look(&Mirror::default(), None),
+            p.worth_a_look(&empty(), None),
             None,
             "not foreign, holds no key"
         );
@@ -123,9 +127,9 @@ mod tests {
     fn a_predecessor_is_worth_a_look_while_its_lease_holds_a_key_or_it_was_foreign() {
         let mut p = Predecessors::default();
         p.note(Some(&leading(7, false)));
-        let mut mirror = Mirror::default();
+        let mut mirror = empty();
         assert_eq!(p.worth_a_look(&mirror, None), None);
-        mirror.keys.insert(
+        mirror.insert(
             b"/electd/leader/~c/7".to_vec(),
             Kv {
                 create_revision: 3,
@@ -139,9 +143,6 @@ mod tests {
         assert_eq!(p.worth_a_look(&mirror, Some(7)), None);
         // An etcd election client keeps its lease after deleting its key.
         p.note(Some(&leading(8, true)));
-        assert_eq!(
-            p.worth_a_look(&Mirror::default(), None).map(|(_, l)| l),
-            Some(8)
-        );
+        assert_eq!(p.worth_a_look(&empty(), None).map(|(_, l)| l), Some(8));
     }
 }
