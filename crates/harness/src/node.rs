@@ -121,27 +121,32 @@ impl Node {
     /// guardian's child, or the process started when it has no guardian.
     /// Waits up to 10 s for the guardian to start it.
     pub fn electd_pid(&self) -> u32 {
+        let pid = self.find_electd(Duration::from_secs(10));
+        pid.unwrap_or_else(|| panic!("{}: no electd under its guardian {}", self.name, self.pid()))
+    }
+
+    /// electd's process id, looked for up to `within`: `None` when the
+    /// guardian has not started it (or is already on its way out).
+    fn find_electd(&self, within: Duration) -> Option<u32> {
         if !self.guarded {
-            return self.pid();
+            return Some(self.pid());
         }
         if let Some(&pid) = self.worker.get() {
-            return pid;
+            return Some(pid);
         }
         let guardian = self.pid();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let deadline = std::time::Instant::now() + within;
         loop {
             let worker = crate::procs::children(guardian).into_iter().find(|p| {
                 std::fs::read(format!("/proc/{}/cmdline", p.pid))
                     .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == b"__electd-guarded"))
             });
             if let Some(worker) = worker {
-                return *self.worker.get_or_init(|| worker.pid);
+                return Some(*self.worker.get_or_init(|| worker.pid));
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{}: no electd under its guardian {guardian}",
-                self.name
-            );
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -209,9 +214,10 @@ impl Node {
     /// the TTL path, as when a whole host dies), reap, and record the time
     /// of death.
     pub fn kill9(&mut self) -> u64 {
-        if self.guarded && self.worker.get().is_none() && self.process.try_exit().is_none() {
-            // Known before it goes, for the checker.
-            self.electd_pid();
+        if self.process.try_exit().is_none() {
+            // Known before it goes, for the checker. A guardian that has not
+            // started electd yet (or is exiting) has no electd to name.
+            self.find_electd(Duration::from_secs(1));
         }
         self.process.kill();
         let at = now_ns();
