@@ -415,6 +415,11 @@ impl Etcd {
             .await
     }
 
+    /// Events sent to watchers so far, each a wake-up of a watcher.
+    pub async fn events_sent(&self, i: usize) -> Option<f64> {
+        self.metric(i, "etcd_debugging_mvcc_events_total").await
+    }
+
     /// Sets a v2 key to `value` (a foreign write, as another program would).
     pub async fn v2_put(&self, key: &str, value: &str) -> u16 {
         let url = format!("{}/v2/keys/{key}", self.endpoint(0));

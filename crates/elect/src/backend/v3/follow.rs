@@ -16,12 +16,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{
-    Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchOptions, WatchResponse,
+    Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchFilterType,
+    WatchOptions, WatchResponse,
 };
 use tokio::sync::oneshot;
 use tokio::time::{Instant, interval, sleep, sleep_until};
 
-use super::conn::malformed;
+use super::conn::{Link, malformed};
 use super::layout::{self, Assessment, Kv, Mirror, Preempt, Step, revision_u64};
 use super::{Ours, Shared, classify};
 use crate::backend::retry::Backoff;
@@ -38,6 +39,25 @@ enum Woke {
     Timer,
     /// Read everything afresh.
     Reread,
+}
+
+/// How many eligible candidates after the leader watch deletions: the
+/// next in line, and one more in case it goes first.
+const WATCHING_DELETIONS: usize = 2;
+
+/// What a follower watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Watch {
+    /// Every change: the leader, those next in line, a transfer's target,
+    /// observers, candidates with `--preempt`, and everyone while there is
+    /// no leader, a foreign key or a wait for a predecessor's lease.
+    Everything,
+    /// Puts only, while the record created at this revision leads: the rest
+    /// of the queue. A hand-over then costs etcd and this process nothing
+    /// until the successor's record is put; that put (or a periodic re-read,
+    /// for the departures nobody else reports) makes it read again, so
+    /// deletions it did not see last at most a TTL.
+    PutsOnly { record: i64 },
 }
 
 /// The task's own state.
@@ -111,17 +131,23 @@ impl Follower {
         self.shared.mirror()
     }
 
-    /// One read and the watch after it, until something calls for a new read.
+    /// One read and the watch after it, until something calls for a new
+    /// read (or for watching more, or less, than this watch does).
     async fn run(&mut self) -> Result<(), EtcdError> {
         self.read().await?;
+        let assessment = layout::assess(&self.shared.layout, &self.mirror());
+        let watching = self.watch_for(&assessment);
         let shared = self.shared.clone();
         let client = &shared.client;
         let mut generations = client.generations();
         generations.borrow_and_update();
         let link = client.link().await?;
-        let options = WatchOptions::new()
+        let mut options = WatchOptions::new()
             .with_prefix()
             .with_start_revision(self.mirror().revision + 1);
+        if let Watch::PutsOnly { .. } = watching {
+            options = options.with_filters([WatchFilterType::NoDelete]);
+        }
         let mut watcher = link.client.watch_client();
         let mut stream = client
             .call(
@@ -134,8 +160,13 @@ impl Follower {
         let mut ticks = interval(progress);
         ticks.tick().await;
         let mut awaiting_progress = false;
+        let mut reread_at = Instant::now() + client.timing().ttl();
         loop {
-            self.settle().await?;
+            if self.settle().await? != watching {
+                // Watching less needs a new watch; watching more, or a new
+                // record seen without deletions, needs a read first too.
+                return Ok(());
+            }
             let resync = client.resync.notified();
             let woke = tokio::select! {
                 message = stream.message() => {
@@ -177,6 +208,14 @@ impl Follower {
                     self.recheck_at = None;
                     Woke::Timer
                 }
+                _ = sleep_until(reread_at), if watching != Watch::Everything => {
+                    reread_at = Instant::now() + client.timing().ttl();
+                    if self.missed_deletions(&link).await {
+                        Woke::Reread
+                    } else {
+                        Woke::Timer
+                    }
+                }
                 _ = resync => Woke::Reread,
                 // The connection was replaced (a request failed): this
                 // stream may be on a dead connection. Start over.
@@ -187,6 +226,33 @@ impl Follower {
                 Woke::Reread => return Ok(()),
             }
         }
+    }
+
+    /// Whether this node, watching puts only, missed a deletion: its mirror
+    /// then holds a key etcd no longer has (it holds every other key, as it
+    /// sees every put). Counted at the mirror's own revision, so that later
+    /// changes do not blur the count; the count is all etcd sends. Any
+    /// failure counts as a miss: the read that follows says what is wrong.
+    async fn missed_deletions(&self, link: &Link) -> bool {
+        let (revision, held) = {
+            let mirror = self.mirror();
+            (mirror.revision, mirror.key_count())
+        };
+        let client = &self.shared.client;
+        let mut kv = link.client.kv_client();
+        let options = GetOptions::new()
+            .with_prefix()
+            .with_count_only()
+            .with_revision(revision)
+            .with_serializable();
+        let counted = client
+            .call(
+                "range",
+                link,
+                kv.get(self.shared.layout.prefix(), Some(options)),
+            )
+            .await;
+        counted.map_or(true, |resp| usize::try_from(resp.count()) != Ok(held))
     }
 
     /// Reads every key of the election, linearizably.
@@ -288,7 +354,8 @@ impl Follower {
     }
 
     /// Says what the mirror shows, and takes the step when it is ours.
-    async fn settle(&mut self) -> Result<(), EtcdError> {
+    /// Returns what to watch from here.
+    async fn settle(&mut self) -> Result<Watch, EtcdError> {
         loop {
             let assessment = layout::assess(&self.shared.layout, &self.mirror());
             self.shared.predecessors().note(assessment.leading.as_ref());
@@ -310,8 +377,43 @@ impl Follower {
                     tokio::task::yield_now().await;
                 }
                 self.look_ahead(&assessment);
-                return Ok(());
+                return Ok(self.watch_for(&assessment));
             }
+        }
+    }
+
+    /// What to watch while the keys are as `assessment` says (see `Watch`).
+    fn watch_for(&self, assessment: &Assessment) -> Watch {
+        let (Some(ours), Some((_, leader))) = (&self.ours, &assessment.writer) else {
+            return Watch::Everything;
+        };
+        // A transfer to another candidate, or a request to lead, whose end
+        // this node misses changes nothing it does: the record changes
+        // either way, and a node without `--preempt` never asks.
+        let to_us = assessment
+            .transfer
+            .as_ref()
+            .is_some_and(|t| t.target.lease == ours.lease);
+        let quiet = *leader != ours.lease
+            && assessment.step == Step::Wait
+            && assessment.anchored
+            && assessment.obstacle.is_none()
+            && !to_us
+            && self.waiting.is_none()
+            && self.recheck_at.is_none()
+            && self.shared.preempt_after.is_none();
+        if !quiet {
+            return Watch::Everything;
+        }
+        let mirror = self.mirror();
+        if mirror.among_next(ours.lease, *leader, WATCHING_DELETIONS) {
+            return Watch::Everything;
+        }
+        match mirror.get(&self.shared.layout.record()) {
+            Some(record) => Watch::PutsOnly {
+                record: record.create_revision,
+            },
+            None => Watch::Everything,
         }
     }
 

@@ -231,6 +231,11 @@ impl Mirror {
         Some(kv)
     }
 
+    /// How many keys it holds.
+    pub(super) fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
     /// Whether any key is bound to `lease`.
     pub(super) fn holds_lease(&self, lease: i64) -> bool {
         self.leases.contains_key(&lease)
@@ -250,6 +255,16 @@ impl Mirror {
     /// (the leader's): who would be next if it went.
     pub(super) fn runner_up(&self, lease: i64) -> Option<&Arc<Candidate>> {
         self.ranked.values().find(|c| c.lease != lease)
+    }
+
+    /// Whether the candidate with `lease` is among the first `n` eligible
+    /// in line after the leader's (`leader`).
+    pub(super) fn among_next(&self, lease: i64, leader: i64, n: usize) -> bool {
+        self.ranked
+            .values()
+            .filter(|c| c.lease != leader)
+            .take(n)
+            .any(|c| c.lease == lease)
     }
 
     /// The candidates put since this was last asked (all of them after a
@@ -896,6 +911,32 @@ mod tests {
             priority,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_two_eligible_after_the_leader_are_the_next_in_line() {
+        use crate::value::Candidacy;
+        let sick = Candidacy {
+            priority: 9,
+            healthy: false,
+            ..Default::default()
+        };
+        let keys = Keys::new()
+            .anchor()
+            .offering("lead", 0x10, priority(0))
+            .offering("sick", 0x11, sick)
+            .offering("old", 0x12, priority(0))
+            .offering("high", 0x13, priority(5))
+            .offering("last", 0x14, priority(0))
+            .record("lead", 0x10);
+        let next: Vec<i64> = [0x10, 0x11, 0x12, 0x13, 0x14]
+            .into_iter()
+            .filter(|&lease| keys.0.among_next(lease, 0x10, 2))
+            .collect();
+        // By priority, then age; the leader and the unhealthy never count.
+        assert_eq!(next, [0x12, 0x13]);
+        assert!(!keys.0.among_next(0x14, 0x10, 2));
+        assert!(keys.0.among_next(0x14, 0x10, 3));
     }
 
     #[test]
