@@ -166,6 +166,13 @@ impl Timing {
         self.ttl
     }
 
+    /// How often a v3 follower that watches puts only counts the keys, to
+    /// learn of a deletion it did not see: with the mirror's revision up to
+    /// a progress interval old, within a TTL.
+    pub(crate) fn quiet_count_interval(&self) -> Duration {
+        self.ttl / 2
+    }
+
     /// When to look again at a predecessor's lease etcd says has `left`:
     /// by then, or sooner (a lease can be revoked early, and its holder may
     /// renew it), never in a spin.

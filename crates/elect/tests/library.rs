@@ -320,6 +320,8 @@ struct Cost {
     proposals: f64,
     /// Events sent to watchers: how many wake-ups a hand-over causes.
     events: f64,
+    /// Watch streams opened: each follows a read of the whole queue.
+    watches: f64,
 }
 
 /// The events etcd has sent to watchers, once it sends no more (nothing
@@ -382,6 +384,7 @@ async fn cost_of_a_hand_over(n: usize, how: HandOver) -> Cost {
     .await;
     let events_before = quiet_events(&etcd).await;
     let before = etcd.proposals_committed(0).await.unwrap();
+    let watches_before = etcd.watches_started(0).await.unwrap();
     match how {
         HandOver::Resign => first.resign().await.unwrap(),
         HandOver::ToLast => {
@@ -418,12 +421,14 @@ async fn cost_of_a_hand_over(n: usize, how: HandOver) -> Cost {
     .await;
     let events_after = quiet_events(&etcd).await;
     let after = etcd.proposals_committed(0).await.unwrap();
+    let watches_after = etcd.watches_started(0).await.unwrap();
     for e in elections.iter() {
         e.shutdown().await;
     }
     Cost {
         proposals: after - before,
         events: events_after - events_before,
+        watches: watches_after - watches_before,
     }
 }
 
@@ -436,8 +441,9 @@ async fn a_hand_over_costs_the_same_with_100_candidates_as_with_3() {
         let (p3, p100) = (three.proposals, hundred.proposals);
         eprintln!(
             "per hand-over ({how:?}): raft proposals 3 candidates {p3}, 100 candidates {p100}; \
-             events sent to watchers 3 candidates {}, 100 candidates {}",
-            three.events, hundred.events
+             events sent to watchers 3 candidates {}, 100 candidates {}; \
+             watches opened 3 candidates {}, 100 candidates {}",
+            three.events, hundred.events, three.watches, hundred.watches
         );
         assert!((p3 - p100).abs() <= 1.0, "{how:?}: 3: {p3}, 100: {p100}");
         // A resign: the revoke and the successor's record. A transfer: the
@@ -460,6 +466,14 @@ async fn a_hand_over_costs_the_same_with_100_candidates_as_with_3() {
             hundred.events < per_candidate * N,
             "{how:?}: {} events sent to watchers for one hand-over among 100",
             hundred.events
+        );
+        // The queue sees the new record and, counting, that it missed
+        // nothing else: it reads again (and watches anew) only when it moves
+        // up to the two next in line.
+        assert!(
+            hundred.watches <= 10.0,
+            "{how:?}: {} watches opened for one hand-over among 100",
+            hundred.watches
         );
     }
 }

@@ -409,6 +409,17 @@ impl Etcd {
         sum
     }
 
+    /// Watch streams opened so far on member `i` (a v3 follower opens one
+    /// after each read of the election).
+    pub async fn watches_started(&self, i: usize) -> Option<f64> {
+        let url = format!("{}/metrics", self.endpoint(i));
+        let text = self.http.get(url).send().await.ok()?.text().await.ok()?;
+        text.lines()
+            .filter(|l| l.starts_with("grpc_server_started_total{"))
+            .filter(|l| l.contains("grpc_method=\"Watch\""))
+            .find_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+    }
+
     /// Raft proposals committed so far: each a replicated, fsynced write.
     pub async fn proposals_committed(&self, i: usize) -> Option<f64> {
         self.metric(i, "etcd_server_proposals_committed_total")

@@ -45,6 +45,10 @@ enum Woke {
 /// next in line, and one more in case it goes first.
 const WATCHING_DELETIONS: usize = 2;
 
+/// After this many failed counts in a row, a follower watches everything
+/// rather than read the whole queue at every count.
+const FAILED_COUNTS: u32 = 3;
+
 /// What a follower watches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Watch {
@@ -52,12 +56,13 @@ enum Watch {
     /// observers, candidates with `--preempt`, and everyone while there is
     /// no leader, a foreign key or a wait for a predecessor's lease.
     Everything,
-    /// Puts only, while the record created at this revision leads: the rest
-    /// of the queue. A hand-over then costs etcd and this process nothing
-    /// until the successor's record is put; that put (or a periodic re-read,
-    /// for the departures nobody else reports) makes it read again, so
-    /// deletions it did not see last at most a TTL.
-    PutsOnly { record: i64 },
+    /// Puts only, while the record created at revision `record`, bound to
+    /// `lease`, leads: the rest of the queue. A hand-over then costs etcd
+    /// and this process nothing until the successor's record is put; a
+    /// count of the keys then (and every half TTL, for the departures
+    /// nobody else reports) tells whether it missed a deletion, so what it
+    /// did not see lasts less than a TTL.
+    PutsOnly { record: i64, lease: i64 },
 }
 
 /// The task's own state.
@@ -80,6 +85,8 @@ struct Follower {
     /// The leader whose predecessors' leases this candidate, next in line,
     /// looked up already (`look_ahead`).
     looked_ahead: Option<i64>,
+    /// Counts of the keys that failed in a row (`missed_deletions`).
+    failed_counts: u32,
 }
 
 /// Runs until aborted (a new campaign or a release starts another), from
@@ -103,6 +110,7 @@ pub(super) async fn follow(
         eligible_since: None,
         published_mine: None,
         looked_ahead: None,
+        failed_counts: 0,
     };
     loop {
         match follower.run().await {
@@ -136,7 +144,7 @@ impl Follower {
     async fn run(&mut self) -> Result<(), EtcdError> {
         self.read().await?;
         let assessment = layout::assess(&self.shared.layout, &self.mirror());
-        let watching = self.watch_for(&assessment);
+        let mut watching = self.watch_for(&assessment);
         let shared = self.shared.clone();
         let client = &shared.client;
         let mut generations = client.generations();
@@ -160,15 +168,25 @@ impl Follower {
         let mut ticks = interval(progress);
         ticks.tick().await;
         let mut awaiting_progress = false;
-        let mut reread_at = Instant::now() + client.timing().ttl();
+        let mut count_at = Instant::now() + client.timing().quiet_count_interval();
         loop {
-            if self.settle().await? != watching {
-                // Watching less needs a new watch; watching more, or a new
-                // record seen without deletions, needs a read first too.
+            let mut now = self.settle().await?;
+            if self.succeeded(watching, now, &link).await {
+                now = self.settle().await?;
+                if let Watch::PutsOnly { .. } = now {
+                    watching = now;
+                }
+            }
+            if now != watching {
+                // Watching less needs a new watch; watching more, or a
+                // deletion missed, needs a read first too.
                 return Ok(());
             }
             let resync = client.resync.notified();
             let woke = tokio::select! {
+                // Answers first: a progress answer that came while this
+                // task was busy must count before the tick that checks it.
+                biased;
                 message = stream.message() => {
                     let response = match message {
                         Ok(Some(response)) => response,
@@ -208,8 +226,8 @@ impl Follower {
                     self.recheck_at = None;
                     Woke::Timer
                 }
-                _ = sleep_until(reread_at), if watching != Watch::Everything => {
-                    reread_at = Instant::now() + client.timing().ttl();
+                _ = sleep_until(count_at), if watching != Watch::Everything => {
+                    count_at = Instant::now() + client.timing().quiet_count_interval();
                     if self.missed_deletions(&link).await {
                         Woke::Reread
                     } else {
@@ -228,12 +246,37 @@ impl Follower {
         }
     }
 
+    /// A new record seen while watching puts only: the old leader's lease
+    /// ended (a revoke or an expiry takes all its keys at once) and the
+    /// record's txn deleted any transfer or preemption record, so the
+    /// mirror drops them (`Mirror::record_replaced`); unless someone deleted
+    /// the record by hand (its keys are then still there), which the count
+    /// tells, as it tells any deletion missed. Returns whether the mirror
+    /// is whole again without a read.
+    async fn succeeded(&mut self, watching: Watch, now: Watch, link: &Link) -> bool {
+        let (
+            Watch::PutsOnly { lease: old, .. },
+            Watch::PutsOnly {
+                record, lease: new, ..
+            },
+        ) = (watching, now)
+        else {
+            return false;
+        };
+        if now == watching || old == new {
+            return false;
+        }
+        self.mirror().record_replaced(old, record);
+        !self.missed_deletions(link).await
+    }
+
     /// Whether this node, watching puts only, missed a deletion: its mirror
     /// then holds a key etcd no longer has (it holds every other key, as it
     /// sees every put). Counted at the mirror's own revision, so that later
-    /// changes do not blur the count; the count is all etcd sends. Any
-    /// failure counts as a miss: the read that follows says what is wrong.
-    async fn missed_deletions(&self, link: &Link) -> bool {
+    /// changes do not blur the count; the count is all etcd sends. A failed
+    /// count counts as a miss (the read that follows says what is wrong);
+    /// after a few in a row this task watches everything instead.
+    async fn missed_deletions(&mut self, link: &Link) -> bool {
         let (revision, held) = {
             let mirror = self.mirror();
             (mirror.revision, mirror.key_count())
@@ -252,7 +295,17 @@ impl Follower {
                 kv.get(self.shared.layout.prefix(), Some(options)),
             )
             .await;
-        counted.map_or(true, |resp| usize::try_from(resp.count()) != Ok(held))
+        match counted {
+            Ok(resp) => {
+                self.failed_counts = 0;
+                usize::try_from(resp.count()) != Ok(held)
+            }
+            Err(err) => {
+                self.failed_counts += 1;
+                tracing::info!(id = %self.shared.id, revision, error = %err, failures = self.failed_counts, "counting the election's keys failed: reading them instead");
+                true
+            }
+        }
     }
 
     /// Reads every key of the election, linearizably.
@@ -291,6 +344,9 @@ impl Follower {
             );
         }
         *self.shared.mirror() = mirror;
+        // What was waited for is looked at again, from what was just read.
+        self.waiting = None;
+        self.recheck_at = None;
         Ok(())
     }
 
@@ -316,6 +372,11 @@ impl Follower {
                 // This member's history is behind what we read: it may be a
                 // wiped or restored store. A linearizable read tells.
                 return Ok(Woke::Reread);
+            }
+            if response.created() {
+                // Stamped with etcd's revision before the events since our
+                // read are sent: no mark of progress.
+                return Ok(Woke::Timer);
             }
             mirror.revision = mirror.revision.max(header);
             shared
@@ -401,7 +462,8 @@ impl Follower {
             && !to_us
             && self.waiting.is_none()
             && self.recheck_at.is_none()
-            && self.shared.preempt_after.is_none();
+            && self.shared.preempt_after.is_none()
+            && self.failed_counts < FAILED_COUNTS;
         if !quiet {
             return Watch::Everything;
         }
@@ -412,6 +474,7 @@ impl Follower {
         match mirror.get(&self.shared.layout.record()) {
             Some(record) => Watch::PutsOnly {
                 record: record.create_revision,
+                lease: record.lease,
             },
             None => Watch::Everything,
         }

@@ -231,6 +231,27 @@ impl Mirror {
         Some(kv)
     }
 
+    /// A new leader record, created at `revision` by electd's txn, which
+    /// deletes the transfer and preemption records put before it; and the
+    /// lease `old` of the record before it ended, taking its keys with it.
+    /// Drops what those deletions took, for a mirror that did not see them.
+    pub(super) fn record_replaced(&mut self, old: i64, revision: i64) {
+        let record = self.layout.record();
+        let answered = [self.layout.transfer(), self.layout.preempt()];
+        let gone: Vec<Vec<u8>> = self
+            .keys
+            .iter()
+            .filter(|(key, kv)| {
+                (kv.lease == old && **key != record)
+                    || (answered.contains(key) && kv.mod_revision < revision)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in gone {
+            self.remove(&key);
+        }
+    }
+
     /// How many keys it holds.
     pub(super) fn key_count(&self) -> usize {
         self.keys.len()
@@ -937,6 +958,39 @@ mod tests {
         assert_eq!(next, [0x12, 0x13]);
         assert!(!keys.0.among_next(0x14, 0x10, 2));
         assert!(keys.0.among_next(0x14, 0x10, 3));
+    }
+
+    #[test]
+    fn a_replaced_record_takes_its_leases_keys_and_the_requests_it_answered() {
+        let keys = Keys::new()
+            .anchor()
+            .candidate("old", 0x10)
+            .candidate("b", 0x11)
+            .candidate("c", 0x12)
+            .record("old", 0x10)
+            .transfer(0x11, 0x11)
+            .record("b", 0x11);
+        let record = keys.0.get(&layout().record()).unwrap().create_revision;
+        let mut mirror = keys.0;
+        // A transfer put after the new record is a new one: it stays.
+        let later = Keys(mirror).transfer(0x12, 0x12);
+        mirror = later.0;
+        mirror.record_replaced(0x10, record);
+        assert!(mirror.get(&layout().candidate(0x10)).is_none());
+        assert!(mirror.get(&layout().transfer()).is_some());
+        assert_eq!(mirror.get(&layout().record()).unwrap().lease, 0x11);
+        // One put before the record is what the record's txn deleted.
+        let mut mirror = Keys::new()
+            .anchor()
+            .candidate("old", 0x10)
+            .candidate("b", 0x11)
+            .transfer(0x11, 0x11)
+            .record("b", 0x11)
+            .0;
+        let record = mirror.get(&layout().record()).unwrap().create_revision;
+        mirror.record_replaced(0x10, record);
+        assert!(mirror.get(&layout().transfer()).is_none());
+        assert_eq!(mirror.key_count(), 3, "the anchor, b and the record");
     }
 
     #[test]
