@@ -201,17 +201,17 @@ async fn settled(etcd: &Etcd, runs: usize, settle: Duration) -> anyhow::Result<P
         .elected(Duration::from_secs(10))
         .await
         .context("etcdctl was never elected")?;
-    let mut next_id = 1;
+    // Each newcomer under the next id: s1, s2, …
+    let mut ids = 1..;
+    let mut spawn = || {
+        let id = ids.next().unwrap_or_default();
+        Candidate::spawn_in(&endpoint, SETTLED, &format!("s{id}"))
+    };
     // Two in line behind the leader, each running a while before its turn.
     let mut line = VecDeque::new();
     for queue in 2..=3 {
         // One at a time: their keys' order is the line's.
-        line.push_back(Candidate::spawn_in(
-            &endpoint,
-            SETTLED,
-            &format!("s{next_id}"),
-        )?);
-        next_id += 1;
+        line.push_back(spawn()?);
         queued_in(etcd, SETTLED, queue).await?;
     }
     let (mut released, mut says) = (Vec::new(), Vec::new());
@@ -232,12 +232,7 @@ async fn settled(etcd: &Etcd, runs: usize, settle: Duration) -> anyhow::Result<P
         says.push(ms(elected - asked));
         let _ = timeout(Duration::from_secs(5), leader.child.wait()).await;
         leader = next;
-        line.push_back(Candidate::spawn_in(
-            &endpoint,
-            SETTLED,
-            &format!("s{next_id}"),
-        )?);
-        next_id += 1;
+        line.push_back(spawn()?);
     }
     // What is left is killed on drop: its keys go with their lease.
     Ok(Peer {

@@ -26,20 +26,6 @@ async fn nodes(api: &'static str, n: usize, extra: &[&str]) -> Run {
     run
 }
 
-/// `(term, t_ns)` of node `i`'s last `acquired`.
-fn acquired(run: &Run, i: usize) -> Option<(u64, u64)> {
-    run.journal(i)
-        .into_iter()
-        .rfind(|r| r["event"] == "acquired")
-        .and_then(|r| Some((r["term"].as_u64()?, r["t_ns"].as_u64()?)))
-}
-
-/// The time from `since` to node `i`'s last acquisition.
-fn took(run: &Run, i: usize, since: u64) -> Duration {
-    let (_, at) = acquired(run, i).expect("an acquisition");
-    Duration::from_nanos(at.saturating_sub(since))
-}
-
 async fn term(run: &Run, i: usize) -> u64 {
     run.nodes[i].status().await.expect("a status")["term"]
         .as_u64()
@@ -81,7 +67,7 @@ async fn a_killed_electd_is_released_by_its_guardian(api: &'static str) {
         let killed = run.kill9_electd(leader);
         let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
         let next = run.sole_leader_among(&others, SLACK).await;
-        let took = took(&run, next, killed);
+        let took = run.took(next, killed);
         assert!(
             took < Duration::from_secs(1),
             "exec {exec}: {took:?} from the kill to the next leader"
@@ -112,7 +98,7 @@ async fn a_stopped_electd_is_not_released(api: &'static str) {
     let next = run
         .sole_leader_among(&[1 - leader], run.ttl() + SLACK)
         .await;
-    let took = took(&run, next, stopped);
+    let took = run.took(next, stopped);
     assert!(
         took >= run.ttl() / 2,
         "{took:?}: released while only stopped"
@@ -141,7 +127,7 @@ async fn a_dead_guardian_means_the_ttl(api: &'static str) {
     .await;
     let alive = run.alive();
     let next = run.sole_leader_among(&alive, run.ttl() + SLACK).await;
-    let took = took(&run, next, killed);
+    let took = run.took(next, killed);
     assert!(took >= run.ttl() / 2, "{took:?}, not an expiry");
     run.assert_safe();
 }
@@ -170,7 +156,7 @@ async fn a_guardian_releases_nothing_but_its_own(api: &'static str) {
     // Its release came and went: the new leader still leads, same term.
     assert!(run.nodes[next].is_leader().await);
     assert_eq!(term(&run, next).await, term_then);
-    let (last_term, _) = acquired(&run, next).expect("an acquisition");
+    let (last_term, _) = run.last_acquired(next).expect("an acquisition");
     assert_eq!(last_term, term_then);
     // A node restarted under the same id is a new claim: its guardian's.
     run.restart(leader, &[], &[("ELECTD_ADMIN_TOKEN", TOKEN)]);

@@ -36,17 +36,6 @@ async fn queued(n: usize) -> Run {
     run
 }
 
-/// The time from `since` to node `i`'s last acquisition.
-fn took(run: &Run, i: usize, since: u64) -> Duration {
-    let acquired = run
-        .journal(i)
-        .into_iter()
-        .rfind(|r| r["event"] == "acquired")
-        .and_then(|r| r["t_ns"].as_u64())
-        .expect("an acquisition");
-    Duration::from_nanos(acquired.saturating_sub(since))
-}
-
 /// The ids in node `i`'s succession order (the leader first).
 async fn candidates(run: &Run, i: usize) -> Option<Vec<String>> {
     let status: Value = run.nodes[i].status().await?;
@@ -83,7 +72,7 @@ async fn the_queue_behind_the_next_two_takes_over_when_they_are_gone() {
     let killed = run.kill9_electd(0);
     let next = run.sole_leader_among(&[3, 4], run.ttl() + SLACK).await;
     assert_eq!(next, 3, "the first of the rest leads");
-    let took = took(&run, next, killed);
+    let took = run.took(next, killed);
     assert!(took < Duration::from_secs(1), "{took:?} to take over");
     run.assert_safe();
 }
@@ -100,7 +89,7 @@ async fn the_third_in_line_takes_over_when_the_leader_and_the_next_two_die_toget
     run.kill9_electd(2);
     let next = run.sole_leader_among(&[3, 4], run.ttl() + SLACK).await;
     assert_eq!(next, 3, "the first of the rest leads");
-    let took = took(&run, next, killed);
+    let took = run.took(next, killed);
     assert!(took < 2 * run.ttl(), "{took:?} to take over");
     run.assert_safe();
 }

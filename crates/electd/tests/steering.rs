@@ -163,14 +163,6 @@ fn last_end(run: &Run, i: usize) -> Option<(String, u64)> {
         })
 }
 
-/// `(term, t_ns)` of node `i`'s last `acquired`.
-fn last_acquired(run: &Run, i: usize) -> Option<(u64, u64)> {
-    run.journal(i)
-        .into_iter()
-        .rfind(|r| r["event"] == "acquired")
-        .and_then(|r| Some((r["term"].as_u64()?, r["t_ns"].as_u64()?)))
-}
-
 /// Waits until node `i` journals an end with `reason`; when it was.
 async fn ended_for(run: &Run, i: usize, reason: &str) -> u64 {
     let what = format!("{} to journal its end, {reason}", run.nodes[i].name);
@@ -183,7 +175,7 @@ async fn ended_for(run: &Run, i: usize, reason: &str) -> u64 {
 /// The gap from node `from`'s last end to node `to`'s last acquisition.
 fn gap(run: &Run, from: usize, to: usize) -> Duration {
     let (_, ended) = last_end(run, from).expect("an end");
-    let (_, acquired) = last_acquired(run, to).expect("an acquisition");
+    let (_, acquired) = run.last_acquired(to).expect("an acquisition");
     Duration::from_nanos(acquired.saturating_sub(ended))
 }
 
@@ -409,10 +401,7 @@ async fn a_drain_during_a_failover_keeps_the_drained_node_out(api: &'static str)
         left
     );
     s.ticking(left).await;
-    assert!(
-        last_acquired(run, drained).is_none(),
-        "the drained node led"
-    );
+    assert!(run.last_acquired(drained).is_none(), "the drained node led");
     s.assert_safe();
 }
 
@@ -463,10 +452,10 @@ mod v3_only {
         assert_eq!(run.sole_leader(SLACK).await, 3);
         ended_for(run, 0, "transfer").await;
         assert_handed_over(run, 0, 3);
-        let (after, _) = last_acquired(run, 3).expect("n3 acquired");
+        let (after, _) = run.last_acquired(3).expect("n3 acquired");
         assert!(after > before, "term {after} after {before}");
         for i in [1, 2] {
-            assert!(last_acquired(run, i).is_none(), "n{i} led");
+            assert!(run.last_acquired(i).is_none(), "n{i} led");
         }
         s.ticking(3).await;
         s.assert_safe();
@@ -559,7 +548,7 @@ mod v3_only {
             (409, Some("not_leader")),
             "{body}"
         );
-        assert!(last_acquired(run, twin1).is_none());
+        assert!(run.last_acquired(twin1).is_none());
         assert_eq!(run.sole_leader(SLACK).await, a);
         s.assert_safe();
     }
@@ -586,7 +575,7 @@ mod v3_only {
         run.nodes[2].resume();
         let term_then = term(run, next).await;
         keeps_leading_for(run, next, term_then, run.ttl()).await;
-        assert!(last_acquired(run, 2).is_none(), "the late target led");
+        assert!(run.last_acquired(2).is_none(), "the late target led");
         assert_eq!(run.sole_leader(SLACK).await, next);
         s.ticking(next).await;
         s.assert_safe();
@@ -756,7 +745,7 @@ mod v3_only {
         let (code, body) = admin(run, p5, "/v1/resign").await;
         assert_eq!(code, 200, "{body}");
         assert_eq!(run.sole_leader(SLACK).await, p10);
-        assert!(last_acquired(run, p0).is_none(), "p0 led");
+        assert!(run.last_acquired(p0).is_none(), "p0 led");
         s.assert_safe();
     }
 
@@ -824,13 +813,13 @@ mod v3_only {
         assert_eq!(code, 200, "{body}");
         assert_eq!(run.sole_leader(SLACK).await, low);
         ended_for(run, high, "transfer").await;
-        let (_, handed) = last_acquired(run, low).expect("low acquired");
+        let (_, handed) = run.last_acquired(low).expect("low acquired");
 
         // The preempter waits its --preempt-after again from the transfer.
         comes_to_lead(run, high).await;
         ended_for(run, low, "preempted").await;
         assert_handed_over(run, low, high);
-        let (_, back) = last_acquired(run, high).expect("high acquired again");
+        let (_, back) = run.last_acquired(high).expect("high acquired again");
         let waited = Duration::from_nanos(back.saturating_sub(handed));
         assert!(
             waited >= Duration::from_millis(1950),

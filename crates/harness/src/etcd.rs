@@ -379,10 +379,15 @@ impl Etcd {
         None
     }
 
+    /// Member `i`'s `/metrics`, as text.
+    async fn metrics_text(&self, i: usize) -> Option<String> {
+        let url = format!("{}/metrics", self.endpoint(i));
+        self.http.get(url).send().await.ok()?.text().await.ok()
+    }
+
     /// Reads a counter or gauge from member `i`'s `/metrics`.
     pub async fn metric(&self, i: usize, name: &str) -> Option<f64> {
-        let url = format!("{}/metrics", self.endpoint(i));
-        let text = self.http.get(url).send().await.ok()?.text().await.ok()?;
+        let text = self.metrics_text(i).await?;
         text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
             let (key, value) = l.rsplit_once(' ')?;
             (key == name).then(|| value.parse().ok()).flatten()
@@ -392,8 +397,7 @@ impl Etcd {
     /// The sum of every series of metric `name` on member `i` (e.g. all
     /// methods of `grpc_server_msg_received_total`).
     pub async fn metric_sum(&self, i: usize, name: &str) -> Option<f64> {
-        let url = format!("{}/metrics", self.endpoint(i));
-        let text = self.http.get(url).send().await.ok()?.text().await.ok()?;
+        let text = self.metrics_text(i).await?;
         let mut sum = None;
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let Some((key, value)) = line.rsplit_once(' ') else {
@@ -412,8 +416,7 @@ impl Etcd {
     /// Watch streams opened so far on member `i` (a v3 follower opens one
     /// after each read of the election).
     pub async fn watches_started(&self, i: usize) -> Option<f64> {
-        let url = format!("{}/metrics", self.endpoint(i));
-        let text = self.http.get(url).send().await.ok()?.text().await.ok()?;
+        let text = self.metrics_text(i).await?;
         text.lines()
             .filter(|l| l.starts_with("grpc_server_started_total{"))
             .filter(|l| l.contains("grpc_method=\"Watch\""))

@@ -239,6 +239,20 @@ impl Run {
         report
     }
 
+    /// `(term, t_ns)` of node `i`'s last `acquired`.
+    pub fn last_acquired(&self, i: usize) -> Option<(u64, u64)> {
+        self.journal(i)
+            .into_iter()
+            .rfind(|r| r["event"] == "acquired")
+            .and_then(|r| Some((r["term"].as_u64()?, r["t_ns"].as_u64()?)))
+    }
+
+    /// The time from `since` to node `i`'s last `acquired`.
+    pub fn took(&self, i: usize, since: u64) -> Duration {
+        let (_, at) = self.last_acquired(i).expect("an acquisition");
+        Duration::from_nanos(at.saturating_sub(since))
+    }
+
     /// The journal lines of node `i`, as JSON.
     pub fn journal(&self, i: usize) -> Vec<serde_json::Value> {
         std::fs::read_to_string(&self.nodes[i].journal)

@@ -171,7 +171,7 @@ impl Follower {
         let mut count_at = Instant::now() + client.timing().quiet_count_interval();
         loop {
             let mut now = self.settle().await?;
-            if self.succeeded(watching, now, &link).await {
+            if self.caught_up_on_new_record(watching, now, &link).await {
                 now = self.settle().await?;
                 if let Watch::PutsOnly { .. } = now {
                     watching = now;
@@ -253,7 +253,7 @@ impl Follower {
     /// the record by hand (its keys are then still there), which the count
     /// tells, as it tells any deletion missed. Returns whether the mirror
     /// is whole again without a read.
-    async fn succeeded(&mut self, watching: Watch, now: Watch, link: &Link) -> bool {
+    async fn caught_up_on_new_record(&mut self, watching: Watch, now: Watch, link: &Link) -> bool {
         let (
             Watch::PutsOnly { lease: old, .. },
             Watch::PutsOnly {
