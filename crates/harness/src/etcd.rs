@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
+use crate::free_port;
 use crate::process::Owned;
 use crate::proxy::FaultProxy;
 use crate::tls::Pki;
-use crate::{eventually, free_port};
 
 /// The etcd binaries the tests run: `ELECTD_TEST_ETCD=/path/to/etcd`, with
 /// its `etcdctl` (and `etcdutl`, which etcd 3.5+ has) beside it; by default
@@ -137,8 +137,27 @@ impl Etcd {
         Etcd::start(EtcdOptions::default()).await
     }
 
-    /// Starts the members and waits until the cluster has a leader.
+    /// Starts the members and waits until the cluster has a leader. A
+    /// port handed out free can be taken before etcd binds it (by any
+    /// process's outgoing connection): a cluster that does not come up is
+    /// started again on new ports, twice at most.
     pub async fn start(options: EtcdOptions) -> Etcd {
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            let etcd = Etcd::start_once(options.clone()).await;
+            if etcd.healthy_within(Duration::from_secs(30)).await {
+                return etcd;
+            }
+            let logs: Vec<String> = etcd.members.iter().map(|m| tail(&m.log)).collect();
+            eprintln!(
+                "etcd did not come up (attempt {attempt} of {ATTEMPTS}):\n{}",
+                logs.join("\n")
+            );
+        }
+        panic!("etcd did not become healthy in {ATTEMPTS} attempts");
+    }
+
+    async fn start_once(options: EtcdOptions) -> Etcd {
         let dir = tempfile::Builder::new()
             .prefix("electd-etcd-")
             .tempdir()
@@ -178,7 +197,6 @@ impl Etcd {
         for i in 0..etcd.members.len() {
             etcd.launch(i);
         }
-        etcd.wait_healthy().await;
         etcd
     }
 
@@ -342,21 +360,34 @@ impl Etcd {
 
     /// Waits until every running member is healthy.
     pub async fn wait_healthy(&self) {
+        assert!(
+            self.healthy_within(Duration::from_secs(30)).await,
+            "timed out after 30s waiting for etcd to become healthy"
+        );
+    }
+
+    /// Whether every running member is healthy before `limit` passes.
+    async fn healthy_within(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
         let running: Vec<usize> = (0..self.members.len())
             .filter(|&i| self.members[i].process.is_some())
             .collect();
-        eventually(Duration::from_secs(30), "etcd to become healthy", || {
-            let running = running.clone();
-            async move {
-                for i in running {
-                    if !self.is_healthy(i).await {
-                        return None;
-                    }
+        loop {
+            let mut healthy = true;
+            for &i in &running {
+                if !self.is_healthy(i).await {
+                    healthy = false;
+                    break;
                 }
-                Some(())
             }
-        })
-        .await;
+            if healthy {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// The member that is raft leader now, if the cluster has one.
@@ -571,6 +602,14 @@ fn unbase64(text: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+/// The last lines of a log, to say why a start failed.
+fn tail(log: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(5);
+    format!("{}:\n{}", log.display(), lines[from..].join("\n"))
 }
 
 #[cfg(test)]
