@@ -16,11 +16,25 @@ use crate::health_check::HealthSpec;
 /// Leader election on etcd: exactly one node leads at any instant, and every
 /// node can say who it is.
 ///
-/// `electd 8080` serves the seed's plain-text answer on port 8080 ("I am the
-/// leader" or "I am a follower and the leader is on port 8081"), JSON status
-/// on /v1/status and health on /healthz, while campaigning in etcd.
+/// `electd 8080` campaigns in etcd (v3 by default; --api v2 speaks the
+/// seed's protocol) and serves HTTP on port 8080: the seed's plain-text
+/// answer on / ("I am the leader" or "I am a follower and the leader is on
+/// port 8081"), JSON status on /v1/status, health checks for load balancers
+/// on /health/leader, Prometheus metrics on /metrics. A leader stops calling
+/// itself leader before its lease could expire, every leadership carries a
+/// fencing token (the term), and SIGTERM hands over in milliseconds.
+///
+/// Three ways to tie an application to the election: --exec runs a command
+/// only while this node leads; a load balancer or readiness probe sends
+/// traffic to the node whose /health/leader answers 200; or a Rust program
+/// embeds the elect library.
 #[derive(Debug, Parser)]
-#[command(name = "electd", version, about, long_about = None)]
+#[command(
+    name = "electd",
+    version,
+    about,
+    after_long_help = crate::manual::after_long_help()
+)]
 pub struct Cli {
     /// HTTP port, bound on all addresses (default 8080). Not together with --listen.
     #[arg(value_name = "PORT", env = "ELECTD_PORT")]
@@ -205,9 +219,10 @@ pub struct Cli {
     #[arg(last = true, value_name = "CMD ARGS")]
     pub command: Vec<String>,
 
-    /// File holding the bearer token for the admin endpoints (POST /v1/resign).
-    /// The token may instead come from ELECTD_ADMIN_TOKEN, never from a flag.
-    /// Without one, admin endpoints answer 403.
+    /// File holding the bearer token for the admin endpoints (POST /v1/resign,
+    /// /v1/drain and /v1/undrain); whitespace around it (a trailing newline) is
+    /// ignored. The token may instead come from ELECTD_ADMIN_TOKEN, never from
+    /// a flag. Without one, admin endpoints answer 403.
     #[arg(long, value_name = "FILE", env = "ELECTD_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
 
@@ -215,7 +230,8 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", env = "ELECTD_RESIGN_COOLDOWN")]
     pub resign_cooldown: Option<String>,
 
-    /// Serve /metrics and /v1/resign on this address instead of the main port.
+    /// Serve /metrics, POST /v1/resign, /v1/drain and /v1/undrain on this
+    /// address instead of the main port, e.g. 127.0.0.1:9090.
     #[arg(long, value_name = "ADDR:PORT", env = "ELECTD_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
 
