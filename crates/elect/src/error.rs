@@ -29,7 +29,7 @@ pub enum ConfigError {
         /// The TTL asked for.
         ttl: Duration,
         /// The API in use.
-        api: crate::Api,
+        api: crate::api::Api,
         /// What is wrong with it.
         problem: TtlProblem,
     },
@@ -338,7 +338,7 @@ pub enum TransferError {
     #[error("the candidate did not take over in time; the ordinary succession goes on")]
     TimedOut {
         /// Who leads now, if anyone is known.
-        leader: Option<crate::Leader>,
+        leader: Option<crate::status::Leader>,
     },
     /// etcd failed the hand-over. The leader stepped down; if the record
     /// could not be released it expires with its lease.
@@ -364,7 +364,7 @@ pub enum Error {
     Stopped,
     /// A claim of the other etcd API than this election's.
     #[error("a claim of the other etcd API: {0:?}")]
-    OtherApi(crate::Claim),
+    OtherApi(crate::claim::Claim),
 }
 
 /// Flattens an error and its sources into one line, for errors that only

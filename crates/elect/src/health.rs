@@ -112,7 +112,7 @@ mod tests {
     #[test]
     fn healthy_only_after_etcd_answered() {
         let cells = HealthCells::new();
-        let timing = Timing::new(crate::Api::V2, Duration::from_secs(2), None).unwrap();
+        let timing = Timing::new(crate::api::Api::V2, Duration::from_secs(2), None).unwrap();
         cells.loop_tick();
         assert_eq!(cells.check(&timing), Err(Unhealthy::Silent(None)));
         assert_eq!(
@@ -122,7 +122,7 @@ mod tests {
         cells.etcd_ok();
         assert!(cells.check(&timing).is_ok());
         std::thread::sleep(Duration::from_millis(5));
-        let short = Timing::new(crate::Api::V2, Duration::from_secs(1), None).unwrap();
+        let short = Timing::new(crate::api::Api::V2, Duration::from_secs(1), None).unwrap();
         assert!(cells.check(&short).is_ok());
     }
 }

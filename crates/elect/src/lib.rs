@@ -58,7 +58,9 @@
 
 #![deny(missing_docs)]
 
+mod api;
 mod backend;
+mod claim;
 mod clock;
 mod config;
 mod election;
@@ -81,12 +83,14 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
+pub use crate::api::Api;
+pub use crate::claim::Claim;
 pub use crate::clock::{instant_to_ns, monotonic_ns};
-pub use crate::config::{Api, Config, ConfigBuilder};
+pub use crate::config::{Config, ConfigBuilder};
 pub use crate::error::{ConfigError, Error, EtcdError, TlsMisfit, TransferError, TtlProblem};
 pub use crate::health::Unhealthy;
 pub use crate::names::Names;
-pub use crate::release::{Claim, Releaser};
+pub use crate::release::Releaser;
 pub use crate::status::{
     Candidate, Expiry, Foreign, Leader, Obstacle, Problem, Role, Status, Tenure,
 };
@@ -172,7 +176,7 @@ impl Election {
                 },
             )
         });
-        let (status_tx, status_rx) = watch::channel(Status::new(&config));
+        let (status_tx, status_rx) = watch::channel(election::first_status(&config));
         let (tenures_tx, tenures_rx) = watch::channel(None);
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let health = wiring.health.clone();

@@ -17,32 +17,14 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use crate::api::Api;
 use crate::backend::v2::V2;
 use crate::backend::v3::V3;
-use crate::config::{Api, Config};
+use crate::claim::Claim;
+use crate::config::Config;
 use crate::error::Error;
 use crate::health::HealthCells;
 use crate::history::{Revisions, Saved};
-
-/// A claim an election makes in etcd.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Claim {
-    /// v3: a lease, told before any key is put with it.
-    Lease(i64),
-    /// v2: the exact value, told before it is written under the election's key.
-    Value(String),
-}
-
-/// Called with each claim before the request that makes it.
-pub(crate) type ClaimHook = Arc<dyn Fn(&Claim) + Send + Sync>;
-
-/// Tells `hook`, if any, of `claim`.
-pub(crate) fn tell(hook: Option<&ClaimHook>, claim: Claim) {
-    if let Some(hook) = hook {
-        hook(&claim);
-    }
-}
 
 /// Releases the claims of a process that is gone, with the same
 /// configuration (endpoints, TLS, credentials) it used.

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use tokio::time::Instant;
 
-use crate::config::Api;
+use crate::api::Api;
 use crate::value::Candidacy;
 
 /// The leader of an election, as etcd names it.
@@ -380,26 +380,6 @@ pub struct Status {
 }
 
 impl Status {
-    pub(crate) fn new(config: &crate::Config) -> Status {
-        Status {
-            id: config.id.clone(),
-            advertise: config.advertise.clone(),
-            election: config.election.clone(),
-            api: config.api,
-            observer: config.observer,
-            tenure: None,
-            leader: None,
-            leader_is_self: false,
-            synced: false,
-            problem: None,
-            obstacle: None,
-            floor: 0,
-            revision: 0,
-            candidacy: config.candidacy,
-            asked: None,
-        }
-    }
-
     /// This node's leadership at `now`: confirmed and before its deadline.
     /// Every reader asks this, not [`Status::tenure`].
     pub fn tenure_at(&self, now: Instant) -> Option<Tenure> {
@@ -463,12 +443,23 @@ mod tests {
     use std::time::Duration;
 
     fn status() -> Status {
-        let config = crate::Config::builder()
-            .id("me")
-            .advertise("http://127.0.0.1:8080")
-            .build()
-            .unwrap();
-        Status::new(&config)
+        Status {
+            id: "me".to_owned(),
+            advertise: "http://127.0.0.1:8080".to_owned(),
+            election: "leader".to_owned(),
+            api: Api::V3,
+            observer: false,
+            tenure: None,
+            leader: None,
+            leader_is_self: false,
+            synced: false,
+            problem: None,
+            obstacle: None,
+            floor: 0,
+            revision: 0,
+            candidacy: Candidacy::default(),
+            asked: None,
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::Api;
+use crate::api::Api;
 use crate::error::{ConfigError, TtlProblem};
 
 /// The longest TTL accepted: a day. Failover takes about a TTL, so a longer

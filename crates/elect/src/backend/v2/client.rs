@@ -10,12 +10,12 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 
 use super::wire::{INDEX_CLEARED, KEY_NOT_FOUND, Node, Reply, Words, encode_form, etcd_index};
+use crate::api::Api;
 use crate::backend::{Change, View};
-use crate::config::Api;
+use crate::claim::ClaimHook;
 use crate::error::EtcdError;
 use crate::health::HealthCells;
 use crate::history::Revisions;
-use crate::release::ClaimHook;
 use crate::status::{Expiry, Foreign, Leader, Obstacle};
 use crate::telemetry::{RequestOutcome, Telemetry};
 use crate::timing::Timing;

@@ -28,11 +28,11 @@ use tokio::time::Instant;
 use self::client::{Client, Endpoints};
 use self::wire::{COMPARE_FAILED, KEY_NOT_FOUND, NODE_EXISTS, Words};
 use super::{Backend, Campaign, Change, Handover, RenewError, Renewal, Target};
+use crate::claim::{self, Claim};
 use crate::config::Config;
 use crate::error::{ConfigError, EtcdError, TransferError, chain};
 use crate::health::HealthCells;
 use crate::history::Revisions;
-use crate::release::{self, Claim};
 use crate::status::Candidate;
 use crate::tls;
 use crate::value::Candidacy;
@@ -153,7 +153,7 @@ impl Backend for V2 {
         self.forgotten.store(false, Ordering::Relaxed);
         let c = &self.client;
         let ttl = self.ttl_secs();
-        release::tell(c.on_claim.as_ref(), Claim::Value(c.value.clone()));
+        claim::tell(c.on_claim.as_ref(), Claim::Value(c.value.clone()));
         let sent_at = Instant::now();
         let reply = c
             .request(
@@ -291,7 +291,7 @@ mod tests {
             modified_index in any::<u64>(),
         ) {
             let config = crate::Config::builder()
-                .api(crate::Api::V2)
+                .api(crate::api::Api::V2)
                 .id("me")
                 .advertise("http://127.0.0.1:1")
                 .ttl(Duration::from_secs(2))

@@ -923,7 +923,7 @@ impl Follower {
                     Some(lease) if lease != 0 => crate::status::Expiry::Lease(lease),
                     _ => crate::status::Expiry::Never,
                 },
-                api: crate::config::Api::V3,
+                api: crate::api::Api::V3,
             });
         }
         // A request to hand over, for us as the leader: from an eligible

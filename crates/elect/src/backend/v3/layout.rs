@@ -38,8 +38,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 
+use crate::api::Api;
 use crate::backend::Handover;
-use crate::config::Api;
 use crate::status::{Candidate as StatusCandidate, Expiry, Foreign, Leader, Obstacle};
 use crate::value::{self, Named};
 

@@ -46,11 +46,11 @@ use self::conn::{Client, Conn, malformed};
 use self::layout::Layout;
 use self::succession::Predecessors;
 use super::{Backend, Campaign, Change, Handover, RenewError, Renewal, Target};
+use crate::claim::{self, Claim, ClaimHook};
 use crate::config::Config;
 use crate::error::{ConfigError, EtcdError, TransferError};
 use crate::health::HealthCells;
 use crate::history::Revisions;
-use crate::release::{self, Claim, ClaimHook};
 use crate::status::Candidate;
 use crate::value::Candidacy;
 
@@ -264,7 +264,7 @@ impl V3 {
         let lease = grant.id();
         let granted = Duration::from_secs(u64::try_from(grant.ttl()).unwrap_or(0));
         let key = self.shared.layout.candidate(lease);
-        release::tell(self.shared.on_claim.as_ref(), Claim::Lease(lease));
+        claim::tell(self.shared.on_claim.as_ref(), Claim::Lease(lease));
         // Known before the put, so a release can revoke the lease even if the
         // rest of the campaign fails.
         *self.session.lock().await = Some(Session {
