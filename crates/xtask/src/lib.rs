@@ -1,7 +1,10 @@
 //! What is generated from electd's command-line definition
 //! ([`electd::command`]) rather than written by hand, so that it cannot
 //! drift from `electd --help`: the man page `electd(1)`, the shell
-//! completions, and the flags reference of the book.
+//! completions, and the flags reference of the book. And [`modules`]: each
+//! crate's module graph, which must have no cycle.
+
+pub mod modules;
 
 use std::fmt::Write as _;
 

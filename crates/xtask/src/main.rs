@@ -1,9 +1,13 @@
-//! `cargo xtask`: writes what is generated from electd's clap definition.
+//! `cargo xtask`: writes what is generated from electd's clap definition,
+//! and shows each crate's module graph.
 //!
 //! ```text
 //! cargo xtask man DIR           DIR/electd.1
 //! cargo xtask completions DIR   DIR/electd (bash), DIR/_electd (zsh), DIR/electd.fish
 //! cargo xtask flags             docs/src/reference/flags.md
+//! cargo xtask modules           each crate's module graph: floors, cycles
+//! cargo xtask modules --edges   … and every edge with the lines that make it
+//! cargo xtask modules --dot     … as Graphviz
 //! ```
 
 use std::path::Path;
@@ -29,8 +33,24 @@ fn main() -> anyhow::Result<()> {
             &xtask::workspace_root().join(xtask::FLAGS_REFERENCE),
             xtask::flags_reference().as_bytes(),
         ),
-        _ => bail!("usage: cargo xtask man DIR | completions DIR | flags"),
+        ["modules", how @ ..] => modules(how),
+        _ => bail!(
+            "usage: cargo xtask man DIR | completions DIR | flags | modules [--edges | --dot]"
+        ),
     }
+}
+
+fn modules(how: &[&str]) -> anyhow::Result<()> {
+    let crates = xtask::modules::workspace(&xtask::workspace_root())?;
+    for krate in &crates {
+        match how {
+            [] => print!("{}", krate.summary()),
+            ["--edges"] => print!("{}{}", krate.summary(), krate.graph.edges_text()),
+            ["--dot"] => print!("{}", krate.graph.dot(&krate.name)),
+            _ => bail!("usage: cargo xtask modules [--edges | --dot]"),
+        }
+    }
+    Ok(())
 }
 
 fn write(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
