@@ -10,9 +10,11 @@
 //! cargo xtask modules --dot     … as Graphviz
 //! ```
 
+use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use xtask::modules::CrateGraph;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -41,16 +43,21 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn modules(how: &[&str]) -> anyhow::Result<()> {
-    let crates = xtask::modules::workspace(&xtask::workspace_root())?;
-    for krate in &crates {
-        match how {
-            [] => print!("{}", krate.summary()),
-            ["--edges"] => print!("{}{}", krate.summary(), krate.graph.edges_text()),
-            ["--dot"] => print!("{}", krate.graph.dot(&krate.name)),
-            _ => bail!("usage: cargo xtask modules [--edges | --dot]"),
-        }
+    let show: fn(&CrateGraph) -> String = match how {
+        [] => CrateGraph::summary,
+        ["--edges"] => |krate| format!("{}{}", krate.summary(), krate.graph.edges_text()),
+        ["--dot"] => |krate| krate.graph.dot(&krate.name),
+        _ => bail!("usage: cargo xtask modules [--edges | --dot]"),
+    };
+    let text: String = xtask::modules::workspace(&xtask::workspace_root())?
+        .iter()
+        .map(show)
+        .collect();
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        // Read by `head`, say.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => written.context("cannot write to stdout"),
     }
-    Ok(())
 }
 
 fn write(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
