@@ -176,7 +176,7 @@ impl Election {
                 },
             )
         });
-        let (status_tx, status_rx) = watch::channel(election::first_status(&config));
+        let (status_tx, status_rx) = watch::channel(first_status(&config));
         let (tenures_tx, tenures_rx) = watch::channel(None);
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let health = wiring.health.clone();
@@ -375,6 +375,27 @@ impl Election {
         {
             let _ = done.await;
         }
+    }
+}
+
+/// The status before anything is known: who this node is, nothing of etcd.
+fn first_status(config: &Config) -> Status {
+    Status {
+        id: config.id.clone(),
+        advertise: config.advertise.clone(),
+        election: config.election.clone(),
+        api: config.api,
+        observer: config.observer,
+        tenure: None,
+        leader: None,
+        leader_is_self: false,
+        synced: false,
+        problem: None,
+        obstacle: None,
+        floor: 0,
+        revision: 0,
+        candidacy: config.candidacy,
+        asked: None,
     }
 }
 

@@ -27,8 +27,6 @@ use tokio::task::{JoinError, JoinHandle};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 
 mod report;
-
-pub(crate) use self::report::first_status;
 mod steer;
 mod tenure;
 

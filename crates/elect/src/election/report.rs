@@ -4,31 +4,9 @@
 
 use super::Machine;
 use crate::backend::Backend;
-use crate::config::Config;
 use crate::error::EtcdError;
 use crate::history::Regression;
-use crate::status::{Obstacle, Problem, Status};
-
-/// The status before anything is known: who this node is, nothing of etcd.
-pub(crate) fn first_status(config: &Config) -> Status {
-    Status {
-        id: config.id.clone(),
-        advertise: config.advertise.clone(),
-        election: config.election.clone(),
-        api: config.api,
-        observer: config.observer,
-        tenure: None,
-        leader: None,
-        leader_is_self: false,
-        synced: false,
-        problem: None,
-        obstacle: None,
-        floor: 0,
-        revision: 0,
-        candidacy: config.candidacy,
-        asked: None,
-    }
-}
+use crate::status::{Obstacle, Problem};
 
 impl<B: Backend> Machine<B> {
     pub(super) fn publish(&mut self) {

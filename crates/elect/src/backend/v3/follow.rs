@@ -22,9 +22,10 @@ use etcd_client::{
 use tokio::sync::oneshot;
 use tokio::time::{Instant, interval, sleep, sleep_until};
 
+use super::classify;
 use super::conn::{Link, malformed};
 use super::layout::{self, Assessment, Kv, Mirror, Preempt, Step, revision_u64};
-use super::{Ours, Shared, classify};
+use super::shared::{Ours, Shared};
 use crate::backend::retry::Backoff;
 use crate::backend::{Change, View};
 use crate::error::EtcdError;

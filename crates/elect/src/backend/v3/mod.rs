@@ -30,6 +30,7 @@ mod classify;
 mod conn;
 mod follow;
 mod layout;
+mod shared;
 mod succession;
 
 use std::sync::Arc;
@@ -44,69 +45,16 @@ use tokio::time::Instant;
 
 use self::conn::{Client, Conn, malformed};
 use self::layout::Layout;
+use self::shared::{Ours, Shared};
 use self::succession::Predecessors;
 use super::{Backend, Campaign, Change, Handover, RenewError, Renewal, Target};
-use crate::claim::{self, Claim, ClaimHook};
+use crate::claim::{self, Claim};
 use crate::config::Config;
 use crate::error::{ConfigError, EtcdError, TransferError};
 use crate::health::HealthCells;
 use crate::history::Revisions;
 use crate::status::Candidate;
 use crate::value::Candidacy;
-
-/// What the backend and its follow task share.
-struct Shared {
-    client: Client,
-    layout: Layout,
-    /// Made at start; in every value this process writes.
-    nonce: String,
-    id: String,
-    advertise: String,
-    /// Where a candidate's id is set, for the warning about twins.
-    id_setting: String,
-    health: Arc<HealthCells>,
-    predecessors: std::sync::Mutex<Predecessors>,
-    /// What this candidate offers now, in every value it writes.
-    candidacy: std::sync::Mutex<Candidacy>,
-    /// `--preempt`: how long to be eligible before asking to lead.
-    preempt_after: Option<Duration>,
-    /// The keys of the election as the follow task last saw them, with the
-    /// queue decoded: what a hand-over checks, and where the succession
-    /// order for status readers comes from.
-    mirror: std::sync::Mutex<layout::Mirror>,
-    on_claim: Option<ClaimHook>,
-}
-
-impl Shared {
-    fn candidacy(&self) -> Candidacy {
-        *self.candidacy.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn mirror(&self) -> std::sync::MutexGuard<'_, layout::Mirror> {
-        // Plain data, changed in place by calls that cannot panic midway.
-        self.mirror.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Our candidate key's value, as we offer ourselves now.
-    fn value(&self) -> String {
-        self.value_offering(&self.candidacy())
-    }
-    fn value_offering(&self, candidacy: &Candidacy) -> String {
-        crate::value::encode_candidate(&self.id, &self.advertise, &self.nonce, candidacy)
-    }
-    fn predecessors(&self) -> std::sync::MutexGuard<'_, Predecessors> {
-        // Plain data; a panic elsewhere cannot leave it inconsistent.
-        self.predecessors.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Our claim: the lease and the candidate key put with it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Ours {
-    lease: i64,
-    key: Vec<u8>,
-    create_revision: i64,
-}
 
 struct Session {
     ours: Ours,

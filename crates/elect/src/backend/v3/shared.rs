@@ -1,0 +1,68 @@
+//! What the backend and its follow task share: the connection, the
+//! mirror of the election, this node's identity and candidacy, and our
+//! claim. Below both, so that neither imports the other's internals.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::conn::Client;
+use super::layout::{self, Layout};
+use super::succession::Predecessors;
+use crate::claim::ClaimHook;
+use crate::health::HealthCells;
+use crate::value::Candidacy;
+
+/// What the backend and its follow task share.
+pub(super) struct Shared {
+    pub(super) client: Client,
+    pub(super) layout: Layout,
+    /// Made at start; in every value this process writes.
+    pub(super) nonce: String,
+    pub(super) id: String,
+    pub(super) advertise: String,
+    /// Where a candidate's id is set, for the warning about twins.
+    pub(super) id_setting: String,
+    pub(super) health: Arc<HealthCells>,
+    pub(super) predecessors: std::sync::Mutex<Predecessors>,
+    /// What this candidate offers now, in every value it writes.
+    pub(super) candidacy: std::sync::Mutex<Candidacy>,
+    /// `--preempt`: how long to be eligible before asking to lead.
+    pub(super) preempt_after: Option<Duration>,
+    /// The keys of the election as the follow task last saw them, with the
+    /// queue decoded: what a hand-over checks, and where the succession
+    /// order for status readers comes from.
+    pub(super) mirror: std::sync::Mutex<layout::Mirror>,
+    pub(super) on_claim: Option<ClaimHook>,
+}
+
+impl Shared {
+    pub(super) fn candidacy(&self) -> Candidacy {
+        *self.candidacy.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn mirror(&self) -> std::sync::MutexGuard<'_, layout::Mirror> {
+        // Plain data, changed in place by calls that cannot panic midway.
+        self.mirror.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Our candidate key's value, as we offer ourselves now.
+    pub(super) fn value(&self) -> String {
+        self.value_offering(&self.candidacy())
+    }
+
+    pub(super) fn value_offering(&self, candidacy: &Candidacy) -> String {
+        crate::value::encode_candidate(&self.id, &self.advertise, &self.nonce, candidacy)
+    }
+    pub(super) fn predecessors(&self) -> std::sync::MutexGuard<'_, Predecessors> {
+        // Plain data; a panic elsewhere cannot leave it inconsistent.
+        self.predecessors.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Our claim: the lease and the candidate key put with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Ours {
+    pub(super) lease: i64,
+    pub(super) key: Vec<u8>,
+    pub(super) create_revision: i64,
+}
