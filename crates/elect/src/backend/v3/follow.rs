@@ -1,7 +1,7 @@
 //! Following the election: read every key under the prefix once, keep that
 //! mirror up to date from one watch, and after each change say what the
 //! election looks like; the candidate whose turn it is takes the step
-//! (`layout::Step`) itself, by a transaction that only succeeds while the
+//! (`succession::Step`) itself, by a transaction that only succeeds while the
 //! keys are as it saw them.
 //!
 //! So a hand-over costs the old leader's revoke and the successor's record,
@@ -24,8 +24,9 @@ use tokio::time::{Instant, interval, sleep, sleep_until};
 
 use super::classify;
 use super::conn::{Link, malformed};
-use super::layout::{self, Assessment, Kv, Mirror, Preempt, Step, revision_u64};
+use super::mirror::{Kv, Mirror};
 use super::shared::{Ours, Shared};
+use super::succession::{self, Assessment, Preempt, Step, revision_u64};
 use crate::backend::retry::Backoff;
 use crate::backend::{Change, View};
 use crate::error::EtcdError;
@@ -144,7 +145,7 @@ impl Follower {
     /// read (or for watching more, or less, than this watch does).
     async fn run(&mut self) -> Result<(), EtcdError> {
         self.read().await?;
-        let assessment = layout::assess(&self.shared.layout, &self.mirror());
+        let assessment = succession::assess(&self.shared.layout, &self.mirror());
         let mut watching = self.watch_for(&assessment);
         let shared = self.shared.clone();
         let client = &shared.client;
@@ -419,7 +420,7 @@ impl Follower {
     /// Returns what to watch from here.
     async fn settle(&mut self) -> Result<Watch, EtcdError> {
         loop {
-            let assessment = layout::assess(&self.shared.layout, &self.mirror());
+            let assessment = succession::assess(&self.shared.layout, &self.mirror());
             self.shared.predecessors().note(assessment.leading.as_ref());
             let mine = self.mine(&assessment);
             if self.claim_lost(mine) {
@@ -509,7 +510,7 @@ impl Follower {
             return false;
         }
         // A record someone else deleted: the lease is left to expire, after
-        // our deadline; successors wait for exactly that (`succession.rs`).
+        // our deadline; successors wait for exactly that (`predecessors.rs`).
         let claim = u64::try_from(ours.lease).unwrap_or(0);
         self.ours = None;
         self.led = false;

@@ -5,8 +5,8 @@
 //!   `~c/<lease hex>` with it in a transaction that requires it to be absent;
 //! * **lead**: the candidate whose turn it is creates the record `~leader`,
 //!   bound to its lease, by a transaction that requires the record absent
-//!   and its own key still queued (`follow.rs`, `layout.rs`), once every
-//!   lease of a key it saw leading is gone (`succession.rs`);
+//!   and its own key still queued (`follow.rs`, `succession.rs`), once every
+//!   lease of a key it saw leading is gone (`predecessors.rs`);
 //! * **renew**: keep-alives on the lease's stream, which keep the candidate
 //!   key and the record; an answer without a positive TTL means the lease is
 //!   gone. Keep-alives are not raft proposals;
@@ -29,7 +29,9 @@
 mod classify;
 mod conn;
 mod follow;
-mod layout;
+mod keys;
+mod mirror;
+mod predecessors;
 mod shared;
 mod succession;
 
@@ -44,9 +46,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use self::conn::{Client, Conn, malformed};
-use self::layout::Layout;
+use self::keys::Layout;
+use self::predecessors::Predecessors;
 use self::shared::{Ours, Shared};
-use self::succession::Predecessors;
 use super::{Backend, Campaign, Change, Handover, RenewError, Renewal, Target};
 use crate::claim::{self, Claim};
 use crate::config::Config;
@@ -113,7 +115,7 @@ impl V3 {
             config.names.user.clone(),
         );
         let nonce = crate::value::new_nonce();
-        let mirror = layout::Mirror::new(&layout);
+        let mirror = mirror::Mirror::new(&layout);
         Ok(V3 {
             shared: Arc::new(Shared {
                 client: Client::new(
@@ -407,10 +409,10 @@ impl Backend for V3 {
             // Not read yet.
             return Err(TransferError::NoSuchCandidate { id: id.to_owned() });
         }
-        if !layout::assess(&self.shared.layout, &mirror).anchored {
+        if !succession::assess(&self.shared.layout, &mirror).anchored {
             return Err(TransferError::OldRule);
         }
-        let named: Vec<&Arc<layout::Candidate>> =
+        let named: Vec<&Arc<mirror::Queued>> =
             mirror.queue().filter(|c| c.named.id == id).collect();
         let candidate = match named.as_slice() {
             [] => return Err(TransferError::NoSuchCandidate { id: id.to_owned() }),
@@ -447,7 +449,7 @@ impl Backend for V3 {
         let (revoked, after) = oneshot::channel::<()>();
         self.follow_after(None, Some(after));
         let layout = &self.shared.layout;
-        let value = serde_json::to_string(&layout::TransferValue {
+        let value = serde_json::to_string(&succession::TransferValue {
             to: format!("{:x}", target.lease),
             by: self.shared.id.clone(),
             reason,
@@ -506,7 +508,7 @@ impl Backend for V3 {
                 "the election has not been read yet",
             ));
         }
-        Ok(layout::assess(&self.shared.layout, &mirror).succession(&mirror))
+        Ok(succession::assess(&self.shared.layout, &mirror).succession(&mirror))
     }
 
     fn stop(&self) {
@@ -539,16 +541,16 @@ mod tests {
             ),
         ) {
             let layout = Layout::new("leader");
-            let mut mirror = layout::Mirror::new(&layout);
+            let mut mirror = mirror::Mirror::new(&layout);
             for (name, value, create_revision, lease) in keys {
                 let key = [layout.prefix(), name.as_bytes()].concat();
                 mirror.insert(
                     key,
-                    layout::Kv { create_revision, mod_revision: create_revision, lease, value },
+                    mirror::Kv { create_revision, mod_revision: create_revision, lease, value },
                 );
                 mirror.revision = mirror.revision.max(create_revision);
             }
-            let a = layout::assess(&layout, &mirror);
+            let a = succession::assess(&layout, &mirror);
             if let Some(leader) = &a.leader
                 && leader.verified
                 && let Some(record) = mirror.get(&layout.record())

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::conn::Client;
-use super::layout::{self, Layout};
-use super::succession::Predecessors;
+use super::keys::Layout;
+use super::mirror::Mirror;
+use super::predecessors::Predecessors;
 use crate::claim::ClaimHook;
 use crate::health::HealthCells;
 use crate::value::Candidacy;
@@ -31,7 +32,7 @@ pub(super) struct Shared {
     /// The keys of the election as the follow task last saw them, with the
     /// queue decoded: what a hand-over checks, and where the succession
     /// order for status readers comes from.
-    pub(super) mirror: std::sync::Mutex<layout::Mirror>,
+    pub(super) mirror: std::sync::Mutex<Mirror>,
     pub(super) on_claim: Option<ClaimHook>,
 }
 
@@ -40,7 +41,7 @@ impl Shared {
         *self.candidacy.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(super) fn mirror(&self) -> std::sync::MutexGuard<'_, layout::Mirror> {
+    pub(super) fn mirror(&self) -> std::sync::MutexGuard<'_, Mirror> {
         // Plain data, changed in place by calls that cannot panic midway.
         self.mirror.lock().unwrap_or_else(|e| e.into_inner())
     }
