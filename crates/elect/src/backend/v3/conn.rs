@@ -11,6 +11,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::{Instant, timeout};
 
 use super::classify::{self, AUTH_NOT_ENABLED, USER_EMPTY};
+use super::txn::{self, Conditional};
 use crate::backend::Change;
 use crate::error::EtcdError;
 use crate::health::HealthCells;
@@ -320,24 +321,30 @@ impl Client {
         Ok((answer, revision))
     }
 
-    /// Deletes `key` only if nobody wrote it since `mod_revision` (a record
-    /// consumed, withdrawn or declined exactly once); whether it did.
+    /// Runs a conditional write: its revision when its guards held (and it
+    /// wrote), `None` when they did not (and nothing changed).
+    pub(super) async fn transact(
+        &self,
+        op: &'static str,
+        conditional: &Conditional,
+    ) -> Result<Option<i64>, EtcdError> {
+        let link = self.link().await?;
+        let mut kv = link.client.kv_client();
+        let (answer, revision) = self
+            .call_linearizable(op, &link, kv.txn(conditional.txn()))
+            .await?;
+        Ok(answer.succeeded().then_some(revision))
+    }
+
+    /// Deletes `key` only if nobody wrote it since `mod_revision`
+    /// (`txn::delete_unchanged`); whether it did.
     pub(super) async fn delete_unchanged(
         &self,
         key: Vec<u8>,
         mod_revision: i64,
     ) -> Result<bool, EtcdError> {
-        let txn = etcd_client::Txn::new()
-            .when([etcd_client::Compare::mod_revision(
-                key.clone(),
-                etcd_client::CompareOp::Equal,
-                mod_revision,
-            )])
-            .and_then([etcd_client::TxnOp::delete(key, None)]);
-        let link = self.link().await?;
-        let mut kv = link.client.kv_client();
-        let (answer, _) = self.call_linearizable("txn", &link, kv.txn(txn)).await?;
-        Ok(answer.succeeded())
+        let delete = txn::delete_unchanged(key, mod_revision);
+        Ok(self.transact("txn", &delete).await?.is_some())
     }
 
     /// Revokes `lease`: its keys go in the same raft entry.

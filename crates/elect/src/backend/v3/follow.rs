@@ -15,18 +15,15 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{
-    Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, WatchFilterType,
-    WatchOptions, WatchResponse,
-};
+use etcd_client::{EventType, GetOptions, WatchFilterType, WatchOptions, WatchResponse};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, interval, sleep, sleep_until};
 
-use super::classify;
 use super::conn::{Link, malformed};
 use super::mirror::{Kv, Mirror};
 use super::shared::{Ours, Shared};
 use super::succession::{self, Assessment, Preempt, Step, revision_u64};
+use super::{classify, txn};
 use crate::backend::retry::Backoff;
 use crate::backend::{Change, View};
 use crate::error::EtcdError;
@@ -678,14 +675,7 @@ impl Follower {
     async fn lay_anchor(&mut self) -> Result<bool, EtcdError> {
         let layout = &self.shared.layout;
         let anchor = layout.anchor();
-        let txn = Txn::new()
-            .when([
-                Compare::create_revision(layout.prefix(), CompareOp::Equal, 0)
-                    .with_range(layout.old_rule_end()),
-                Compare::create_revision(anchor.clone(), CompareOp::Equal, 0),
-            ])
-            .and_then([TxnOp::put(anchor.clone(), layout.anchor_value(), None)]);
-        let Some(revision) = self.transact("anchor", txn).await? else {
+        let Some(revision) = self.transact("anchor", &txn::lay_anchor(layout)).await? else {
             return Ok(false);
         };
         tracing::info!(id = %self.shared.id, revision, "laid the election's anchor: etcd election clients and electd releases before the leader record can no longer lead here");
@@ -714,15 +704,6 @@ impl Follower {
     ) -> Result<bool, EtcdError> {
         let layout = &self.shared.layout;
         let record = layout.record();
-        let guard = match anchor {
-            Some(revision) => Compare::create_revision(layout.anchor(), CompareOp::Equal, revision),
-            None => Compare::create_revision(
-                layout.prefix(),
-                CompareOp::Greater,
-                ours.create_revision - 1,
-            )
-            .with_prefix(),
-        };
         let value = value::encode_record(
             &self.shared.id,
             &self.shared.advertise,
@@ -730,30 +711,15 @@ impl Follower {
             ours.lease,
             &self.shared.candidacy(),
         );
-        // While a transfer is in progress only its target takes the record,
-        // consuming it; otherwise nobody may while one exists.
-        let handover = match transfer {
-            Some(revision) => Compare::mod_revision(layout.transfer(), CompareOp::Equal, revision),
-            None => Compare::create_revision(layout.transfer(), CompareOp::Equal, 0),
+        let taking = txn::Taking {
+            key: ours.key.clone(),
+            create_revision: ours.create_revision,
+            lease: ours.lease,
+            anchor,
+            transfer,
         };
-        let txn = Txn::new()
-            .when([
-                Compare::create_revision(record.clone(), CompareOp::Equal, 0),
-                Compare::create_revision(ours.key.clone(), CompareOp::Equal, ours.create_revision),
-                guard,
-                handover,
-            ])
-            .and_then([
-                TxnOp::put(
-                    record.clone(),
-                    value.clone(),
-                    Some(PutOptions::new().with_lease(ours.lease)),
-                ),
-                // A hand-over, asked for or not, answers any preemption request.
-                TxnOp::delete(layout.transfer(), None),
-                TxnOp::delete(layout.preempt(), None),
-            ]);
-        let Some(revision) = self.transact("txn", txn).await? else {
+        let take = txn::take_record(layout, &taking, value.clone());
+        let Some(revision) = self.transact("txn", &take).await? else {
             return Ok(false);
         };
         let mut mirror = self.mirror();
@@ -841,7 +807,6 @@ impl Follower {
             );
             return Ok(false);
         }
-        let key = self.shared.layout.preempt();
         let value = value::encode_record(
             &self.shared.id,
             &self.shared.advertise,
@@ -849,14 +814,8 @@ impl Follower {
             ours.lease,
             &self.shared.candidacy(),
         );
-        let txn = Txn::new()
-            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(
-                key,
-                value,
-                Some(PutOptions::new().with_lease(ours.lease)),
-            )]);
-        let asked = self.transact("txn", txn).await?.is_some();
+        let ask = txn::ask_to_lead(&self.shared.layout, ours.lease, value);
+        let asked = self.transact("txn", &ask).await?.is_some();
         if asked {
             tracing::info!(id = %self.shared.id, priority, "asked the leader of lower priority to hand over");
         }
@@ -896,12 +855,12 @@ impl Follower {
     }
 
     /// Runs a conditional write; its revision when it succeeded.
-    async fn transact(&self, op: &'static str, txn: Txn) -> Result<Option<i64>, EtcdError> {
-        let client = &self.shared.client;
-        let link = client.link().await?;
-        let mut kv = link.client.kv_client();
-        let (resp, revision) = client.call_linearizable(op, &link, kv.txn(txn)).await?;
-        Ok(resp.succeeded().then_some(revision))
+    async fn transact(
+        &self,
+        op: &'static str,
+        conditional: &txn::Conditional,
+    ) -> Result<Option<i64>, EtcdError> {
+        self.shared.client.transact(op, conditional).await
     }
 
     /// Sends the view to the state machine.

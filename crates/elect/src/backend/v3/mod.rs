@@ -34,13 +34,12 @@ mod mirror;
 mod predecessors;
 mod shared;
 mod succession;
+mod txn;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{
-    Compare, CompareOp, ConnectOptions, LeaseKeepAliveStream, LeaseKeeper, PutOptions, Txn, TxnOp,
-};
+use etcd_client::{ConnectOptions, LeaseKeepAliveStream, LeaseKeeper};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -172,22 +171,13 @@ impl V3 {
     /// Our key, rewritten in place with the candidacy offered now: its
     /// place in the queue and its lease stay.
     async fn rewrite(&self, ours: &Ours) -> Result<(), EtcdError> {
-        let ours = ours.clone();
-        let txn = Txn::new()
-            .when([Compare::create_revision(
-                ours.key.clone(),
-                CompareOp::Equal,
-                ours.create_revision,
-            )])
-            .and_then([TxnOp::put(
-                ours.key,
-                self.shared.value(),
-                Some(PutOptions::new().with_lease(ours.lease)),
-            )]);
-        let client = &self.shared.client;
-        let link = client.link().await?;
-        let mut kv = link.client.kv_client();
-        client.call_linearizable("txn", &link, kv.txn(txn)).await?;
+        let rewrite = txn::rewrite_candidacy(
+            &ours.key,
+            ours.create_revision,
+            ours.lease,
+            self.shared.value(),
+        );
+        self.shared.client.transact("txn", &rewrite).await?;
         Ok(())
     }
 
@@ -226,16 +216,12 @@ impl V3 {
             keepalive: None,
         });
         let offered = self.shared.candidacy();
-        let txn = Txn::new()
-            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(
-                key.clone(),
-                self.shared.value_offering(&offered),
-                Some(PutOptions::new().with_lease(lease)),
-            )]);
-        let mut kv = link.client.kv_client();
-        let (put, create_revision) = client.call_linearizable("txn", &link, kv.txn(txn)).await?;
-        if !put.succeeded() {
+        let queue = txn::queue(
+            &self.shared.layout,
+            lease,
+            self.shared.value_offering(&offered),
+        );
+        let Some(create_revision) = client.transact("txn", &queue).await? else {
             return Err(EtcdError::Rejected {
                 endpoint: link.endpoint.clone(),
                 detail: format!(
@@ -243,7 +229,7 @@ impl V3 {
                     String::from_utf8_lossy(&key)
                 ),
             });
-        }
+        };
         let ours = Ours {
             lease,
             key,
@@ -455,42 +441,25 @@ impl Backend for V3 {
             reason,
         })
         .unwrap_or_default();
-        // Only while the record is still ours and the target still queued;
-        // bound to the target's lease, so it goes if the target dies.
-        let txn = Txn::new()
-            .when([
-                Compare::lease(layout.record(), CompareOp::Equal, ours.lease),
-                Compare::create_revision(layout.transfer(), CompareOp::Equal, 0),
-                Compare::create_revision(
-                    target.key.clone(),
-                    CompareOp::Equal,
-                    target.create_revision,
-                ),
-            ])
-            .and_then([TxnOp::put(
-                layout.transfer(),
-                value,
-                Some(PutOptions::new().with_lease(target.lease)),
-            )]);
+        let put = txn::put_transfer(
+            layout,
+            ours.lease,
+            &target.key,
+            target.create_revision,
+            target.lease,
+            value,
+        );
         let client = &self.shared.client;
-        let put = async {
-            let link = client.link().await?;
-            let mut kv = link.client.kv_client();
-            client.call_linearizable("txn", &link, kv.txn(txn)).await
-        }
-        .await;
+        let put = client.transact("txn", &put).await;
         // Either way we release: the target then leads, or (no transfer)
         // the ordinary succession goes on.
         let released = client.revoke(ours.lease).await;
         drop(revoked);
-        let (answer, revision) = put?;
+        let put = put?;
         released?;
-        if !answer.succeeded() {
-            return Err(TransferError::NoSuchCandidate {
-                id: target.id.clone(),
-            });
-        }
-        Ok(revision)
+        put.ok_or_else(|| TransferError::NoSuchCandidate {
+            id: target.id.clone(),
+        })
     }
 
     async fn cancel_hand_over(&self, revision: i64) -> Result<bool, EtcdError> {

@@ -1,0 +1,425 @@
+//! Every conditional write of the v3 election, in one place: what each
+//! compares, and why. Safety rests on these guards (a node acts only
+//! through a transaction whose compares hold what it relied on), so each is
+//! built here as plain data with a unit test, and turned into etcd's `Txn`
+//! only at the last step.
+//!
+//! A revoke (`conn.rs`) is the one write that is not here: it needs no
+//! guard, since a lease id is never handed out twice.
+
+use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
+
+use super::keys::Layout;
+
+/// One compare of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Guard {
+    /// The key does not exist (`create_revision == 0`).
+    Absent(Vec<u8>),
+    /// The key exists as created at this revision (not deleted and put
+    /// again since).
+    CreatedAt(Vec<u8>, i64),
+    /// The key is unchanged since this revision (`mod_revision`).
+    UnchangedSince(Vec<u8>, i64),
+    /// The key is bound to this lease.
+    BoundTo(Vec<u8>, i64),
+    /// No key in `[from, to)` exists.
+    NoneIn { from: Vec<u8>, to: Vec<u8> },
+    /// No key under the prefix was created before this revision.
+    NoneUnderPrefixBefore { prefix: Vec<u8>, revision: i64 },
+}
+
+/// One write of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Write {
+    /// Puts the value, bound to the lease when there is one.
+    Put {
+        key: Vec<u8>,
+        value: String,
+        lease: Option<i64>,
+    },
+    /// Deletes the key (nothing if absent).
+    Delete(Vec<u8>),
+}
+
+/// A transaction: all of `guards` hold, then all of `writes` happen, in
+/// one raft entry; otherwise nothing happens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Conditional {
+    pub guards: Vec<Guard>,
+    pub writes: Vec<Write>,
+}
+
+impl Conditional {
+    /// etcd's transaction for it (its failure branch is empty).
+    pub(super) fn txn(&self) -> Txn {
+        let compares: Vec<Compare> = self
+            .guards
+            .iter()
+            .map(|guard| match guard {
+                Guard::Absent(key) => Compare::create_revision(key.clone(), CompareOp::Equal, 0),
+                Guard::CreatedAt(key, revision) => {
+                    Compare::create_revision(key.clone(), CompareOp::Equal, *revision)
+                }
+                Guard::UnchangedSince(key, revision) => {
+                    Compare::mod_revision(key.clone(), CompareOp::Equal, *revision)
+                }
+                Guard::BoundTo(key, lease) => Compare::lease(key.clone(), CompareOp::Equal, *lease),
+                Guard::NoneIn { from, to } => {
+                    Compare::create_revision(from.clone(), CompareOp::Equal, 0)
+                        .with_range(to.clone())
+                }
+                // Every key under the prefix was created at `revision` or
+                // later: `create_revision > revision - 1` over the range.
+                Guard::NoneUnderPrefixBefore { prefix, revision } => {
+                    Compare::create_revision(prefix.clone(), CompareOp::Greater, revision - 1)
+                        .with_prefix()
+                }
+            })
+            .collect();
+        let writes: Vec<TxnOp> = self
+            .writes
+            .iter()
+            .map(|write| match write {
+                Write::Put { key, value, lease } => TxnOp::put(
+                    key.clone(),
+                    value.clone(),
+                    lease.map(|lease| PutOptions::new().with_lease(lease)),
+                ),
+                Write::Delete(key) => TxnOp::delete(key.clone(), None),
+            })
+            .collect();
+        Txn::new().when(compares).and_then(writes)
+    }
+}
+
+/// Queues a candidate: its key `~c/<lease hex>`, bound to its lease.
+/// Only while the key is absent: a lease is granted once, so an existing
+/// key means something else wrote it, and it must not be overwritten.
+pub(super) fn queue(layout: &Layout, lease: i64, value: String) -> Conditional {
+    let key = layout.candidate(lease);
+    Conditional {
+        guards: vec![Guard::Absent(key.clone())],
+        writes: vec![Write::Put {
+            key,
+            value,
+            lease: Some(lease),
+        }],
+    }
+}
+
+/// Rewrites our candidate key in place with a new candidacy (health, drain,
+/// priority). Only while it is the key we queued (same `create_revision`):
+/// its place in the queue and its lease stay; a key gone and put again is
+/// not ours to write.
+pub(super) fn rewrite_candidacy(
+    key: &[u8],
+    create_revision: i64,
+    lease: i64,
+    value: String,
+) -> Conditional {
+    Conditional {
+        guards: vec![Guard::CreatedAt(key.to_vec(), create_revision)],
+        writes: vec![Write::Put {
+            key: key.to_vec(),
+            value,
+            lease: Some(lease),
+        }],
+    }
+}
+
+/// Lays the anchor, without a lease, once no key of the old rule is left
+/// (nothing under the prefix sorts before `~`) and nobody laid it first:
+/// from then on the anchor is older than any old-rule key put later, so
+/// etcd's election clients never lead here again.
+pub(super) fn lay_anchor(layout: &Layout) -> Conditional {
+    Conditional {
+        guards: vec![
+            Guard::NoneIn {
+                from: layout.prefix().to_vec(),
+                to: layout.old_rule_end(),
+            },
+            Guard::Absent(layout.anchor()),
+        ],
+        writes: vec![Write::Put {
+            key: layout.anchor(),
+            value: layout.anchor_value().to_owned(),
+            lease: None,
+        }],
+    }
+}
+
+/// What a candidate taking the record must still hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Taking {
+    /// Our candidate key, as created.
+    pub key: Vec<u8>,
+    pub create_revision: i64,
+    pub lease: i64,
+    /// The anchor's `create_revision` as seen; `None` when there is none,
+    /// and then our key must be the oldest under the prefix.
+    pub anchor: Option<i64>,
+    /// The transfer to us being consumed, at its `mod_revision`; `None`:
+    /// there must be none.
+    pub transfer: Option<i64>,
+}
+
+/// Creates the leader record, bound to our lease: the term is this
+/// transaction's revision.
+///
+/// * the record is absent: a record is only ever created, never taken
+///   over, so terms grow whoever leads next;
+/// * our candidate key is still the one we queued: a node dequeued (its
+///   lease gone) cannot lead;
+/// * the anchor is the one we saw, or without one our key is the oldest
+///   under the prefix: an old-rule party (an etcd election client) leads
+///   while its key is the oldest, so we may lead only where it cannot;
+/// * no transfer exists, or it is the one to us we saw (consumed here):
+///   nobody overtakes a named hand-over, and a late target whose transfer
+///   was withdrawn fails;
+///
+/// and deletes the transfer and any preemption request: a hand-over,
+/// asked for or not, answers both.
+pub(super) fn take_record(layout: &Layout, taking: &Taking, value: String) -> Conditional {
+    let oldest = match taking.anchor {
+        Some(revision) => Guard::CreatedAt(layout.anchor(), revision),
+        None => Guard::NoneUnderPrefixBefore {
+            prefix: layout.prefix().to_vec(),
+            revision: taking.create_revision,
+        },
+    };
+    let handover = match taking.transfer {
+        Some(revision) => Guard::UnchangedSince(layout.transfer(), revision),
+        None => Guard::Absent(layout.transfer()),
+    };
+    Conditional {
+        guards: vec![
+            Guard::Absent(layout.record()),
+            Guard::CreatedAt(taking.key.clone(), taking.create_revision),
+            oldest,
+            handover,
+        ],
+        writes: vec![
+            Write::Put {
+                key: layout.record(),
+                value,
+                lease: Some(taking.lease),
+            },
+            Write::Delete(layout.transfer()),
+            Write::Delete(layout.preempt()),
+        ],
+    }
+}
+
+/// Puts a named hand-over, bound to the **target's** lease (so it goes if
+/// the target dies):
+///
+/// * the record is still bound to the leader's lease: only the leader
+///   names its successor;
+/// * no transfer exists: one hand-over at a time;
+/// * the target's key is the one the leader checked: a target that left
+///   and queued again is a new candidacy, to be checked again.
+pub(super) fn put_transfer(
+    layout: &Layout,
+    leader_lease: i64,
+    target_key: &[u8],
+    target_create_revision: i64,
+    target_lease: i64,
+    value: String,
+) -> Conditional {
+    Conditional {
+        guards: vec![
+            Guard::BoundTo(layout.record(), leader_lease),
+            Guard::Absent(layout.transfer()),
+            Guard::CreatedAt(target_key.to_vec(), target_create_revision),
+        ],
+        writes: vec![Write::Put {
+            key: layout.transfer(),
+            value,
+            lease: Some(target_lease),
+        }],
+    }
+}
+
+/// Asks the leader to hand over (`--preempt`): a request bound to our own
+/// lease, put only while none stands, so one request at a time.
+pub(super) fn ask_to_lead(layout: &Layout, lease: i64, value: String) -> Conditional {
+    Conditional {
+        guards: vec![Guard::Absent(layout.preempt())],
+        writes: vec![Write::Put {
+            key: layout.preempt(),
+            value,
+            lease: Some(lease),
+        }],
+    }
+}
+
+/// Deletes `key` only if nobody wrote it since `mod_revision`: a transfer
+/// consumed, withdrawn or declined exactly once, a request withdrawn only
+/// while it is the one we saw.
+pub(super) fn delete_unchanged(key: Vec<u8>, mod_revision: i64) -> Conditional {
+    Conditional {
+        guards: vec![Guard::UnchangedSince(key.clone(), mod_revision)],
+        writes: vec![Write::Delete(key)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> Layout {
+        Layout::new("leader")
+    }
+
+    fn taking(anchor: Option<i64>, transfer: Option<i64>) -> Taking {
+        Taking {
+            key: layout().candidate(0x10),
+            create_revision: 7,
+            lease: 0x10,
+            anchor,
+            transfer,
+        }
+    }
+
+    #[test]
+    fn queueing_never_overwrites_a_key() {
+        let t = queue(&layout(), 0x10, "v".into());
+        assert_eq!(t.guards, vec![Guard::Absent(layout().candidate(0x10))]);
+        assert_eq!(
+            t.writes,
+            vec![Write::Put {
+                key: layout().candidate(0x10),
+                value: "v".into(),
+                lease: Some(0x10),
+            }]
+        );
+    }
+
+    #[test]
+    fn a_candidacy_is_rewritten_only_in_the_key_we_queued() {
+        let key = layout().candidate(0x10);
+        let t = rewrite_candidacy(&key, 7, 0x10, "v".into());
+        assert_eq!(t.guards, vec![Guard::CreatedAt(key.clone(), 7)]);
+        assert!(
+            matches!(&t.writes[..], [Write::Put { key: k, lease: Some(0x10), .. }] if *k == key)
+        );
+    }
+
+    #[test]
+    fn the_anchor_is_laid_once_and_only_without_old_rule_keys() {
+        let t = lay_anchor(&layout());
+        assert!(t.guards.contains(&Guard::NoneIn {
+            from: b"/electd/leader/".to_vec(),
+            to: b"/electd/leader/~".to_vec(),
+        }));
+        assert!(t.guards.contains(&Guard::Absent(layout().anchor())));
+        assert!(matches!(&t.writes[..], [Write::Put { lease: None, .. }]));
+    }
+
+    #[test]
+    fn the_record_is_only_ever_created() {
+        let t = take_record(&layout(), &taking(Some(3), None), "r".into());
+        assert_eq!(t.guards[0], Guard::Absent(layout().record()));
+        assert!(
+            matches!(&t.writes[0], Write::Put { key, lease: Some(0x10), .. } if *key == layout().record())
+        );
+    }
+
+    #[test]
+    fn a_dequeued_candidate_cannot_take_the_record() {
+        let t = take_record(&layout(), &taking(Some(3), None), "r".into());
+        assert!(
+            t.guards
+                .contains(&Guard::CreatedAt(layout().candidate(0x10), 7))
+        );
+    }
+
+    #[test]
+    fn with_the_anchor_it_must_be_the_one_seen_and_without_our_key_the_oldest() {
+        let anchored = take_record(&layout(), &taking(Some(3), None), "r".into());
+        assert!(
+            anchored
+                .guards
+                .contains(&Guard::CreatedAt(layout().anchor(), 3))
+        );
+        let old_rule = take_record(&layout(), &taking(None, None), "r".into());
+        assert!(old_rule.guards.contains(&Guard::NoneUnderPrefixBefore {
+            prefix: layout().prefix().to_vec(),
+            revision: 7,
+        }));
+    }
+
+    #[test]
+    fn nobody_overtakes_a_transfer_and_its_target_consumes_the_one_it_saw() {
+        let none = take_record(&layout(), &taking(Some(3), None), "r".into());
+        assert!(none.guards.contains(&Guard::Absent(layout().transfer())));
+        let to_us = take_record(&layout(), &taking(Some(3), Some(9)), "r".into());
+        assert!(
+            to_us
+                .guards
+                .contains(&Guard::UnchangedSince(layout().transfer(), 9))
+        );
+        for t in [none, to_us] {
+            assert!(t.writes.contains(&Write::Delete(layout().transfer())));
+            assert!(t.writes.contains(&Write::Delete(layout().preempt())));
+        }
+    }
+
+    #[test]
+    fn only_the_leader_names_a_successor_and_binds_it_to_the_targets_lease() {
+        let target = layout().candidate(0x20);
+        let t = put_transfer(&layout(), 0x10, &target, 8, 0x20, "t".into());
+        assert_eq!(
+            t.guards,
+            vec![
+                Guard::BoundTo(layout().record(), 0x10),
+                Guard::Absent(layout().transfer()),
+                Guard::CreatedAt(target, 8),
+            ]
+        );
+        assert!(matches!(
+            &t.writes[..],
+            [Write::Put {
+                lease: Some(0x20),
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn one_request_to_lead_at_a_time_bound_to_the_asker() {
+        let t = ask_to_lead(&layout(), 0x30, "p".into());
+        assert_eq!(t.guards, vec![Guard::Absent(layout().preempt())]);
+        assert!(matches!(
+            &t.writes[..],
+            [Write::Put {
+                lease: Some(0x30),
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn a_record_is_consumed_withdrawn_or_declined_exactly_once() {
+        let t = delete_unchanged(layout().transfer(), 9);
+        assert_eq!(
+            t.guards,
+            vec![Guard::UnchangedSince(layout().transfer(), 9)]
+        );
+        assert_eq!(t.writes, vec![Write::Delete(layout().transfer())]);
+    }
+
+    #[test]
+    fn every_conditional_becomes_a_transaction() {
+        // The conversion panics on nothing and keeps every compare.
+        let all = [
+            queue(&layout(), 1, String::new()),
+            lay_anchor(&layout()),
+            take_record(&layout(), &taking(None, Some(2)), String::new()),
+        ];
+        for t in all {
+            let _ = t.txn();
+        }
+    }
+}
