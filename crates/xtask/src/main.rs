@@ -10,7 +10,6 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 
-
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args
