@@ -42,10 +42,15 @@ install -D -m 0644 deploy/debian/electd@.service "$root/lib/systemd/system/elect
 install -D -m 0644 deploy/debian/example.env "$root/etc/electd/example.env"
 install -D -m 0644 deploy/debian/copyright "$root/usr/share/doc/electd/copyright"
 
+# `cargo xtask man` and `cargo xtask completions`, in release mode: every
+# crate xtask shares with electd is then the release build just made, with
+# the same features (in the dev profile, xtask's features differ from the
+# test build's, and most of the graph would be compiled once more for it).
 generated=$out/generated
 rm -rf "$generated"
-cargo xtask man "$generated" >&2
-cargo xtask completions "$generated" >&2
+xtask=(cargo run --release --locked --quiet -p xtask --)
+"${xtask[@]}" man "$generated" >&2
+"${xtask[@]}" completions "$generated" >&2
 install -D -m 0644 "$generated/electd.1" "$root/usr/share/man/man1/electd.1"
 gzip -9n "$root/usr/share/man/man1/electd.1"
 install -D -m 0644 "$generated/electd" "$root/usr/share/bash-completion/completions/electd"
