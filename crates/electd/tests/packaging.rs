@@ -173,6 +173,17 @@ async fn the_package_installs_runs_its_unit_and_purges() {
         .prefix("electd-deb-")
         .tempdir()
         .expect("a temporary directory");
+    // Never over a real installation: this test purges what it installs.
+    let known = Command::new("dpkg-query")
+        .args(["--show", "electd"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        !known,
+        "the package electd is on this host already, and this test would purge it: \
+         dpkg --purge electd first, or leave this test out (ELECTD_TEST_NO_PACKAGING=1)"
+    );
+    let _purged = PurgedOnPanic;
 
     // Installs over an older build, then over itself.
     let older = rebuilt_as(&deb, dir.path(), "0.1.0");
@@ -375,6 +386,7 @@ async fn the_units_command_leads(dir: &Path) {
     };
     let log = dir.join("unit.log");
     let out = std::fs::File::create(&log).expect("a log file");
+    let _shown = ShownOnPanic(log.clone());
     let mut command = Command::new("setpriv");
     command
         .args(["--reuid", user, "--regid", group, "--init-groups", "--"])
@@ -393,16 +405,21 @@ async fn the_units_command_leads(dir: &Path) {
         .expect("an HTTP client");
     let url = format!("http://127.0.0.1:{port}");
     let output = || std::fs::read_to_string(&log).unwrap_or_default();
-    let status: serde_json::Value = eventually(SLACK, "the unit's command to lead", || async {
-        let body = http.get(&url).send().await.ok()?.text().await.ok()?;
-        (body == LEADER).then_some(())?;
-        http.get(format!("{url}/v1/status"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()
+    let status: serde_json::Value = eventually(SLACK, "the unit's command to lead", || {
+        if let Some(status) = service.try_exit() {
+            panic!("the unit's command exited ({status}):\n{}", output());
+        }
+        async {
+            let body = http.get(&url).send().await.ok()?.text().await.ok()?;
+            (body == LEADER).then_some(())?;
+            http.get(format!("{url}/v1/status"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()
+        }
     })
     .await;
     assert_eq!(status["election"], INSTANCE, "{status}\n{}", output());
@@ -411,14 +428,46 @@ async fn the_units_command_leads(dir: &Path) {
         environment.get("ELECTD_STATE_FILE").map(PathBuf::from),
         Some(state_file.clone())
     );
-    let meta = std::fs::metadata(&state_file)
-        .unwrap_or_else(|e| panic!("{}: {e}\n{}", state_file.display(), output()));
+    // Written once the term is known, beside the election's thread.
+    let meta = eventually(SLACK, "the state file", || async {
+        std::fs::metadata(&state_file).ok()
+    })
+    .await;
     assert_eq!(meta.uid(), uid, "the state file is not the package user's");
 
     service.signal(Signal::TERM);
     let status = service.wait_exit(SLACK).await;
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", output());
     std::fs::remove_file(&env_file).expect("the instance's env file goes");
+}
+
+/// The package purged, and the instance's settings removed, when the test
+/// fails half-way: nothing of a failed run may stay (a state file's term
+/// floor, from another etcd, would keep the next run from leading).
+struct PurgedOnPanic;
+
+impl Drop for PurgedOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = std::fs::remove_file(format!("/etc/electd/{INSTANCE}.env"));
+            let _ = Command::new("dpkg")
+                .args(["--purge", "electd"])
+                .stdout(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// A log that a failing test prints, as its temporary directory goes.
+struct ShownOnPanic(PathBuf);
+
+impl Drop for ShownOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.0).unwrap_or_default();
+            eprintln!("{}:\n{log}", self.0.display());
+        }
+    }
 }
 
 /// A unit file's settings, its specifiers replaced for one instance.
