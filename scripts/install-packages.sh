@@ -9,7 +9,9 @@
 set -euo pipefail
 
 installed() {
-    dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed'
+    # Not `dpkg -s | grep -q`: under pipefail, grep leaving early can fail
+    # the pipeline (dpkg gets SIGPIPE) for a package that is installed.
+    [ "$(dpkg-query --show --showformat='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
 }
 
 need=()
