@@ -60,9 +60,8 @@ install -D -m 0755 "$binary" "$rootfs/usr/bin/electd"
 libraries=$(ldd "$binary" | awk '$2 == "=>" { print $3 } $1 ~ /^\// { print $1 }')
 [ -n "$libraries" ] || fail "ldd names no library of $binary"
 for library in $libraries; do
-    package=$(dpkg -S "$library" 2>/dev/null | head -n 1 | cut -d: -f1) ||
-        fail "$library is not from a Debian package"
-    [ -n "$package" ] || fail "$library is not from a Debian package"
+    owner=$(dpkg -S "$library" 2>/dev/null) || fail "$library is not from a Debian package"
+    package=${owner%%:*}
     install -D -m 0755 "$(realpath "$library")" "$rootfs$library"
     install -D -m 0644 "/usr/share/doc/$package/copyright" "$rootfs/usr/share/doc/$package/copyright"
 done
