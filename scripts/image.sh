@@ -69,6 +69,7 @@ done
 mkdir -p "$rootfs/usr/share/common-licenses"
 cp -a /usr/share/common-licenses/. "$rootfs/usr/share/common-licenses/"
 install -D -m 0644 deploy/debian/copyright "$rootfs/usr/share/doc/electd/copyright"
+# Empty: the Containerfile makes /var/lib/electd of it, owned by the user.
 mkdir -p "$context/state"
 # glibc resolves etcd's host names (--etcd http://etcd-0.etcd:2379) through
 # NSS; without this file it would ask DNS before /etc/hosts, so localhost

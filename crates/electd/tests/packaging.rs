@@ -146,8 +146,8 @@ async fn the_image_hands_over_on_stop_and_expires_on_kill() {
         unreachable!("three leaderships");
     };
     assert_eq!(first_term.reason, Some(EndReason::Shutdown));
-    let handed_over = Duration::from_nanos(second_term.start_ns - stopped);
-    let resigned = Duration::from_nanos(second_term.start_ns - first_term.end_ns);
+    let handed_over = Duration::from_nanos(second_term.start_ns.saturating_sub(stopped));
+    let resigned = Duration::from_nanos(second_term.start_ns.saturating_sub(first_term.end_ns));
     eprintln!(
         "image: podman stop to the next leader: {handed_over:?} (its resign to the next \
          leader: {resigned:?})"
