@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages and only when missing, what electd's build,
 # demo, tests and benchmarks need, then checks that each piece works (not
-# merely that a command exists). One list, checked with dpkg, so a package
-# the build needs is never found only because a machine happened to have it.
+# merely that a command exists). One list, checked with dpkg
+# (scripts/install-packages.sh), so a package the build needs is never found
+# only because a machine happened to have it.
 #
 #   etcd-server        etcd, the real store every test and the demo run against
 #   etcd-client        etcdctl: users and roles in the auth tests, snapshots,
@@ -11,24 +12,30 @@
 #   libprotobuf-dev    google/protobuf/*.proto, which those files import
 #                      (protobuf-compiler only recommends it)
 #   wrk                the HTTP load generator of electd-bench
+#
+# The image and the package (scripts/image.sh, scripts/deb.sh, and the
+# tests in crates/electd/tests/packaging.rs):
+#
+#   binutils           strip: the image and the package hold a stripped electd
+#   podman             builds and runs the image (scripts/image.sh)
+#   runc               the OCI runtime the image tests run containers with
+#                      where podman's default, crun, cannot run one (crun
+#                      refuses a host whose cgroups are in hybrid mode)
+#   dpkg-dev           dpkg-shlibdeps: the package's Depends from the libraries
+#                      electd links
+#   adduser            the package's postinst creates its system user with it
+#                      (dpkg -i does not install what a package depends on)
+#   lintian            checks the package
+#   man-db             man -l renders the package's man page
+#   zsh, fish          each completion script the package ships loads in its
+#                      shell (bash is essential)
+#   systemd            systemd-analyze verify checks the package's unit
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-packages=(etcd-server etcd-client protobuf-compiler libprotobuf-dev wrk)
-
-need=()
-for p in "${packages[@]}"; do
-    dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || need+=("$p")
-done
-
-if ((${#need[@]})); then
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then
-        sudo=sudo
-    fi
-    echo "setup: installing ${need[*]}..."
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+packages=(etcd-server etcd-client protobuf-compiler libprotobuf-dev wrk
+    binutils podman runc dpkg-dev adduser lintian man-db zsh fish systemd)
+scripts/install-packages.sh "${packages[@]}"
 
 fail() {
     echo "setup: $*" >&2
@@ -36,10 +43,6 @@ fail() {
 }
 
 # Each check exercises what the build or the tests do with the piece.
-for p in "${packages[@]}"; do
-    dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' \
-        || fail "the Debian package $p is not installed (apt-get install $p)"
-done
 etcd --version >/dev/null 2>&1 || fail "etcd does not run (package etcd-server)"
 ETCDCTL_API=3 etcdctl version >/dev/null 2>&1 || fail "etcdctl does not run (package etcd-client)"
 command -v wrk >/dev/null 2>&1 || fail "wrk is missing (package wrk)"

@@ -9,6 +9,11 @@
 //! * when B follows A, `term(B) > term(A)`, or the terms are equal and both
 //!   belong to the same process (a lapsed term resumed);
 //! * one term never belongs to two processes.
+//!
+//! A process is its PID: [`check`] reads journals written on one host, in
+//! one PID namespace. Journals written in containers, where PIDs repeat
+//! (electd is the guardian's child in each, with the same PID), go to
+//! [`check_apart`], where a process is its journal and its PID.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +27,9 @@ pub struct Interval {
     pub id: String,
     /// The process.
     pub pid: u32,
+    /// With [`check_apart`], the index of the journal that told of it, in
+    /// whose PID namespace `pid` is; `None` when all share the host's.
+    pub journal: Option<usize>,
     /// The term.
     pub term: u64,
     /// When it was acquired (`CLOCK_MONOTONIC` ns).
@@ -133,60 +141,119 @@ pub fn without(spans: &[(u64, u64)], holes: &[(u64, u64)]) -> Vec<(u64, u64)> {
     left
 }
 
-/// Reads journals and checks them. `deaths` maps a PID killed with SIGKILL to
-/// when it died.
+/// Reads journals written in one PID namespace (this host's) and checks
+/// them. `deaths` maps a PID killed with SIGKILL to when it died.
 pub fn check<P: AsRef<Path>>(
     journals: &[P],
     deaths: &HashMap<u32, u64>,
 ) -> Result<Report, CheckError> {
     let mut records = Vec::new();
     for path in journals {
-        let path = path.as_ref();
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => {
-                return Err(CheckError::Read {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
-        };
-        for (n, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let record: Record = serde_json::from_str(line).map_err(|e| CheckError::Malformed {
-                path: path.to_owned(),
-                line: n + 1,
-                reason: e.to_string(),
-            })?;
-            records.push(record);
-        }
+        records.extend(read(path.as_ref())?.into_iter().map(|r| (None, r)));
     }
-    Ok(check_records(&records, deaths))
+    Ok(check_processes(&records, |_, pid| {
+        deaths.get(&pid).copied()
+    }))
 }
 
-/// Checks records already read; each process's records in the order it wrote them.
+/// A journal written in a PID namespace of its own (a container's), and
+/// when that namespace was killed, if it was: the death of every process
+/// that wrote the journal (`CLOCK_MONOTONIC` ns, which containers share
+/// with the host).
+#[derive(Clone, Debug)]
+pub struct Apart {
+    /// The journal.
+    pub path: PathBuf,
+    /// When its PID namespace was killed (`podman kill`: its PID 1, and the
+    /// kernel kills the rest).
+    pub killed_at: Option<u64>,
+}
+
+/// Reads journals, each written in a PID namespace of its own, and checks
+/// them together: a process is its journal and its PID.
+pub fn check_apart(journals: &[Apart]) -> Result<Report, CheckError> {
+    let mut records = Vec::new();
+    for (index, journal) in journals.iter().enumerate() {
+        records.extend(read(&journal.path)?.into_iter().map(|r| (Some(index), r)));
+    }
+    Ok(check_processes(&records, |journal, _| {
+        journal.and_then(|j| journals[j].killed_at)
+    }))
+}
+
+/// A journal's records; none when it was never written.
+fn read(path: &Path) -> Result<Vec<Record>, CheckError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(CheckError::Read {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let mut records = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: Record = serde_json::from_str(line).map_err(|e| CheckError::Malformed {
+            path: path.to_owned(),
+            line: n + 1,
+            reason: e.to_string(),
+        })?;
+        records.push(record);
+    }
+    Ok(records)
+}
+
+/// Checks records already read, written in one PID namespace; each
+/// process's records in the order it wrote them.
 pub fn check_records(records: &[Record], deaths: &HashMap<u32, u64>) -> Report {
+    let records: Vec<(Option<usize>, Record)> = records.iter().map(|r| (None, r.clone())).collect();
+    check_processes(&records, |_, pid| deaths.get(&pid).copied())
+}
+
+/// A process: the journal whose PID namespace it ran in (`None`: the
+/// host's), and its PID there.
+type Process = (Option<usize>, u32);
+
+/// "pid 7", or "pid 2 of journal 1" where PIDs repeat across journals.
+fn named((journal, pid): Process) -> String {
+    match journal {
+        None => format!("pid {pid}"),
+        Some(journal) => format!("pid {pid} of journal {journal}"),
+    }
+}
+
+/// The checks, over records tagged with their journal's PID namespace;
+/// `death` says when a process was killed, if it was.
+fn check_processes(
+    records: &[(Option<usize>, Record)],
+    death: impl Fn(Option<usize>, u32) -> Option<u64>,
+) -> Report {
     let mut report = Report::default();
-    let mut open: HashMap<u32, (Interval, u64)> = HashMap::new();
-    for r in records {
+    let mut open: HashMap<Process, (Interval, u64)> = HashMap::new();
+    for (journal, r) in records {
+        let process = (*journal, r.pid);
+        let who = named(process);
         match &r.event {
             Event::Acquired { deadline_ns } => {
-                if let Some((prev, last_deadline)) = open.remove(&r.pid) {
+                if let Some((prev, last_deadline)) = open.remove(&process) {
                     report.violations.push(format!(
-                        "pid {} acquired term {} without ending term {}",
-                        r.pid, r.term, prev.term
+                        "{who} acquired term {} without ending term {}",
+                        r.term, prev.term
                     ));
                     close(&mut report, prev, last_deadline.min(r.t_ns), None);
                 }
                 open.insert(
-                    r.pid,
+                    process,
                     (
                         Interval {
                             id: r.id.clone(),
                             pid: r.pid,
+                            journal: *journal,
                             term: r.term,
                             start_ns: r.t_ns,
                             end_ns: *deadline_ns,
@@ -196,81 +263,83 @@ pub fn check_records(records: &[Record], deaths: &HashMap<u32, u64>) -> Report {
                     ),
                 );
             }
-            Event::Renewed { deadline_ns } => match open.get_mut(&r.pid) {
+            Event::Renewed { deadline_ns } => match open.get_mut(&process) {
                 Some((interval, last)) if interval.term == r.term => {
                     *last = (*last).max(*deadline_ns);
                 }
-                _ => report.violations.push(format!(
-                    "pid {} renewed term {} it had not acquired",
-                    r.pid, r.term
-                )),
+                _ => report
+                    .violations
+                    .push(format!("{who} renewed term {} it had not acquired", r.term)),
             },
-            Event::Ended { reason } => match open.remove(&r.pid) {
+            Event::Ended { reason } => match open.remove(&process) {
                 Some((interval, last)) if interval.term == r.term => {
                     if r.t_ns > last {
                         report.violations.push(format!(
-                            "pid {} term {} ended at {} after its deadline {}",
-                            r.pid, r.term, r.t_ns, last
+                            "{who} term {} ended at {} after its deadline {}",
+                            r.term, r.t_ns, last
                         ));
                     }
                     close(&mut report, interval, r.t_ns.min(last), Some(*reason));
                 }
                 other => {
-                    report.violations.push(format!(
-                        "pid {} ended term {} it was not leading",
-                        r.pid, r.term
-                    ));
+                    report
+                        .violations
+                        .push(format!("{who} ended term {} it was not leading", r.term));
                     if let Some((interval, last)) = other {
                         close(&mut report, interval, last, None);
                     }
                 }
             },
             other => report.violations.push(format!(
-                "pid {} wrote an event this checker does not know: {other:?}",
-                r.pid
+                "{who} wrote an event this checker does not know: {other:?}"
             )),
         }
     }
-    for (pid, (interval, last)) in open {
-        let end = deaths.get(&pid).map_or(last, |&death| death.min(last));
+    for ((journal, pid), (interval, last)) in open {
+        let end = death(journal, pid).map_or(last, |death| death.min(last));
         close(&mut report, interval, end, None);
     }
     report.intervals.sort_by_key(|i| (i.start_ns, i.end_ns));
 
-    let mut owner_of_term: HashMap<u64, u32> = HashMap::new();
+    let mut owner_of_term: HashMap<u64, Process> = HashMap::new();
     for i in &report.intervals {
         if let Some(&other) = owner_of_term.get(&i.term)
-            && other != i.pid
+            && other != i.process()
         {
             report.violations.push(format!(
                 "term {} belongs to two processes: {} and {}",
-                i.term, other, i.pid
+                i.term,
+                named(other),
+                named(i.process())
             ));
         }
-        owner_of_term.insert(i.term, i.pid);
+        owner_of_term.insert(i.term, i.process());
     }
     let mut latest: Option<&Interval> = None;
     for i in &report.intervals {
         if let Some(prev) = latest {
             if i.start_ns < prev.end_ns {
                 report.violations.push(format!(
-                    "overlap: {} (pid {}, term {}) led until {} but {} (pid {}, term {}) acquired at {} ({:.3} ms earlier)",
+                    "overlap: {} ({}, term {}) led until {} but {} ({}, term {}) acquired at {} ({:.3} ms earlier)",
                     prev.id,
-                    prev.pid,
+                    named(prev.process()),
                     prev.term,
                     prev.end_ns,
                     i.id,
-                    i.pid,
+                    named(i.process()),
                     i.term,
                     i.start_ns,
                     (prev.end_ns - i.start_ns) as f64 / 1e6
                 ));
             }
-            let same_process_resumes = i.term == prev.term && i.pid == prev.pid;
+            let same_process_resumes = i.term == prev.term && i.process() == prev.process();
             if i.term < prev.term || (i.term == prev.term && !same_process_resumes) {
                 report.violations.push(format!(
-                    "term went from {} (pid {}) to {} (pid {})",
-                    prev.term, prev.pid, i.term, i.pid
+                    "term went from {} ({}) to {} ({})",
+                    prev.term,
+                    named(prev.process()),
+                    i.term,
+                    named(i.process())
                 ));
             }
         }
@@ -279,6 +348,12 @@ pub fn check_records(records: &[Record], deaths: &HashMap<u32, u64>) -> Report {
         }
     }
     report
+}
+
+impl Interval {
+    fn process(&self) -> Process {
+        (self.journal, self.pid)
+    }
 }
 
 fn close(report: &mut Report, mut interval: Interval, end: u64, reason: Option<EndReason>) {
@@ -420,6 +495,41 @@ mod tests {
             &HashMap::new(),
         );
         r.assert_safe();
+    }
+
+    #[test]
+    fn processes_apart_are_their_journal_and_pid() {
+        // electd is PID 2 in both containers: one process each (the first
+        // killed, its term lapsed), not one that acquired twice.
+        let apart = |journal, record| (Some(journal), record);
+        let records = [
+            apart(0, acquired(2, 5, 100, 200)),
+            apart(1, acquired(2, 7, 300, 400)),
+        ];
+        let r = check_processes(&records, |_, _| None);
+        r.assert_safe();
+        assert_eq!(r.intervals[1].journal, Some(1));
+        // Keyed by PID alone, the same records read as one process.
+        let shared: Vec<_> = records.iter().map(|(_, r)| (None, r.clone())).collect();
+        assert!(!check_processes(&shared, |_, _| None).violations.is_empty());
+
+        // A death is its own journal's: container 0 killed at 150 ends its
+        // term there, container 1's runs to its deadline and overlaps.
+        let records = [
+            apart(0, acquired(2, 5, 100, 300)),
+            apart(1, acquired(2, 7, 200, 400)),
+        ];
+        let killed = |journal: Option<usize>, pid| (journal == Some(0) && pid == 2).then_some(150);
+        check_processes(&records, killed).assert_safe();
+        let killed = |journal: Option<usize>, pid| (journal == Some(1) && pid == 2).then_some(250);
+        let r = check_processes(&records, killed);
+        assert!(
+            r.violations
+                .iter()
+                .any(|v| v.contains("overlap") && v.contains("pid 2 of journal 0")),
+            "{r:?}"
+        );
+        assert_eq!(r.intervals[1].end_ns, 250);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! * [`etcd`]: etcd members on free loopback ports with temporary data dirs;
 //! * [`node`]: `electd` processes, with signals and HTTP helpers;
+//! * [`container`]: electd's container image run by podman;
 //! * [`checker`]: proves the safety invariant over the journals of a run;
 //! * [`proxy`]: a TCP fault proxy (delay, silent and loud partitions);
 //! * [`health`]: a switchable health endpoint for `--health-url`;
@@ -17,10 +18,11 @@
 //! it (SIGKILL, by PID) and reaps it, also when a test fails.
 
 pub mod checker;
+pub mod container;
 pub mod etcd;
 pub mod health;
 pub mod node;
-mod process;
+pub mod process;
 pub mod procs;
 pub mod proxy;
 mod store;

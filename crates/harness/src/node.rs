@@ -16,6 +16,28 @@ use rustix::process::Signal;
 use crate::process::Owned;
 use crate::{eventually, free_port, now_ns};
 
+/// The seed's answer at `/` of a node that leads.
+pub const LEADER: &str = "I am the leader";
+
+/// An HTTP client for a node under test: a fresh connection per request (a
+/// pooled one may have been closed by the node's header timeout while it
+/// was paused), and a bound on each.
+pub(crate) fn client() -> reqwest::Client {
+    crate::http()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(3))
+        .build()
+        .expect("an HTTP client")
+}
+
+/// GETs `url`; `None` when nothing answers.
+pub(crate) async fn get(http: &reqwest::Client, url: &str) -> Option<Answer> {
+    let resp = http.get(url).send().await.ok()?;
+    let status = resp.status().as_u16();
+    let body = resp.text().await.ok()?;
+    Some(Answer { status, body })
+}
+
 /// One `electd` process.
 pub struct Node {
     process: Owned,
@@ -102,13 +124,7 @@ impl Node {
             guarded,
             worker: std::sync::OnceLock::new(),
             worker_killed_at: None,
-            // A fresh connection per request: a pooled one may have been
-            // closed by the node's header timeout while it was paused.
-            http: crate::http()
-                .pool_max_idle_per_host(0)
-                .timeout(Duration::from_secs(3))
-                .build()
-                .expect("an HTTP client"),
+            http: client(),
         }
     }
 
@@ -158,15 +174,7 @@ impl Node {
 
     /// GETs `path`; `None` when the node does not answer.
     pub async fn get(&self, path: &str) -> Option<Answer> {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.url()))
-            .send()
-            .await
-            .ok()?;
-        let status = resp.status().as_u16();
-        let body = resp.text().await.ok()?;
-        Some(Answer { status, body })
+        get(&self.http, &format!("{}{path}", self.url())).await
     }
 
     /// Sends `method` to `path` with optional headers.
@@ -199,7 +207,7 @@ impl Node {
 
     /// Whether the node says it leads.
     pub async fn is_leader(&self) -> bool {
-        self.answer().await.as_deref() == Some("I am the leader")
+        self.answer().await.as_deref() == Some(LEADER)
     }
 
     /// Waits until the node answers HTTP.

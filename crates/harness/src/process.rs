@@ -1,28 +1,33 @@
-//! A child process that is killed and reaped when its guard goes away.
+//! A child process that is killed and reaped when its guard goes away, for
+//! the harness's own processes and for those a test starts itself.
 
 use std::process::{Child, ExitStatus};
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal, kill_process};
 
-pub(crate) struct Owned {
+/// A child, killed (SIGKILL) and reaped on drop.
+pub struct Owned {
     child: Child,
     exited: Option<ExitStatus>,
 }
 
 impl Owned {
-    pub(crate) fn new(child: Child) -> Owned {
+    /// Owns `child` from now on.
+    pub fn new(child: Child) -> Owned {
         Owned {
             child,
             exited: None,
         }
     }
 
-    pub(crate) fn pid(&self) -> u32 {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub(crate) fn signal(&self, signal: Signal) {
+    /// Sends `signal`, unless it was reaped.
+    pub fn signal(&self, signal: Signal) {
         if self.exited.is_none()
             && let Some(pid) = Pid::from_raw(self.child.id() as i32)
         {
@@ -31,7 +36,7 @@ impl Owned {
     }
 
     /// SIGKILL and reap; returns when the process is gone.
-    pub(crate) fn kill(&mut self) {
+    pub fn kill(&mut self) {
         if self.exited.is_none() {
             self.signal(Signal::CONT);
             let _ = self.child.kill();
@@ -39,7 +44,8 @@ impl Owned {
         }
     }
 
-    pub(crate) fn try_exit(&mut self) -> Option<ExitStatus> {
+    /// Its exit status, if it exited.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
         if self.exited.is_none() {
             self.exited = self.child.try_wait().ok().flatten();
         }
@@ -47,7 +53,7 @@ impl Owned {
     }
 
     /// Waits up to `limit` for the process to exit on its own.
-    pub(crate) async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             if let Some(status) = self.try_exit() {
