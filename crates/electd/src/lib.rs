@@ -6,8 +6,6 @@
 //! generate the man page, the shell completions and the flags reference
 //! read the one command-line definition ([`command`]) the binary parses.
 
-mod admin;
-mod answers;
 mod cli;
 mod contain;
 mod daemon;

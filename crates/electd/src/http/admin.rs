@@ -16,8 +16,8 @@ use elect::TransferError;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::answers::LeaderBody;
-use crate::http::{AppState, status_body};
+use super::answers::LeaderBody;
+use super::state::{AppState, status_body};
 use crate::lead::{Request, ResignReply};
 
 /// An error answer.
