@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::exec::{ADMIN_TOKEN_VAR, ETCD_PASSWORD_VAR, ExecSpec, OnExit};
 use crate::health_check::HealthSpec;
+use crate::supervise::exec::{ADMIN_TOKEN_VAR, ETCD_PASSWORD_VAR, ExecSpec, OnExit};
 
 /// Leader election on etcd: exactly one node leads at any instant, and every
 /// node can say who it is.

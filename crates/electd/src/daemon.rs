@@ -19,7 +19,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::cli::{Bind, Cli, LogFormat, Settings};
-use crate::{cli, exec, guardian, health_check, http, lead, metrics, watchdog};
+use crate::supervise::{exec, guardian, watchdog};
+use crate::{cli, health_check, http, lead, metrics};
 
 /// Exit status for configuration the user must fix.
 const BAD_CONFIG: u8 = 2;
@@ -62,9 +63,10 @@ pub fn main() -> ExitCode {
         Some(guarded) => {
             settings.election = settings.election.with_on_claim(guarded.hook());
         }
-        None if guardian::wanted(&settings) => {
+        // A node that may lead gets a guardian.
+        None if !settings.observe && !settings.no_guardian => {
             init_logging(settings.log_format);
-            return guardian::main(&args, &settings);
+            return guardian::main(&args, &settings.election);
         }
         None => {}
     }

@@ -21,9 +21,9 @@ use std::time::Duration;
 use elect::{Election, Leader, Leadership, TransferError};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::exec::{ExecSpec, Identity, Leftover, OnExit, Running, Stopped, Watch};
 use crate::health_check::Verdict;
 use crate::metrics::Metrics;
+use crate::supervise::exec::{ExecSpec, Identity, Leftover, OnExit, Running, Stopped, Watch};
 
 /// How a hand-over request (`POST /v1/resign[?to=ID]`) ended.
 #[derive(Debug)]

@@ -7,16 +7,13 @@
 //! read the one command-line definition ([`command`]) the binary parses.
 
 mod cli;
-mod contain;
 mod daemon;
-mod exec;
-mod guardian;
 mod health_check;
 mod http;
 mod lead;
 pub mod manual;
 mod metrics;
-mod watchdog;
+mod supervise;
 
 pub use daemon::main;
 

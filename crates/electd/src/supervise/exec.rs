@@ -25,8 +25,9 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
-use crate::contain::{ROUND_PAUSE, Sweep};
-use crate::watchdog;
+use super::contain::{ROUND_PAUSE, Sweep};
+use super::protocol::{Order, Report};
+use super::watchdog;
 
 /// How long the watchdog may take to answer a line. It answers at once
 /// unless it is stopped or stuck; this only has to outlast a busy machine's
@@ -220,7 +221,7 @@ impl Running {
             return;
         }
         self.deadline = deadline;
-        self.send(&format!("extend {}\n", elect::instant_to_ns(deadline)));
+        self.send(&Order::Extend(elect::instant_to_ns(deadline)).line());
     }
 
     /// Sends a line without ever waiting: a watchdog whose socket is full
@@ -239,12 +240,12 @@ impl Running {
     }
 
     fn hear(&mut self, line: &str) {
-        match said(line) {
-            Some(Said::Ok) => {
+        match Report::parse(line) {
+            Some(Report::Ok) => {
                 self.unanswered.pop_front();
             }
-            Some(Said::Pid(pid)) => self.group = Some(pid),
-            Some(Said::Exited(code)) => self.reported = Some(code),
+            Some(Report::Pid(pid)) => self.group = Some(pid),
+            Some(Report::Exited(code)) => self.reported = Some(code),
             None => tracing::debug!(line, "unexpected line from the watchdog"),
         }
     }
@@ -289,7 +290,7 @@ impl Running {
     pub async fn stop(mut self) -> Result<Stopped, Leftover> {
         let now = Instant::now();
         if !self.broken && now < self.deadline && matches!(self.watchdog.try_wait(), Ok(None)) {
-            self.send("stop\n");
+            self.send(&Order::Stop.line());
             let until = now + self.grace.min(self.deadline - now) + ANSWER_WITHIN;
             tokio::select! {
                 _ = self.watch() => {}
@@ -350,26 +351,6 @@ impl Running {
     }
 }
 
-/// A line from the watchdog.
-#[derive(Debug, PartialEq, Eq)]
-enum Said {
-    /// It acted on a line of ours.
-    Ok,
-    /// The command's PID (and process group).
-    Pid(Pid),
-    /// The command's status, once nothing of it lives.
-    Exited(u8),
-}
-
-fn said(line: &str) -> Option<Said> {
-    match line.split_whitespace().collect::<Vec<_>>().as_slice() {
-        ["ok"] => Some(Said::Ok),
-        ["pid", pid] => Pid::from_raw(i32::try_from(pid.parse::<u32>().ok()?).ok()?).map(Said::Pid),
-        ["exited", code] => code.parse().ok().map(Said::Exited),
-        _ => None,
-    }
-}
-
 /// The next line from the watchdog; `None` at its end. Cancel-safe.
 async fn next_line(lines: &mut Option<Lines<BufReader<OwnedReadHalf>>>) -> Option<String> {
     match lines {
@@ -392,24 +373,6 @@ fn duration_ns(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn what_the_watchdog_says() {
-        assert_eq!(said("ok"), Some(Said::Ok));
-        assert_eq!(said("pid 42"), Pid::from_raw(42).map(Said::Pid));
-        assert_eq!(said("exited 137"), Some(Said::Exited(137)));
-        for nonsense in [
-            "",
-            "ok ok",
-            "pid 0",
-            "pid -1",
-            "pid x",
-            "exited 256",
-            "hello",
-        ] {
-            assert_eq!(said(nonsense), None, "{nonsense:?}");
-        }
-    }
 
     #[test]
     fn how_a_command_ended_is_told() {

@@ -41,7 +41,8 @@ use rustix::process::{
     Pid, PidfdFlags, Signal, getpid, kill_process_group, pidfd_open, set_child_subreaper,
 };
 
-use crate::contain::{Sweep, status_code};
+use super::contain::{Sweep, status_code};
+use super::protocol::{Order, Report};
 
 /// `argv[1]` that selects this mode.
 pub const MODE: &str = "__electd-exec-watchdog";
@@ -91,7 +92,7 @@ fn say(control: BorrowedFd<'_>, line: &str) {
 
 fn fail(control: BorrowedFd<'_>, message: &str) -> ExitCode {
     let _ = writeln!(std::io::stderr(), "electd exec: {message}");
-    say(control, "exited 127\n");
+    say(control, &Report::Exited(127).line());
     ExitCode::from(127)
 }
 
@@ -125,7 +126,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     let Some(pid) = Pid::from_raw(child.id() as i32) else {
         return fail(control, "the command has no process id");
     };
-    say(control, &format!("pid {}\n", pid.as_raw_nonzero()));
+    say(control, &Report::Pid(pid).line());
     match pidfd_open(pid, PidfdFlags::empty()) {
         Ok(pidfd) => supervise(control, pid, &pidfd, args.grace, args.deadline),
         Err(err) => {
@@ -146,7 +147,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let code = sweep.leader().map_or(1, status_code);
-    say(control, &format!("exited {code}\n"));
+    say(control, &Report::Exited(code).line());
     ExitCode::from(code)
 }
 
@@ -222,23 +223,16 @@ fn supervise(
                     pending.extend_from_slice(&buf[..n]);
                     while let Some(end) = pending.iter().position(|&b| b == b'\n') {
                         let line: Vec<u8> = pending.drain(..=end).collect();
-                        match std::str::from_utf8(&line).map(str::trim) {
-                            Ok("stop") => {
+                        match std::str::from_utf8(&line).ok().and_then(Order::parse) {
+                            Some(Order::Stop) => {
                                 stop_requested.get_or_insert(now);
                             }
-                            Ok(line) => {
-                                if let Some(ns) = line
-                                    .strip_prefix("extend ")
-                                    .and_then(|n| n.parse::<u64>().ok())
-                                {
-                                    deadline = deadline.max(ns);
-                                }
-                            }
-                            Err(_) => {}
+                            Some(Order::Extend(ns)) => deadline = deadline.max(ns),
+                            None => {}
                         }
                         // Answered after acting on it: electd counts an
                         // unanswered line as a watchdog that cannot act.
-                        say(control, "ok\n");
+                        say(control, &Report::Ok.line());
                     }
                 }
             }

@@ -41,8 +41,7 @@ use rustix::process::{Pid, Signal, getpid, getppid, kill_process, set_child_subr
 use tokio::io::AsyncBufReadExt;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::cli::Settings;
-use crate::contain::Sweep;
+use super::contain::Sweep;
 
 /// `argv[1]` of the worker, followed by the claims pipe's descriptor.
 pub const MODE: &str = "__electd-guarded";
@@ -110,11 +109,6 @@ impl Guarded {
     }
 }
 
-/// Whether these settings get a guardian: a node that may lead does.
-pub fn wanted(settings: &Settings) -> bool {
-    !settings.observe && !settings.no_guardian
-}
-
 fn parse_claim(line: &str) -> Option<Claim> {
     match line.split_once(' ')? {
         ("lease", id) => id.parse().ok().map(Claim::Lease),
@@ -124,7 +118,7 @@ fn parse_claim(line: &str) -> Option<Claim> {
 }
 
 /// Runs the guardian: starts the worker with `args`, and outlives it.
-pub fn main(args: &[OsString], settings: &Settings) -> ExitCode {
+pub fn main(args: &[OsString], election: &elect::Config) -> ExitCode {
     if let Err(err) = set_child_subreaper(Some(getpid())) {
         // Without it the command's orphans would go elsewhere: no release.
         eprintln!("electd: cannot be a child subreaper ({err}); use --no-guardian");
@@ -142,10 +136,10 @@ pub fn main(args: &[OsString], settings: &Settings) -> ExitCode {
     };
     // On this thread: the worker's parent-death signal follows the thread
     // that started it, and this one lives as long as the process.
-    runtime.block_on(guard(args, settings))
+    runtime.block_on(guard(args, election))
 }
 
-async fn guard(args: &[OsString], settings: &Settings) -> ExitCode {
+async fn guard(args: &[OsString], election: &elect::Config) -> ExitCode {
     // Before electd exists: a signal that came first would otherwise end
     // the guardian, and electd with it, without a word.
     let mut signals = match Signals::new() {
@@ -178,7 +172,7 @@ async fn guard(args: &[OsString], settings: &Settings) -> ExitCode {
         eprintln!("electd: the worker has no process id");
         return ExitCode::FAILURE;
     };
-    let releaser = match Releaser::new(&settings.election) {
+    let releaser = match Releaser::new(election) {
         Ok(releaser) => Some(releaser),
         Err(err) => {
             tracing::warn!(%err, "the guardian cannot reach etcd: a dead electd's lease will run out");
@@ -189,7 +183,7 @@ async fn guard(args: &[OsString], settings: &Settings) -> ExitCode {
     // so that a release costs one round trip.
     let connect = async {
         if let Some(releaser) = &releaser {
-            let _ = tokio::time::timeout(settings.election.ttl(), releaser.connect()).await;
+            let _ = tokio::time::timeout(election.ttl(), releaser.connect()).await;
         }
     };
     let mut claims = Claims::new(read);
@@ -207,7 +201,7 @@ async fn guard(args: &[OsString], settings: &Settings) -> ExitCode {
     let died = std::time::Instant::now();
     // Nothing of its term may live on: its watchdog, the command and their
     // descendants are ours now. Past the TTL the lease is gone anyway.
-    let ttl = settings.election.ttl();
+    let ttl = election.ttl();
     // Tight rounds: each one a scan of /proc, and the next leader waits.
     let contained = Sweep::new(None).finish_blocking_every(ttl, SWEEP_PAUSE);
     let swept = died.elapsed();
