@@ -105,25 +105,13 @@ impl Lead {
         let exit = loop {
             after = match after {
                 After::Campaign => {
-                    let waited = tokio::select! {
-                        biased;
-                        _ = shutdown.wait_for(|stop| *stop) => Idle::Stop,
-                        Some(request) = requests.recv() => Idle::Request(request),
-                        Some(healthy) = verdict(&mut self.health) => Idle::Verdict(healthy),
-                        leadership = self.election.campaign() => match leadership {
-                            Ok(leadership) => Idle::Lead(leadership),
-                            Err(_) => Idle::Stop,
-                        },
-                    };
-                    match waited {
-                        Idle::Stop => break None,
-                        Idle::Lead(leadership) => {
+                    let election = self.election.clone();
+                    let campaign = async move { election.campaign().await };
+                    match self.wait_idle(campaign, &mut requests, &mut shutdown).await {
+                        Some(Ok(leadership)) => {
                             self.lead(leadership, &mut requests, &mut shutdown).await
                         }
-                        other => {
-                            self.idle(other).await;
-                            After::Campaign
-                        }
+                        Some(Err(_)) | None => break None,
                     }
                 }
                 After::Cooldown => {
@@ -167,19 +155,8 @@ impl Lead {
     ) -> bool {
         loop {
             let pause = tokio::time::sleep(Duration::from_secs(1));
-            tokio::pin!(pause);
-            loop {
-                let waited = tokio::select! {
-                    biased;
-                    _ = shutdown.wait_for(|stop| *stop) => Idle::Stop,
-                    Some(request) = requests.recv() => Idle::Request(request),
-                    Some(healthy) = verdict(&mut self.health) => Idle::Verdict(healthy),
-                    _ = &mut pause => break,
-                };
-                if let Idle::Stop = waited {
-                    return false;
-                }
-                self.idle(waited).await;
+            if self.wait_idle(pause, requests, shutdown).await.is_none() {
+                return false;
             }
             if left.contain().await {
                 tracing::info!("the command's processes are gone at last");
@@ -197,17 +174,26 @@ impl Lead {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), ()> {
         let until = tokio::time::sleep(self.cooldown);
+        self.wait_idle(until, requests, shutdown).await.ok_or(())
+    }
+
+    /// Waits for `until` while this node does not lead, answering requests
+    /// and health verdicts meanwhile; `None` when shutdown is asked first.
+    async fn wait_idle<T>(
+        &mut self,
+        until: impl std::future::Future<Output = T>,
+        requests: &mut mpsc::Receiver<Request>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<T> {
         tokio::pin!(until);
         loop {
             let waited = tokio::select! {
-                _ = &mut until => return Ok(()),
-                _ = shutdown.wait_for(|stop| *stop) => Idle::Stop,
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => return None,
                 Some(request) = requests.recv() => Idle::Request(request),
                 Some(healthy) = verdict(&mut self.health) => Idle::Verdict(healthy),
+                done = &mut until => return Some(done),
             };
-            if let Idle::Stop = waited {
-                return Err(());
-            }
             self.idle(waited).await;
         }
     }
@@ -223,7 +209,6 @@ impl Lead {
                 let _ = reply.send(());
             }
             Idle::Verdict(healthy) => self.election.set_healthy(healthy).await,
-            Idle::Stop | Idle::Lead(_) => {}
         }
     }
 
@@ -284,18 +269,14 @@ impl Lead {
             match event {
                 Event::Shutdown => {
                     if let Err(left) = stop(child.take()).await {
-                        tracing::error!(term = leadership.term(), "{UNCONFIRMED}");
-                        leadership.abandon().await;
-                        return After::Contain(left, Box::new(After::Shutdown));
+                        return unconfirmed(&leadership, left, After::Shutdown).await;
                     }
                     return self.shut_down(leadership).await;
                 }
                 Event::Lost => {
                     // SIGTERM now, or SIGKILL when the deadline has passed.
                     if let Err(left) = stop(child.take()).await {
-                        tracing::error!(term = leadership.term(), "{UNCONFIRMED}");
-                        leadership.abandon().await;
-                        return After::Contain(left, Box::new(After::Campaign));
+                        return unconfirmed(&leadership, left, After::Campaign).await;
                     }
                     return After::Campaign;
                 }
@@ -357,10 +338,8 @@ impl Lead {
                 }
                 Event::Request(Request::Resign { to: None, reply }) => {
                     if let Err(left) = stop(child.take()).await {
-                        tracing::error!(term = leadership.term(), "{UNCONFIRMED}");
-                        leadership.abandon().await;
                         let _ = reply.send(ResignReply::Failed(UNCONFIRMED.to_owned()));
-                        return After::Contain(left, Box::new(After::Cooldown));
+                        return unconfirmed(&leadership, left, After::Cooldown).await;
                     }
                     if !leadership.is_valid() {
                         // Lapsed at its deadline: nothing to hand over.
@@ -404,9 +383,7 @@ impl Lead {
                     let stopped = match stopped {
                         Ok(stopped) => stopped,
                         Err(left) => {
-                            tracing::error!(term = leadership.term(), "{UNCONFIRMED}");
-                            leadership.abandon().await;
-                            return After::Contain(left, Box::new(After::Campaign));
+                            return unconfirmed(&leadership, left, After::Campaign).await;
                         }
                     };
                     if by_deadline {
@@ -469,10 +446,9 @@ impl Lead {
         Fut: std::future::Future<Output = ()>,
     {
         if let Err(left) = stop(child.take()).await {
-            tracing::error!(term = leadership.term(), "{UNCONFIRMED}");
-            leadership.abandon().await;
+            let after = unconfirmed(leadership, left, After::Campaign).await;
             step(self.election.clone()).await;
-            return After::Contain(left, Box::new(After::Campaign));
+            return after;
         }
         step(self.election.clone()).await;
         After::Campaign
@@ -490,10 +466,8 @@ impl Lead {
         preempted: bool,
     ) -> Result<(After, ResignReply), TransferError> {
         if let Err(left) = stop(child.take()).await {
-            tracing::error!(term = leadership.term(), "{UNCONFIRMED}");
-            leadership.abandon().await;
-            let failed = ResignReply::Failed(UNCONFIRMED.to_owned());
-            return Ok((After::Contain(left, Box::new(After::Campaign)), failed));
+            let after = unconfirmed(leadership, left, After::Campaign).await;
+            return Ok((after, ResignReply::Failed(UNCONFIRMED.to_owned())));
         }
         let within = self.election.config().timing().transfer_within();
         let result = if preempted {
@@ -569,10 +543,8 @@ impl Lead {
 
 /// What came while this node does not lead.
 enum Idle {
-    Stop,
     Request(Request),
     Verdict(bool),
-    Lead(Leadership),
 }
 
 enum Event {
@@ -601,6 +573,15 @@ async fn watch(child: &mut Option<Running>) -> Watch {
         Some(running) => running.watch().await,
         None => std::future::pending().await,
     }
+}
+
+/// A command whose processes are not confirmed gone: the leadership is
+/// abandoned (its claim expires after the TTL, by when the watchdog killed
+/// by the deadline), and what is left is contained before `then`.
+async fn unconfirmed(leadership: &Leadership, left: Leftover, then: After) -> After {
+    tracing::error!(term = leadership.term(), "{UNCONFIRMED}");
+    leadership.abandon().await;
+    After::Contain(left, Box::new(then))
 }
 
 /// Stops the command, if any; `Err` with what is not confirmed gone.
