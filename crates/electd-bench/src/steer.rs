@@ -166,9 +166,10 @@ pub async fn measure(
         handed.push(ms(acquired.saturating_sub(ended)));
         match how {
             Steer::Drain => {
-                // Undrained only once queued again as drained: an undrain
-                // while a node re-queues can be lost (the key is written
-                // with the candidacy read before it; BENCHMARKS.md, "Steered hand-over").
+                // Undrained only once queued again as drained, so that every
+                // run starts from the same state (the book's benchmarks page,
+                // "Steered hand-over": an undrain while re-queueing was lost
+                // before 1e99d59).
                 if api == "v3" {
                     queued(&cluster, next, &[leader]).await?;
                 }

@@ -75,7 +75,9 @@ pub struct Cli {
     #[arg(long, value_name = "NAME", env = "ELECTD_ETCD_USER")]
     pub etcd_user: Option<String>,
 
-    /// File holding the password of --etcd-user (one trailing newline is ignored).
+    /// File holding the password of --etcd-user, read once at start: one
+    /// trailing newline (\n or \r\n) is removed, everything else is the
+    /// password. Keep it mode 0600.
     #[arg(long, value_name = "FILE", env = "ELECTD_ETCD_PASSWORD_FILE")]
     pub etcd_password_file: Option<PathBuf>,
 
@@ -93,17 +95,22 @@ pub struct Cli {
     )]
     pub election: String,
 
-    /// Lease TTL in whole seconds: how long a crashed leader can keep the
-    /// election (v3: at least 2).
+    /// Lease TTL in whole seconds: how long the election can stay with a
+    /// leader whose whole host died or froze (a crash of electd on a live
+    /// host is released within milliseconds). Renewals run every TTL/3. v3:
+    /// at least 2; at most a day.
     #[arg(long, value_name = "SECONDS", default_value = "10", env = "ELECTD_TTL")]
     pub ttl: String,
 
-    /// How other nodes reach this one [default: http://127.0.0.1:PORT when bound
-    /// on all addresses, else http://LISTEN-ADDRESS].
+    /// How other nodes and clients reach this one. Set it on every node of
+    /// an election that spans hosts: the default names the loopback
+    /// interface, which other hosts cannot reach [default: http://127.0.0.1:PORT
+    /// when bound on all addresses, else http://LISTEN-ADDRESS].
     #[arg(long, value_name = "URL", env = "ELECTD_ADVERTISE")]
     pub advertise: Option<String>,
 
-    /// This node's id [default: HOSTNAME-PORT, PORT being the one bound].
+    /// This node's id; give every node its own (POST /v1/resign?to=ID names
+    /// nodes by it) [default: HOSTNAME-PORT, PORT being the one bound].
     #[arg(long, value_name = "ID", env = "ELECTD_ID")]
     pub id: Option<String>,
 
@@ -172,7 +179,7 @@ pub struct Cli {
     pub health_successes: Option<String>,
 
     /// Start drained: follow the election and answer as usual, but do not
-    /// campaign until undrained.
+    /// campaign until POST /v1/undrain.
     #[arg(long, env = "ELECTD_DRAINED")]
     pub drained: bool,
 
@@ -200,7 +207,8 @@ pub struct Cli {
     /// Run the command after `--` only while this node leads: started when it
     /// becomes leader, SIGTERM when leadership ends (or at deadline − grace),
     /// SIGKILL by the deadline. It gets ELECTD_TERM (the fencing token),
-    /// ELECTD_ID, ELECTD_ELECTION and ELECTD_ADVERTISE.
+    /// ELECTD_ID, ELECTD_ELECTION and ELECTD_ADVERTISE, without electd's
+    /// secrets.
     #[arg(long, env = "ELECTD_EXEC")]
     pub exec: bool,
 
@@ -210,9 +218,9 @@ pub struct Cli {
     pub exec_grace: Option<String>,
 
     /// When the command exits on its own: resign (another node runs it),
-    /// restart it, or exit electd with its status [default: resign]. Only
-    /// with --exec.
-    #[arg(long, value_enum, env = "ELECTD_EXEC_ON_EXIT")]
+    /// restart it, or exit (hand over, then exit electd with the command's
+    /// status, whatever it is) [default: resign]. Only with --exec.
+    #[arg(long, value_enum, value_name = "ACTION", env = "ELECTD_EXEC_ON_EXIT")]
     pub exec_on_exit: Option<OnExit>,
 
     /// The command for --exec, after `--`.
@@ -220,13 +228,16 @@ pub struct Cli {
     pub command: Vec<String>,
 
     /// File holding the bearer token for the admin endpoints (POST /v1/resign,
-    /// /v1/drain and /v1/undrain); whitespace around it (a trailing newline) is
-    /// ignored. The token may instead come from ELECTD_ADMIN_TOKEN, never from
-    /// a flag. Without one, admin endpoints answer 403.
+    /// /v1/drain and /v1/undrain), read once at start: leading and trailing
+    /// whitespace (a trailing newline) is removed. Keep it mode 0600. The
+    /// token may instead come from ELECTD_ADMIN_TOKEN, never from a flag.
+    /// Without one, admin endpoints answer 403.
     #[arg(long, value_name = "FILE", env = "ELECTD_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
 
-    /// After resigning, wait this long before campaigning again [default: the TTL].
+    /// After resigning (POST /v1/resign without ?to=, or a command that
+    /// exited with --exec-on-exit resign), wait this long before
+    /// campaigning again, so that leadership moves [default: the TTL].
     #[arg(long, value_name = "DURATION", env = "ELECTD_RESIGN_COOLDOWN")]
     pub resign_cooldown: Option<String>,
 
@@ -235,8 +246,14 @@ pub struct Cli {
     #[arg(long, value_name = "ADDR:PORT", env = "ELECTD_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
 
-    /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "ELECTD_LOG_FORMAT")]
+    /// Log format, on stderr; RUST_LOG sets the level (default info).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        default_value_t = LogFormat::Text,
+        env = "ELECTD_LOG_FORMAT"
+    )]
     pub log_format: LogFormat,
 }
 

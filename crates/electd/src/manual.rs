@@ -174,13 +174,13 @@ pub const FILES: Section = Section {
         ),
         (
             "--admin-token-file FILE",
-            "The admin token, read once at start; whitespace around it is ignored. Keep it mode \
-0600, readable by electd's user only.",
+            "The admin token, read once at start; leading and trailing whitespace is removed. \
+Keep it mode 0600, readable by electd's user only.",
         ),
         (
             "--etcd-password-file FILE",
-            "The etcd password, read once at start; one trailing newline is ignored. Keep it mode \
-0600.",
+            "The etcd password, read once at start; one trailing newline (\\n or \\r\\n) is \
+removed. Keep it mode 0600.",
         ),
         (
             "/etc/electd/NAME.env",

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -464,6 +465,46 @@ async fn metrics_are(node: &Node, series: &[(&str, f64)]) {
     }
 }
 
+/// The book's metrics page names every series nodes export, with its type,
+/// and no series they do not: the rows of its table, ``| `electd_…` | TYPE |
+/// …``, against the expositions' `# TYPE` lines (whose counter and info
+/// families drop the `_total` and `_info` their samples carry; a family
+/// without samples has none).
+fn the_metrics_reference_names_every_series(exposition: &str) {
+    let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/src/reference/metrics.md");
+    let page = std::fs::read_to_string(&page)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", page.display()));
+    let documented: BTreeSet<(String, String)> = page
+        .lines()
+        .filter_map(|row| {
+            let mut cells = row.split('|').map(str::trim).skip(1);
+            let series = cells.next()?.strip_prefix('`')?.strip_suffix('`')?;
+            let kind = cells.next()?;
+            series
+                .starts_with("electd_")
+                .then(|| (series.to_owned(), kind.to_owned()))
+        })
+        .collect();
+    let exported: BTreeSet<(String, String)> = exposition
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.strip_prefix("# TYPE ")?.split_whitespace();
+            let (family, kind) = (words.next()?, words.next()?);
+            let series = match kind {
+                "counter" => format!("{family}_total"),
+                "info" => format!("{family}_info"),
+                _ => family.to_owned(),
+            };
+            Some((series, kind.to_owned()))
+        })
+        .collect();
+    assert!(!exported.is_empty(), "no # TYPE lines in:\n{exposition}");
+    assert_eq!(
+        documented, exported,
+        "docs/src/reference/metrics.md (left) and the nodes' /metrics (right) differ"
+    );
+}
+
 async fn metrics_show_health_and_candidacy(api: &'static str) {
     let switch = HealthSwitch::start(false);
     let mut run = Run::new(api, 2, 0).await;
@@ -531,6 +572,18 @@ async fn metrics_show_health_and_candidacy(api: &'static str) {
         ("electd_candidate", 1.0),
     ];
     metrics_say(checked_node, "healthy", &healthy).await;
+    // Between them, the two export every series there is: the checked node
+    // the health check's, the plain one (the leader: the checked node was
+    // unhealthy until now) those of leading, once it has renewed.
+    eventually(SLACK, "the leader's renewals in its metrics", || async {
+        scrape(plain_node)
+            .await
+            .contains("electd_renewals_total{")
+            .then_some(())
+    })
+    .await;
+    let both = scrape(plain_node).await + &scrape(checked_node).await;
+    the_metrics_reference_names_every_series(&both);
     switch.set_healthy(false);
     let unhealthy = [
         ("electd_healthy", 0.0),

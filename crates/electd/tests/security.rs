@@ -1,7 +1,8 @@
 //! Secure etcd connections, against a real etcd: elections over TLS with
 //! client certificates; each certificate problem named as such; etcd
-//! authentication with the least-privilege role the README documents; wrong
-//! passwords and missing permissions named as such, and never leading; and
+//! authentication with the least-privilege role the book documents
+//! (docs/src/guides/production-etcd.md); wrong passwords and missing
+//! permissions named as such, and never leading; and
 //! secrets kept out of logs, answers, `--help`, argv and the `--exec` child.
 
 mod common;
@@ -141,10 +142,10 @@ async fn elections_over_tls_work_and_certificate_problems_are_named(api: &'stati
     run.assert_safe();
 }
 
-/// The README's "Production etcd" commands, first part: a root user, the
-/// role an election needs (read/write on its key or prefix, nothing else)
-/// and a user with it; and, for the tests, a user whose role is for another
-/// election.
+/// The production etcd guide's commands (docs/src/guides/production-etcd.md),
+/// first part: a root user, the role an election needs (read/write on its
+/// key or prefix, nothing else) and a user with it; and, for the tests, a
+/// user whose role is for another election.
 fn add_users_and_roles(etcd: &Etcd, api: &str) {
     let commands: &[&[&str]] = match api {
         "v2" => &[
@@ -203,7 +204,7 @@ fn add_users_and_roles(etcd: &Etcd, api: &str) {
     }
 }
 
-/// The README's "Production etcd" commands, second part.
+/// The production etcd guide's commands, second part.
 fn enable_auth(etcd: &Etcd, api: &str) {
     etcd.etcdctl(api, &["auth", "enable"]);
     if api == "v2" {
@@ -242,7 +243,7 @@ async fn the_least_privilege_role_elects_and_bad_credentials_are_named(api: &'st
     };
     let electd_pw = password_file("electd.pw", "electd-pw");
     let intruder_pw = password_file("intruder.pw", "intruder-pw");
-    // Rolled out as the README says: nodes get their user first, etcd
+    // Rolled out as the production etcd guide says: nodes get their user first, etcd
     // enables authentication after, and the leader keeps leading.
     let a = run.spawn(
         "a",
