@@ -217,44 +217,17 @@ async fn v3_campaign_resign_and_observe() {
     campaign_resign_and_observe(Api::V3).await;
 }
 
-/// The path of an example next to this test binary. A plain `cargo test`
-/// builds it; a run of this target alone (`--test library`) does not, so it
-/// is built here then, with the cargo that builds this test.
-fn example(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps")
-        .join("examples")
-        .join(name);
-    if !path.exists() {
-        let profile = if cfg!(debug_assertions) {
-            "dev"
-        } else {
-            "release"
-        };
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--locked", "-p", "elect", "--example", name])
-            .args(["--profile", profile])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "cargo could not build the example {name}");
-    }
-    path
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_program_embeds_an_election() {
     let etcd = Etcd::single().await;
     let spawn = |id: &str| {
-        tokio::process::Command::new(example("worker"))
+        tokio::process::Command::new(harness::workspace_example("elect", "worker"))
             .args([etcd.endpoint(0).as_str(), "ex", id])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .expect("examples/worker is built by a plain `cargo test` (a --test filter skips it)")
+            .expect("the example worker starts")
     };
     let mut one = spawn("one");
     let mut lines = BufReader::new(one.stdout.take().unwrap()).lines();

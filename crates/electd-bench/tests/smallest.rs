@@ -7,12 +7,7 @@ use std::process::Command;
 fn the_benchmark_runs_at_its_smallest_size() {
     let out = tempfile::tempdir().unwrap();
     let bench = env!("CARGO_BIN_EXE_electd-bench");
-    let electd = std::path::Path::new(bench).with_file_name("electd");
-    assert!(
-        electd.exists(),
-        "{} is built by `cargo test --workspace`",
-        electd.display()
-    );
+    let electd = harness::workspace_binary("electd", "electd");
     let status = Command::new(bench)
         .args(["--quick", "--out"])
         .arg(out.path())

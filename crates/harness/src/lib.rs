@@ -12,10 +12,13 @@
 //! * [`ticks`]: what `--exec` commands under test record, read back;
 //! * [`tls`]: test certificates for etcd with TLS;
 //! * [`eventually`]: polls a condition with a deadline instead of sleeping;
-//! * [`http`]: HTTP clients for tests.
+//! * [`http`]: HTTP clients for tests;
+//! * [`workspace_binary`], [`workspace_example`]: programs of other packages
+//!   of the workspace (`electd`, for a test outside its package).
 //!
 //! Every process started here is a child owned by a guard whose `Drop` kills
-//! it (SIGKILL, by PID) and reaps it, also when a test fails.
+//! it (SIGKILL, by PID) and reaps it, also when a test fails; a test's own
+//! processes can be given to the same guard, [`process::Owned`].
 
 pub mod checker;
 pub mod container;
@@ -32,6 +35,7 @@ pub mod tls;
 use std::collections::HashSet;
 use std::future::Future;
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -118,4 +122,56 @@ where
 /// `CLOCK_MONOTONIC` nanoseconds: the clock of every journal.
 pub fn now_ns() -> u64 {
     elect::monotonic_ns()
+}
+
+/// A binary of this workspace, `target/<profile>/<name>`, for a test of
+/// another package: `cargo test` gives a test the binaries of its own
+/// package (`CARGO_BIN_EXE_<name>`) and builds the others only when it tests
+/// their packages too. When it is missing (`cargo test -p <this package>`),
+/// it is built here, with the cargo that built the test; one already there
+/// is used as it is.
+pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
+    built(package, "--bin", name, &profile_dir().join(name))
+}
+
+/// An example of this workspace, `target/<profile>/examples/<name>`. A plain
+/// `cargo test` builds the tested packages' examples; a run of one test
+/// target (`--test NAME`) does not, so it is built here then, as
+/// [`workspace_binary`] does.
+pub fn workspace_example(package: &str, name: &str) -> PathBuf {
+    built(
+        package,
+        "--example",
+        name,
+        &profile_dir().join("examples").join(name),
+    )
+}
+
+/// `target/<profile>`: the running test is `target/<profile>/deps/<test>`.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("the test binary is in target/<profile>/deps")
+        .to_owned()
+}
+
+fn built(package: &str, kind: &str, name: &str, path: &Path) -> PathBuf {
+    if !path.exists() {
+        let profile = if cfg!(debug_assertions) {
+            "dev"
+        } else {
+            "release"
+        };
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--locked", "-p", package, kind, name])
+            .args(["--profile", profile])
+            .status()
+            .expect("cargo runs");
+        assert!(
+            status.success(),
+            "cargo could not build {kind} {name} of {package}"
+        );
+    }
+    path.to_owned()
 }
