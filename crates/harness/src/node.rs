@@ -262,6 +262,13 @@ impl Node {
         crate::procs::signal(self.electd_pid(), Signal::CONT);
     }
 
+    /// SIGSTOP to every process of the node, as when its whole host or VM
+    /// is paused: the guardian, electd, the `--exec` watchdog, the command
+    /// and whatever it started. They run again when the result is dropped.
+    pub fn freeze(&self) -> crate::procs::Stopped {
+        crate::procs::Stopped::tree(self.pid())
+    }
+
     /// SIGTERM.
     pub fn terminate(&self) {
         self.signal(Signal::TERM);

@@ -93,6 +93,57 @@ pub fn signal(pid: u32, signal: Signal) {
     }
 }
 
+/// Processes stopped with `SIGSTOP`, as a paused host's are: continued with
+/// `SIGCONT` when dropped, also when a test fails.
+#[derive(Debug)]
+pub struct Stopped {
+    pids: Vec<u32>,
+}
+
+impl Stopped {
+    /// Stops `root` and everything below it. A process forked while the
+    /// tree is being stopped is found by the next pass; the last pass finds
+    /// none new, since a stopped parent forks no more.
+    pub fn tree(root: u32) -> Stopped {
+        let mut pids: Vec<u32> = Vec::new();
+        loop {
+            let new: Vec<u32> = tree(root)
+                .into_iter()
+                .map(|p| p.pid)
+                .filter(|pid| !pids.contains(pid))
+                .collect();
+            if new.is_empty() {
+                return Stopped { pids };
+            }
+            for pid in new {
+                signal(pid, Signal::STOP);
+                pids.push(pid);
+            }
+        }
+    }
+
+    /// The processes still stopped, root first, parents before children.
+    pub fn pids(&self) -> &[u32] {
+        &self.pids
+    }
+
+    /// Continues `pid` alone, ahead of the others.
+    pub fn resume(&mut self, pid: u32) {
+        if let Some(at) = self.pids.iter().position(|&p| p == pid) {
+            self.pids.remove(at);
+            signal(pid, Signal::CONT);
+        }
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        for &pid in &self.pids {
+            signal(pid, Signal::CONT);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +183,50 @@ mod tests {
         assert!(!running(pid));
         child.wait().unwrap();
         assert_eq!(stat(pid), None);
+    }
+
+    #[test]
+    fn a_stopped_tree_runs_again_when_dropped() {
+        let mut parent = std::process::Command::new("sh")
+            .args(["-c", "sleep 10 & wait"])
+            .spawn()
+            .unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while tree(parent.id()).len() < 2 {
+            assert!(std::time::Instant::now() < until, "sh never started sleep");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let mut stopped = Stopped::tree(parent.id());
+        let pids = stopped.pids().to_vec();
+        assert_eq!(pids.len(), 2);
+        assert_eq!(pids[0], parent.id());
+        let state = |pid| stat(pid).unwrap().state;
+        // SIGSTOP takes effect asynchronously: wait for each to show it.
+        while pids.iter().any(|&pid| state(pid) != 'T') {
+            assert!(std::time::Instant::now() < until, "{pids:?} never stopped");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        stopped.resume(pids[1]);
+        assert_eq!(stopped.pids(), &pids[..1]);
+        while state(pids[1]) == 'T' {
+            assert!(
+                std::time::Instant::now() < until,
+                "{} stayed stopped",
+                pids[1]
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(state(pids[0]), 'T');
+        drop(stopped);
+        while state(pids[0]) == 'T' {
+            assert!(
+                std::time::Instant::now() < until,
+                "{} stayed stopped",
+                pids[0]
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        signal(pids[1], Signal::KILL);
+        parent.wait().unwrap();
     }
 }
