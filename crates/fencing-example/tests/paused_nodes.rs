@@ -1,9 +1,10 @@
 //! Whole nodes paused past the TTL, with `fenced-worker` run by `electd
 //! --exec` on three nodes, incrementing `fenced-store`'s counter.
 //!
-//! Each round pauses the leader's node whole (SIGSTOP to its guardian,
-//! electd, the watchdog and the worker: a host or VM suspended), waits until
-//! another node leads and its worker has written, and wakes the node. Its
+//! Each round lets the leader's worker make [`WORK`] increments, pauses its
+//! node whole (SIGSTOP to its guardian, electd, the watchdog and the worker:
+//! a host or VM suspended), waits until another node leads and its worker
+//! has made as many, and wakes the node. Its
 //! worker wakes first, and the rest of the node only once the worker's next
 //! request has reached the store: a scheduler may run the processes of a
 //! waking host in any order, and this is the order the fencing token is for.
@@ -29,7 +30,8 @@ use tempfile::TempDir;
 const NODES: usize = 3;
 const TTL_SECONDS: u64 = 2;
 const ROUNDS: usize = 6;
-/// Increments each leader's worker makes before its node is paused.
+/// Increments each leader's worker makes before its node is paused, and
+/// the next leader's before the paused node wakes.
 const WORK: usize = 100;
 /// How long the test waits for what it expects: a TTL or two on an idle
 /// machine; much more on a loaded one.
@@ -157,14 +159,19 @@ impl Cluster {
         }
     }
 
-    /// Increments node `i`'s workers have logged as acknowledged under `term`.
-    fn acknowledged(&self, i: usize, term: u64) -> usize {
+    /// Increments acknowledged to workers of `term` (which ran on one node).
+    fn acknowledged(&self, term: u64) -> usize {
         let prefix = format!("{term} ");
-        std::fs::read_to_string(acks_file(self.dir.path(), &self.nodes[i].name))
-            .unwrap_or_default()
-            .lines()
-            .filter(|line| line.starts_with(&prefix))
-            .count()
+        self.nodes
+            .iter()
+            .map(|node| {
+                std::fs::read_to_string(acks_file(self.dir.path(), &node.name))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|line| line.starts_with(&prefix))
+                    .count()
+            })
+            .sum()
     }
 
     /// One round; returns how many stale requests reached the store.
@@ -178,7 +185,7 @@ impl Cluster {
             );
             let (leader, term) = eventually(LIMIT, "a leader whose worker is at work", || async {
                 let (leader, term) = self.leader().await?;
-                (self.acknowledged(leader, term) >= WORK).then_some((leader, term))
+                (self.acknowledged(term) >= WORK).then_some((leader, term))
             })
             .await;
             let frozen = self.nodes[leader].freeze();
@@ -187,8 +194,10 @@ impl Cluster {
                 break (frozen, worker, term);
             }
         };
-        eventually(LIMIT, "a newer leader's write", || async {
-            (self.store.try_stats().await?.term > term).then_some(())
+        // The paused node answers no HTTP: the store says who writes now.
+        eventually(LIMIT, "a newer leader at work", || async {
+            let now = self.store.try_stats().await?.term;
+            (now > term && self.acknowledged(now) >= WORK).then_some(())
         })
         .await;
         let stale_before = self.store.stats().await.stale;
