@@ -124,6 +124,24 @@ pub fn now_ns() -> u64 {
     elect::monotonic_ns()
 }
 
+/// With `ELECTD_TEST_KEEP=1`, a failing test (one that is panicking) keeps
+/// the files of `dir` (journals, logs) in a new directory it names, for
+/// reading afterwards. For the `Drop` of what owns `dir`.
+pub fn keep_if_failing(dir: &Path) {
+    if !std::thread::panicking() || std::env::var_os("ELECTD_TEST_KEEP").is_none() {
+        return;
+    }
+    let Ok(kept) = tempfile::Builder::new().prefix("electd-failed-").tempdir() else {
+        return;
+    };
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let _ = std::fs::copy(entry.path(), kept.path().join(entry.file_name()));
+        }
+    }
+    eprintln!("the run's files are kept in {}", kept.keep().display());
+}
+
 /// A binary of this workspace, `target/<profile>/<name>`, for a test of
 /// another package: `cargo test` gives a test the binaries of its own
 /// package (`CARGO_BIN_EXE_<name>`) and builds the others only when it tests

@@ -291,21 +291,8 @@ pub fn warned_once(node: &Node, phrase: &str) {
 }
 
 impl Drop for Run {
-    /// With `ELECTD_TEST_KEEP=1`, a failing test leaves its journals and
-    /// node logs in a directory it names, for reading afterwards.
     fn drop(&mut self) {
-        if !std::thread::panicking() || std::env::var_os("ELECTD_TEST_KEEP").is_none() {
-            return;
-        }
-        let Ok(kept) = tempfile::Builder::new().prefix("electd-failed-").tempdir() else {
-            return;
-        };
-        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
-            for entry in entries.flatten() {
-                let _ = std::fs::copy(entry.path(), kept.path().join(entry.file_name()));
-            }
-        }
-        eprintln!("the run's files are kept in {}", kept.keep().display());
+        harness::keep_if_failing(self.dir.path());
     }
 }
 
