@@ -18,9 +18,10 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-use crate::cli::{Bind, Cli, LogFormat, Settings};
+use crate::cli::{Cli, LogFormat};
+use crate::settings::{Bind, Settings};
 use crate::supervise::{exec, guardian, watchdog};
-use crate::{cli, health_check, http, lead, metrics};
+use crate::{health_check, http, lead, metrics, settings};
 
 /// Exit status for configuration the user must fix.
 const BAD_CONFIG: u8 = 2;
@@ -196,7 +197,7 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
         .election
         .clone()
         .with_identity(&id, &advertise)
-        .map_err(|e| Failure::Config(cli::config_error(&e)))?
+        .map_err(|e| Failure::Config(settings::config_error(&e)))?
         .with_telemetry(metrics.clone());
     let election = Arc::new(start_election(config).await?);
     let config = election.config();
@@ -363,7 +364,7 @@ async fn start_election(config: Config) -> Result<Election, Failure> {
                 }
                 Err(err) => {
                     let message = match &err {
-                        elect::Error::Config(err) => cli::config_error(err),
+                        elect::Error::Config(err) => settings::config_error(err),
                         err => err.to_string(),
                     };
                     let _ = started.send(Err(Failure::Config(message)));

@@ -13,6 +13,7 @@ mod http;
 mod lead;
 pub mod manual;
 mod metrics;
+mod settings;
 mod supervise;
 
 pub use daemon::main;
