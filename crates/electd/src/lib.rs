@@ -13,10 +13,11 @@ mod http;
 mod lead;
 pub mod manual;
 mod metrics;
+mod process;
 mod settings;
 mod supervise;
 
-pub use daemon::main;
+pub use process::main;
 
 /// electd's command line as clap defines it, with its help texts: the
 /// source of the man page, the completions and the flags reference.

@@ -8,6 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::{ApiArg, Cli, LogFormat};
+
+/// Exit status for configuration the user must fix.
+pub const BAD_CONFIG: u8 = 2;
 use crate::health_check::HealthSpec;
 use crate::supervise::exec::{ADMIN_TOKEN_VAR, ETCD_PASSWORD_VAR, ExecSpec, OnExit};
 
