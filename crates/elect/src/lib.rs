@@ -65,7 +65,6 @@ mod clock;
 mod config;
 mod election;
 mod error;
-mod health;
 mod history;
 pub mod journal;
 mod leadership;
@@ -76,6 +75,7 @@ mod telemetry;
 mod timing;
 mod tls;
 mod value;
+mod vitals;
 
 use std::sync::Arc;
 
@@ -87,7 +87,6 @@ pub use crate::claim::Claim;
 pub use crate::clock::{instant_to_ns, monotonic_ns};
 pub use crate::config::{Config, ConfigBuilder};
 pub use crate::error::{ConfigError, Error, EtcdError, TlsMisfit, TransferError, TtlProblem};
-pub use crate::health::Unhealthy;
 pub use crate::leadership::{LeaderWatch, Leadership};
 pub use crate::names::Names;
 pub use crate::release::Releaser;
@@ -97,12 +96,13 @@ pub use crate::status::{
 pub use crate::telemetry::{RenewalOutcome, RequestOutcome, Telemetry};
 pub use crate::timing::{MAX_TTL, Timing, default_margin};
 pub use crate::value::Candidacy;
+pub use crate::vitals::Unhealthy;
 
 use crate::backend::{Backend, Change};
 use crate::election::{Command, Machine, Parts};
-use crate::health::HealthCells;
 use crate::history::{Keeper, Revisions};
 use crate::journal::Journal;
+use crate::vitals::Vitals;
 
 /// A running election: a background task that follows it (and campaigns when
 /// asked), and this handle to talk to it. Cheap to share behind an `Arc`.
@@ -112,7 +112,7 @@ pub struct Election {
     status: watch::Receiver<Status>,
     /// The status's tenure alone: what [`Election::campaign`] waits on.
     tenures: watch::Receiver<Option<Tenure>>,
-    health: Arc<HealthCells>,
+    health: Arc<Vitals>,
     backend: AnyBackend,
     /// The runtime the election task runs on: etcd reads made for callers
     /// run there too, next to the connections they use.
@@ -135,11 +135,11 @@ impl Election {
     /// It does not campaign until [`Election::campaign`] is called.
     pub fn start(config: Config) -> Result<Election, Error> {
         let saved = match &config.state_file {
-            Some(path) => history::load(path)?,
+            Some(path) => history::load(path, &config.names.program)?,
             None => history::Saved::default(),
         };
         let wiring = Wiring {
-            health: Arc::new(HealthCells::new()),
+            health: Arc::new(Vitals::new()),
             revisions: Arc::new(Revisions::new(saved)),
             changes: mpsc::unbounded_channel(),
         };
@@ -401,7 +401,7 @@ fn first_status(config: &Config) -> Status {
 
 /// What a backend and the loop share: made before either.
 struct Wiring {
-    health: Arc<HealthCells>,
+    health: Arc<Vitals>,
     revisions: Arc<Revisions>,
     changes: (
         mpsc::UnboundedSender<Change>,
@@ -431,11 +431,11 @@ pub mod testing {
     use std::sync::Arc;
 
     pub use crate::backend::memory::{Memory, RenewScript};
-    use crate::{AnyBackend, Config, Election, Error, HealthCells, Revisions, Wiring};
+    use crate::{AnyBackend, Config, Election, Error, Revisions, Vitals, Wiring};
 
     fn wiring() -> Wiring {
         Wiring {
-            health: Arc::new(HealthCells::new()),
+            health: Arc::new(Vitals::new()),
             revisions: Arc::new(Revisions::default()),
             changes: tokio::sync::mpsc::unbounded_channel(),
         }

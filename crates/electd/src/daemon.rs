@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::settings::{BAD_CONFIG, Bind, Settings};
 use crate::supervise::exec;
-use crate::{health_check, http, lead, metrics, settings};
+use crate::{app_check, http, lead, metrics, settings};
 
 /// How long the resign (or abandon) at shutdown may take once the command
 /// is stopped: one request to etcd. Past it the claim simply expires; the
@@ -125,7 +125,7 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
     let health_checker = settings
         .health
         .clone()
-        .map(health_check::HealthChecker::new)
+        .map(app_check::HealthChecker::new)
         .transpose()
         .map_err(|e| Failure::Other(anyhow::anyhow!(e)))?;
 
@@ -179,7 +179,7 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
     // Health-gated candidacy: the leadership loop turns each verdict into
     // the election's candidacy (and a leader's hand-over).
     let health_verdicts = health_checker.map(|checker| {
-        let (verdicts, health_verdicts) = watch::channel(health_check::Verdict::initial());
+        let (verdicts, health_verdicts) = watch::channel(app_check::Verdict::initial());
         // On this thread, not the election's: a slow app must never be
         // able to delay a renewal. It stops when shutting down begins.
         tokio::spawn(checker.run(verdicts, stop_leading.subscribe()));

@@ -6,9 +6,9 @@
 //! generate the man page, the shell completions and the flags reference
 //! read the one command-line definition ([`command`]) the binary parses.
 
+mod app_check;
 mod cli;
 mod daemon;
-mod health_check;
 mod http;
 mod lead;
 pub mod manual;

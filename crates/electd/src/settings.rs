@@ -11,7 +11,7 @@ use crate::cli::{ApiArg, Cli, LogFormat};
 
 /// Exit status for configuration the user must fix.
 pub const BAD_CONFIG: u8 = 2;
-use crate::health_check::HealthSpec;
+use crate::app_check::HealthSpec;
 use crate::supervise::exec::{ADMIN_TOKEN_VAR, ETCD_PASSWORD_VAR, ExecSpec, OnExit};
 
 /// Where to serve HTTP.

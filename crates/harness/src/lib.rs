@@ -17,10 +17,10 @@
 //! Every process started here is a child owned by a guard whose `Drop` kills
 //! it (SIGKILL, by PID) and reaps it, also when a test fails.
 
+pub mod app;
 pub mod checker;
 pub mod container;
 pub mod etcd;
-pub mod health;
 pub mod node;
 pub mod process;
 pub mod procs;
