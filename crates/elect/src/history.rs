@@ -117,7 +117,8 @@ pub(crate) struct Saved {
 }
 
 /// Reads the state file; a missing file is a fresh start.
-pub(crate) fn load(path: &Path) -> Result<Saved, ConfigError> {
+/// Reads the state file `program` keeps (`program` names it in messages).
+pub(crate) fn load(path: &Path, program: &str) -> Result<Saved, ConfigError> {
     let bad = |reason: String| ConfigError::StateFile {
         path: path.to_owned(),
         reason,
@@ -125,7 +126,7 @@ pub(crate) fn load(path: &Path) -> Result<Saved, ConfigError> {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
             bad(format!(
-                "not an electd state file ({e}); remove it to start over"
+                "not a state file of {program} ({e}); remove it to start over"
             ))
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -256,17 +257,20 @@ mod tests {
     fn the_state_file_round_trips_and_bad_ones_are_configuration_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
-        assert_eq!(load(&path).unwrap(), Saved::default());
+        assert_eq!(load(&path, "electd").unwrap(), Saved::default());
         let state = Saved {
             floor: 42,
             revision: 99,
         };
         write(&path, state).unwrap();
-        assert_eq!(load(&path).unwrap(), state);
+        assert_eq!(load(&path, "electd").unwrap(), state);
         std::fs::write(&path, "garbage").unwrap();
-        assert!(matches!(load(&path), Err(ConfigError::StateFile { .. })));
         assert!(matches!(
-            load(&dir.path().join("missing").join("state.json")),
+            load(&path, "electd"),
+            Err(ConfigError::StateFile { .. })
+        ));
+        assert!(matches!(
+            load(&dir.path().join("missing").join("state.json"), "electd"),
             Err(ConfigError::StateFile { .. })
         ));
     }

@@ -23,8 +23,8 @@ use crate::backend::v3::V3;
 use crate::claim::Claim;
 use crate::config::Config;
 use crate::error::Error;
-use crate::health::HealthCells;
 use crate::history::{Revisions, Saved};
+use crate::vitals::Vitals;
 
 /// Releases the claims of a process that is gone, with the same
 /// configuration (endpoints, TLS, credentials) it used.
@@ -40,10 +40,11 @@ use crate::history::{Revisions, Saved};
 /// # }
 /// ```
 pub struct Releaser {
-    backend: Backend,
+    protocol: Protocol,
 }
 
-enum Backend {
+/// The etcd API the claims were made in.
+enum Protocol {
     V2(V2),
     V3(Box<V3>),
 }
@@ -52,31 +53,31 @@ impl Releaser {
     /// A releaser for the election `config` describes; no I/O yet.
     pub fn new(config: &Config) -> Result<Releaser, Error> {
         // Its own cells: nothing it sees changes the election's state.
-        let health = Arc::new(HealthCells::new());
+        let health = Arc::new(Vitals::new());
         let revisions = Arc::new(Revisions::new(Saved::default()));
         let (changes, _) = mpsc::unbounded_channel();
-        let backend = match config.api {
-            Api::V2 => Backend::V2(V2::new(config, health, revisions, changes)?),
-            Api::V3 => Backend::V3(Box::new(V3::new(config, health, revisions, changes)?)),
+        let protocol = match config.api {
+            Api::V2 => Protocol::V2(V2::new(config, health, revisions, changes)?),
+            Api::V3 => Protocol::V3(Box::new(V3::new(config, health, revisions, changes)?)),
         };
-        Ok(Releaser { backend })
+        Ok(Releaser { protocol })
     }
 
     /// Connects to etcd (v3; v2 connects on its first request), so that a
     /// release later costs one round trip.
     pub async fn connect(&self) -> Result<(), Error> {
-        match &self.backend {
-            Backend::V2(_) => Ok(()),
-            Backend::V3(v3) => Ok(v3.connect().await?),
+        match &self.protocol {
+            Protocol::V2(_) => Ok(()),
+            Protocol::V3(v3) => Ok(v3.connect().await?),
         }
     }
 
     /// Releases `claim` if it is still there; `Ok` also when it is already
     /// gone. A claim of the other API is refused.
     pub async fn release(&self, claim: &Claim) -> Result<(), Error> {
-        let released = match (&self.backend, claim) {
-            (Backend::V3(v3), Claim::Lease(lease)) => v3.revoke(*lease).await,
-            (Backend::V2(v2), Claim::Value(value)) => v2.release_value(value).await,
+        let released = match (&self.protocol, claim) {
+            (Protocol::V3(v3), Claim::Lease(lease)) => v3.revoke(*lease).await,
+            (Protocol::V2(v2), Claim::Value(value)) => v2.release_value(value).await,
             _ => return Err(Error::OtherApi(claim.clone())),
         };
         Ok(released?)

@@ -36,9 +36,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use harness::app::{HealthSwitch, Mode};
 use harness::checker::{check, longest, without};
 use harness::etcd::{Etcd, EtcdOptions};
-use harness::health::{HealthSwitch, Mode};
 use harness::node::Node;
 use harness::now_ns;
 use harness::procs;

@@ -1,6 +1,5 @@
-//! The daemon's wiring: which process this is (guardian, electd, watchdog),
-//! command line → configuration → election + HTTP server, and the ordered
-//! shutdown.
+//! The daemon's wiring: settings → election + HTTP server + the leadership
+//! loop, and the ordered shutdown with its bounds.
 //!
 //! The election runs on its own single-threaded runtime, on its own OS
 //! thread, so that nothing the HTTP side does (a flood of requests, a slow
@@ -12,72 +11,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
 use elect::{Config, Election};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-use crate::cli::{Bind, Cli, LogFormat, Settings};
-use crate::supervise::{exec, guardian, watchdog};
-use crate::{cli, health_check, http, lead, metrics};
+use crate::settings::{BAD_CONFIG, Bind, Settings};
+use crate::supervise::exec;
+use crate::{app_check, http, lead, metrics, settings};
 
-/// Exit status for configuration the user must fix.
-const BAD_CONFIG: u8 = 2;
+/// How long the resign (or abandon) at shutdown may take once the command
+/// is stopped: one request to etcd. Past it the claim simply expires; the
+/// library bounds each request by the time model too.
+const RESIGN_WITHIN: Duration = Duration::from_secs(5);
 
-/// The `electd` binary: one of its three processes, chosen by its arguments.
-pub fn main() -> ExitCode {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|a| a == watchdog::MODE) {
-        return watchdog::main(args);
-    }
-    let (args, guarded) = match guardian::Guarded::from_args(args) {
-        Ok(guarded) => (guarded.args.clone(), Some(guarded)),
-        Err(args) => (args, None),
-    };
-    let cli = match Cli::try_parse_from(&args) {
-        Ok(cli) => cli,
-        Err(err) => {
-            use clap::error::ErrorKind;
-            if matches!(
-                err.kind(),
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
-            ) {
-                print!("{err}");
-                return ExitCode::SUCCESS;
-            }
-            let rendered = err.to_string();
-            let line = rendered.lines().next().unwrap_or("invalid arguments");
-            eprintln!("electd: {}", line.trim_start_matches("error: "));
-            return ExitCode::from(BAD_CONFIG);
-        }
-    };
-    let mut settings = match cli.validate() {
-        Ok(settings) => settings,
-        Err(message) => {
-            eprintln!("electd: {message}");
-            return ExitCode::from(BAD_CONFIG);
-        }
-    };
-    match guarded {
-        Some(guarded) => {
-            settings.election = settings.election.with_on_claim(guarded.hook());
-        }
-        // A node that may lead gets a guardian.
-        None if !settings.observe && !settings.no_guardian => {
-            init_logging(settings.log_format);
-            return guardian::main(&args, &settings.election);
-        }
-        None => {}
-    }
-    if settings.exec.is_some()
-        && let Err(err) = rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
-    {
-        // Without it, what a dead watchdog leaves would go to init, out of reach.
-        eprintln!("electd: --exec needs to be a child subreaper, and cannot: {err}");
-        return ExitCode::FAILURE;
-    }
-    init_logging(settings.log_format);
+/// How long each HTTP server may take to let requests in flight finish.
+const HTTP_DRAIN_WITHIN: Duration = Duration::from_secs(2);
+
+/// Runs electd itself until a signal (or its command asks it to exit):
+/// its runtime, then [`run`]; the process's exit status.
+pub fn run_electd(settings: Settings) -> ExitCode {
     // HTTP, signals and --exec supervision share one thread: a sidecar's
     // status answers need no more, and every thread costs memory (a stack,
     // a malloc arena). The election has a thread of its own.
@@ -112,21 +65,6 @@ enum Failure {
 impl From<anyhow::Error> for Failure {
     fn from(err: anyhow::Error) -> Self {
         Failure::Other(err)
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(colour)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }
 
@@ -187,7 +125,7 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
     let health_checker = settings
         .health
         .clone()
-        .map(health_check::HealthChecker::new)
+        .map(app_check::HealthChecker::new)
         .transpose()
         .map_err(|e| Failure::Other(anyhow::anyhow!(e)))?;
 
@@ -196,7 +134,7 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
         .election
         .clone()
         .with_identity(&id, &advertise)
-        .map_err(|e| Failure::Config(cli::config_error(&e)))?
+        .map_err(|e| Failure::Config(settings::config_error(&e)))?
         .with_telemetry(metrics.clone());
     let election = Arc::new(start_election(config).await?);
     let config = election.config();
@@ -241,7 +179,7 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
     // Health-gated candidacy: the leadership loop turns each verdict into
     // the election's candidacy (and a leader's hand-over).
     let health_verdicts = health_checker.map(|checker| {
-        let (verdicts, health_verdicts) = watch::channel(health_check::Verdict::initial());
+        let (verdicts, health_verdicts) = watch::channel(app_check::Verdict::initial());
         // On this thread, not the election's: a slow app must never be
         // able to delay a renewal. It stops when shutting down begins.
         tokio::spawn(checker.run(verdicts, stop_leading.subscribe()));
@@ -289,7 +227,7 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
         .exec
         .as_ref()
         .map_or(Duration::ZERO, |e| exec::stop_bound(e.grace))
-        + Duration::from_secs(5);
+        + RESIGN_WITHIN;
     // The task itself, not `join_leading`: that waits for an exit request,
     // and a shutdown makes none.
     if let Some(task) = leading.take() {
@@ -299,18 +237,18 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
         };
     }
     if contained {
-        let _ = tokio::time::timeout(Duration::from_secs(5), election.shutdown()).await;
+        let _ = tokio::time::timeout(RESIGN_WITHIN, election.shutdown()).await;
     } else {
         // A command may still be alive: never hand over early.
         tracing::error!(%id, "leaving the claim to expire: the command is not confirmed gone");
-        let _ = tokio::time::timeout(Duration::from_secs(5), election.abandon()).await;
+        let _ = tokio::time::timeout(RESIGN_WITHIN, election.abandon()).await;
     }
     if settings.exec.is_some() && !exec::sweep_before_exit() {
         tracing::error!(%id, "exiting with descendants of the command that outlived SIGKILL");
     }
     let _ = stop_http.send(true);
     for server in servers {
-        let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+        let _ = tokio::time::timeout(HTTP_DRAIN_WITHIN, server).await;
     }
     tracing::info!(%id, "stopped");
     Ok(exit_code.unwrap_or(0))
@@ -363,7 +301,7 @@ async fn start_election(config: Config) -> Result<Election, Failure> {
                 }
                 Err(err) => {
                     let message = match &err {
-                        elect::Error::Config(err) => cli::config_error(err),
+                        elect::Error::Config(err) => settings::config_error(err),
                         err => err.to_string(),
                     };
                     let _ = started.send(Err(Failure::Config(message)));

@@ -21,7 +21,7 @@ use std::time::Duration;
 use elect::{Election, Leader, Leadership, TransferError};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::health_check::Verdict;
+use crate::app_check::Verdict;
 use crate::metrics::Metrics;
 use crate::supervise::exec::{ExecSpec, Identity, Leftover, OnExit, Running, Stopped, Watch};
 

@@ -6,16 +6,18 @@
 //! generate the man page, the shell completions and the flags reference
 //! read the one command-line definition ([`command`]) the binary parses.
 
+mod app_check;
 mod cli;
 mod daemon;
-mod health_check;
 mod http;
 mod lead;
 pub mod manual;
 mod metrics;
+mod process;
+mod settings;
 mod supervise;
 
-pub use daemon::main;
+pub use process::main;
 
 /// electd's command line as clap defines it, with its help texts: the
 /// source of the man page, the completions and the flags reference.

@@ -56,7 +56,7 @@ fn bad_configuration_is_one_line_and_status_2() {
         (
             &["--listen", "127.0.0.1:0", "--state-file", garbage],
             &[],
-            "not an electd state file",
+            "not a state file of electd",
         ),
         (
             &["--listen", "127.0.0.1:0", "--state-file", journal],

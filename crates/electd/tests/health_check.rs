@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
+use harness::app::HealthSwitch;
 use harness::eventually;
-use harness::health::HealthSwitch;
 use harness::node::Node;
 
 /// How long a change of verdict may take to show: a few checks of 100 ms

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::Run;
+use harness::app::HealthSwitch;
 use harness::eventually;
-use harness::health::HealthSwitch;
 use harness::node::Node;
 use reqwest::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{Run, SLACK};
+use harness::app::HealthSwitch;
 use harness::eventually;
-use harness::health::HealthSwitch;
 use reqwest::Method;
 use serde_json::Value;
 

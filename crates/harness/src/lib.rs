@@ -20,10 +20,10 @@
 //! it (SIGKILL, by PID) and reaps it, also when a test fails; a test's own
 //! processes can be given to the same guard, [`process::Owned`].
 
+pub mod app;
 pub mod checker;
 pub mod container;
 pub mod etcd;
-pub mod health;
 pub mod node;
 pub mod process;
 pub mod procs;

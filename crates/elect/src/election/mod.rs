@@ -34,12 +34,12 @@ use crate::backend::retry::Backoff;
 use crate::backend::{Backend, Campaign, Change, Handover, RenewError, Renewal, View};
 use crate::config::Config;
 use crate::error::{EtcdError, TransferError};
-use crate::health::HealthCells;
 use crate::history::{Keeper, Regression, Revisions};
 use crate::journal::{EndReason, Journal};
 use crate::status::{Obstacle, Problem, Status, Tenure};
 use crate::telemetry::RenewalOutcome;
 use crate::value::Candidacy;
+use crate::vitals::Vitals;
 
 /// What the handles ([`crate::Election`], [`crate::Leadership`]) ask of the loop.
 pub(crate) enum Command {
@@ -121,7 +121,7 @@ pub(crate) struct Machine<B: Backend> {
     status: watch::Sender<Status>,
     /// `status`'s tenure, alone (`Parts::tenures`).
     tenures: watch::Sender<Option<Tenure>>,
-    health: Arc<HealthCells>,
+    health: Arc<Vitals>,
     journal: Journal,
     commands: mpsc::UnboundedReceiver<Command>,
     changes: mpsc::UnboundedReceiver<Change>,
@@ -167,7 +167,7 @@ pub(crate) struct Parts<B> {
     /// for, so that a change of anything else (every change of revision)
     /// does not wake it, on another thread.
     pub tenures: watch::Sender<Option<Tenure>>,
-    pub health: Arc<HealthCells>,
+    pub health: Arc<Vitals>,
     pub journal: Journal,
     pub commands: mpsc::UnboundedReceiver<Command>,
     pub changes: mpsc::UnboundedReceiver<Change>,

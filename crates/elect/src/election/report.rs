@@ -55,7 +55,7 @@ impl<B: Backend> Machine<B> {
                 match &leader {
                     Some(l) if l.term < floor => {}
                     Some(l) if l.is_foreign() => {
-                        tracing::info!(%id, term = l.term, "the leader key holds a value electd cannot trust: leader unknown")
+                        tracing::info!(%id, term = l.term, "the leader key holds a value this node cannot trust: leader unknown")
                     }
                     Some(l) => tracing::info!(
                         %id,

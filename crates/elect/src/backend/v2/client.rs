@@ -14,12 +14,12 @@ use crate::api::Api;
 use crate::backend::{Change, View};
 use crate::claim::ClaimHook;
 use crate::error::EtcdError;
-use crate::health::HealthCells;
 use crate::history::Revisions;
 use crate::status::{Expiry, Foreign, Leader, Obstacle};
 use crate::telemetry::{RequestOutcome, Telemetry};
 use crate::timing::Timing;
 use crate::tls::{self, Tls};
+use crate::vitals::Vitals;
 
 /// The endpoints, and which one we use now. A connection failure moves on to the next.
 pub(super) struct Endpoints {
@@ -57,7 +57,7 @@ pub(super) struct Client {
     pub(super) credentials: Option<(String, String)>,
     pub(super) words: Arc<Words>,
     pub(super) tls: Option<Tls>,
-    pub(super) health: Arc<HealthCells>,
+    pub(super) health: Arc<Vitals>,
     pub(super) telemetry: Arc<dyn Telemetry>,
     /// Told of the value before each request that writes it.
     pub(super) on_claim: Option<ClaimHook>,

@@ -31,11 +31,11 @@ use super::{Backend, Campaign, Change, Handover, RenewError, Renewal, Target};
 use crate::claim::{self, Claim};
 use crate::config::Config;
 use crate::error::{ConfigError, EtcdError, TransferError, chain};
-use crate::health::HealthCells;
 use crate::history::Revisions;
 use crate::status::Candidate;
 use crate::tls;
 use crate::value::Candidacy;
+use crate::vitals::Vitals;
 
 /// The v2 backend.
 pub(crate) struct V2 {
@@ -48,7 +48,7 @@ pub(crate) struct V2 {
 impl V2 {
     pub(crate) fn new(
         config: &Config,
-        health: Arc<HealthCells>,
+        health: Arc<Vitals>,
         revisions: Arc<Revisions>,
         changes: mpsc::UnboundedSender<Change>,
     ) -> Result<V2, ConfigError> {
@@ -299,7 +299,7 @@ mod tests {
                 .unwrap();
             let v2 = V2::new(
                 &config,
-                Arc::new(HealthCells::new()),
+                Arc::new(Vitals::new()),
                 Arc::new(Revisions::default()),
                 mpsc::unbounded_channel().0,
             )

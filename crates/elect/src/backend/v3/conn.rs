@@ -14,11 +14,11 @@ use super::classify::{self, AUTH_NOT_ENABLED, USER_EMPTY};
 use super::txn::{self, Conditional};
 use crate::backend::Change;
 use crate::error::EtcdError;
-use crate::health::HealthCells;
 use crate::history::Revisions;
 use crate::telemetry::{RequestOutcome, Telemetry};
 use crate::timing::Timing;
 use crate::tls::{self, Tls};
+use crate::vitals::Vitals;
 
 /// The connection: one client for one endpoint, replaced when it fails.
 pub(super) struct Conn {
@@ -206,7 +206,7 @@ linearizable!(
 pub(super) struct Client {
     pub conn: Conn,
     timing: Timing,
-    health: Arc<HealthCells>,
+    health: Arc<Vitals>,
     telemetry: Arc<dyn Telemetry>,
     revisions: Arc<Revisions>,
     changes: mpsc::UnboundedSender<Change>,
@@ -218,7 +218,7 @@ impl Client {
     pub(super) fn new(
         conn: Conn,
         timing: Timing,
-        health: Arc<HealthCells>,
+        health: Arc<Vitals>,
         telemetry: Arc<dyn Telemetry>,
         revisions: Arc<Revisions>,
         changes: mpsc::UnboundedSender<Change>,

@@ -52,10 +52,10 @@ use super::{Backend, Campaign, Change, Handover, RenewError, Renewal, Target};
 use crate::claim::{self, Claim};
 use crate::config::Config;
 use crate::error::{ConfigError, EtcdError, TransferError};
-use crate::health::HealthCells;
 use crate::history::Revisions;
 use crate::status::Candidate;
 use crate::value::Candidacy;
+use crate::vitals::Vitals;
 
 struct Session {
     ours: Ours,
@@ -72,7 +72,7 @@ pub(crate) struct V3 {
 impl V3 {
     pub(crate) fn new(
         config: &Config,
-        health: Arc<HealthCells>,
+        health: Arc<Vitals>,
         revisions: Arc<Revisions>,
         changes: mpsc::UnboundedSender<Change>,
     ) -> Result<V3, ConfigError> {

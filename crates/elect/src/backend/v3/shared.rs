@@ -10,8 +10,8 @@ use super::keys::Layout;
 use super::mirror::Mirror;
 use super::predecessors::Predecessors;
 use crate::claim::ClaimHook;
-use crate::health::HealthCells;
 use crate::value::Candidacy;
+use crate::vitals::Vitals;
 
 /// What the backend and its follow task share.
 pub(super) struct Shared {
@@ -23,7 +23,7 @@ pub(super) struct Shared {
     pub(super) advertise: String,
     /// Where a candidate's id is set, for the warning about twins.
     pub(super) id_setting: String,
-    pub(super) health: Arc<HealthCells>,
+    pub(super) health: Arc<Vitals>,
     pub(super) predecessors: std::sync::Mutex<Predecessors>,
     /// What this candidate offers now, in every value it writes.
     pub(super) candidacy: std::sync::Mutex<Candidacy>,

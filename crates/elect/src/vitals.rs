@@ -42,15 +42,15 @@ impl std::fmt::Display for Unhealthy {
 
 /// Timestamps of the last loop iteration and the last good answer from etcd.
 #[derive(Debug)]
-pub(crate) struct HealthCells {
+pub(crate) struct Vitals {
     origin: Instant,
     loop_tick: AtomicU64,
     etcd_ok: AtomicU64,
 }
 
-impl HealthCells {
-    pub(crate) fn new() -> HealthCells {
-        HealthCells {
+impl Vitals {
+    pub(crate) fn new() -> Vitals {
+        Vitals {
             origin: Instant::now(),
             loop_tick: AtomicU64::new(0),
             etcd_ok: AtomicU64::new(0),
@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn healthy_only_after_etcd_answered() {
-        let cells = HealthCells::new();
+        let cells = Vitals::new();
         let timing = Timing::new(crate::api::Api::V2, Duration::from_secs(2), None).unwrap();
         cells.loop_tick();
         assert_eq!(cells.check(&timing), Err(Unhealthy::Silent(None)));

@@ -626,7 +626,7 @@ mod tests {
     /// The HTTP probe against a real endpoint: what each failure is called.
     #[tokio::test]
     async fn the_probe_names_what_failed() {
-        use harness::health::HealthSwitch;
+        use harness::app::HealthSwitch;
         let switch = HealthSwitch::start(true);
         let url = Url::parse(&switch.url()).unwrap();
         let checker = HealthChecker::new(HealthSpec {
@@ -653,7 +653,7 @@ mod tests {
     /// fails by the timeout.
     #[tokio::test]
     async fn a_stalled_app_fails_by_the_timeout() {
-        use harness::health::HealthSwitch;
+        use harness::app::HealthSwitch;
         let switch = HealthSwitch::start(true);
         let url = Url::parse(&switch.url()).unwrap();
         let checker = HealthChecker::new(HealthSpec {
