@@ -14,7 +14,8 @@
 //! * [`eventually`]: polls a condition with a deadline instead of sleeping;
 //! * [`http`]: HTTP clients for tests;
 //! * [`workspace_binary`], [`workspace_example`]: programs of other packages
-//!   of the workspace (`electd`, for a test outside its package).
+//!   of the workspace (`electd`, for a test outside its package);
+//! * [`keep_if_failing`]: a failing run's files kept, with `ELECTD_TEST_KEEP=1`.
 //!
 //! Every process started here is a child owned by a guard whose `Drop` kills
 //! it (SIGKILL, by PID) and reaps it, also when a test fails; a test's own
