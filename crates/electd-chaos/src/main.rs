@@ -9,7 +9,7 @@
 //! nodes' floor, as an operator would), and with `--exec` kill -9 or SIGSTOP
 //! of a leader's watchdog and kill -9 of its command.
 //!
-//! Every node also steers (issue 13): it has a health endpoint of its own
+//! Every node also steers: it has a health endpoint of its own
 //! ([`HealthSwitch`], `--health-url`) and the admin token, and on v3 a
 //! priority drawn at each start, some with `--preempt`. Mixed into the same
 //! schedule: health checks that fail (500, refused, stalled) or flap, drains

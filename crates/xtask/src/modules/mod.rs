@@ -1,4 +1,4 @@
-//! Each crate's module graph, for the rule that it has no cycle (issue 19):
+//! Each crate's module graph, for the rule that it has no cycle:
 //! module A depends on module B when A's non-test code names B — a `use`,
 //! an inline `crate::`/`super::`/`self::` path, a parent using its own
 //! child, or a name taken through a re-export (`crate::Api` where the root

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::{CrateGraph, workspace};
 
-/// Crates that still have module cycles, until issue 19's refactor removes
+/// Crates that still have module cycles, until the refactor that splits them removes
 /// them: the workspace test shows their cycles but does not fail on them.
 /// It fails when one of them has become acyclic, so that it is taken out;
 /// once this is empty, a cycle in any crate fails CI.
