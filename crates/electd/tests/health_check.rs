@@ -22,7 +22,7 @@ fn verdicts(node: &Node) -> Vec<Line> {
     node.output()
         .lines()
         .filter_map(|line| {
-            let (_, message) = line.split_once("electd::health_check: ")?;
+            let (_, message) = line.split_once("electd::app_check: ")?;
             let healthy = if message.starts_with("healthy:") {
                 true
             } else if message.starts_with("unhealthy:") {
