@@ -72,6 +72,29 @@ impl Releaser {
         }
     }
 
+    /// v3: hands the leader record on in one write, to whose turn it is,
+    /// when it is bound to one of `claims` (the dead process led): a
+    /// successor then leads one raft write after the death, not two. A
+    /// record already handed to anyone else is left alone. Whether it
+    /// handed it on; release the claims after it, either way. v2 has no
+    /// record to hand on.
+    pub async fn hand_on(&self, claims: &[Claim]) -> Result<bool, Error> {
+        let Protocol::V3(v3) = &self.protocol else {
+            return Ok(false);
+        };
+        let leases: Vec<i64> = claims
+            .iter()
+            .filter_map(|claim| match claim {
+                Claim::Lease(lease) => Some(*lease),
+                Claim::Value(_) => None,
+            })
+            .collect();
+        if leases.is_empty() {
+            return Ok(false);
+        }
+        Ok(v3.hand_on_after_death(&leases).await?)
+    }
+
     /// Releases `claim` if it is still there; `Ok` also when it is already
     /// gone. A claim of the other API is refused.
     pub async fn release(&self, claim: &Claim) -> Result<(), Error> {

@@ -26,6 +26,12 @@ struct Stored<'a> {
     healthy: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     drained: Option<bool>,
+    /// v3: this candidate understands a leader record handed to it in the
+    /// transaction that ends its predecessor's (whose term is the record's
+    /// `mod_revision`, not its `create_revision`): absent in values of
+    /// earlier releases, which must never be handed a record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accepts_record: Option<bool>,
 }
 
 /// Owned on the way in: a borrowed `&str` cannot hold a JSON string with escapes.
@@ -43,6 +49,8 @@ struct Read {
     healthy: bool,
     #[serde(default)]
     drained: bool,
+    #[serde(default)]
+    accepts_record: bool,
 }
 
 fn yes() -> bool {
@@ -97,6 +105,8 @@ fn encode_with(
         priority: candidacy.map(|c| c.priority),
         healthy: candidacy.map(|c| c.healthy),
         drained: candidacy.map(|c| c.drained),
+        // Every v3 value of this release (those with a candidacy) says so.
+        accepts_record: candidacy.map(|_| true),
     })
     .unwrap_or_default()
 }
@@ -141,6 +151,8 @@ pub(crate) struct Named {
     pub lease: Option<i64>,
     /// What the candidate offers.
     pub candidacy: Candidacy,
+    /// Whether it may be handed a leader record (see `Stored`).
+    pub accepts_record: bool,
 }
 
 /// Reads a stored value; `None` means the value is foreign.
@@ -163,6 +175,7 @@ pub(crate) fn decode(raw: &[u8]) -> Option<Named> {
             healthy: read.healthy,
             drained: read.drained,
         },
+        accepts_record: read.accepts_record,
     })
 }
 
@@ -191,6 +204,7 @@ mod tests {
                 nonce: "00ff".into(),
                 lease: None,
                 candidacy: Candidacy::default(),
+                accepts_record: false,
             })
         );
         let offer = Candidacy {
@@ -201,10 +215,14 @@ mod tests {
         let r = encode_record("a", "u", "00ff", 0x694d, &offer);
         assert_eq!(
             r,
-            r#"{"id":"a","advertise":"u","nonce":"00ff","lease":"694d","priority":5,"healthy":false,"drained":true}"#
+            r#"{"id":"a","advertise":"u","nonce":"00ff","lease":"694d","priority":5,"healthy":false,"drained":true,"accepts_record":true}"#
         );
         assert_eq!(decode(r.as_bytes()).unwrap().candidacy, offer);
         assert_eq!(decode(r.as_bytes()).unwrap().lease, Some(0x694d));
+        assert!(decode(r.as_bytes()).unwrap().accepts_record);
+        // A value of an earlier release says nothing: never handed a record.
+        let earlier = br#"{"id":"a","advertise":"u","nonce":"00ff","priority":5}"#;
+        assert!(!decode(earlier).unwrap().accepts_record);
         assert_eq!(
             decode(br#"{"id":"a","advertise":"u","lease":"xyz"}"#),
             None,
@@ -238,7 +256,7 @@ mod tests {
         #[test]
         fn arbitrary_strings_round_trip(id in "[^\u{0}]{1,64}", adv in ".{0,64}", nonce in "[0-9a-f]{0,32}") {
             let v = encode(&id, &adv, &nonce);
-            prop_assert_eq!(decode(v.as_bytes()), Some(Named { id: id.clone(), advertise: adv.clone(), nonce: nonce.clone(), lease: None, candidacy: Candidacy::default() }));
+            prop_assert_eq!(decode(v.as_bytes()), Some(Named { id: id.clone(), advertise: adv.clone(), nonce: nonce.clone(), lease: None, candidacy: Candidacy::default(), accepts_record: false }));
         }
     }
 }

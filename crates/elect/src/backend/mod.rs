@@ -134,8 +134,17 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// `release` leave it alone: it expires on its own.
     fn forget(&self) -> impl Future<Output = ()> + Send;
 
-    /// Gives up the claim: a compare-and-delete of our own key (v3: and the lease).
+    /// Gives up the claim: a compare-and-delete of our own key (v3: hands
+    /// a record of ours to the successor in one write where it can, then
+    /// revokes the lease).
     fn release(&self) -> impl Future<Output = Result<(), EtcdError>> + Send;
+
+    /// Gives up the claim without handing anything on: for a claim this
+    /// node may not lead with (its term below the floor), whose record a
+    /// successor must not inherit either.
+    fn give_up(&self) -> impl Future<Output = Result<(), EtcdError>> + Send {
+        self.release()
+    }
 
     /// Publishes what this candidate offers (v3: its candidate key's value;
     /// v2 has no queue to show it in).

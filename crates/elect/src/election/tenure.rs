@@ -136,7 +136,7 @@ impl<B: Backend> Machine<B> {
         tracing::warn!(id = %self.config.id, term, floor = self.revisions.floor(), "our key holds a term below the floor: giving it up");
         self.claim = None;
         let limit = self.config.timing.release_bound();
-        if let Err(err) = timeout(limit, self.backend.release())
+        if let Err(err) = timeout(limit, self.backend.give_up())
             .await
             .unwrap_or_else(|_| {
                 Err(EtcdError::Timeout {

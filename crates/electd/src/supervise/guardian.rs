@@ -373,9 +373,20 @@ impl Claims {
     }
 }
 
-/// Releases every claim, the newest first (the one that matters), each
-/// bounded by the TTL.
+/// Hands a record of the dead electd's on to its successor in one write
+/// (v3, only a record still bound to one of its own claims), then releases
+/// every claim, the newest first (the one that matters); each step bounded
+/// by the TTL.
 async fn release(releaser: &Releaser, claims: &Claims, ttl: Duration) {
+    let known: Vec<Claim> = claims.known.iter().cloned().collect();
+    match tokio::time::timeout(ttl, releaser.hand_on(&known)).await {
+        Ok(Ok(true)) => tracing::info!("handed the dead electd's record to its successor"),
+        Ok(Ok(false)) => {}
+        Ok(Err(err)) => {
+            tracing::info!(%err, "cannot hand the dead electd's record on: releasing it")
+        }
+        Err(_) => tracing::info!("handing the dead electd's record on timed out: releasing it"),
+    }
     for claim in claims.known.iter().rev() {
         match tokio::time::timeout(ttl, releaser.release(claim)).await {
             Ok(Ok(())) => {}

@@ -48,6 +48,9 @@ pub(super) struct Mirror {
     fresh: Vec<Arc<Queued>>,
     /// How many keys each lease holds.
     leases: HashMap<i64, usize>,
+    /// How many queued candidates cannot be handed a record (nodes of an
+    /// earlier release): while any is queued, nobody is.
+    refusing: usize,
 }
 
 impl Mirror {
@@ -63,6 +66,7 @@ impl Mirror {
             ranked: BTreeMap::new(),
             fresh: Vec::new(),
             leases: HashMap::new(),
+            refusing: 0,
         }
     }
 
@@ -85,8 +89,12 @@ impl Mirror {
                 key: key.clone(),
                 lease,
                 create_revision: kv.create_revision,
+                mod_revision: kv.mod_revision,
                 named,
             });
+            if !candidate.named.accepts_record {
+                self.refusing += 1;
+            }
             if let Some(rank) = rank(&candidate) {
                 self.ranked.insert(rank, candidate.clone());
             }
@@ -111,6 +119,9 @@ impl Mirror {
         }
         let aged = (kv.create_revision, key);
         if let Some(candidate) = self.queue.remove(&aged) {
+            if !candidate.named.accepts_record {
+                self.refusing -= 1;
+            }
             self.by_lease.remove(&candidate.lease);
             if let Some(rank) = rank(&candidate) {
                 self.ranked.remove(&rank);
@@ -120,9 +131,10 @@ impl Mirror {
         Some(kv)
     }
 
-    /// A new leader record, created at `revision` by electd's txn, which
+    /// A new leader record, written at `revision` by electd's txn, which
     /// deletes the transfer and preemption records put before it; and the
-    /// lease `old` of the record before it ended, taking its keys with it.
+    /// lease `old` of the record before it ended, taking its keys with it
+    /// (or handed the record over, deleting its candidate key).
     /// Drops what those deletions took, for a mirror that did not see them.
     pub(super) fn record_replaced(&mut self, old: i64, revision: i64) {
         let record = self.layout.record();
@@ -139,6 +151,11 @@ impl Mirror {
         for key in gone {
             self.remove(&key);
         }
+    }
+
+    /// Whether every queued candidate may be handed a record.
+    pub(super) fn all_accept_records(&self) -> bool {
+        self.refusing == 0
     }
 
     /// How many keys it holds.
@@ -229,6 +246,8 @@ pub(super) struct Queued {
     pub key: Vec<u8>,
     pub lease: i64,
     pub create_revision: i64,
+    /// Its last write: a candidacy rewritten in place moves it.
+    pub mod_revision: i64,
     pub named: Named,
 }
 
@@ -251,6 +270,7 @@ mod indexes {
                         key: key.clone(),
                         lease,
                         create_revision: kv.create_revision,
+                        mod_revision: kv.mod_revision,
                         named,
                     })
                 })
@@ -262,6 +282,8 @@ mod indexes {
                 assert_eq!(self.candidate(c.lease).map(|c| &**c), Some(c));
             }
             assert_eq!(self.by_lease.len(), queue.len());
+            let refusing = queue.iter().filter(|c| !c.named.accepts_record).count();
+            assert_eq!(self.refusing, refusing);
             let best = queue
                 .iter()
                 .filter(|c| c.named.candidacy.eligible())
@@ -315,6 +337,14 @@ mod indexes {
                     value::encode_candidate(id, "http://x", "n0nce", &candidacy).into_bytes()
                 }
             ),
+            // A candidate of an earlier release: no accepts_record.
+            (0usize..3).prop_map(|id| {
+                format!(
+                    r#"{{"id":"{}","advertise":"http://x","nonce":"n"}}"#,
+                    ["a", "b", "c"][id]
+                )
+                .into_bytes()
+            }),
         ]
     }
 

@@ -48,13 +48,14 @@ use self::conn::{Client, Conn, malformed};
 use self::keys::Layout;
 use self::predecessors::Predecessors;
 use self::shared::{Ours, Shared};
+use self::succession::Handing;
 use super::{Backend, Campaign, Change, Handover, RenewError, Renewal, Target};
 use crate::claim::{self, Claim};
 use crate::config::Config;
 use crate::error::{ConfigError, EtcdError, TransferError};
 use crate::history::Revisions;
 use crate::status::Candidate;
-use crate::value::Candidacy;
+use crate::value::{self, Candidacy};
 use crate::vitals::Vitals;
 
 struct Session {
@@ -113,7 +114,7 @@ impl V3 {
             denied,
             config.names.user.clone(),
         );
-        let nonce = crate::value::new_nonce();
+        let nonce = value::new_nonce();
         let mirror = mirror::Mirror::new(&layout);
         Ok(V3 {
             shared: Arc::new(Shared {
@@ -255,6 +256,64 @@ impl V3 {
     }
 }
 
+impl V3 {
+    /// Whether the record may go from `from` to a successor (or `to`) in
+    /// one write, as this node's mirror shows the keys.
+    fn handing(&self, from: i64, to: Option<i64>) -> Option<Handing> {
+        succession::handing(&self.shared.layout, &self.shared.mirror(), from, to)
+    }
+
+    /// Hands the record on in one write (`txn::hand_record`); the new
+    /// term when it did. Not doing it is no failure: the release after it
+    /// lets the successor take the record itself, as before hand-overs in
+    /// one write.
+    async fn hand_record(&self, plan: &Handing) -> Option<i64> {
+        let to = &plan.to.named;
+        let value = value::encode_record(
+            &to.id,
+            &to.advertise,
+            &to.nonce,
+            plan.to.lease,
+            &to.candidacy,
+        );
+        let hand = txn::hand_record(&self.shared.layout, plan, value);
+        match self.shared.client.transact("txn", &hand).await {
+            Ok(Some(term)) => {
+                tracing::info!(id = %self.shared.id, to = %to.id, term, "handed the leader record over");
+                Some(term)
+            }
+            Ok(None) => {
+                tracing::debug!(id = %self.shared.id, to = %to.id, "the keys changed since read: releasing instead");
+                None
+            }
+            Err(err) => {
+                tracing::debug!(id = %self.shared.id, to = %to.id, %err, "handing the record over failed: releasing instead");
+                None
+            }
+        }
+    }
+
+    /// After a process died, the guardian's hand-over: reads the election
+    /// once, and only if the record is bound to one of `leases` (the dead
+    /// process's own claims), hands it on in one write, to whose turn it
+    /// is. A record already handed to someone else is left alone. Whether
+    /// it handed it on; the revokes come after, either way.
+    pub(crate) async fn hand_on_after_death(&self, leases: &[i64]) -> Result<bool, EtcdError> {
+        let mirror = self.shared.read_election().await?;
+        let Some(record) = mirror.get(&self.shared.layout.record()) else {
+            return Ok(false);
+        };
+        if !leases.contains(&record.lease) {
+            return Ok(false);
+        }
+        let plan = succession::handing(&self.shared.layout, &mirror, record.lease, None);
+        Ok(match plan {
+            Some(plan) => self.hand_record(&plan).await.is_some(),
+            None => false,
+        })
+    }
+}
+
 impl Backend for V3 {
     const QUEUES: bool = true;
 
@@ -368,8 +427,25 @@ impl Backend for V3 {
         // Follow again (as a node without a claim) once the revoke is in.
         let (revoked, after) = oneshot::channel::<()>();
         self.follow_after(None, Some(after));
-        // The record and the candidate key go with the lease, in one raft
-        // entry: what a successor checks before it leads.
+        let lease = session.ours.lease;
+        let plan = self.handing(lease, None);
+        if let Some(plan) = plan {
+            self.hand_record(&plan).await;
+        }
+        // After a hand-over the lease holds no key any more; otherwise the
+        // record and the candidate key go with it, in one raft entry: what
+        // a successor checks before it takes the record itself.
+        let released = self.shared.client.revoke(lease).await;
+        drop(revoked);
+        released
+    }
+
+    async fn give_up(&self) -> Result<(), EtcdError> {
+        let Some(session) = self.session.lock().await.take() else {
+            return Ok(());
+        };
+        let (revoked, after) = oneshot::channel::<()>();
+        self.follow_after(None, Some(after));
         let released = self.shared.client.revoke(session.ours.lease).await;
         drop(revoked);
         released
@@ -434,6 +510,19 @@ impl Backend for V3 {
         let ours = session.ours;
         let (revoked, after) = oneshot::channel::<()>();
         self.follow_after(None, Some(after));
+        // A candidate that asked is awake and eligible: it gets the record
+        // in one write. A named hand-over keeps its transfer record, which
+        // bounds what a stopped target costs (TTL/4, then withdrawn): a
+        // record handed to it could only expire with its lease.
+        if reason == Handover::Preempted
+            && let Some(plan) = self.handing(ours.lease, Some(target.lease))
+            && let Some(revision) = self.hand_record(&plan).await
+        {
+            let released = self.shared.client.revoke(ours.lease).await;
+            drop(revoked);
+            released?;
+            return Ok(revision);
+        }
         let layout = &self.shared.layout;
         let value = serde_json::to_string(&succession::TransferValue {
             to: format!("{:x}", target.lease),

@@ -5,11 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::conn::Client;
+use etcd_client::GetOptions;
+
+use super::conn::{Client, malformed};
 use super::keys::Layout;
-use super::mirror::Mirror;
+use super::mirror::{Kv, Mirror};
 use super::predecessors::Predecessors;
 use crate::claim::ClaimHook;
+use crate::error::EtcdError;
 use crate::value::Candidacy;
 use crate::vitals::Vitals;
 
@@ -54,6 +57,41 @@ impl Shared {
     pub(super) fn value_offering(&self, candidacy: &Candidacy) -> String {
         crate::value::encode_candidate(&self.id, &self.advertise, &self.nonce, candidacy)
     }
+    /// Every key of the election, read linearizably, as a fresh mirror.
+    pub(super) async fn read_election(&self) -> Result<Mirror, EtcdError> {
+        let client = &self.client;
+        let link = client.link().await?;
+        let mut kv = link.client.kv_client();
+        let (mut resp, revision) = client
+            .call_linearizable(
+                "range",
+                &link,
+                kv.get(self.layout.prefix(), Some(GetOptions::new().with_prefix())),
+            )
+            .await?;
+        let mut mirror = Mirror::new(&self.layout);
+        mirror.revision = revision;
+        for kv in resp.take_kvs() {
+            if kv.create_revision() <= 0 {
+                return Err(malformed(
+                    &link.endpoint,
+                    "range",
+                    "non-positive create_revision",
+                ));
+            }
+            mirror.insert(
+                kv.key().to_vec(),
+                Kv {
+                    create_revision: kv.create_revision(),
+                    mod_revision: kv.mod_revision(),
+                    lease: kv.lease(),
+                    value: kv.value().to_vec(),
+                },
+            );
+        }
+        Ok(mirror)
+    }
+
     pub(super) fn predecessors(&self) -> std::sync::MutexGuard<'_, Predecessors> {
         // Plain data; a panic elsewhere cannot leave it inconsistent.
         self.predecessors.lock().unwrap_or_else(|e| e.into_inner())

@@ -230,6 +230,62 @@ pub(super) fn assess(layout: &Layout, mirror: &Mirror) -> Assessment {
     assessment
 }
 
+/// A hand-over in one write: the record, bound to the departing lease, goes
+/// to `to` in the transaction that ends the departing leadership
+/// (`txn::hand_record`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Handing {
+    /// The departing leader's lease, which the record is bound to now.
+    pub from: i64,
+    /// The record's `mod_revision` as read: unchanged, or no hand-over.
+    pub record: i64,
+    /// The anchor's `create_revision` as read.
+    pub anchor: i64,
+    /// The successor, its key as read (its `mod_revision`: a candidacy
+    /// rewritten since, a drain or a health verdict, fails the write).
+    pub to: Arc<Queued>,
+}
+
+/// Whether the record may be handed from `from` in one write, and to whom:
+/// `to` (a candidate that asked, by its lease), or else the one whose turn
+/// it would be once `from` is gone. `None` means today's way: release, and
+/// the successor takes the record itself. That is so unless the record is
+/// bound to `from` and trusted, the anchor is laid (without it only the
+/// oldest key may lead, as etcd's election clients believe), no transfer
+/// stands, the successor is eligible and not `from`, and every queued
+/// candidate may be handed a record (a node of an earlier release would
+/// read a record handed over in place as the old leadership's term).
+pub(super) fn handing(
+    layout: &Layout,
+    mirror: &Mirror,
+    from: i64,
+    to: Option<i64>,
+) -> Option<Handing> {
+    let assessment = assess(layout, mirror);
+    let record = mirror.get(&layout.record())?;
+    if assessment.writer.as_ref().map(|(_, lease)| *lease) != Some(from)
+        || !assessment.anchored
+        || assessment.transfer.is_some()
+        || mirror.get(&layout.transfer()).is_some()
+        || !mirror.all_accept_records()
+    {
+        return None;
+    }
+    let successor = match to {
+        Some(lease) => mirror.candidate(lease).cloned(),
+        None => mirror.runner_up(from).cloned(),
+    }?;
+    if successor.lease == from || !successor.named.candidacy.eligible() {
+        return None;
+    }
+    Some(Handing {
+        from,
+        record: record.mod_revision,
+        anchor: mirror.get(&layout.anchor())?.create_revision,
+        to: successor,
+    })
+}
+
 /// Whose turn it is with the anchor laid: the transfer's target, else the
 /// eligible candidate of the highest priority, the oldest among equals.
 fn best(mirror: &Mirror, transfer: Option<&Transfer>) -> Option<Arc<Queued>> {
@@ -311,9 +367,14 @@ fn old_rule_leader(layout: &Layout, key: &[u8], kv: &Kv, assessment: &mut Assess
 }
 
 /// The record leads; it is trusted only when bound to the lease its value names.
+///
+/// Its term is its `mod_revision`: the revision of the transaction that
+/// made this leadership, whether a candidate created the record or its
+/// predecessor handed it over in place (`hand_record`), so terms grow with
+/// every leadership. A record is never rewritten during a leadership.
 fn record_leader(layout: &Layout, kv: &Kv, assessment: &mut Assessment) {
     assessment.next = None;
-    let term = revision_u64(kv.create_revision);
+    let term = revision_u64(kv.mod_revision);
     let named = value::decode(&kv.value);
     if kv.lease != 0 {
         assessment.leading = Some(Leading {
@@ -737,6 +798,109 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    fn healthy() -> crate::value::Candidacy {
+        crate::value::Candidacy::default()
+    }
+
+    fn unhealthy() -> crate::value::Candidacy {
+        crate::value::Candidacy {
+            healthy: false,
+            ..Default::default()
+        }
+    }
+
+    /// a leads (its record bound to 0x10) over b and c, all of this release.
+    fn led_by_a() -> Keys {
+        Keys::new()
+            .anchor()
+            .offering("a", 0x10, healthy())
+            .offering("b", 0x11, healthy())
+            .offering("c", 0x12, healthy())
+            .record("a", 0x10)
+    }
+
+    fn handed_to(keys: &Keys, to: Option<i64>) -> Option<String> {
+        handing(&layout(), &keys.0, 0x10, to).map(|h| h.to.named.id.clone())
+    }
+
+    #[test]
+    fn the_record_is_handed_to_whose_turn_it_would_be() {
+        let keys = led_by_a();
+        let handed = handing(&layout(), &keys.0, 0x10, None).expect("a hand-over");
+        assert_eq!(handed.to.named.id, "b");
+        assert_eq!(
+            handed.record,
+            keys.0.get(&layout().record()).unwrap().mod_revision
+        );
+        assert_eq!(
+            handed.anchor,
+            keys.0.get(&layout().anchor()).unwrap().create_revision
+        );
+        // The next eligible one, by priority then age.
+        let b_unwell = Keys::new()
+            .anchor()
+            .offering("a", 0x10, healthy())
+            .offering("b", 0x11, unhealthy())
+            .offering("c", 0x12, healthy())
+            .record("a", 0x10);
+        assert_eq!(handed_to(&b_unwell, None).as_deref(), Some("c"));
+        // A named successor (a preemption) only if eligible.
+        assert_eq!(handed_to(&led_by_a(), Some(0x12)).as_deref(), Some("c"));
+        assert_eq!(handed_to(&b_unwell, Some(0x11)), None);
+    }
+
+    #[test]
+    fn only_the_record_holder_hands_it_on() {
+        assert_eq!(handing(&layout(), &led_by_a().0, 0x11, None), None);
+        assert_eq!(handed_to(&led_by_a(), Some(0x10)), None, "not to itself");
+    }
+
+    #[test]
+    fn without_the_anchor_or_with_a_transfer_nobody_is_handed_the_record() {
+        let no_anchor = Keys::new()
+            .offering("a", 0x10, healthy())
+            .offering("b", 0x11, healthy())
+            .record("a", 0x10);
+        assert_eq!(handed_to(&no_anchor, None), None);
+        assert_eq!(handed_to(&led_by_a().transfer(0x12, 0x12), None), None);
+    }
+
+    #[test]
+    fn with_a_node_of_an_earlier_release_queued_nobody_is_handed_the_record() {
+        let keys = led_by_a().candidate("old", 0x13);
+        assert_eq!(handed_to(&keys, None), None);
+        let nobody_else = Keys::new()
+            .anchor()
+            .offering("a", 0x10, healthy())
+            .offering("b", 0x11, unhealthy())
+            .record("a", 0x10);
+        assert_eq!(handed_to(&nobody_else, None), None);
+    }
+
+    #[test]
+    fn the_term_is_the_records_last_write() {
+        let keys = led_by_a();
+        let record = keys.0.get(&layout().record()).unwrap().clone();
+        let term = keys.assess().leader.unwrap().term;
+        assert_eq!(term, revision_u64(record.mod_revision));
+        // Handed over in place: the same key, a new revision, a larger term.
+        let mut handed = keys;
+        handed.0.revision += 1;
+        let value = value::encode_record("b", "http://b", "n0nce", 0x11, &healthy());
+        handed.0.insert(
+            layout().record(),
+            Kv {
+                create_revision: record.create_revision,
+                mod_revision: handed.0.revision,
+                lease: 0x11,
+                value: value.into_bytes(),
+            },
+        );
+        let leader = handed.assess().leader.unwrap();
+        assert_eq!(leader.id.as_deref(), Some("b"));
+        assert!(leader.term > term);
     }
 
     #[test]

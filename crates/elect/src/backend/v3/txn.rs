@@ -10,6 +10,7 @@
 use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
 
 use super::keys::Layout;
+use super::succession::Handing;
 
 /// One compare of a transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -211,6 +212,48 @@ pub(super) fn take_record(layout: &Layout, taking: &Taking, value: String) -> Co
     }
 }
 
+/// Hands the record over in the write that ends the departing leadership:
+/// one raft entry between the departing leader's last act and its
+/// successor's first. The term of the new leadership is this write's
+/// revision (the record's `mod_revision`), so terms grow as when the
+/// successor creates the record.
+///
+/// * the record is unchanged since read and still bound to the departing
+///   lease: nobody else handed it on or took it since (a guardian never
+///   hands on a record its electd already handed on);
+/// * the successor's key is unchanged since read: a candidate that left,
+///   or rewrote its candidacy (a drain, a health verdict, a priority)
+///   since, is not handed a record on an old reading;
+/// * the anchor is the one read: with the old rule's keys back, only the
+///   oldest key may lead, and etcd's election clients must see that;
+/// * no transfer stands: a named hand-over is never overtaken;
+///
+/// and it deletes what the departing lease's revoke would have deleted
+/// (its candidate key) and what a new record answers (a transfer, a
+/// preemption request), so that the quiet queue's accounting of a new
+/// record stays exact and the revoke after it deletes nothing.
+pub(super) fn hand_record(layout: &Layout, handing: &Handing, value: String) -> Conditional {
+    Conditional {
+        guards: vec![
+            Guard::UnchangedSince(layout.record(), handing.record),
+            Guard::BoundTo(layout.record(), handing.from),
+            Guard::UnchangedSince(handing.to.key.clone(), handing.to.mod_revision),
+            Guard::CreatedAt(layout.anchor(), handing.anchor),
+            Guard::Absent(layout.transfer()),
+        ],
+        writes: vec![
+            Write::Put {
+                key: layout.record(),
+                value,
+                lease: Some(handing.to.lease),
+            },
+            Write::Delete(layout.candidate(handing.from)),
+            Write::Delete(layout.transfer()),
+            Write::Delete(layout.preempt()),
+        ],
+    }
+}
+
 /// Puts a named hand-over, bound to the **target's** lease (so it goes if
 /// the target dies):
 ///
@@ -364,6 +407,69 @@ mod tests {
             assert!(t.writes.contains(&Write::Delete(layout().transfer())));
             assert!(t.writes.contains(&Write::Delete(layout().preempt())));
         }
+    }
+
+    fn handing() -> Handing {
+        let named = crate::value::decode(
+            crate::value::encode_candidate("b", "http://b", "n", &Default::default()).as_bytes(),
+        )
+        .expect("our value");
+        Handing {
+            from: 0x10,
+            record: 12,
+            anchor: 3,
+            to: std::sync::Arc::new(super::super::mirror::Queued {
+                key: layout().candidate(0x20),
+                lease: 0x20,
+                create_revision: 8,
+                mod_revision: 11,
+                named,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_record_is_handed_on_only_as_read_and_bound_to_the_departing_lease() {
+        let t = hand_record(&layout(), &handing(), "r".into());
+        assert!(
+            t.guards
+                .contains(&Guard::UnchangedSince(layout().record(), 12))
+        );
+        assert!(t.guards.contains(&Guard::BoundTo(layout().record(), 0x10)));
+    }
+
+    #[test]
+    fn a_successor_that_changed_since_read_is_not_handed_the_record() {
+        let t = hand_record(&layout(), &handing(), "r".into());
+        assert!(
+            t.guards
+                .contains(&Guard::UnchangedSince(layout().candidate(0x20), 11))
+        );
+    }
+
+    #[test]
+    fn a_hand_over_needs_the_anchor_as_read_and_no_transfer() {
+        let t = hand_record(&layout(), &handing(), "r".into());
+        assert!(t.guards.contains(&Guard::CreatedAt(layout().anchor(), 3)));
+        assert!(t.guards.contains(&Guard::Absent(layout().transfer())));
+    }
+
+    #[test]
+    fn a_hand_over_binds_the_record_to_the_successor_and_deletes_what_a_revoke_would() {
+        let t = hand_record(&layout(), &handing(), "r".into());
+        assert_eq!(
+            t.writes,
+            vec![
+                Write::Put {
+                    key: layout().record(),
+                    value: "r".into(),
+                    lease: Some(0x20),
+                },
+                Write::Delete(layout().candidate(0x10)),
+                Write::Delete(layout().transfer()),
+                Write::Delete(layout().preempt()),
+            ]
+        );
     }
 
     #[test]

@@ -19,13 +19,12 @@ mod turn;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use etcd_client::{EventType, GetOptions, WatchFilterType, WatchOptions, WatchResponse};
+use etcd_client::{EventType, WatchFilterType, WatchOptions, WatchResponse};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, interval, sleep, sleep_until};
 
 use super::classify;
-use super::conn::malformed;
-use super::mirror::{Kv, Mirror};
+use super::mirror::Kv;
 use super::shared::{Ours, Shared};
 use super::succession::{self, Assessment, revision_u64};
 use crate::backend::retry::Backoff;
@@ -198,39 +197,7 @@ impl Follower {
 
     /// Reads every key of the election, linearizably.
     async fn read(&mut self) -> Result<(), EtcdError> {
-        let client = &self.shared.client;
-        let link = client.link().await?;
-        let mut kv = link.client.kv_client();
-        let (mut resp, revision) = client
-            .call_linearizable(
-                "range",
-                &link,
-                kv.get(
-                    self.shared.layout.prefix(),
-                    Some(GetOptions::new().with_prefix()),
-                ),
-            )
-            .await?;
-        let mut mirror = Mirror::new(&self.shared.layout);
-        mirror.revision = revision;
-        for kv in resp.take_kvs() {
-            if kv.create_revision() <= 0 {
-                return Err(malformed(
-                    &link.endpoint,
-                    "range",
-                    "non-positive create_revision",
-                ));
-            }
-            mirror.insert(
-                kv.key().to_vec(),
-                Kv {
-                    create_revision: kv.create_revision(),
-                    mod_revision: kv.mod_revision(),
-                    lease: kv.lease(),
-                    value: kv.value().to_vec(),
-                },
-            );
-        }
+        let mirror = self.shared.read_election().await?;
         *self.shared.mirror() = mirror;
         // What was waited for is looked at again, from what was just read.
         self.waiting = None;

@@ -25,8 +25,8 @@ pub(super) enum Scope {
     /// observers, candidates with `--preempt`, and everyone while there is
     /// no leader, a foreign key or a wait for a predecessor's lease.
     Everything,
-    /// Puts only, while the record created at revision `record`, bound to
-    /// `lease`, leads: the rest of the queue. A hand-over then costs etcd
+    /// Puts only, while the record written at revision `record` (its
+    /// term), bound to `lease`, leads: the rest of the queue. A hand-over then costs etcd
     /// and this process nothing until the successor's record is put; a
     /// count of the keys then (and every half TTL, for the departures
     /// nobody else reports) tells whether it missed a deletion, so what it
@@ -65,7 +65,7 @@ impl Follower {
         }
         match mirror.get(&self.shared.layout.record()) {
             Some(record) => Scope::PutsOnly {
-                record: record.create_revision,
+                record: record.mod_revision,
                 lease: record.lease,
             },
             None => Scope::Everything,
@@ -73,8 +73,9 @@ impl Follower {
     }
 
     /// A new record seen while watching puts only: the old leader's lease
-    /// ended (a revoke or an expiry takes all its keys at once) and the
-    /// record's txn deleted any transfer or preemption record, so the
+    /// ended (a revoke or an expiry takes all its keys at once), or it
+    /// handed the record over in a txn that deleted its candidate key, and
+    /// the record's txn deleted any transfer or preemption record, so the
     /// mirror drops them (`Mirror::record_replaced`); unless someone deleted
     /// the record by hand (its keys are then still there), which the count
     /// tells, as it tells any deletion missed. Returns whether the mirror
