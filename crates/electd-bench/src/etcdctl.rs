@@ -148,7 +148,7 @@ async fn electd(
 ) -> anyhow::Result<Peer> {
     let prefix = "/electd/peer/";
     let events = Events::watch_v3(endpoint.to_owned(), prefix.to_owned()).await?;
-    let args = node_args("v3", 10, endpoint, "peer", &[]);
+    let args = node_args("v3", 10, endpoint, "peer");
     let mut cluster = Cluster::start(binary, &args, &[], 3).await;
     let limit = Duration::from_secs(20);
     let (mut released, mut leads, mut says) = (Vec::new(), Vec::new(), Vec::new());

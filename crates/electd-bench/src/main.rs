@@ -20,6 +20,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use harness::etcd::Etcd;
+use harness::node::NodeArgs;
 use harness::now_ns;
 use reqwest::Method;
 use serde::Serialize;
@@ -255,22 +256,14 @@ fn ms(ns: u64) -> f64 {
     ns as f64 / 1e6
 }
 
-fn node_args(api: &str, ttl: u64, etcd: &str, election: &str, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "--api",
-        api,
-        "--ttl",
-        &ttl.to_string(),
-        "--etcd",
-        etcd,
-        "--election",
-        election,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
+/// The flags of every node of a measurement: one etcd endpoint, an
+/// election of its own.
+fn node_args(api: &str, ttl: u64, etcd: &str, election: &str) -> NodeArgs {
+    NodeArgs::new()
+        .api(api)
+        .ttl(ttl)
+        .etcd([etcd])
+        .election(election)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -460,7 +453,7 @@ async fn handovers(
     } else {
         "handover-sigterm"
     };
-    let args = node_args(api, 10, endpoint, election, &["--resign-cooldown", "1s"]);
+    let args = node_args(api, 10, endpoint, election).resign_cooldown(Duration::from_secs(1));
     let mut cluster = Cluster::start(binary, &args, &[("ELECTD_ADMIN_TOKEN", TOKEN)], 3).await;
     let limit = Duration::from_secs(20);
     let mut samples = Vec::new();
@@ -510,7 +503,7 @@ async fn crashes(
         "v2" => Deletions::watch_v2(endpoint.to_owned(), election.clone()),
         _ => Deletions::watch_v3(endpoint.to_owned(), format!("/electd/{election}/")),
     };
-    let args = node_args(api, ttl, endpoint, &election, &[]);
+    let args = node_args(api, ttl, endpoint, &election);
     let mut cluster = Cluster::start(binary, &args, &[], 3).await;
     let margin = elect::default_margin(Duration::from_secs(ttl));
     let limit = Duration::from_secs(ttl + 20);
@@ -557,16 +550,14 @@ async fn host_alive_crashes(
     settle: Duration,
 ) -> anyhow::Result<HostAlive> {
     let election = format!("alive-{ttl}-{}", if exec { "exec" } else { "plain" });
-    let command: &[&str] = if exec {
-        &["--exec", "--", "sleep", "1000"]
-    } else {
-        &[]
-    };
     let deletions = match api {
         "v2" => Deletions::watch_v2(endpoint.to_owned(), election.clone()),
         _ => Deletions::watch_v3(endpoint.to_owned(), format!("/electd/{election}/")),
     };
-    let args = node_args(api, ttl, endpoint, &election, command);
+    let mut args = node_args(api, ttl, endpoint, &election);
+    if exec {
+        args = args.exec(["sleep", "1000"]);
+    }
     let mut cluster = Cluster::start(binary, &args, &[], 3).await;
     let limit = Duration::from_secs(ttl + 20);
     let (mut kill_to, mut released) = (Vec::new(), Vec::new());
@@ -625,7 +616,7 @@ async fn fleet(
     runs: usize,
     settle: Duration,
 ) -> anyhow::Result<Vec<f64>> {
-    let args = node_args("v3", 10, endpoint, &format!("fleet-{n}"), &[]);
+    let args = node_args("v3", 10, endpoint, &format!("fleet-{n}"));
     let mut cluster = Cluster::start(binary, &args, &[], n).await;
     let limit = Duration::from_secs(60);
     let mut samples = Vec::new();
@@ -660,7 +651,7 @@ async fn cold_starts(
 ) -> anyhow::Result<Vec<f64>> {
     let mut samples = Vec::new();
     for run in 0..runs {
-        let args = node_args(api, 10, endpoint, &format!("cold-{run}"), &[]);
+        let args = node_args(api, 10, endpoint, &format!("cold-{run}"));
         let started = now_ns();
         let cluster = Cluster::start(binary, &args, &[], 3).await;
         let (_, acquired) = cluster
@@ -674,7 +665,7 @@ async fn cold_starts(
 
 /// RSS of an idle leader and follower, and of the leader over `seconds`.
 async fn memory(binary: &Path, api: &str, endpoint: &str, seconds: u64) -> anyhow::Result<Memory> {
-    let args = node_args(api, 10, endpoint, "memory", &[]);
+    let args = node_args(api, 10, endpoint, "memory");
     let cluster = Cluster::start(binary, &args, &[], 2).await;
     let limit = Duration::from_secs(20);
     let leader = cluster.leader(limit).await.context("no leader")?;
@@ -708,7 +699,7 @@ async fn http(binary: &Path, api: &str, endpoint: &str, seconds: u64) -> anyhow:
         return Ok(Vec::new());
     }
     let ttl = 3;
-    let args = node_args(api, ttl, endpoint, "http", &[]);
+    let args = node_args(api, ttl, endpoint, "http");
     let cluster = Cluster::start(binary, &args, &[], 1).await;
     let leader = cluster
         .leader(Duration::from_secs(20))

@@ -39,7 +39,7 @@ use clap::Parser;
 use harness::app::{HealthSwitch, Mode};
 use harness::checker::{check, longest, without};
 use harness::etcd::{Etcd, EtcdOptions};
-use harness::node::Node;
+use harness::node::{Node, NodeArgs};
 use harness::now_ns;
 use harness::procs;
 use harness::proxy::{Direction, Fault, FaultProxy};
@@ -53,18 +53,15 @@ const CHILD_MODE: &str = "--exec-child";
 /// The admin token of every node (`ELECTD_ADMIN_TOKEN`; loopback only).
 const ADMIN_TOKEN: &str = "electd-chaos-admin-token";
 
-/// The health check of every node: a verdict within a few checks, so that
-/// flaps of a few hundred milliseconds change it.
-const HEALTH_FLAGS: [&str; 8] = [
-    "--health-interval",
-    "100ms",
-    "--health-timeout",
-    "200ms",
-    "--health-failures",
-    "2",
-    "--health-successes",
-    "2",
-];
+/// The health check of every node, of its app at `url`: a verdict within a
+/// few checks, so that flaps of a few hundred milliseconds change it.
+fn health_checked(args: NodeArgs, url: String) -> NodeArgs {
+    args.health_url(url)
+        .health_interval(Duration::from_millis(100))
+        .health_timeout(Duration::from_millis(200))
+        .health_failures(2)
+        .health_successes(2)
+}
 
 /// `--preempt-after` of the nodes that preempt: well under the TTL, so that
 /// preemption happens often in a soak.
@@ -204,7 +201,8 @@ impl Kind {
 struct Soak {
     dir: PathBuf,
     binary: PathBuf,
-    node_args: Vec<String>,
+    /// Every node's `--api` and `--ttl`.
+    node_args: NodeArgs,
     exec: Option<Vec<String>>,
     etcd: Etcd,
     nodes: Vec<Node>,
@@ -288,11 +286,11 @@ impl Soak {
     fn spawn(&mut self, i: usize) {
         let name = format!("n{i}");
         let restart = i < self.nodes.len();
-        let mut args = self.node_args.clone();
-        let urls: Vec<String> = self.links[i].iter().map(FaultProxy::url).collect();
-        args.extend(["--etcd".to_owned(), urls.join(",")]);
-        args.extend(["--health-url".to_owned(), self.health[i].url()]);
-        args.extend(HEALTH_FLAGS.iter().map(|f| (*f).to_owned()));
+        let args = self
+            .node_args
+            .clone()
+            .etcd(self.links[i].iter().map(FaultProxy::url));
+        let mut args = health_checked(args, self.health[i].url());
         let mut priority = if self.v3 {
             PRIORITIES[self.config_rng.random_range(0..PRIORITIES.len())]
         } else {
@@ -309,23 +307,17 @@ impl Soak {
         // Some restarts come back drained, as after maintenance.
         let drained = restart && self.config_rng.random_bool(0.1);
         if priority != 0 {
-            args.push(format!("--priority={priority}"));
+            args = args.priority(priority);
         }
         if preempt {
-            args.extend([
-                "--preempt".to_owned(),
-                "--preempt-after".to_owned(),
-                format!("{}ms", PREEMPT_AFTER.as_millis()),
-            ]);
+            args = args.preempt(PREEMPT_AFTER);
         }
         if drained {
-            args.push("--drained".to_owned());
+            args = args.drained();
         }
         if let Some(exec) = &self.exec {
-            args.push("--exec".to_owned());
-            args.push("--".to_owned());
-            args.extend(exec.iter().cloned());
-            args.push(self.dir.join(format!("{name}.ticks")).display().to_string());
+            let ticks = self.dir.join(format!("{name}.ticks")).display().to_string();
+            args = args.exec(exec.iter().cloned().chain([ticks]));
         }
         let node = Node::spawn_with_env(
             &self.binary,
@@ -557,12 +549,7 @@ async fn soak(args: Args) -> anyhow::Result<bool> {
     let mut soak = Soak {
         dir: dir.path().to_owned(),
         binary,
-        node_args: vec![
-            "--api".into(),
-            args.api.clone(),
-            "--ttl".into(),
-            args.ttl.to_string(),
-        ],
+        node_args: NodeArgs::new().api(&args.api).ttl(args.ttl),
         exec,
         etcd,
         nodes: Vec::new(),

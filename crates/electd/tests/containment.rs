@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use common::Run;
 use harness::checker::Report;
+use harness::node::NodeArgs;
 use harness::{eventually, now_ns, procs};
 use reqwest::Method;
 use rustix::process::Signal;
@@ -125,30 +126,30 @@ fn notes(file: &Path) -> Notes {
 struct Scene {
     run: Run,
     script: PathBuf,
-    extra: Vec<String>,
+    /// Every node's flags but the command and its grace.
+    own: NodeArgs,
     offset: i128,
     /// Every PID any command, grandchild, escapee or watchdog had.
     seen: Vec<u32>,
 }
 
 impl Scene {
-    async fn new(api: &'static str, nodes: usize, extra: &[&str]) -> Scene {
+    async fn new(api: &'static str, nodes: usize, own: NodeArgs) -> Scene {
         let run = Run::new(api, 2, 0).await;
         let script = run.dir.path().join("child.sh");
         std::fs::write(&script, CHILD).unwrap();
         let mut scene = Scene {
             run,
             script,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
+            own,
             offset: harness::ticks::realtime_offset(),
             seen: Vec::new(),
         };
         for i in 0..nodes {
             let args = scene.args(&format!("n{i}"));
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
             scene
                 .run
-                .spawn_with_env(&format!("n{i}"), &args, &[("ELECTD_ADMIN_TOKEN", TOKEN)]);
+                .spawn_with_env(&format!("n{i}"), args, &[("ELECTD_ADMIN_TOKEN", TOKEN)]);
         }
         for node in &scene.run.nodes {
             node.wait_serving().await;
@@ -160,25 +161,25 @@ impl Scene {
         self.run.dir.path().join(format!("{name}.{kind}"))
     }
 
-    fn args(&self, name: &str) -> Vec<String> {
-        let mut args: Vec<String> = ["--exec-grace", "600ms"].map(String::from).to_vec();
-        args.extend(self.extra.iter().cloned());
-        args.extend(["--exec", "--", "sh"].map(String::from));
+    fn args(&self, name: &str) -> NodeArgs {
+        let mut command = vec!["sh".to_owned()];
         for path in [
             &self.script,
             &self.file(name, "ticks"),
             &self.file(name, "escapee"),
         ] {
-            args.push(path.to_str().unwrap().to_owned());
+            command.push(path.to_str().unwrap().to_owned());
         }
-        args
+        self.own
+            .clone()
+            .exec_grace(Duration::from_millis(600))
+            .exec(command)
     }
 
     /// Starts node `i` again after it exited or was killed.
     async fn restart(&mut self, i: usize) {
         let args = self.args(&self.run.nodes[i].name.clone());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.run.restart(i, &args, &[("ELECTD_ADMIN_TOKEN", TOKEN)]);
+        self.run.restart(i, args, &[("ELECTD_ADMIN_TOKEN", TOKEN)]);
         self.run.nodes[i].wait_serving().await;
     }
 
@@ -450,7 +451,7 @@ fn assert_gone(cmd: &Cmd) {
 
 async fn watchdog_command_and_descendants(api: &'static str) {
     let _alone = common::exclusive().await;
-    let mut s = Scene::new(api, 3, &[]).await;
+    let mut s = Scene::new(api, 3, NodeArgs::new()).await;
 
     // kill -9 of the watchdog, with the grandchild, the escapee and the
     // daemon stopped for longer than the TTL: electd kills them all (the
@@ -567,7 +568,7 @@ async fn watchdog_command_and_descendants(api: &'static str) {
 
 async fn electd_itself(api: &'static str) {
     let _alone = common::exclusive().await;
-    let mut s = Scene::new(api, 3, &[]).await;
+    let mut s = Scene::new(api, 3, NodeArgs::new()).await;
 
     // kill -9 of electd and its guardian (a whole host): the watchdog
     // kills everything at once; the lease runs out.
@@ -634,7 +635,7 @@ both_apis!(watchdog_command_and_descendants, electd_itself);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_command_never_runs_beside_its_predecessor() {
     let _alone = common::exclusive().await;
-    let mut s = Scene::new("v3", 1, &["--exec-on-exit", "restart"]).await;
+    let mut s = Scene::new("v3", 1, NodeArgs::new().exec_on_exit("restart")).await;
     let c = s.leader().await;
 
     // kill -9 of the watchdog.

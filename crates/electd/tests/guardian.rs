@@ -9,16 +9,21 @@ use std::time::Duration;
 
 use common::{Run, SLACK};
 use harness::eventually;
+use harness::node::NodeArgs;
 
 const TOKEN: &str = "t0ken-for-guardians";
 
 /// TTL 10: anything near it is an expiry, not a release.
 const TTL: u64 = 10;
 
-async fn nodes(api: &'static str, n: usize, extra: &[&str]) -> Run {
+async fn nodes(api: &'static str, n: usize, own: NodeArgs) -> Run {
     let mut run = Run::new(api, TTL, 0).await;
     for i in 0..n {
-        run.spawn_with_env(&format!("n{i}"), extra, &[("ELECTD_ADMIN_TOKEN", TOKEN)]);
+        run.spawn_with_env(
+            &format!("n{i}"),
+            own.clone(),
+            &[("ELECTD_ADMIN_TOKEN", TOKEN)],
+        );
     }
     for node in &run.nodes {
         node.wait_serving().await;
@@ -45,8 +50,11 @@ async fn a_killed_electd_is_released_by_its_guardian(api: &'static str) {
             let name = format!("n{i}");
             let file = run.dir.path().join(format!("{name}.ticks"));
             let (script, ticks) = (script.display().to_string(), file.display().to_string());
-            let args = ["--exec", "--", "sh", &script, &ticks];
-            run.spawn(&name, if exec { &args } else { &[] });
+            let own = match exec {
+                true => NodeArgs::new().exec(["sh", &script, &ticks]),
+                false => NodeArgs::new(),
+            };
+            run.spawn(&name, own);
             files.push((name, file));
         }
         for node in &run.nodes {
@@ -136,7 +144,8 @@ async fn a_dead_guardian_means_the_ttl(api: &'static str) {
 /// resign (its lease revoked, v2: its value gone) and someone else leading,
 /// electd's death touches nothing of the new leader's.
 async fn a_guardian_releases_nothing_but_its_own(api: &'static str) {
-    let mut run = nodes(api, 2, &["--resign-cooldown", "10m"]).await;
+    let own = NodeArgs::new().resign_cooldown(Duration::from_secs(600));
+    let mut run = nodes(api, 2, own).await;
     let leader = run.sole_leader(SLACK).await;
     let auth = format!("Bearer {TOKEN}");
     let resigned = run.nodes[leader]
@@ -159,7 +168,7 @@ async fn a_guardian_releases_nothing_but_its_own(api: &'static str) {
     let (last_term, _) = run.last_acquired(next).expect("an acquisition");
     assert_eq!(last_term, term_then);
     // A node restarted under the same id is a new claim: its guardian's.
-    run.restart(leader, &[], &[("ELECTD_ADMIN_TOKEN", TOKEN)]);
+    run.restart(leader, NodeArgs::new(), &[("ELECTD_ADMIN_TOKEN", TOKEN)]);
     run.nodes[leader].wait_serving().await;
     run.kill9_electd(next);
     assert_eq!(run.sole_leader_among(&[leader], SLACK).await, leader);
@@ -177,8 +186,8 @@ both_apis!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn observers_and_no_guardian_run_alone() {
     let mut run = Run::new("v3", 2, 0).await;
-    let observer = run.spawn("o", &["--observe"]);
-    let alone = run.spawn("a", &["--no-guardian"]);
+    let observer = run.spawn("o", NodeArgs::new().observe());
+    let alone = run.spawn("a", NodeArgs::new().no_guardian());
     for i in [observer, alone] {
         run.nodes[i].wait_serving().await;
         let pid = run.nodes[i].pid();

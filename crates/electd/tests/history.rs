@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::{Run, SLACK, unhealthy, warned_once};
 use harness::etcd::{Etcd, EtcdOptions};
+use harness::node::NodeArgs;
 use harness::{eventually, now_ns};
 use reqwest::Method;
 
@@ -142,7 +143,7 @@ async fn a_restore_from_an_older_snapshot_never_hands_out_an_old_term_again(api:
     let env = [("ELECTD_ADMIN_TOKEN", TOKEN)];
     let mut run = Run::new(api, 2, 0).await;
     for i in 0..3 {
-        run.spawn_with_env(&format!("n{i}"), &[], &env);
+        run.spawn_with_env(&format!("n{i}"), NodeArgs::new(), &env);
     }
     for node in &run.nodes {
         node.wait_serving().await;
@@ -179,16 +180,11 @@ async fn a_restore_from_an_older_snapshot_never_hands_out_an_old_term_again(api:
 async fn the_state_file_keeps_the_floor_across_a_restart(api: &'static str) {
     let mut run = Run::new(api, 2, 0).await;
     let state = |i: usize, run: &Run| {
-        run.dir
-            .path()
-            .join(format!("n{i}.state"))
-            .to_str()
-            .expect("a UTF-8 path")
-            .to_owned()
+        NodeArgs::new().state_file(run.dir.path().join(format!("n{i}.state")))
     };
     for i in 0..3 {
-        let file = state(i, &run);
-        run.spawn(&format!("n{i}"), &["--state-file", &file]);
+        let own = state(i, &run);
+        run.spawn(&format!("n{i}"), own);
     }
     for node in &run.nodes {
         node.wait_serving().await;
@@ -205,8 +201,8 @@ async fn the_state_file_keeps_the_floor_across_a_restart(api: &'static str) {
     }
     run.etcd.wipe().await;
     for i in 0..3 {
-        let file = state(i, &run);
-        run.restart(i, &["--state-file", &file], &[]);
+        let own = state(i, &run);
+        run.restart(i, own, &[]);
     }
     for node in &run.nodes {
         node.wait_serving().await;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::Run;
 use harness::app::HealthSwitch;
 use harness::eventually;
-use harness::node::Node;
+use harness::node::{Node, NodeArgs};
 use reqwest::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -36,19 +36,15 @@ async fn children_never_overlap_nor_outlive_their_leadership(api: &'static str) 
     let script = script.to_str().unwrap().to_owned();
     let offset = harness::ticks::realtime_offset();
     let mut files = Vec::new();
-    let exec_args = |name: &str, dir: &Path| -> Vec<String> {
+    let exec_args = |name: &str, dir: &Path| -> NodeArgs {
         let ticks = dir.join(format!("{name}.ticks"));
-        ["--exec", "--", "sh", &script, ticks.to_str().unwrap()]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        NodeArgs::new().exec(["sh", &script, ticks.to_str().unwrap()])
     };
     let env = [("ELECTD_ADMIN_TOKEN", TOKEN)];
     for i in 0..3 {
         let name = format!("n{i}");
         let args = exec_args(&name, run.dir.path());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run.spawn_with_env(&name, &args, &env);
+        run.spawn_with_env(&name, args, &env);
         files.push((name.clone(), run.dir.path().join(format!("{name}.ticks"))));
     }
     for node in &run.nodes {
@@ -85,8 +81,7 @@ async fn children_never_overlap_nor_outlive_their_leadership(api: &'static str) 
     })
     .await;
     let args = exec_args(&run.nodes[leader].name.clone(), run.dir.path());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run.restart(leader, &args, &env);
+    run.restart(leader, args, &env);
     run.nodes[leader].wait_serving().await;
 
     // 2. SIGSTOP of the leader's electd past the TTL: the watchdog stops the
@@ -121,8 +116,7 @@ async fn children_never_overlap_nor_outlive_their_leadership(api: &'static str) 
     })
     .await;
     let args = exec_args(&run.nodes[leader].name.clone(), run.dir.path());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run.restart(leader, &args, &env);
+    run.restart(leader, args, &env);
     run.nodes[leader].wait_serving().await;
 
     // 4. POST /v1/resign on the leader.
@@ -509,23 +503,18 @@ async fn metrics_show_health_and_candidacy(api: &'static str) {
     let switch = HealthSwitch::start(false);
     let mut run = Run::new(api, 2, 0).await;
     let env = [("ELECTD_ADMIN_TOKEN", TOKEN)];
-    let url = switch.url();
-    let mut args = vec![
-        "--health-url",
-        &url,
-        "--health-interval",
-        "100ms",
-        "--health-failures",
-        "1",
-    ];
+    let mut args = NodeArgs::new()
+        .health_url(switch.url())
+        .health_interval(Duration::from_millis(100))
+        .health_failures(1);
     // Priorities need v3.
     let priority = if api == "v3" { 7.0 } else { 0.0 };
     if api == "v3" {
-        args.extend(["--priority", "7"]);
+        args = args.priority(7);
     }
-    let checked = run.spawn_with_env("checked", &args, &env);
-    let plain = run.spawn_with_env("plain", &[], &env);
-    let observer = run.spawn("observer", &["--observe"]);
+    let checked = run.spawn_with_env("checked", args, &env);
+    let plain = run.spawn_with_env("plain", NodeArgs::new(), &env);
+    let observer = run.spawn("observer", NodeArgs::new().observe());
     for node in &run.nodes {
         node.wait_serving().await;
     }
@@ -726,10 +715,10 @@ async fn resign_on_demand_needs_the_token_and_the_leader(api: &'static str) {
     let mut run = Run::new(api, 2, 0).await;
     let env = [("ELECTD_ADMIN_TOKEN", TOKEN)];
     for i in 0..2 {
-        run.spawn_with_env(&format!("n{i}"), &[], &env);
+        run.spawn_with_env(&format!("n{i}"), NodeArgs::new(), &env);
     }
     // Without a token; an observer, so that it never leads.
-    let plain = run.spawn("plain", &["--observe"]);
+    let plain = run.spawn("plain", NodeArgs::new().observe());
     for node in &run.nodes {
         node.wait_serving().await;
     }
@@ -821,7 +810,7 @@ both_apis!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_that_exits_makes_the_leader_resign_or_electd_exit() {
     let mut run = Run::new("v3", 2, 0).await;
-    let a = run.spawn("a", &["--exec", "--", "sh", "-c", "sleep 0.2; exit 3"]);
+    let a = run.spawn("a", NodeArgs::new().exec(["sh", "-c", "sleep 0.2; exit 3"]));
     run.nodes[a].wait_serving().await;
     run.sole_leader(SLACK).await;
     eventually(
@@ -838,15 +827,9 @@ async fn a_command_that_exits_makes_the_leader_resign_or_electd_exit() {
 
     let b = run.spawn(
         "b",
-        &[
-            "--exec",
-            "--exec-on-exit",
-            "exit",
-            "--",
-            "sh",
-            "-c",
-            "sleep 0.2; exit 7",
-        ],
+        NodeArgs::new()
+            .exec_on_exit("exit")
+            .exec(["sh", "-c", "sleep 0.2; exit 7"]),
     );
     run.nodes[a].terminate();
     let status = run.nodes[b].wait_exit(SLACK * 2).await;
@@ -861,17 +844,10 @@ async fn a_restarted_command_is_counted_and_admin_can_move_to_its_own_port() {
     let admin = format!("127.0.0.1:{admin_port}");
     let node = run.spawn(
         "r",
-        &[
-            "--admin-listen",
-            &admin,
-            "--exec",
-            "--exec-on-exit",
-            "restart",
-            "--",
-            "sh",
-            "-c",
-            "sleep 0.1",
-        ],
+        NodeArgs::new()
+            .admin_listen(&admin)
+            .exec_on_exit("restart")
+            .exec(["sh", "-c", "sleep 0.1"]),
     );
     run.nodes[node].wait_serving().await;
     run.sole_leader(SLACK).await;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::{Run, SLACK};
 use harness::app::HealthSwitch;
 use harness::eventually;
+use harness::node::NodeArgs;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -23,7 +24,8 @@ struct Opts<'a> {
     health: Option<&'a HealthSwitch>,
     /// Whether it runs the ticker under `--exec`.
     exec: bool,
-    extra: &'a [&'a str],
+    /// Its other flags.
+    own: NodeArgs,
 }
 
 /// A run whose nodes may run the ticker: where each one's ticks go.
@@ -46,36 +48,23 @@ impl Steered {
 
     /// Starts node `name` with the admin token; waits until it serves.
     async fn spawn(&mut self, name: &str, opts: Opts<'_>) -> usize {
-        let url = opts.health.map(HealthSwitch::url);
-        let mut args: Vec<String> = Vec::new();
-        if let Some(url) = &url {
-            args.extend(
-                [
-                    "--health-url",
-                    url,
-                    "--health-interval",
-                    "100ms",
-                    "--health-timeout",
-                    "500ms",
-                    "--health-failures",
-                    "2",
-                ]
-                .map(String::from),
-            );
+        let mut args = opts.own;
+        if let Some(health) = opts.health {
+            args = args
+                .health_url(health.url())
+                .health_interval(Duration::from_millis(100))
+                .health_timeout(Duration::from_millis(500))
+                .health_failures(2);
         }
-        args.extend(opts.extra.iter().map(|s| s.to_string()));
         if opts.exec {
             let file = self.run.dir.path().join(format!("{name}.ticks"));
             let script = self.script.display().to_string();
-            args.extend(
-                ["--exec", "--", "sh", &script, &file.display().to_string()].map(String::from),
-            );
+            args = args.exec(["sh".to_owned(), script, file.display().to_string()]);
             self.ticks.push((name.to_owned(), file));
         }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let i = self
             .run
-            .spawn_with_env(name, &args, &[("ELECTD_ADMIN_TOKEN", TOKEN)]);
+            .spawn_with_env(name, args, &[("ELECTD_ADMIN_TOKEN", TOKEN)]);
         self.run.nodes[i].wait_serving().await;
         i
     }
@@ -353,7 +342,7 @@ async fn a_drained_node_hands_over_and_stays_out_until_undrained(api: &'static s
 async fn a_node_started_drained_never_leads_until_undrained(api: &'static str) {
     let mut s = Steered::new(api, 2).await;
     let opts = Opts {
-        extra: &["--drained"],
+        own: NodeArgs::new().drained(),
         ..Opts::default()
     };
     let i = s.spawn("n0", opts).await;
@@ -481,7 +470,7 @@ mod v3_only {
             .spawn(
                 "d",
                 Opts {
-                    extra: &["--drained"],
+                    own: NodeArgs::new().drained(),
                     ..Opts::default()
                 },
             )
@@ -490,7 +479,7 @@ mod v3_only {
             .spawn(
                 "twin1",
                 Opts {
-                    extra: &["--id", "twin"],
+                    own: NodeArgs::new().id("twin"),
                     ..Opts::default()
                 },
             )
@@ -498,7 +487,7 @@ mod v3_only {
         s.spawn(
             "twin2",
             Opts {
-                extra: &["--id", "twin"],
+                own: NodeArgs::new().id("twin"),
                 ..Opts::default()
             },
         )
@@ -623,14 +612,14 @@ mod v3_only {
             .await;
         assert_eq!(s.run.sole_leader(SLACK).await, low);
         let switch = HealthSwitch::start(true);
-        let high_args = ["--priority", "10", "--preempt", "--preempt-after", "2s"];
+        let high_args = NodeArgs::new().priority(10).preempt(Duration::from_secs(2));
         let high = s
             .spawn(
                 "high",
                 Opts {
                     health: Some(&switch),
                     exec: true,
-                    extra: &high_args,
+                    own: high_args,
                 },
             )
             .await;
@@ -694,16 +683,16 @@ mod v3_only {
     async fn the_highest_priority_survivor_leads_next() {
         let mut s = Steered::new("v3", 2).await;
         let lineup = [
-            ("p10", ["--priority", "10"]),
-            ("p0", ["--priority", "0"]),
-            ("p5", ["--priority", "5"]),
+            ("p10", NodeArgs::new().priority(10)),
+            ("p0", NodeArgs::new().priority(0)),
+            ("p5", NodeArgs::new().priority(5)),
         ];
-        for (name, extra) in &lineup {
+        for (name, own) in &lineup {
             let at = s
                 .spawn(
                     name,
                     Opts {
-                        extra,
+                        own: own.clone(),
                         ..Opts::default()
                     },
                 )
@@ -734,7 +723,7 @@ mod v3_only {
 
         // Back without --preempt: it waits for the next change of leader.
         let env = [("ELECTD_ADMIN_TOKEN", TOKEN)];
-        s.run.restart(p10, &lineup[0].1, &env);
+        s.run.restart(p10, lineup[0].1.clone(), &env);
         s.run.nodes[p10].wait_serving().await;
         s.queued(p10).await;
         let run = &s.run;
@@ -752,17 +741,19 @@ mod v3_only {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_preempting_node_takes_over_by_hand_over() {
         let mut s = Steered::new("v3", 6).await;
-        let preempting = |priority: &'static str| -> [&'static str; 5] {
-            ["--priority", priority, "--preempt", "--preempt-after", "1s"]
+        let preempting = |priority: i64| {
+            NodeArgs::new()
+                .priority(priority)
+                .preempt(Duration::from_secs(1))
         };
-        let low_args = preempting("0");
-        let high_args = preempting("10");
+        let low_args = preempting(0);
+        let high_args = preempting(10);
         let low = s
             .spawn(
                 "low",
                 Opts {
                     exec: true,
-                    extra: &low_args,
+                    own: low_args,
                     ..Opts::default()
                 },
             )
@@ -774,7 +765,7 @@ mod v3_only {
                 "high",
                 Opts {
                     exec: true,
-                    extra: &high_args,
+                    own: high_args,
                     ..Opts::default()
                 },
             )
@@ -794,12 +785,12 @@ mod v3_only {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_explicit_hand_over_wins_over_preemption() {
         let mut s = Steered::new("v3", 6).await;
-        let high_args = ["--priority", "10", "--preempt", "--preempt-after", "2s"];
+        let high_args = NodeArgs::new().priority(10).preempt(Duration::from_secs(2));
         let high = s
             .spawn(
                 "high",
                 Opts {
-                    extra: &high_args,
+                    own: high_args,
                     ..Opts::default()
                 },
             )
