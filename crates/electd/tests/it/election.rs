@@ -2,11 +2,9 @@
 //! APIs: election, crash failover, hand-over, pauses, foreign writes. Every
 //! test ends with the journal checker.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::Run;
+use crate::common::Run;
 use harness::eventually;
 use harness::node::NodeArgs;
 

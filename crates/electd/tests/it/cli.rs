@@ -1,8 +1,7 @@
 //! The command line: bad configuration is one clear line and exit status 2;
 //! `--help` explains every flag.
 
-mod common;
-
+use crate::common;
 use std::process::{Command, Output};
 
 fn electd(args: &[&str], env: &[(&str, &str)]) -> Output {

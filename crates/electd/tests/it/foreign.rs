@@ -5,12 +5,10 @@
 //! them (the exact key, whether it expires, how to clear it), and the
 //! election resumes once they are gone.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Run, SLACK, unhealthy, warned_once};
+use crate::common::{Run, SLACK, unhealthy, warned_once};
 use harness::etcd::{Etcd, binaries};
 use harness::eventually;
 use harness::node::NodeArgs;

@@ -4,11 +4,9 @@
 //! within a TTL. Against a real etcd with real processes; every scenario
 //! ends with the checker.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Run, SLACK};
+use crate::common::{Run, SLACK};
 use harness::eventually;
 use harness::node::NodeArgs;
 use serde_json::Value;

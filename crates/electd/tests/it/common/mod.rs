@@ -1,5 +1,4 @@
 //! A run: one etcd (or cluster), some electd nodes, their journals.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -288,7 +287,6 @@ impl Drop for Run {
 }
 
 /// Defines one test per API from a scenario `async fn(api: &'static str)`.
-#[macro_export]
 macro_rules! both_apis {
     ($($scenario:ident),* $(,)?) => {
         mod v2 {

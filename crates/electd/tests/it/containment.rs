@@ -11,14 +11,13 @@
 //! * when the next command is up, nothing of the previous one runs;
 //! * no electd holds a zombie, and nothing is left running at the end.
 
-mod common;
-
+use crate::common;
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::Run;
+use crate::common::Run;
 use harness::checker::Report;
 use harness::node::NodeArgs;
 use harness::{eventually, now_ns, procs};

@@ -3,11 +3,9 @@
 //! guardian or a claim that is no longer electd's own changes nothing of
 //! the safety proof. Every scenario ends with the journal checker.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Run, SLACK};
+use crate::common::{Run, SLACK};
 use harness::eventually;
 use harness::node::NodeArgs;
 

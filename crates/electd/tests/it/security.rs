@@ -5,13 +5,12 @@
 //! permissions named as such, and never leading; and
 //! secrets kept out of logs, answers, `--help`, argv and the `--exec` child.
 
-mod common;
-
+use crate::common;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Run, SLACK, unhealthy, warned_once};
+use crate::common::{Run, SLACK, unhealthy, warned_once};
 use harness::etcd::{Etcd, EtcdOptions};
 use harness::eventually;
 use harness::node::{Node, NodeArgs};

@@ -3,11 +3,9 @@
 //! restarts; elections continue, no node is stuck, and no two leaderships
 //! overlap.
 
-mod common;
-
 use std::time::Duration;
 
-use common::Run;
+use crate::common::Run;
 use harness::{eventually, now_ns};
 
 const SLACK: Duration = Duration::from_secs(10);

@@ -2,13 +2,12 @@
 //! that never outlive their leadership, load-balancer health checks, the
 //! hand-over endpoint, Prometheus metrics and the leader-change stream.
 
-mod common;
-
+use crate::common;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::Run;
+use crate::common::Run;
 use harness::app::HealthSwitch;
 use harness::eventually;
 use harness::node::{Node, NodeArgs};

@@ -2,11 +2,9 @@
 //! loud partitions, slow etcd, paused processes. Every test ends with the
 //! journal checker.
 
-mod common;
-
 use std::time::Duration;
 
-use common::Run;
+use crate::common::Run;
 use harness::etcd::Etcd;
 use harness::eventually;
 use harness::proxy::{Direction, Fault};

@@ -3,12 +3,10 @@
 //! Every scenario ends with the journal checker, and where nodes run
 //! `--exec`, with the commands' own records: no two at once.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{Run, SLACK};
+use crate::common::{Run, SLACK};
 use harness::app::HealthSwitch;
 use harness::eventually;
 use harness::node::NodeArgs;

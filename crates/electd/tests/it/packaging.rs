@@ -9,15 +9,13 @@
 //! builds both (scripts/image.sh, scripts/deb.sh), names them in
 //! ELECTD_TEST_IMAGE and ELECTD_TEST_DEB, and runs these too.
 
-mod common;
-
 use std::collections::HashMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{SLACK, electd};
+use crate::common::{SLACK, electd};
 use elect::journal::EndReason;
 use harness::checker::{Apart, check_apart};
 use harness::container::Podman;

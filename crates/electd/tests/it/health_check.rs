@@ -2,8 +2,7 @@
 //! line per change of verdict, with the reason, in bounded time. (The
 //! verdict steering the election is `steering.rs`'s; these read the log.)
 
-mod common;
-
+use crate::common;
 use std::time::Duration;
 
 use harness::app::HealthSwitch;

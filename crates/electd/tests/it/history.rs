@@ -5,11 +5,9 @@
 //! longer has; every node says what happened and recovers by itself once
 //! etcd's revision has passed the old one.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Run, SLACK, unhealthy, warned_once};
+use crate::common::{Run, SLACK, unhealthy, warned_once};
 use harness::etcd::{Etcd, EtcdOptions};
 use harness::node::NodeArgs;
 use harness::{eventually, now_ns};

@@ -3,11 +3,9 @@
 //! are cut off, and the election never notices: renewals keep their schedule
 //! (measured from the journal's `renewed` lines).
 
-mod common;
-
 use std::time::Duration;
 
-use common::Run;
+use crate::common::Run;
 use harness::now_ns;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -2,11 +2,10 @@
 //! leadership, says exactly what is wrong (once in the log, and on
 //! /healthz), keeps running, and recovers by itself.
 
-mod common;
-
+use crate::common;
 use std::time::{Duration, Instant};
 
-use common::Run;
+use crate::common::Run;
 use harness::etcd::{Etcd, EtcdOptions};
 use harness::node::{Node, NodeArgs};
 use harness::{eventually, free_port};
