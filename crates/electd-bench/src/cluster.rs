@@ -9,6 +9,20 @@ use harness::node::{Node, NodeArgs};
 use harness::now_ns;
 use tokio::time::{Instant, sleep};
 
+/// The admin token (`ELECTD_ADMIN_TOKEN`) of the nodes that are asked to
+/// resign, drain or undrain.
+pub const TOKEN: &str = "bench-token";
+
+/// The flags of every node of a measurement: one etcd endpoint, an
+/// election of its own.
+pub fn node_args(api: &str, ttl: u64, etcd: &str, election: &str) -> NodeArgs {
+    NodeArgs::new()
+        .api(api)
+        .ttl(ttl)
+        .etcd([etcd])
+        .election(election)
+}
+
 /// `electd` nodes of one election on one etcd.
 pub struct Cluster {
     dir: tempfile::TempDir,

@@ -1,6 +1,6 @@
 //! Steered hand-overs: `POST /v1/resign?to=ID` to the last in line,
 //! `POST /v1/drain` of the leader, and preemption by a candidate of higher
-//! priority. Timed like the graceful hand-over ([`crate::handovers`]): from
+//! priority. Timed like the graceful hand-over ([`crate::handover`]): from
 //! the nodes' journals, on the clock every process of the host shares.
 
 use std::path::Path;
@@ -12,8 +12,9 @@ use reqwest::Method;
 use serde::Serialize;
 
 use crate::cluster::Cluster;
+use crate::cluster::{TOKEN, node_args};
 use crate::stats::Summary;
-use crate::{TOKEN, ms, node_args};
+use crate::stats::ms;
 
 /// How leadership is steered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
