@@ -29,12 +29,6 @@ async fn nodes(api: &'static str, n: usize, own: NodeArgs) -> Run {
     run
 }
 
-async fn term(run: &Run, i: usize) -> u64 {
-    run.nodes[i].status().await.expect("a status")["term"]
-        .as_u64()
-        .expect("a term")
-}
-
 /// kill -9 of the leader's electd, its guardian and host alive: the next
 /// leader takes over in milliseconds, not a TTL; with `--exec`, the old
 /// command's group is gone before the new one starts (the checker reads
@@ -59,7 +53,7 @@ async fn a_killed_electd_is_released_by_its_guardian(api: &'static str) {
             node.wait_serving().await;
         }
         let leader = run.sole_leader(SLACK).await;
-        let before = term(&run, leader).await;
+        let before = run.term(leader).await;
         if exec {
             eventually(SLACK, "the leader's command to tick", || async {
                 let text = std::fs::read_to_string(&files[leader].1).unwrap_or_default();
@@ -78,7 +72,7 @@ async fn a_killed_electd_is_released_by_its_guardian(api: &'static str) {
             took < Duration::from_secs(1),
             "exec {exec}: {took:?} from the kill to the next leader"
         );
-        assert!(term(&run, next).await > before);
+        assert!(run.term(next).await > before);
         // The guardian goes with what it guarded, with electd's status.
         let status = run.nodes[leader].wait_exit(SLACK).await;
         assert_eq!(status.and_then(|s| s.code()), Some(137), "{status:?}");
@@ -112,9 +106,9 @@ async fn a_stopped_electd_is_not_released(api: &'static str) {
     run.kill9_electd(leader);
     let status = run.nodes[leader].wait_exit(SLACK).await;
     assert_eq!(status.and_then(|s| s.code()), Some(137), "{status:?}");
-    let term_then = term(&run, next).await;
+    let term_then = run.term(next).await;
     assert!(run.nodes[next].is_leader().await);
-    assert_eq!(term(&run, next).await, term_then);
+    assert_eq!(run.term(next).await, term_then);
     run.assert_safe();
 }
 
@@ -156,13 +150,13 @@ async fn a_guardian_releases_nothing_but_its_own(api: &'static str) {
         .expect("an answer");
     assert_eq!(resigned.status, 200, "{}", resigned.body);
     let next = run.sole_leader_among(&[1 - leader], SLACK).await;
-    let term_then = term(&run, next).await;
+    let term_then = run.term(next).await;
     run.kill9_electd(leader);
     let status = run.nodes[leader].wait_exit(SLACK).await;
     assert_eq!(status.and_then(|s| s.code()), Some(137), "{status:?}");
     // Its release came and went: the new leader still leads, same term.
     assert!(run.nodes[next].is_leader().await);
-    assert_eq!(term(&run, next).await, term_then);
+    assert_eq!(run.term(next).await, term_then);
     let (last_term, _) = run.last_acquired(next).expect("an acquisition");
     assert_eq!(last_term, term_then);
     // A node restarted under the same id is a new claim: its guardian's.

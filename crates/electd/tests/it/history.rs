@@ -23,12 +23,6 @@ async fn position(run: &Run) -> u64 {
     }
 }
 
-async fn term(run: &Run, i: usize) -> u64 {
-    run.nodes[i].status().await.expect("a status")["term"]
-        .as_u64()
-        .expect("a term")
-}
-
 /// Raises etcd's revision well past the election's, and waits until every
 /// node has seen it (a follower hears of revisions outside the election
 /// from its watch's progress answers): the revision the nodes' floor holds.
@@ -105,7 +99,7 @@ async fn recovers_past(run: &Run, seen: u64, old_term: u64) {
     }
     run.etcd.raise_past(run.api, floor).await;
     let leader = run.sole_leader(run.ttl() * 3 + SLACK).await;
-    let new = term(run, leader).await;
+    let new = run.term(leader).await;
     assert!(new > old_term, "term {new} after {old_term}");
     assert!(
         new > seen,
@@ -126,7 +120,7 @@ async fn a_wiped_etcd_never_hands_out_an_old_term_again(api: &'static str) {
     let leader = run.sole_leader(SLACK).await;
     // Some history, so a fresh store starts well below it.
     let seen = move_history_on(&run).await;
-    let old_term = term(&run, leader).await;
+    let old_term = run.term(leader).await;
     run.etcd.wipe().await;
     everyone_reports_the_regression(&run).await;
     nobody_leads_for(&run, run.ttl() * 2, old_term).await;
@@ -147,7 +141,7 @@ async fn a_restore_from_an_older_snapshot_never_hands_out_an_old_term_again(api:
         node.wait_serving().await;
     }
     let first = run.sole_leader(SLACK).await;
-    let first_term = term(&run, first).await;
+    let first_term = run.term(first).await;
     let snapshot = run.dir.path().join("old.db");
     run.etcd.snapshot(&snapshot);
     // Leadership moves on: hand-overs on demand, each a larger term.
@@ -162,7 +156,7 @@ async fn a_restore_from_an_older_snapshot_never_hands_out_an_old_term_again(api:
         let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
         leader = run.sole_leader_among(&others, SLACK).await;
     }
-    let last_term = term(&run, leader).await;
+    let last_term = run.term(leader).await;
     assert!(last_term > first_term);
     // Far past the snapshot, so that the nodes' own writes after the
     // restore cannot pass it again by themselves within the test.
@@ -189,7 +183,7 @@ async fn the_state_file_keeps_the_floor_across_a_restart(api: &'static str) {
     }
     let leader = run.sole_leader(SLACK).await;
     let seen = move_history_on(&run).await;
-    let old_term = term(&run, leader).await;
+    let old_term = run.term(leader).await;
     // Every node stops; etcd loses its data while they are down.
     for node in &run.nodes {
         node.terminate();
@@ -226,7 +220,7 @@ async fn a_replaced_member_changes_nothing(api: &'static str) {
     .await;
     let mut run = Run::with_etcd(etcd, api, 2, 3).await;
     let leader = run.sole_leader(SLACK).await;
-    let before = term(&run, leader).await;
+    let before = run.term(leader).await;
     let since = now_ns();
     for i in 0..3 {
         run.etcd.replace_member(i).await;
@@ -234,7 +228,7 @@ async fn a_replaced_member_changes_nothing(api: &'static str) {
     // Same history, so no alarm, and leadership carries on (nodes that
     // talked to a replaced member moved to another and came back).
     let after = run.sole_leader(run.ttl() + SLACK).await;
-    assert!(term(&run, after).await >= before);
+    assert!(run.term(after).await >= before);
     for node in &run.nodes {
         let status = node.status().await.expect("a status");
         assert!(status["obstacle"].is_null(), "{}: {status}", node.name);

@@ -22,12 +22,6 @@ fn gone(pid: u32) -> bool {
     !Path::new(&format!("/proc/{pid}")).exists()
 }
 
-async fn leader_term(run: &Run, i: usize) -> u64 {
-    run.nodes[i].status().await.unwrap()["term"]
-        .as_u64()
-        .unwrap()
-}
-
 async fn children_never_overlap_nor_outlive_their_leadership(api: &'static str) {
     let _alone = common::exclusive().await;
     let mut run = Run::new(api, 2, 0).await;
@@ -59,7 +53,7 @@ async fn children_never_overlap_nor_outlive_their_leadership(api: &'static str) 
 
     // 1. kill -9 of the leader's electd (its PID only): the child dies with it.
     let leader = run.sole_leader(SLACK).await;
-    let term = leader_term(&run, leader).await;
+    let term = run.term(leader).await;
     eventually(SLACK, "the leader's child to tick", || {
         ticking(&run, leader, term)
     })
@@ -74,7 +68,7 @@ async fn children_never_overlap_nor_outlive_their_leadership(api: &'static str) 
             run.ttl() + SLACK,
         )
         .await;
-    let term = leader_term(&run, next).await;
+    let term = run.term(next).await;
     eventually(SLACK, "the new leader's child to tick", || {
         ticking(&run, next, term)
     })
@@ -89,7 +83,7 @@ async fn children_never_overlap_nor_outlive_their_leadership(api: &'static str) 
     run.nodes[leader].pause();
     let others: Vec<usize> = run.alive().into_iter().filter(|&i| i != leader).collect();
     let next = run.sole_leader_among(&others, run.ttl() + SLACK).await;
-    let term = leader_term(&run, next).await;
+    let term = run.term(next).await;
     eventually(SLACK, "the new leader's child to tick", || {
         ticking(&run, next, term)
     })
@@ -109,7 +103,7 @@ async fn children_never_overlap_nor_outlive_their_leadership(api: &'static str) 
     );
     let others: Vec<usize> = run.alive().into_iter().filter(|&i| i != leader).collect();
     let next = run.sole_leader_among(&others, SLACK).await;
-    let term = leader_term(&run, next).await;
+    let term = run.term(next).await;
     eventually(SLACK, "the new leader's child to tick", || {
         ticking(&run, next, term)
     })
@@ -128,7 +122,7 @@ async fn children_never_overlap_nor_outlive_their_leadership(api: &'static str) 
     assert_eq!(answer.status, 200, "{}", answer.body);
     let others: Vec<usize> = run.alive().into_iter().filter(|&i| i != leader).collect();
     let next = run.sole_leader_among(&others, SLACK).await;
-    let term = leader_term(&run, next).await;
+    let term = run.term(next).await;
     eventually(SLACK, "the new leader's child to tick", || {
         ticking(&run, next, term)
     })
@@ -224,7 +218,7 @@ async fn health_checks_never_show_two_leaders(api: &'static str) {
         let f = node.get("/health/follower").await.unwrap();
         if i == leader {
             assert_eq!((l.status, f.status), (200, 503));
-            assert_eq!(l.body, leader_term(&run, i).await.to_string());
+            assert_eq!(l.body, run.term(i).await.to_string());
         } else {
             eventually(SLACK, "followers to know the leader", || async {
                 (node.get("/health/follower").await?.status == 200).then_some(())
@@ -391,7 +385,7 @@ async fn metrics_follow_a_failover(api: &'static str) {
     }
     assert!(text.trim_end().ends_with("# EOF"));
     assert_eq!(metric(&text, "electd_is_leader"), Some(1.0));
-    let term = leader_term(&run, leader).await as f64;
+    let term = run.term(leader).await as f64;
     assert_eq!(metric(&text, "electd_term"), Some(term));
     assert_eq!(
         metric(
@@ -722,7 +716,7 @@ async fn resign_on_demand_needs_the_token_and_the_leader(api: &'static str) {
         node.wait_serving().await;
     }
     let leader = run.sole_leader(SLACK).await;
-    let term = leader_term(&run, leader).await;
+    let term = run.term(leader).await;
     let bearer = format!("Bearer {TOKEN}");
     let follower = (0..2).find(|&i| i != leader).expect("a follower");
     for path in ["/v1/resign", "/v1/drain", "/v1/undrain"] {
@@ -762,7 +756,7 @@ async fn resign_on_demand_needs_the_token_and_the_leader(api: &'static str) {
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_ne!(answer.body["role"], "leader");
     let next = run.sole_leader_among(&[follower], SLACK).await;
-    assert!(leader_term(&run, next).await > term);
+    assert!(run.term(next).await > term);
     admin_post(&run.nodes[leader], "/v1/resign", Some(&bearer))
         .await
         .assert_refused(409, "not_leader");
@@ -794,7 +788,7 @@ async fn resign_on_demand_needs_the_token_and_the_leader(api: &'static str) {
 
 async fn unchanged(run: &Run, leader: usize, term: u64) {
     assert!(run.nodes[leader].is_leader().await, "the leader changed");
-    assert_eq!(leader_term(run, leader).await, term, "the term changed");
+    assert_eq!(run.term(leader).await, term, "the term changed");
 }
 
 both_apis!(

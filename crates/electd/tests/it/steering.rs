@@ -91,7 +91,7 @@ impl Steered {
 
     /// Waits until node `i`'s command ticks in its current term.
     async fn ticking(&self, i: usize) {
-        let term = term(&self.run, i).await;
+        let term = self.run.term(i).await;
         let (_, file) = self
             .ticks
             .iter()
@@ -123,10 +123,6 @@ async fn admin(run: &Run, i: usize, path: &str) -> (u16, Value) {
 
 async fn status(run: &Run, i: usize) -> Value {
     run.nodes[i].status().await.expect("a status")
-}
-
-async fn term(run: &Run, i: usize) -> u64 {
-    status(run, i).await["term"].as_u64().expect("a term")
 }
 
 /// The entry of `candidates` with this id.
@@ -191,7 +187,7 @@ async fn keeps_leading_for(run: &Run, i: usize, term_then: u64, span: Duration) 
             "{} stopped leading",
             run.nodes[i].name
         );
-        assert_eq!(term(run, i).await, term_then, "the term changed");
+        assert_eq!(run.term(i).await, term_then, "the term changed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -254,7 +250,7 @@ async fn an_unhealthy_leader_hands_over_to_a_healthy_node(api: &'static str) {
         (status(run, leader).await["healthy"] == true).then_some(())
     })
     .await;
-    let term_then = term(run, next).await;
+    let term_then = run.term(next).await;
     keeps_leading_for(run, next, term_then, Duration::from_secs(1)).await;
     s.assert_safe();
 }
@@ -430,7 +426,7 @@ mod v3_only {
             .map(|c| c["id"].as_str().unwrap_or_default().to_owned())
             .collect();
         assert_eq!(order, ["n0", "n1", "n2", "n3"]);
-        let before = term(run, 0).await;
+        let before = run.term(0).await;
 
         // The last in line, past the two next.
         let (code, body) = admin(run, 0, "/v1/resign?to=n3").await;
@@ -507,7 +503,7 @@ mod v3_only {
         let listed = status(run, a).await;
         assert_eq!(candidate(&listed, "c").expect("c")["healthy"], false);
         assert_eq!(candidate(&listed, "d").expect("d")["drained"], true);
-        let term_then = term(run, a).await;
+        let term_then = run.term(a).await;
 
         for (to, code) in [
             ("nobody", "no_such_candidate"),
@@ -527,7 +523,7 @@ mod v3_only {
                 "{body}"
             );
             assert!(run.nodes[a].is_leader().await, "?to={to} moved leadership");
-            assert_eq!(term(run, a).await, term_then, "?to={to} changed the term");
+            assert_eq!(run.term(a).await, term_then, "?to={to} changed the term");
         }
         let (status, body) = admin(run, b, "/v1/resign?to=twin").await;
         assert_eq!(
@@ -560,7 +556,7 @@ mod v3_only {
 
         // Woken within its TTL, the late target finds the transfer gone.
         run.nodes[2].resume();
-        let term_then = term(run, next).await;
+        let term_then = run.term(next).await;
         keeps_leading_for(run, next, term_then, run.ttl()).await;
         assert!(run.last_acquired(2).is_none(), "the late target led");
         assert_eq!(run.sole_leader(SLACK).await, next);
@@ -626,7 +622,7 @@ mod v3_only {
             (status(run, high).await["healthy"] == true).then_some(())
         })
         .await;
-        let term_then = term(run, low).await;
+        let term_then = run.term(low).await;
         switch.set_healthy(false);
         eventually(SLACK, "the preempting node to be unhealthy", || async {
             (status(run, high).await["healthy"] == false).then_some(())
@@ -725,7 +721,7 @@ mod v3_only {
         s.run.nodes[p10].wait_serving().await;
         s.queued(p10).await;
         let run = &s.run;
-        let term_then = term(run, p5).await;
+        let term_then = run.term(p5).await;
         keeps_leading_for(run, p5, term_then, run.ttl() * 2).await;
 
         // A resign hands over to the highest, not to the next in line.
@@ -775,7 +771,7 @@ mod v3_only {
         s.ticking(high).await;
 
         // The lower node, though it preempts too, never asks back.
-        let term_then = term(run, high).await;
+        let term_then = run.term(high).await;
         keeps_leading_for(run, high, term_then, Duration::from_secs(3)).await;
         s.assert_safe();
     }
@@ -828,7 +824,7 @@ mod v2_only {
         assert_eq!(s.run.sole_leader(SLACK).await, a);
         s.spawn("b", Opts::default()).await;
         let run = &s.run;
-        let term_then = term(run, a).await;
+        let term_then = run.term(a).await;
         let (code, body) = admin(run, a, "/v1/resign?to=b").await;
         assert_eq!(
             (code, body["error"].as_str()),

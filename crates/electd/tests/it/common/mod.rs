@@ -171,6 +171,13 @@ impl Run {
         at
     }
 
+    /// Node `i`'s term, as its `/v1/status` says.
+    pub async fn term(&self, i: usize) -> u64 {
+        self.nodes[i].status().await.expect("a status")["term"]
+            .as_u64()
+            .expect("a term")
+    }
+
     pub fn alive(&self) -> Vec<usize> {
         (0..self.nodes.len())
             .filter(|&i| self.nodes[i].killed_at.is_none())
