@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
-use crate::common::Run;
 use harness::{eventually, now_ns};
+
+use crate::common::Run;
 
 const SLACK: Duration = Duration::from_secs(10);
 

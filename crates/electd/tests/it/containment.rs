@@ -11,18 +11,19 @@
 //! * when the next command is up, nothing of the previous one runs;
 //! * no electd holds a zombie, and nothing is left running at the end.
 
-use crate::common;
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::common::Run;
 use harness::checker::Report;
 use harness::node::NodeArgs;
 use harness::{eventually, now_ns, procs};
 use reqwest::Method;
 use rustix::process::Signal;
+
+use crate::common;
+use crate::common::Run;
 
 const SLACK: Duration = Duration::from_secs(10);
 const TOKEN: &str = "t0ken-for-containment";

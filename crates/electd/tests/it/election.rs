@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::Run;
 use harness::eventually;
 use harness::node::NodeArgs;
+
+use crate::common::Run;
 
 /// Generous: these tests prove behaviour, the benchmarks measure speed.
 const SLACK: Duration = Duration::from_secs(8);

@@ -2,13 +2,14 @@
 //! leadership, says exactly what is wrong (once in the log, and on
 //! /healthz), keeps running, and recovers by itself.
 
-use crate::common;
 use std::time::{Duration, Instant};
 
-use crate::common::Run;
 use harness::etcd::{Etcd, EtcdOptions};
 use harness::node::{Node, NodeArgs};
 use harness::{eventually, free_port};
+
+use crate::common;
+use crate::common::Run;
 
 const SLACK: Duration = Duration::from_secs(8);
 

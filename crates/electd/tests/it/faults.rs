@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
-use crate::common::Run;
 use harness::etcd::Etcd;
 use harness::eventually;
 use harness::proxy::{Direction, Fault};
+
+use crate::common::Run;
 
 const SLACK: Duration = Duration::from_secs(10);
 

@@ -8,11 +8,12 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::common::{Run, SLACK, unhealthy, warned_once};
 use harness::etcd::{Etcd, binaries};
 use harness::eventually;
 use harness::node::NodeArgs;
 use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::common::{Run, SLACK, unhealthy, warned_once};
 
 /// The v2 key of the default election.
 const V2_KEY: &str = "leader";

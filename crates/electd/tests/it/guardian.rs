@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
-use crate::common::{Run, SLACK};
 use harness::eventually;
 use harness::node::NodeArgs;
+
+use crate::common::{Run, SLACK};
 
 const TOKEN: &str = "t0ken-for-guardians";
 

@@ -2,12 +2,13 @@
 //! line per change of verdict, with the reason, in bounded time. (The
 //! verdict steering the election is `steering.rs`'s; these read the log.)
 
-use crate::common;
 use std::time::Duration;
 
 use harness::app::HealthSwitch;
 use harness::eventually;
 use harness::node::{Node, NodeArgs};
+
+use crate::common;
 
 /// How long a change of verdict may take to show: a few checks of 100 ms
 /// (and a timeout of 300 ms), with room for a loaded machine.

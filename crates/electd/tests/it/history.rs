@@ -7,11 +7,12 @@
 
 use std::time::Duration;
 
-use crate::common::{Run, SLACK, unhealthy, warned_once};
 use harness::etcd::{Etcd, EtcdOptions};
 use harness::node::NodeArgs;
 use harness::{eventually, now_ns};
 use reqwest::Method;
+
+use crate::common::{Run, SLACK, unhealthy, warned_once};
 
 const TOKEN: &str = "t0ken-for-history-tests";
 

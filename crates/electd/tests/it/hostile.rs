@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
-use crate::common::Run;
 use harness::now_ns;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::common::Run;
 
 const SLACK: Duration = Duration::from_secs(10);
 

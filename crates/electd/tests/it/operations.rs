@@ -2,18 +2,19 @@
 //! that never outlive their leadership, load-balancer health checks, the
 //! hand-over endpoint, Prometheus metrics and the leader-change stream.
 
-use crate::common;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::common::Run;
 use harness::app::HealthSwitch;
 use harness::eventually;
 use harness::node::{Node, NodeArgs};
 use reqwest::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::common;
+use crate::common::Run;
 
 const SLACK: Duration = Duration::from_secs(10);
 const TOKEN: &str = "t0ken-for-tests";

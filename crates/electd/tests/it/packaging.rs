@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{SLACK, electd};
 use elect::journal::EndReason;
 use harness::checker::{Apart, check_apart};
 use harness::container::Podman;
@@ -24,6 +23,8 @@ use harness::node::{LEADER, Node, NodeArgs};
 use harness::process::Owned;
 use harness::{eventually, free_port, now_ns};
 use rustix::process::Signal;
+
+use crate::common::{SLACK, electd};
 
 /// What a test needs from scripts/test.sh; missing, it says so and fails.
 fn required(var: &str) -> String {

@@ -6,10 +6,11 @@
 
 use std::time::Duration;
 
-use crate::common::{Run, SLACK};
 use harness::eventually;
 use harness::node::NodeArgs;
 use serde_json::Value;
+
+use crate::common::{Run, SLACK};
 
 /// Short, so the queue's periodic read (once a TTL) comes soon.
 const TTL: u64 = 3;

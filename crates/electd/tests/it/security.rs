@@ -5,16 +5,17 @@
 //! permissions named as such, and never leading; and
 //! secrets kept out of logs, answers, `--help`, argv and the `--exec` child.
 
-use crate::common;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{Run, SLACK, unhealthy, warned_once};
 use harness::etcd::{Etcd, EtcdOptions};
 use harness::eventually;
 use harness::node::{Node, NodeArgs};
 use harness::tls::Pki;
+
+use crate::common;
+use crate::common::{Run, SLACK, unhealthy, warned_once};
 
 both_apis!(
     elections_over_tls_work_and_certificate_problems_are_named,

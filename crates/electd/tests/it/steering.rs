@@ -6,12 +6,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::common::{Run, SLACK};
 use harness::app::HealthSwitch;
 use harness::eventually;
 use harness::node::NodeArgs;
 use reqwest::Method;
 use serde_json::Value;
+
+use crate::common::{Run, SLACK};
 
 const TOKEN: &str = "t0ken-for-steering";
 
