@@ -18,6 +18,7 @@ mod guardian;
 mod health_check;
 mod history;
 mod hostile;
+mod metrics;
 mod operations;
 mod packaging;
 mod queue;

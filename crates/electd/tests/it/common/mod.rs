@@ -287,6 +287,14 @@ pub fn warned_once(node: &Node, phrase: &str) {
     );
 }
 
+/// `name{labels} value` → value, for the lines of an exposition.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (key, value) = l.rsplit_once(' ')?;
+        (key == series).then(|| value.parse().ok()).flatten()
+    })
+}
+
 impl Drop for Run {
     fn drop(&mut self) {
         harness::keep_if_failing(self.dir.path());
