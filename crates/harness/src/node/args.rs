@@ -234,7 +234,7 @@ impl NodeArgs {
 
     /// The flags every node under test has: `--listen`, `--journal`, and
     /// `--id name` unless it was given another id.
-    pub fn for_node(self, name: &str, listen: String, journal: &Path) -> NodeArgs {
+    pub(crate) fn for_node(self, name: &str, listen: String, journal: &Path) -> NodeArgs {
         let id = self.id.clone().unwrap_or_else(|| name.to_owned());
         self.listen(listen).id(id).journal(journal)
     }
