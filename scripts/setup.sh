@@ -14,7 +14,7 @@
 #   wrk                the HTTP load generator of electd-bench
 #
 # The image and the package (scripts/image.sh, scripts/deb.sh, and the
-# tests in crates/electd/tests/packaging.rs):
+# tests in crates/electd/tests/it/packaging.rs):
 #
 #   binutils           strip: the image and the package hold a stripped electd
 #   podman             builds and runs the image (scripts/image.sh)

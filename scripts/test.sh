@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test: unit, real etcd, real electd processes, faults, and the
 # container image and the Debian package, built here first (scripts/image.sh,
-# scripts/deb.sh) and tested in crates/electd/tests/packaging.rs, which runs
+# scripts/deb.sh) and tested in crates/electd/tests/it/packaging.rs, which runs
 # containers with podman and installs, runs and purges the package on this
 # host: as root. Arguments go to cargo test, before its `--`.
 #
@@ -20,4 +20,4 @@ export ELECTD_TEST_IMAGE ELECTD_TEST_DEB
 cargo test --workspace --locked "$@"
 # The image and package tests are ignored by plain `cargo test` (they need
 # what this script built); other ignored tests are measurements, run by hand.
-cargo test -p electd --locked --test packaging -- --ignored
+cargo test -p electd --locked --test it -- --ignored packaging::

@@ -5,55 +5,59 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use harness::node::Node;
+use harness::node::{Node, NodeArgs};
 use harness::now_ns;
 use tokio::time::{Instant, sleep};
+
+/// The admin token (`ELECTD_ADMIN_TOKEN`) of the nodes that are asked to
+/// resign, drain or undrain.
+pub const TOKEN: &str = "bench-token";
+
+/// The flags of every node of a measurement: one etcd endpoint, an
+/// election of its own.
+pub fn node_args(api: &str, ttl: u64, etcd: &str, election: &str) -> NodeArgs {
+    NodeArgs::new()
+        .api(api)
+        .ttl(ttl)
+        .etcd([etcd])
+        .election(election)
+}
 
 /// `electd` nodes of one election on one etcd.
 pub struct Cluster {
     dir: tempfile::TempDir,
     binary: PathBuf,
-    args: Vec<String>,
     env: Vec<(String, String)>,
-    /// Each node's own arguments, after the common ones.
-    extra: Vec<Vec<String>>,
+    /// Each node's flags.
+    args: Vec<NodeArgs>,
     pub nodes: Vec<Node>,
     retired: Vec<Node>,
 }
 
 impl Cluster {
     /// Starts `n` nodes with `args` (plus `--listen`, `--id`, `--journal`).
-    pub async fn start(binary: &Path, args: &[String], env: &[(&str, &str)], n: usize) -> Cluster {
-        Cluster::start_each(binary, args, env, &vec![&[][..]; n]).await
+    pub async fn start(binary: &Path, args: &NodeArgs, env: &[(&str, &str)], n: usize) -> Cluster {
+        Cluster::start_each(binary, env, &vec![args.clone(); n]).await
     }
 
-    /// Starts one node per entry of `extra`, each with `args` and then its
-    /// own entry (say, a `--priority`); node `i` is `n<i>`.
-    pub async fn start_each(
-        binary: &Path,
-        args: &[String],
-        env: &[(&str, &str)],
-        extra: &[&[&str]],
-    ) -> Cluster {
+    /// Starts one node per entry of `args`, each with its own flags (say,
+    /// a `--priority`); node `i` is `n<i>`.
+    pub async fn start_each(binary: &Path, env: &[(&str, &str)], args: &[NodeArgs]) -> Cluster {
         let mut cluster = Cluster {
             dir: tempfile::Builder::new()
                 .prefix("electd-bench-")
                 .tempdir()
                 .expect("a temporary directory"),
             binary: binary.to_owned(),
-            args: args.to_vec(),
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            extra: extra
-                .iter()
-                .map(|own| own.iter().map(|a| a.to_string()).collect())
-                .collect(),
+            args: args.to_vec(),
             nodes: Vec::new(),
             retired: Vec::new(),
         };
-        for i in 0..extra.len() {
+        for i in 0..args.len() {
             let node = cluster.spawn(i);
             cluster.nodes.push(node);
         }
@@ -69,9 +73,8 @@ impl Cluster {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let mut args = self.args.clone();
-        args.extend(self.extra[i].iter().cloned());
-        Node::spawn_with_env(&self.binary, self.dir.path(), &format!("n{i}"), &args, &env)
+        let name = format!("n{i}");
+        Node::spawn_with_env(&self.binary, self.dir.path(), &name, &self.args[i], &env)
     }
 
     /// The index of the node whose id is `id` (`n<i>`).

@@ -25,9 +25,10 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout};
 
+use crate::cluster::node_args;
 use crate::cluster::{Cluster, Deletions, Events};
 use crate::stats::Summary;
-use crate::{ms, node_args};
+use crate::stats::ms;
 
 /// One side of the settled graceful hand-over (ms after the signal).
 #[derive(Default, Serialize)]
@@ -148,7 +149,7 @@ async fn electd(
 ) -> anyhow::Result<Peer> {
     let prefix = "/electd/peer/";
     let events = Events::watch_v3(endpoint.to_owned(), prefix.to_owned()).await?;
-    let args = node_args("v3", 10, endpoint, "peer", &[]);
+    let args = node_args("v3", 10, endpoint, "peer");
     let mut cluster = Cluster::start(binary, &args, &[], 3).await;
     let limit = Duration::from_secs(20);
     let (mut released, mut leads, mut says) = (Vec::new(), Vec::new(), Vec::new());
@@ -248,7 +249,7 @@ pub async fn measure(
     crashes: usize,
     settle: Duration,
 ) -> anyhow::Result<Option<Report>> {
-    if crate::which("etcdctl").is_none() {
+    if crate::host::which("etcdctl").is_none() {
         eprintln!("  (etcdctl not found: skipping; scripts/setup.sh installs etcd-client)");
         return Ok(None);
     }

@@ -67,7 +67,7 @@ async fn all_know(
 pub async fn measure(api: &str, n: usize, quick: bool) -> anyhow::Result<Load> {
     let api = if api == "v2" { Api::V2 } else { Api::V3 };
     let etcd = Etcd::single().await;
-    let rss_before = crate::rss_kb(std::process::id());
+    let rss_before = crate::host::rss_kb(std::process::id());
     let mut elections = Vec::with_capacity(n);
     for i in 0..n {
         let config = Config::builder()
@@ -94,7 +94,7 @@ pub async fn measure(api: &str, n: usize, quick: bool) -> anyhow::Result<Load> {
         .collect();
     let limit = Duration::from_secs(180);
     all_know(&elections, holder, leader.term(), limit).await?;
-    let rss_after = crate::rss_kb(std::process::id());
+    let rss_after = crate::host::rss_kb(std::process::id());
 
     let window = if quick {
         Duration::from_secs(2)

@@ -4,6 +4,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
+use crate::report::Report;
+
 /// Draws the CDFs of `series` (name, samples in ms) on a log-scaled x axis.
 pub fn cdf(path: &Path, title: &str, series: &[(String, Vec<f64>)]) -> anyhow::Result<()> {
     let all: Vec<f64> = series.iter().flat_map(|(_, s)| s.iter().copied()).collect();
@@ -53,5 +55,91 @@ pub fn cdf(path: &Path, title: &str, series: &[(String, Vec<f64>)]) -> anyhow::R
         .position(SeriesLabelPosition::LowerRight)
         .draw()?;
     root.present()?;
+    Ok(())
+}
+
+/// Every plot of the report, as SVG files in `out`.
+pub fn write_plots(out: &Path, report: &Report) -> anyhow::Result<()> {
+    let mut handover = Vec::new();
+    let mut crash = Vec::new();
+    for api in &report.apis {
+        if let Some(s) = &api.sigterm_handover_ms {
+            handover.push((format!("electd {} SIGTERM", api.api), s.samples.clone()));
+        }
+        if let Some(s) = &api.resign_handover_ms {
+            handover.push((format!("electd {} /v1/resign", api.api), s.samples.clone()));
+        }
+        for c in &api.crash {
+            if let Some(s) = &c.delete_to_acquired_ms {
+                crash.push((
+                    format!("electd {} TTL {} s", api.api, c.ttl_s),
+                    s.samples.clone(),
+                ));
+            }
+        }
+    }
+    if let Some(e) = &report.etcdctl {
+        for (name, s) in [
+            (
+                "electd v3 SIGTERM, settled: → ~leader in etcd",
+                &e.electd.leads_in_etcd_ms,
+            ),
+            (
+                "etcdctl elect SIGINT, settled: → key deleted in etcd",
+                &e.etcdctl.leads_in_etcd_ms,
+            ),
+        ] {
+            if let Some(s) = s {
+                handover.push((name.to_owned(), s.samples.clone()));
+            }
+        }
+        if let Some(s) = &e.delete_to_elected_ms {
+            crash.push(("etcdctl elect TTL 60 s".to_owned(), s.samples.clone()));
+        }
+    }
+    cdf(
+        &out.join("handover.svg"),
+        "Graceful hand-over: signal → next leader",
+        &handover,
+    )?;
+    let mut steered = Vec::new();
+    for api in &report.apis {
+        for (name, row) in [
+            ("?to=", &api.to_handover),
+            ("drain", &api.drain_handover),
+            ("preemption", &api.preempt_handover),
+        ] {
+            if let Some(s) = row.as_ref().and_then(|r| r.ended_to_acquired_ms.as_ref()) {
+                steered.push((format!("electd {} {name}", api.api), s.samples.clone()));
+            }
+        }
+    }
+    cdf(
+        &out.join("steered.svg"),
+        "Steered hand-over: old leader's end → next leader",
+        &steered,
+    )?;
+    let mut alive = Vec::new();
+    for api in &report.apis {
+        for h in &api.host_alive {
+            if let Some(s) = &h.kill_to_acquired_ms {
+                let exec = if h.exec { ", --exec" } else { "" };
+                alive.push((
+                    format!("electd {} TTL {} s{exec}", api.api, h.ttl_s),
+                    s.samples.clone(),
+                ));
+            }
+        }
+    }
+    cdf(
+        &out.join("crash-host-alive.svg"),
+        "Crash failover, host alive: kill -9 of electd → next leader",
+        &alive,
+    )?;
+    cdf(
+        &out.join("crash-reaction.svg"),
+        "Crash failover: etcd deletes the dead leader's key → next leader",
+        &crash,
+    )?;
     Ok(())
 }

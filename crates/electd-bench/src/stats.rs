@@ -2,6 +2,11 @@
 
 use serde::Serialize;
 
+/// Nanoseconds as milliseconds, the unit of every latency series.
+pub fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
 /// Order statistics of one series, in its own unit.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {

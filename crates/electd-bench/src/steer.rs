@@ -1,6 +1,6 @@
 //! Steered hand-overs: `POST /v1/resign?to=ID` to the last in line,
 //! `POST /v1/drain` of the leader, and preemption by a candidate of higher
-//! priority. Timed like the graceful hand-over ([`crate::handovers`]): from
+//! priority. Timed like the graceful hand-over ([`crate::handover`]): from
 //! the nodes' journals, on the clock every process of the host shares.
 
 use std::path::Path;
@@ -12,8 +12,9 @@ use reqwest::Method;
 use serde::Serialize;
 
 use crate::cluster::Cluster;
+use crate::cluster::{TOKEN, node_args};
 use crate::stats::Summary;
-use crate::{TOKEN, ms, node_args};
+use crate::stats::ms;
 
 /// How leadership is steered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,7 +29,7 @@ pub enum Steer {
 }
 
 /// How long the preempting node waits as a candidate before it asks.
-pub const PREEMPT_AFTER: &str = "500ms";
+pub const PREEMPT_AFTER: Duration = Duration::from_millis(500);
 
 impl Steer {
     fn election(self) -> &'static str {
@@ -68,28 +69,15 @@ pub async fn measure(
     runs: usize,
     how: Steer,
 ) -> anyhow::Result<Steered> {
-    let args = node_args(
-        api,
-        10,
-        endpoint,
-        how.election(),
-        &["--resign-cooldown", "1s"],
-    );
+    let args = node_args(api, 10, endpoint, how.election()).resign_cooldown(Duration::from_secs(1));
     // Node n2 preempts: it starts drained, so that the others lead first.
-    let preempting: &[&str] = &[
-        "--priority",
-        "10",
-        "--preempt",
-        "--preempt-after",
-        PREEMPT_AFTER,
-        "--drained",
-    ];
-    let extra: &[&[&str]] = match how {
-        Steer::Preempt => &[&[], &[], preempting],
-        Steer::To | Steer::Drain => &[&[], &[], &[]],
+    let preempting = args.clone().priority(10).preempt(PREEMPT_AFTER).drained();
+    let each = match how {
+        Steer::Preempt => [args.clone(), args.clone(), preempting],
+        Steer::To | Steer::Drain => [args.clone(), args.clone(), args],
     };
     let env = [("ELECTD_ADMIN_TOKEN", TOKEN)];
-    let cluster = Cluster::start_each(binary, &args, &env, extra).await;
+    let cluster = Cluster::start_each(binary, &env, &each).await;
     let auth = format!("Bearer {TOKEN}");
     let admin = |node: usize, path: String| {
         let cluster = &cluster;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use harness::etcd::Etcd;
-use harness::node::Node;
+use harness::node::{Node, NodeArgs};
 
 #[derive(Parser)]
 #[command(name = "electd-demo", about)]
@@ -33,7 +33,7 @@ struct Args {
 struct Cluster {
     dir: tempfile::TempDir,
     binary: PathBuf,
-    args: Vec<String>,
+    args: NodeArgs,
     nodes: Vec<Node>,
     _etcd: Etcd,
 }
@@ -175,14 +175,10 @@ async fn main() -> anyhow::Result<()> {
     println!("starting etcd (v2 enabled) on a free loopback port...");
     let etcd = Etcd::single().await;
     println!("etcd at {}", etcd.endpoint(0));
-    let node_args = vec![
-        "--api".to_owned(),
-        args.api.clone(),
-        "--ttl".to_owned(),
-        args.ttl.to_string(),
-        "--etcd".to_owned(),
-        etcd.endpoint(0),
-    ];
+    let node_args = NodeArgs::new()
+        .api(&args.api)
+        .ttl(args.ttl)
+        .etcd([etcd.endpoint(0)]);
     let mut cluster = Cluster {
         dir: tempfile::tempdir()?,
         binary,

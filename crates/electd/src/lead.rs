@@ -598,7 +598,7 @@ mod tests {
     //! The daemon's policy, in-process on the library's test double under
     //! paused time: what a hand-over request, a cooldown, a loss and a
     //! shutdown do (the `--exec` side runs real processes in
-    //! `tests/containment.rs`).
+    //! `tests/it/containment.rs`).
 
     use super::*;
     use elect::testing::{Memory, start_single};

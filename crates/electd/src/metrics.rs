@@ -277,7 +277,7 @@ impl Telemetry for Metrics {
 #[cfg(test)]
 mod tests {
     //! The candidacy and health series, in-process on the library's test
-    //! double under paused time; `tests/operations.rs` scrapes a real electd.
+    //! double under paused time; `tests/it/metrics.rs` scrapes a real electd.
 
     use super::*;
     use elect::testing::start_queue;

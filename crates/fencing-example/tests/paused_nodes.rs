@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use fencing_example::Stats;
 use harness::etcd::Etcd;
-use harness::node::Node;
+use harness::node::{Node, NodeArgs};
 use harness::process::Owned;
 use harness::{eventually, free_port, procs};
 use tempfile::TempDir;
@@ -114,21 +114,16 @@ impl Cluster {
             .map(|i| {
                 let name = format!("n{i}");
                 let acks = acks_file(dir.path(), &name);
-                let args: Vec<String> = [
-                    "--ttl",
-                    &TTL_SECONDS.to_string(),
-                    "--etcd",
-                    &etcd.endpoints_arg(),
-                    "--exec",
-                    "--",
-                    worker,
-                    "--store",
-                    &store.url,
-                    "--acks",
-                    &acks.display().to_string(),
-                ]
-                .map(String::from)
-                .to_vec();
+                let args = NodeArgs::new()
+                    .ttl(TTL_SECONDS)
+                    .etcd(etcd.endpoints())
+                    .exec([
+                        worker,
+                        "--store",
+                        &store.url,
+                        "--acks",
+                        &acks.display().to_string(),
+                    ]);
                 Node::spawn(&electd, dir.path(), &name, &args)
             })
             .collect();

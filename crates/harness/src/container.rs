@@ -8,7 +8,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use crate::checker::Apart;
-use crate::node::{Answer, LEADER, client, get};
+use crate::node::{Answer, LEADER, NodeArgs, client, get};
 use crate::process::Owned;
 use crate::{eventually, free_port, now_ns};
 
@@ -74,10 +74,10 @@ impl Podman {
     }
 
     /// Starts container `name` (its node id) in the foreground: electd with
-    /// `--listen 127.0.0.1:<free port>`, `--id name`, `--journal` in
-    /// `dir/name.jsonl` (a file of the host's, writable by the image's
-    /// user) and `args`; its output in `dir/name.log`.
-    pub fn run(&self, dir: &Path, name: &str, args: &[String]) -> Container {
+    /// `args` and `--listen 127.0.0.1:<free port>`, `--id name` (unless
+    /// `args` give an id), `--journal` in `dir/name.jsonl` (a file of the
+    /// host's, writable by the image's user); its output in `dir/name.log`.
+    pub fn run(&self, dir: &Path, name: &str, args: &NodeArgs) -> Container {
         let port = free_port();
         let journal = dir.join(format!("{name}.jsonl"));
         let log = dir.join(format!("{name}.log"));
@@ -98,9 +98,11 @@ impl Podman {
             .arg("--volume")
             .arg(format!("{}:{JOURNAL}", journal.display()))
             .arg(&self.image)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--id", name, "--journal", JOURNAL])
-            .args(args)
+            .args(
+                args.clone()
+                    .for_node(name, format!("127.0.0.1:{port}"), Path::new(JOURNAL))
+                    .argv(),
+            )
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("a log handle"))
             .stderr(out)

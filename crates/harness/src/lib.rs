@@ -1,11 +1,12 @@
 //! Test support for electd: real processes, owned and reaped.
 //!
 //! * [`etcd`]: etcd members on free loopback ports with temporary data dirs;
-//! * [`node`]: `electd` processes, with signals and HTTP helpers;
+//! * [`node`]: `electd` processes, with signals and HTTP helpers, and
+//!   [`node::NodeArgs`], electd's command line for every caller;
 //! * [`container`]: electd's container image run by podman;
 //! * [`checker`]: proves the safety invariant over the journals of a run;
 //! * [`proxy`]: a TCP fault proxy (delay, silent and loud partitions);
-//! * [`health`]: a switchable health endpoint for `--health-url`;
+//! * [`app`]: a switchable health endpoint for `--health-url`;
 //! * `store.rs`: what can happen to etcd's store (wipe, restore from a
 //!   snapshot, a member replaced, someone else's keys and leases), as
 //!   methods of [`etcd::Etcd`];

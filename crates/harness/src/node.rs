@@ -16,6 +16,10 @@ use rustix::process::Signal;
 use crate::process::Owned;
 use crate::{eventually, free_port, now_ns};
 
+mod args;
+
+pub use args::NodeArgs;
+
 /// The seed's answer at `/` of a node that leads.
 pub const LEADER: &str = "I am the leader";
 
@@ -71,9 +75,10 @@ pub struct Answer {
 }
 
 impl Node {
-    /// Starts `binary` as node `name` in `dir`, with `--listen 127.0.0.1:<free port>`,
-    /// `--id name` (unless `args` give one), `--journal dir/name.jsonl` and `args`.
-    pub fn spawn(binary: &Path, dir: &Path, name: &str, args: &[String]) -> Node {
+    /// Starts `binary` as node `name` in `dir` with `args` and
+    /// `--listen 127.0.0.1:<free port>`, `--journal dir/name.jsonl` and
+    /// `--id name` (unless `args` give an id).
+    pub fn spawn(binary: &Path, dir: &Path, name: &str, args: &NodeArgs) -> Node {
         Node::spawn_with_env(binary, dir, name, args, &[])
     }
 
@@ -83,26 +88,22 @@ impl Node {
         binary: &Path,
         dir: &Path,
         name: &str,
-        args: &[String],
+        args: &NodeArgs,
         env: &[(&str, &str)],
     ) -> Node {
         let port = free_port();
         let journal = dir.join(format!("{name}.jsonl"));
+        let args = args
+            .clone()
+            .for_node(name, format!("127.0.0.1:{port}"), &journal);
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .expect("a log file");
-        let mut command = Command::new(binary);
-        command.args(["--listen", &format!("127.0.0.1:{port}")]);
-        if !args.iter().any(|a| a == "--id") {
-            command.args(["--id", name]);
-        }
-        let child = command
-            .arg("--journal")
-            .arg(&journal)
-            .args(args)
+        let child = Command::new(binary)
+            .args(args.argv())
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .envs(env.iter().copied())
@@ -111,9 +112,7 @@ impl Node {
             .stderr(out)
             .spawn()
             .expect("electd starts");
-        let guarded = !args
-            .iter()
-            .any(|a| a == "--observe" || a == "--no-guardian");
+        let guarded = !args.unguarded();
         Node {
             process: Owned::new(child),
             name: name.to_owned(),

@@ -16,6 +16,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tempfile::TempDir;
 
+use crate::node::NodeArgs;
+
 /// A CA, etcd's certificate and a client certificate it signed, and a
 /// second CA that signed nothing here.
 #[derive(Debug)]
@@ -135,17 +137,11 @@ impl Pki {
         ]
     }
 
-    /// electd's flags for a node etcd accepts.
-    pub fn electd_flags(&self) -> Vec<String> {
-        let path = |p: &Path| p.to_string_lossy().into_owned();
-        vec![
-            "--etcd-cacert".into(),
-            path(&self.ca),
-            "--etcd-cert".into(),
-            path(&self.client_cert),
-            "--etcd-key".into(),
-            path(&self.client_key),
-        ]
+    /// `args` with the flags of a node etcd accepts: this CA, the client
+    /// certificate and its key.
+    pub fn electd_args(&self, args: NodeArgs) -> NodeArgs {
+        args.etcd_cacert(&self.ca)
+            .etcd_client_cert(&self.client_cert, &self.client_key)
     }
 
     /// A rustls configuration that trusts the CA and presents the client certificate.

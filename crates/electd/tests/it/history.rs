@@ -5,14 +5,14 @@
 //! longer has; every node says what happened and recovers by itself once
 //! etcd's revision has passed the old one.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Run, SLACK, unhealthy, warned_once};
 use harness::etcd::{Etcd, EtcdOptions};
+use harness::node::NodeArgs;
 use harness::{eventually, now_ns};
 use reqwest::Method;
+
+use crate::common::{Run, SLACK, unhealthy, warned_once};
 
 const TOKEN: &str = "t0ken-for-history-tests";
 
@@ -22,12 +22,6 @@ async fn position(run: &Run) -> u64 {
         "v2" => run.etcd.v2_index().await,
         _ => run.etcd.v3_revision().await,
     }
-}
-
-async fn term(run: &Run, i: usize) -> u64 {
-    run.nodes[i].status().await.expect("a status")["term"]
-        .as_u64()
-        .expect("a term")
 }
 
 /// Raises etcd's revision well past the election's, and waits until every
@@ -106,7 +100,7 @@ async fn recovers_past(run: &Run, seen: u64, old_term: u64) {
     }
     run.etcd.raise_past(run.api, floor).await;
     let leader = run.sole_leader(run.ttl() * 3 + SLACK).await;
-    let new = term(run, leader).await;
+    let new = run.term(leader).await;
     assert!(new > old_term, "term {new} after {old_term}");
     assert!(
         new > seen,
@@ -127,7 +121,7 @@ async fn a_wiped_etcd_never_hands_out_an_old_term_again(api: &'static str) {
     let leader = run.sole_leader(SLACK).await;
     // Some history, so a fresh store starts well below it.
     let seen = move_history_on(&run).await;
-    let old_term = term(&run, leader).await;
+    let old_term = run.term(leader).await;
     run.etcd.wipe().await;
     everyone_reports_the_regression(&run).await;
     nobody_leads_for(&run, run.ttl() * 2, old_term).await;
@@ -142,13 +136,13 @@ async fn a_restore_from_an_older_snapshot_never_hands_out_an_old_term_again(api:
     let env = [("ELECTD_ADMIN_TOKEN", TOKEN)];
     let mut run = Run::new(api, 2, 0).await;
     for i in 0..3 {
-        run.spawn_with_env(&format!("n{i}"), &[], &env);
+        run.spawn_with_env(&format!("n{i}"), NodeArgs::new(), &env);
     }
     for node in &run.nodes {
         node.wait_serving().await;
     }
     let first = run.sole_leader(SLACK).await;
-    let first_term = term(&run, first).await;
+    let first_term = run.term(first).await;
     let snapshot = run.dir.path().join("old.db");
     run.etcd.snapshot(&snapshot);
     // Leadership moves on: hand-overs on demand, each a larger term.
@@ -163,7 +157,7 @@ async fn a_restore_from_an_older_snapshot_never_hands_out_an_old_term_again(api:
         let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
         leader = run.sole_leader_among(&others, SLACK).await;
     }
-    let last_term = term(&run, leader).await;
+    let last_term = run.term(leader).await;
     assert!(last_term > first_term);
     // Far past the snapshot, so that the nodes' own writes after the
     // restore cannot pass it again by themselves within the test.
@@ -179,23 +173,18 @@ async fn a_restore_from_an_older_snapshot_never_hands_out_an_old_term_again(api:
 async fn the_state_file_keeps_the_floor_across_a_restart(api: &'static str) {
     let mut run = Run::new(api, 2, 0).await;
     let state = |i: usize, run: &Run| {
-        run.dir
-            .path()
-            .join(format!("n{i}.state"))
-            .to_str()
-            .expect("a UTF-8 path")
-            .to_owned()
+        NodeArgs::new().state_file(run.dir.path().join(format!("n{i}.state")))
     };
     for i in 0..3 {
-        let file = state(i, &run);
-        run.spawn(&format!("n{i}"), &["--state-file", &file]);
+        let own = state(i, &run);
+        run.spawn(&format!("n{i}"), own);
     }
     for node in &run.nodes {
         node.wait_serving().await;
     }
     let leader = run.sole_leader(SLACK).await;
     let seen = move_history_on(&run).await;
-    let old_term = term(&run, leader).await;
+    let old_term = run.term(leader).await;
     // Every node stops; etcd loses its data while they are down.
     for node in &run.nodes {
         node.terminate();
@@ -205,8 +194,8 @@ async fn the_state_file_keeps_the_floor_across_a_restart(api: &'static str) {
     }
     run.etcd.wipe().await;
     for i in 0..3 {
-        let file = state(i, &run);
-        run.restart(i, &["--state-file", &file], &[]);
+        let own = state(i, &run);
+        run.restart(i, own, &[]);
     }
     for node in &run.nodes {
         node.wait_serving().await;
@@ -232,7 +221,7 @@ async fn a_replaced_member_changes_nothing(api: &'static str) {
     .await;
     let mut run = Run::with_etcd(etcd, api, 2, 3).await;
     let leader = run.sole_leader(SLACK).await;
-    let before = term(&run, leader).await;
+    let before = run.term(leader).await;
     let since = now_ns();
     for i in 0..3 {
         run.etcd.replace_member(i).await;
@@ -240,7 +229,7 @@ async fn a_replaced_member_changes_nothing(api: &'static str) {
     // Same history, so no alarm, and leadership carries on (nodes that
     // talked to a replaced member moved to another and came back).
     let after = run.sole_leader(run.ttl() + SLACK).await;
-    assert!(term(&run, after).await >= before);
+    assert!(run.term(after).await >= before);
     for node in &run.nodes {
         let status = node.status().await.expect("a status");
         assert!(status["obstacle"].is_null(), "{}: {status}", node.name);

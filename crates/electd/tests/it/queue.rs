@@ -4,13 +4,13 @@
 //! within a TTL. Against a real etcd with real processes; every scenario
 //! ends with the checker.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Run, SLACK};
 use harness::eventually;
+use harness::node::NodeArgs;
 use serde_json::Value;
+
+use crate::common::{Run, SLACK};
 
 /// Short, so the queue's periodic read (once a TTL) comes soon.
 const TTL: u64 = 3;
@@ -19,7 +19,7 @@ const TTL: u64 = 3;
 async fn queued(n: usize) -> Run {
     let mut run = Run::new("v3", TTL, 0).await;
     for i in 0..n {
-        run.spawn(&format!("n{i}"), &[]);
+        run.spawn(&format!("n{i}"), NodeArgs::new());
         // One at a time, so the queue is in this order.
         let run = &run;
         eventually(SLACK, "the node queued", || async {

@@ -5,17 +5,17 @@
 //! permissions named as such, and never leading; and
 //! secrets kept out of logs, answers, `--help`, argv and the `--exec` child.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Run, SLACK, unhealthy, warned_once};
 use harness::etcd::{Etcd, EtcdOptions};
 use harness::eventually;
-use harness::node::Node;
+use harness::node::{Node, NodeArgs};
 use harness::tls::Pki;
+
+use crate::common;
+use crate::common::{Run, SLACK, unhealthy, warned_once};
 
 both_apis!(
     elections_over_tls_work_and_certificate_problems_are_named,
@@ -67,53 +67,43 @@ async fn elections_over_tls_work_and_certificate_problems_are_named(api: &'stati
     })
     .await;
     let mut run = Run::with_etcd(etcd, api, 2, 0).await;
-    let flags = pki.electd_flags();
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let a = run.spawn("a", &flags);
-    let b = run.spawn("b", &flags);
+    let a = run.spawn("a", pki.electd_args(NodeArgs::new()));
+    let b = run.spawn("b", pki.electd_args(NodeArgs::new()));
 
     // etcd's certificate names 127.0.0.1 only.
     let good = run.etcd.endpoint(0);
     let wrong_host = format!("https://localhost:{}", run.etcd.client_port(0));
     let (ca, other_ca) = (path(&pki.ca), path(&pki.other_ca));
-    let (cert, key) = (path(&pki.client_cert), path(&pki.client_key));
-    let client = ["--etcd-cert", cert, "--etcd-key", key];
     let (stranger, stranger_key) = (path(&pki.stranger_cert), path(&pki.stranger_key));
-    let cases: [(&str, Vec<&str>, Vec<&str>); 4] = [
+    let client = NodeArgs::new().etcd_client_cert(&pki.client_cert, &pki.client_key);
+    let cases: [(&str, NodeArgs, Vec<&str>); 4] = [
         (
             "wrong-ca",
-            [&["--etcd", &good, "--etcd-cacert", other_ca][..], &client].concat(),
+            client.clone().etcd([&good]).etcd_cacert(other_ca),
             vec!["unknown certificate authority", other_ca, &good],
         ),
         (
             "wrong-host",
-            [&["--etcd", &wrong_host, "--etcd-cacert", ca][..], &client].concat(),
+            client.clone().etcd([&wrong_host]).etcd_cacert(ca),
             vec!["wrong host name", "localhost", &wrong_host],
         ),
         (
             "no-client-cert",
-            vec!["--etcd", &good, "--etcd-cacert", ca],
+            NodeArgs::new().etcd([&good]).etcd_cacert(ca),
             vec!["missing client certificate", "--etcd-cert", &good],
         ),
         (
             "stranger-cert",
-            vec![
-                "--etcd",
-                &good,
-                "--etcd-cacert",
-                ca,
-                "--etcd-cert",
-                stranger,
-                "--etcd-key",
-                stranger_key,
-            ],
+            NodeArgs::new()
+                .etcd([&good])
+                .etcd_cacert(ca)
+                .etcd_client_cert(stranger, stranger_key),
             vec!["client certificate refused", stranger, &good],
         ),
     ];
     let mut refused = Vec::new();
-    for (name, flags, _) in &cases {
-        let mut args: Vec<String> = ["--api", api, "--ttl", "2"].map(String::from).to_vec();
-        args.extend(flags.iter().map(|s| s.to_string()));
+    for (name, own, _) in &cases {
+        let args = own.clone().api(api).ttl(2);
         refused.push(Node::spawn(common::electd(), run.dir.path(), name, &args));
     }
     for node in run.nodes.iter().chain(&refused) {
@@ -247,29 +237,28 @@ async fn the_least_privilege_role_elects_and_bad_credentials_are_named(api: &'st
     // enables authentication after, and the leader keeps leading.
     let a = run.spawn(
         "a",
-        &["--etcd-user", "electd", "--etcd-password-file", &electd_pw],
+        NodeArgs::new()
+            .etcd_user("electd")
+            .etcd_password_file(&electd_pw),
     );
     run.nodes[a].wait_serving().await;
     run.sole_leader_among(&[a], SLACK).await;
     enable_auth(&run.etcd, api);
     let b = run.spawn_with_env(
         "b",
-        &["--etcd-user", "electd"],
+        NodeArgs::new().etcd_user("electd"),
         &[("ELECTD_ETCD_PASSWORD", "electd-pw")],
     );
     let wrong = run.spawn_with_env(
         "wrong-password",
-        &["--etcd-user", "electd"],
+        NodeArgs::new().etcd_user("electd"),
         &[("ELECTD_ETCD_PASSWORD", "wrong-pw")],
     );
     let intruder = run.spawn(
         "intruder",
-        &[
-            "--etcd-user",
-            "intruder",
-            "--etcd-password-file",
-            &intruder_pw,
-        ],
+        NodeArgs::new()
+            .etcd_user("intruder")
+            .etcd_password_file(&intruder_pw),
     );
     for node in &run.nodes {
         node.wait_serving().await;
@@ -386,25 +375,20 @@ async fn secrets_stay_out_of_logs_answers_help_argv_and_the_command() {
     let child_env = |name: &str| dir.join(format!("{name}.env"));
     let exec = |name: &str| {
         let script = format!("env > {}; exec sleep 60", child_env(name).display());
-        ["--exec", "--", "sh", "-c"]
-            .map(String::from)
-            .into_iter()
-            .chain([script])
-            .collect::<Vec<_>>()
+        NodeArgs::new()
+            .etcd_user("electd")
+            .exec(["sh".to_owned(), "-c".to_owned(), script])
     };
-    let mut v3_args = vec!["--etcd-user".to_owned(), "electd".to_owned()];
-    v3_args.extend(exec("v3"));
-    let v3_args: Vec<&str> = v3_args.iter().map(String::as_str).collect();
     let mut v3_env = env("electd-pw");
     // Every library's logs too, at their most talkative.
     v3_env.push(("RUST_LOG", "trace"));
-    let v3 = run.spawn_with_env("v3", &v3_args, &v3_env);
-    let wrong = run.spawn_with_env("wrong", &["--etcd-user", "electd"], &env("wrong-pw"));
-    let mut v2_args: Vec<String> = ["--api", "v2", "--ttl", "2", "--etcd", &run.etcd.endpoint(0)]
-        .map(String::from)
-        .to_vec();
-    v2_args.extend(["--etcd-user".to_owned(), "electd".to_owned()]);
-    v2_args.extend(exec("v2"));
+    let v3 = run.spawn_with_env("v3", exec("v3"), &v3_env);
+    let wrong = run.spawn_with_env(
+        "wrong",
+        NodeArgs::new().etcd_user("electd"),
+        &env("wrong-pw"),
+    );
+    let v2_args = exec("v2").api("v2").ttl(2).etcd([run.etcd.endpoint(0)]);
     let mut v2_env = env("electd-pw");
     v2_env.push(("RUST_LOG", "trace"));
     let v2 = Node::spawn_with_env(common::electd(), &dir, "v2", &v2_args, &v2_env);

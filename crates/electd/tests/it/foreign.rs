@@ -5,15 +5,15 @@
 //! them (the exact key, whether it expires, how to clear it), and the
 //! election resumes once they are gone.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Run, SLACK, unhealthy, warned_once};
 use harness::etcd::{Etcd, binaries};
 use harness::eventually;
+use harness::node::NodeArgs;
 use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::common::{Run, SLACK, unhealthy, warned_once};
 
 /// The v2 key of the default election.
 const V2_KEY: &str = "leader";
@@ -109,8 +109,8 @@ async fn a_key_put_by_hand_blocks_the_election_until_removed(api: &'static str) 
 async fn a_forged_value_naming_a_live_node_is_never_its_leadership(api: &'static str) {
     let etcd = Etcd::single().await;
     let mut run = nodes_on(etcd, api, 0).await;
-    let n1 = run.spawn("n1", &[]);
-    let n2 = run.spawn("n2", &[]);
+    let n1 = run.spawn("n1", NodeArgs::new());
+    let n2 = run.spawn("n2", NodeArgs::new());
     run.nodes[n1].wait_serving().await;
     run.nodes[n2].wait_serving().await;
     let leader = run.sole_leader(SLACK).await;
@@ -147,8 +147,8 @@ async fn a_forged_value_naming_a_live_node_is_never_its_leadership(api: &'static
             forged_lease = Some(lease);
         }
     }
-    run.restart(n1, &[], &[]);
-    run.restart(n2, &[], &[]);
+    run.restart(n1, NodeArgs::new(), &[]);
+    run.restart(n2, NodeArgs::new(), &[]);
     run.nodes[n1].wait_serving().await;
     run.nodes[n2].wait_serving().await;
     // n2 cannot tell; n1 denies.
@@ -417,7 +417,7 @@ async fn a_transfer_record_put_by_hand_blocks_the_election_until_removed() {
     let mut run = nodes_on(Etcd::single().await, "v3", 0).await;
     let env = [("ELECTD_ADMIN_TOKEN", "t0ken")];
     for i in 0..2 {
-        run.spawn_with_env(&format!("n{i}"), &[], &env);
+        run.spawn_with_env(&format!("n{i}"), NodeArgs::new(), &env);
     }
     for node in &run.nodes {
         node.wait_serving().await;

@@ -2,12 +2,12 @@
 //! APIs: election, crash failover, hand-over, pauses, foreign writes. Every
 //! test ends with the journal checker.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::Run;
 use harness::eventually;
+use harness::node::NodeArgs;
+
+use crate::common::Run;
 
 /// Generous: these tests prove behaviour, the benchmarks measure speed.
 const SLACK: Duration = Duration::from_secs(8);
@@ -225,7 +225,7 @@ async fn the_leader_key_deleted_by_someone_else(api: &'static str) {
 
 async fn an_observer_never_leads_and_names_the_leader(api: &'static str) {
     let mut run = Run::new(api, 2, 2).await;
-    let observer = run.spawn("observer", &["--observe"]);
+    let observer = run.spawn("observer", NodeArgs::new().observe());
     run.nodes[observer].wait_serving().await;
     let leader = run.sole_leader_among(&[0, 1], SLACK).await;
     let expected = format!(
@@ -262,10 +262,10 @@ async fn an_observer_never_leads_and_names_the_leader(api: &'static str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_live_v3_candidates_with_one_id_are_reported() {
     let mut run = Run::new("v3", 2, 0).await;
-    let first = run.spawn("twin-a", &["--id", "twin"]);
+    let first = run.spawn("twin-a", NodeArgs::new().id("twin"));
     run.nodes[first].wait_serving().await;
     run.sole_leader(SLACK).await;
-    let second = run.spawn("twin-b", &["--id", "twin"]);
+    let second = run.spawn("twin-b", NodeArgs::new().id("twin"));
     let warning = "another live candidate uses the same id";
     let line = eventually(SLACK, "the misconfiguration to be logged", || async {
         run.nodes[second]

@@ -2,13 +2,13 @@
 //! line per change of verdict, with the reason, in bounded time. (The
 //! verdict steering the election is `steering.rs`'s; these read the log.)
 
-mod common;
-
 use std::time::Duration;
 
 use harness::app::HealthSwitch;
 use harness::eventually;
-use harness::node::Node;
+use harness::node::{Node, NodeArgs};
+
+use crate::common;
 
 /// How long a change of verdict may take to show: a few checks of 100 ms
 /// (and a timeout of 300 ms), with room for a loaded machine.
@@ -54,11 +54,11 @@ fn assert_line(line: &Line, healthy: bool, level: &str, words: &[&str]) {
 }
 
 /// A node checking `switch` every 100 ms with the thresholds given.
-async fn checking(run: &mut common::Run, switch: &HealthSwitch, extra: &[&str]) -> usize {
-    let url = switch.url();
-    let mut args = vec!["--health-url", &url, "--health-interval", "100ms"];
-    args.extend_from_slice(extra);
-    let i = run.spawn("n0", &args);
+async fn checking(run: &mut common::Run, switch: &HealthSwitch, thresholds: NodeArgs) -> usize {
+    let own = thresholds
+        .health_url(switch.url())
+        .health_interval(Duration::from_millis(100));
+    let i = run.spawn("n0", own);
     run.nodes[i].wait_serving().await;
     i
 }
@@ -67,15 +67,11 @@ async fn checking(run: &mut common::Run, switch: &HealthSwitch, extra: &[&str]) 
 async fn one_log_line_per_change_of_verdict_with_its_reason() {
     let switch = HealthSwitch::start(false);
     let mut run = common::Run::new("v3", 2, 0).await;
-    let extra = [
-        "--health-timeout",
-        "500ms",
-        "--health-failures",
-        "2",
-        "--health-successes",
-        "1",
-    ];
-    let i = checking(&mut run, &switch, &extra).await;
+    let thresholds = NodeArgs::new()
+        .health_timeout(Duration::from_millis(500))
+        .health_failures(2)
+        .health_successes(1);
+    let i = checking(&mut run, &switch, thresholds).await;
     let node = &run.nodes[i];
     let url = switch.url();
 
@@ -135,8 +131,10 @@ async fn one_log_line_per_change_of_verdict_with_its_reason() {
 async fn the_reason_says_what_failed() {
     let switch = HealthSwitch::start(true);
     let mut run = common::Run::new("v3", 2, 0).await;
-    let extra = ["--health-timeout", "300ms", "--health-failures", "1"];
-    let i = checking(&mut run, &switch, &extra).await;
+    let thresholds = NodeArgs::new()
+        .health_timeout(Duration::from_millis(300))
+        .health_failures(1);
+    let i = checking(&mut run, &switch, thresholds).await;
     let node = &run.nodes[i];
     let url = switch.url();
 

@@ -3,14 +3,13 @@
 //! are cut off, and the election never notices: renewals keep their schedule
 //! (measured from the journal's `renewed` lines).
 
-mod common;
-
 use std::time::Duration;
 
-use common::Run;
 use harness::now_ns;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::common::Run;
 
 const SLACK: Duration = Duration::from_secs(10);
 

@@ -1,30 +1,20 @@
-//! `--exec` containment, against a real etcd with real processes. For each
-//! process electd starts or is (electd, the watchdog, the command, a
-//! grandchild in the command's process group, a `setsid` escapee, a
-//! double-forked daemon) and each
-//! fault of one of them (kill -9, SIGSTOP past the TTL, SIGSTOP then kill -9,
-//! exiting on its own, kill -9 while a hand-over is in flight):
-//!
-//! * no two commands ever run at once, across nodes and on one node, by
-//!   what the commands and their escapees record themselves;
-//! * none runs past its leadership (`ended`, or the last deadline);
-//! * when the next command is up, nothing of the previous one runs;
-//! * no electd holds a zombie, and nothing is left running at the end.
-
-mod common;
+//! The scene every containment test plays in: nodes whose command starts
+//! a grandchild, an escapee and a daemon, each recording what it does, and
+//! what the test saw of their processes.
 
 use std::collections::HashMap;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::Run;
 use harness::checker::Report;
-use harness::{eventually, now_ns, procs};
+use harness::node::NodeArgs;
+use harness::{eventually, procs};
 use reqwest::Method;
 use rustix::process::Signal;
 
-const SLACK: Duration = Duration::from_secs(10);
+use crate::common::Run;
+
+pub const SLACK: Duration = Duration::from_secs(10);
 const TOKEN: &str = "t0ken-for-containment";
 
 /// The command: it ticks once (so its first tick comes before anything it
@@ -55,18 +45,18 @@ while :; do tick; sleep 0.05; done
 
 /// The processes of one command, as it recorded them.
 #[derive(Clone, Copy, Debug)]
-struct Cmd {
-    node: usize,
-    term: u64,
-    pid: u32,
-    grandchild: u32,
-    escapee: u32,
-    daemon: u32,
-    watchdog: u32,
+pub struct Cmd {
+    pub node: usize,
+    pub term: u64,
+    pub pid: u32,
+    pub grandchild: u32,
+    pub escapee: u32,
+    pub daemon: u32,
+    pub watchdog: u32,
 }
 
 impl Cmd {
-    fn pids(&self) -> [u32; 5] {
+    pub fn pids(&self) -> [u32; 5] {
         [
             self.pid,
             self.grandchild,
@@ -81,12 +71,12 @@ impl Cmd {
 #[derive(Default)]
 struct Notes {
     /// `(pid, term)` of each command, in the order they started.
-    started: Vec<(u32, u64)>,
-    grandchild: HashMap<u32, u32>,
-    escapee: HashMap<u32, u32>,
-    daemon: HashMap<u32, u32>,
+    pub started: Vec<(u32, u64)>,
+    pub grandchild: HashMap<u32, u32>,
+    pub escapee: HashMap<u32, u32>,
+    pub daemon: HashMap<u32, u32>,
     /// Commands that got SIGTERM.
-    termed: Vec<u32>,
+    pub termed: Vec<u32>,
 }
 
 fn notes(file: &Path) -> Notes {
@@ -122,33 +112,33 @@ fn notes(file: &Path) -> Notes {
 }
 
 /// A run whose nodes all run [`CHILD`], and what it saw of their processes.
-struct Scene {
-    run: Run,
-    script: PathBuf,
-    extra: Vec<String>,
-    offset: i128,
+pub struct Scene {
+    pub run: Run,
+    pub script: PathBuf,
+    /// Every node's flags but the command and its grace.
+    pub own: NodeArgs,
+    pub offset: i128,
     /// Every PID any command, grandchild, escapee or watchdog had.
-    seen: Vec<u32>,
+    pub seen: Vec<u32>,
 }
 
 impl Scene {
-    async fn new(api: &'static str, nodes: usize, extra: &[&str]) -> Scene {
+    pub async fn new(api: &'static str, nodes: usize, own: NodeArgs) -> Scene {
         let run = Run::new(api, 2, 0).await;
         let script = run.dir.path().join("child.sh");
         std::fs::write(&script, CHILD).unwrap();
         let mut scene = Scene {
             run,
             script,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
+            own,
             offset: harness::ticks::realtime_offset(),
             seen: Vec::new(),
         };
         for i in 0..nodes {
             let args = scene.args(&format!("n{i}"));
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
             scene
                 .run
-                .spawn_with_env(&format!("n{i}"), &args, &[("ELECTD_ADMIN_TOKEN", TOKEN)]);
+                .spawn_with_env(&format!("n{i}"), args, &[("ELECTD_ADMIN_TOKEN", TOKEN)]);
         }
         for node in &scene.run.nodes {
             node.wait_serving().await;
@@ -156,35 +146,35 @@ impl Scene {
         scene
     }
 
-    fn file(&self, name: &str, kind: &str) -> PathBuf {
+    pub fn file(&self, name: &str, kind: &str) -> PathBuf {
         self.run.dir.path().join(format!("{name}.{kind}"))
     }
 
-    fn args(&self, name: &str) -> Vec<String> {
-        let mut args: Vec<String> = ["--exec-grace", "600ms"].map(String::from).to_vec();
-        args.extend(self.extra.iter().cloned());
-        args.extend(["--exec", "--", "sh"].map(String::from));
+    pub fn args(&self, name: &str) -> NodeArgs {
+        let mut command = vec!["sh".to_owned()];
         for path in [
             &self.script,
             &self.file(name, "ticks"),
             &self.file(name, "escapee"),
         ] {
-            args.push(path.to_str().unwrap().to_owned());
+            command.push(path.to_str().unwrap().to_owned());
         }
-        args
+        self.own
+            .clone()
+            .exec_grace(Duration::from_millis(600))
+            .exec(command)
     }
 
     /// Starts node `i` again after it exited or was killed.
-    async fn restart(&mut self, i: usize) {
+    pub async fn restart(&mut self, i: usize) {
         let args = self.args(&self.run.nodes[i].name.clone());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.run.restart(i, &args, &[("ELECTD_ADMIN_TOKEN", TOKEN)]);
+        self.run.restart(i, args, &[("ELECTD_ADMIN_TOKEN", TOKEN)]);
         self.run.nodes[i].wait_serving().await;
     }
 
     /// Waits for a command of node `i`'s current term that was not seen yet,
     /// with its grandchild and escapee up and ticking.
-    async fn command(&mut self, i: usize) -> Cmd {
+    pub async fn command(&mut self, i: usize) -> Cmd {
         let node = &self.run.nodes[i];
         let term = node.status().await.unwrap()["term"].as_u64().unwrap();
         let (ticks, escapees) = (
@@ -239,14 +229,14 @@ impl Scene {
         cmd
     }
 
-    async fn leader(&mut self) -> Cmd {
+    pub async fn leader(&mut self) -> Cmd {
         let leader = self.run.sole_leader(SLACK).await;
         self.command(leader).await
     }
 
     /// Waits for a leader other than `old`'s node and its command; by then
     /// nothing of `old` may run.
-    async fn next(&mut self, old: &Cmd) -> Cmd {
+    pub async fn next(&mut self, old: &Cmd) -> Cmd {
         let others: Vec<usize> = self
             .run
             .alive()
@@ -263,7 +253,7 @@ impl Scene {
     }
 
     /// Waits until node `i` has led on for a TTL since `since`.
-    async fn outlive_ttl(&self, i: usize, since: u64) {
+    pub async fn outlive_ttl(&self, i: usize, since: u64) {
         let until = since + self.run.ttl().as_nanos() as u64;
         eventually(
             self.run.ttl() + SLACK,
@@ -280,7 +270,7 @@ impl Scene {
     }
 
     /// Waits until `cmd` got SIGTERM and winds down.
-    async fn winding_down(&self, cmd: &Cmd) {
+    pub async fn winding_down(&self, cmd: &Cmd) {
         let ticks = self.file(&self.run.nodes[cmd.node].name, "ticks");
         eventually(SLACK, "the command to wind down", || async {
             notes(&ticks).termed.contains(&cmd.pid).then_some(())
@@ -288,7 +278,7 @@ impl Scene {
         .await;
     }
 
-    async fn resign(&self, i: usize) -> u16 {
+    pub async fn resign(&self, i: usize) -> u16 {
         let auth = format!("Bearer {TOKEN}");
         let answer = self.run.nodes[i]
             .request(Method::POST, "/v1/resign", &[("Authorization", &auth)])
@@ -298,7 +288,7 @@ impl Scene {
     }
 
     /// Waits for SIGTERM to make node `i` exit 0.
-    async fn terminated(&mut self, i: usize) {
+    pub async fn terminated(&mut self, i: usize) {
         let status = self.run.nodes[i].wait_exit(SLACK).await;
         assert_eq!(
             status.and_then(|s| s.code()),
@@ -310,7 +300,7 @@ impl Scene {
 
     /// Waits until no electd holds a zombie, and only a leader has a child
     /// (its watchdog).
-    async fn settled(&self) {
+    pub async fn settled(&self) {
         eventually(
             SLACK,
             "every electd to have reaped all but its watchdog",
@@ -331,7 +321,7 @@ impl Scene {
     }
 
     /// Stops every node and checks the whole run.
-    async fn finish(mut self) {
+    pub async fn finish(mut self) {
         let mut running = Vec::new();
         for i in self.run.alive() {
             if self.run.nodes[i].wait_exit(Duration::ZERO).await.is_none() {
@@ -371,7 +361,7 @@ impl Scene {
         self.check_ticks(&report);
     }
 
-    fn check_ticks(&self, report: &Report) {
+    pub fn check_ticks(&self, report: &Report) {
         let mut names: Vec<String> = self.run.nodes.iter().map(|n| n.name.clone()).collect();
         names.dedup();
         let files = |kind: &str| -> Vec<(String, PathBuf)> {
@@ -413,7 +403,7 @@ impl Scene {
 
     /// When the leadership of `node` in `term` that began before `at` ended:
     /// its `ended`, or (killed, none written) its last deadline.
-    fn leadership_end(&self, report: &Report, node: &str, term: u64, at: u64) -> u64 {
+    pub fn leadership_end(&self, report: &Report, node: &str, term: u64, at: u64) -> u64 {
         let leadership = report
             .intervals
             .iter()
@@ -434,11 +424,11 @@ impl Scene {
     }
 }
 
-fn signal(pid: u32, signal: Signal) {
+pub fn signal(pid: u32, signal: Signal) {
     procs::signal(pid, signal);
 }
 
-fn assert_gone(cmd: &Cmd) {
+pub fn assert_gone(cmd: &Cmd) {
     for pid in cmd.pids() {
         assert!(
             !procs::running(pid),
@@ -446,234 +436,4 @@ fn assert_gone(cmd: &Cmd) {
             procs::stat(pid)
         );
     }
-}
-
-async fn watchdog_command_and_descendants(api: &'static str) {
-    let _alone = common::exclusive().await;
-    let mut s = Scene::new(api, 3, &[]).await;
-
-    // kill -9 of the watchdog, with the grandchild, the escapee and the
-    // daemon stopped for longer than the TTL: electd kills them all (the
-    // daemon comes to electd with the watchdog's death) and resigns.
-    let c = s.leader().await;
-    for pid in [c.grandchild, c.escapee, c.daemon] {
-        signal(pid, Signal::STOP);
-    }
-    s.outlive_ttl(c.node, now_ns()).await;
-    signal(c.watchdog, Signal::KILL);
-    let c = s.next(&c).await;
-    s.settled().await;
-
-    // SIGSTOP of the watchdog: its silence gets it killed, with the command.
-    signal(c.watchdog, Signal::STOP);
-    let c = s.next(&c).await;
-    s.settled().await;
-
-    // kill -9 of the grandchild, the escapee and the daemon changes
-    // nothing; the command, stopped for longer than the TTL, is killed after
-    // the grace of a hand-over on request.
-    for pid in [c.grandchild, c.escapee, c.daemon] {
-        signal(pid, Signal::KILL);
-    }
-    signal(c.pid, Signal::STOP);
-    s.outlive_ttl(c.node, now_ns()).await;
-    assert_eq!(s.resign(c.node).await, 200);
-    let c = s.next(&c).await;
-    s.settled().await;
-
-    // The grandchild, the escapee and the daemon exit (SIGTERM), then the
-    // command is stopped and killed: the watchdog reaps it all and the
-    // leader resigns.
-    for pid in [c.grandchild, c.escapee, c.daemon] {
-        signal(pid, Signal::TERM);
-    }
-    signal(c.pid, Signal::STOP);
-    signal(c.pid, Signal::KILL);
-    let c = s.next(&c).await;
-    s.settled().await;
-
-    // SIGSTOP, then kill -9, of the grandchild, the escapee and the daemon
-    // (nothing changes), then of the watchdog.
-    for pid in [c.grandchild, c.escapee, c.daemon, c.watchdog] {
-        signal(pid, Signal::STOP);
-        signal(pid, Signal::KILL);
-    }
-    let c = s.next(&c).await;
-    s.settled().await;
-
-    // The command exits on its own.
-    signal(c.pid, Signal::TERM);
-    let c = s.next(&c).await;
-    s.settled().await;
-
-    // The watchdog exits on its own (SIGTERM's default action).
-    signal(c.watchdog, Signal::TERM);
-    let c = s.next(&c).await;
-    s.settled().await;
-
-    // SIGSTOP of the watchdog, then SIGTERM to electd: electd does not wait
-    // for it past its silence, kills it and the command, then hands over.
-    signal(c.watchdog, Signal::STOP);
-    s.run.nodes[c.node].terminate();
-    s.terminated(c.node).await;
-    let next = s.next(&c).await;
-    s.restart(c.node).await;
-    let c = next;
-
-    // A hand-over in flight (SIGTERM) while the watchdog is killed.
-    s.run.nodes[c.node].terminate();
-    s.winding_down(&c).await;
-    signal(c.watchdog, Signal::KILL);
-    s.terminated(c.node).await;
-    let next = s.next(&c).await;
-    s.restart(c.node).await;
-    let c = next;
-
-    // A hand-over in flight (SIGTERM) while the command is killed.
-    s.run.nodes[c.node].terminate();
-    s.winding_down(&c).await;
-    signal(c.pid, Signal::KILL);
-    s.terminated(c.node).await;
-    let next = s.next(&c).await;
-    s.restart(c.node).await;
-    let c = next;
-
-    // A hand-over in flight (POST /v1/resign) while the command is killed,
-    // then one while the watchdog is.
-    let (status, ()) = tokio::join!(s.resign(c.node), async {
-        s.winding_down(&c).await;
-        signal(c.pid, Signal::KILL);
-    });
-    assert_eq!(status, 200);
-    let c = s.next(&c).await;
-    let (status, ()) = tokio::join!(s.resign(c.node), async {
-        s.winding_down(&c).await;
-        signal(c.watchdog, Signal::KILL);
-    });
-    assert_eq!(status, 200);
-    let c = s.next(&c).await;
-    s.settled().await;
-
-    // A hand-over in flight (SIGTERM) while electd itself is killed, as an
-    // OOM kill would: the watchdog kills the rest.
-    s.run.nodes[c.node].terminate();
-    s.winding_down(&c).await;
-    s.run.kill9(c.node);
-    s.next(&c).await;
-    s.restart(c.node).await;
-
-    s.finish().await;
-}
-
-async fn electd_itself(api: &'static str) {
-    let _alone = common::exclusive().await;
-    let mut s = Scene::new(api, 3, &[]).await;
-
-    // kill -9 of electd and its guardian (a whole host): the watchdog
-    // kills everything at once; the lease runs out.
-    let c = s.leader().await;
-    s.run.kill9(c.node);
-    let next = s.next(&c).await;
-    s.restart(c.node).await;
-    s.settled().await;
-    let c = next;
-
-    // kill -9 of electd only, its host alive: its guardian kills and reaps
-    // what it left, then releases at once, long before the TTL.
-    let killed = s.run.kill9_electd(c.node);
-    let next = s.next(&c).await;
-    let acquired = s
-        .run
-        .journal(next.node)
-        .iter()
-        .filter(|r| r["event"] == "acquired")
-        .filter_map(|r| r["t_ns"].as_u64())
-        .max()
-        .expect("the next leader's acquisition");
-    let took = Duration::from_nanos(acquired.saturating_sub(killed));
-    assert!(
-        took < s.run.ttl() / 2,
-        "the next leader took {took:?}: not a release"
-    );
-    let status = s.run.nodes[c.node].wait_exit(SLACK).await;
-    assert_eq!(status.and_then(|s| s.signal()), None, "{status:?}");
-    assert_eq!(status.and_then(|s| s.code()), Some(137));
-    s.restart(c.node).await;
-    s.settled().await;
-    let c = next;
-
-    // SIGSTOP of electd past the TTL: the watchdog kills by the deadline;
-    // electd wakes as a follower and reaps its watchdog.
-    s.run.nodes[c.node].pause();
-    let next = s.next(&c).await;
-    s.run.nodes[c.node].resume();
-    s.settled().await;
-    let c = next;
-
-    // SIGSTOP, then kill -9, of electd.
-    s.run.nodes[c.node].pause();
-    let next = s.next(&c).await;
-    s.run.kill9(c.node);
-    s.restart(c.node).await;
-    s.settled().await;
-    let c = next;
-
-    // electd exits on its own (SIGTERM).
-    s.run.nodes[c.node].terminate();
-    s.terminated(c.node).await;
-    s.next(&c).await;
-    s.restart(c.node).await;
-
-    s.finish().await;
-}
-
-both_apis!(watchdog_command_and_descendants, electd_itself);
-
-/// `--exec-on-exit restart` starts the command again on the same node, in
-/// the same term, only once the previous one is gone.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restarted_command_never_runs_beside_its_predecessor() {
-    let _alone = common::exclusive().await;
-    let mut s = Scene::new("v3", 1, &["--exec-on-exit", "restart"]).await;
-    let c = s.leader().await;
-
-    // kill -9 of the watchdog.
-    signal(c.watchdog, Signal::KILL);
-    let next = s.command(c.node).await;
-    assert_eq!(next.term, c.term);
-    assert_gone(&c);
-    let c = next;
-
-    // SIGSTOP of the watchdog.
-    signal(c.watchdog, Signal::STOP);
-    let next = s.command(c.node).await;
-    assert_eq!(next.term, c.term);
-    assert_gone(&c);
-
-    // kill -9 of the command, SIGSTOP then kill -9 of it, and its exit.
-    let mut c = next;
-    for faults in [
-        &[Signal::KILL][..],
-        &[Signal::STOP, Signal::KILL],
-        &[Signal::TERM],
-    ] {
-        for &fault in faults {
-            signal(c.pid, fault);
-        }
-        let next = s.command(c.node).await;
-        assert_eq!(next.term, c.term);
-        assert_gone(&c);
-        c = next;
-    }
-
-    // A second SIGTERM while the first hand-over is in flight exits at
-    // once, and takes everything with it.
-    s.run.nodes[c.node].terminate();
-    s.winding_down(&c).await;
-    s.run.nodes[c.node].terminate();
-    let status = s.run.nodes[c.node].wait_exit(SLACK).await;
-    assert_eq!(status.and_then(|s| s.code()), Some(130));
-    assert_gone(&c);
-
-    s.finish().await;
 }

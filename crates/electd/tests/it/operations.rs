@@ -1,32 +1,25 @@
 //! Operations, against a real etcd with real processes: `--exec` children
 //! that never outlive their leadership, load-balancer health checks, the
-//! hand-over endpoint, Prometheus metrics and the leader-change stream.
+//! hand-over endpoint and the leader-change stream (the Prometheus metrics
+//! are `metrics.rs`'s).
 
-mod common;
-
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::Run;
-use harness::app::HealthSwitch;
 use harness::eventually;
-use harness::node::Node;
+use harness::node::{Node, NodeArgs};
 use reqwest::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::common;
+use crate::common::{Run, metric};
 
 const SLACK: Duration = Duration::from_secs(10);
 const TOKEN: &str = "t0ken-for-tests";
 
 fn gone(pid: u32) -> bool {
     !Path::new(&format!("/proc/{pid}")).exists()
-}
-
-async fn leader_term(run: &Run, i: usize) -> u64 {
-    run.nodes[i].status().await.unwrap()["term"]
-        .as_u64()
-        .unwrap()
 }
 
 async fn children_never_overlap_nor_outlive_their_leadership(api: &'static str) {
@@ -36,19 +29,15 @@ async fn children_never_overlap_nor_outlive_their_leadership(api: &'static str) 
     let script = script.to_str().unwrap().to_owned();
     let offset = harness::ticks::realtime_offset();
     let mut files = Vec::new();
-    let exec_args = |name: &str, dir: &Path| -> Vec<String> {
+    let exec_args = |name: &str, dir: &Path| -> NodeArgs {
         let ticks = dir.join(format!("{name}.ticks"));
-        ["--exec", "--", "sh", &script, ticks.to_str().unwrap()]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        NodeArgs::new().exec(["sh", &script, ticks.to_str().unwrap()])
     };
     let env = [("ELECTD_ADMIN_TOKEN", TOKEN)];
     for i in 0..3 {
         let name = format!("n{i}");
         let args = exec_args(&name, run.dir.path());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run.spawn_with_env(&name, &args, &env);
+        run.spawn_with_env(&name, args, &env);
         files.push((name.clone(), run.dir.path().join(format!("{name}.ticks"))));
     }
     for node in &run.nodes {
@@ -64,7 +53,7 @@ async fn children_never_overlap_nor_outlive_their_leadership(api: &'static str) 
 
     // 1. kill -9 of the leader's electd (its PID only): the child dies with it.
     let leader = run.sole_leader(SLACK).await;
-    let term = leader_term(&run, leader).await;
+    let term = run.term(leader).await;
     eventually(SLACK, "the leader's child to tick", || {
         ticking(&run, leader, term)
     })
@@ -79,14 +68,13 @@ async fn children_never_overlap_nor_outlive_their_leadership(api: &'static str) 
             run.ttl() + SLACK,
         )
         .await;
-    let term = leader_term(&run, next).await;
+    let term = run.term(next).await;
     eventually(SLACK, "the new leader's child to tick", || {
         ticking(&run, next, term)
     })
     .await;
     let args = exec_args(&run.nodes[leader].name.clone(), run.dir.path());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run.restart(leader, &args, &env);
+    run.restart(leader, args, &env);
     run.nodes[leader].wait_serving().await;
 
     // 2. SIGSTOP of the leader's electd past the TTL: the watchdog stops the
@@ -95,7 +83,7 @@ async fn children_never_overlap_nor_outlive_their_leadership(api: &'static str) 
     run.nodes[leader].pause();
     let others: Vec<usize> = run.alive().into_iter().filter(|&i| i != leader).collect();
     let next = run.sole_leader_among(&others, run.ttl() + SLACK).await;
-    let term = leader_term(&run, next).await;
+    let term = run.term(next).await;
     eventually(SLACK, "the new leader's child to tick", || {
         ticking(&run, next, term)
     })
@@ -115,14 +103,13 @@ async fn children_never_overlap_nor_outlive_their_leadership(api: &'static str) 
     );
     let others: Vec<usize> = run.alive().into_iter().filter(|&i| i != leader).collect();
     let next = run.sole_leader_among(&others, SLACK).await;
-    let term = leader_term(&run, next).await;
+    let term = run.term(next).await;
     eventually(SLACK, "the new leader's child to tick", || {
         ticking(&run, next, term)
     })
     .await;
     let args = exec_args(&run.nodes[leader].name.clone(), run.dir.path());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run.restart(leader, &args, &env);
+    run.restart(leader, args, &env);
     run.nodes[leader].wait_serving().await;
 
     // 4. POST /v1/resign on the leader.
@@ -135,7 +122,7 @@ async fn children_never_overlap_nor_outlive_their_leadership(api: &'static str) 
     assert_eq!(answer.status, 200, "{}", answer.body);
     let others: Vec<usize> = run.alive().into_iter().filter(|&i| i != leader).collect();
     let next = run.sole_leader_among(&others, SLACK).await;
-    let term = leader_term(&run, next).await;
+    let term = run.term(next).await;
     eventually(SLACK, "the new leader's child to tick", || {
         ticking(&run, next, term)
     })
@@ -231,7 +218,7 @@ async fn health_checks_never_show_two_leaders(api: &'static str) {
         let f = node.get("/health/follower").await.unwrap();
         if i == leader {
             assert_eq!((l.status, f.status), (200, 503));
-            assert_eq!(l.body, leader_term(&run, i).await.to_string());
+            assert_eq!(l.body, run.term(i).await.to_string());
         } else {
             eventually(SLACK, "followers to know the leader", || async {
                 (node.get("/health/follower").await?.status == 200).then_some(())
@@ -366,305 +353,12 @@ async fn next_event(
         .expect("the stream stays open")
 }
 
-/// `name{labels} value` → value, for the lines of an exposition.
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let (key, value) = l.rsplit_once(' ')?;
-        (key == series).then(|| value.parse().ok()).flatten()
-    })
-}
-
-async fn metrics_follow_a_failover(api: &'static str) {
-    let run = Run::new(api, 2, 2).await;
-    let leader = run.sole_leader(SLACK).await;
-    let other = 1 - leader;
-    let scrape = |i: usize| {
-        let node = &run.nodes[i];
-        async move {
-            let answer = node.get("/metrics").await.unwrap();
-            assert_eq!(answer.status, 200);
-            answer.body
-        }
-    };
-    let text = scrape(leader).await;
-    for line in text.lines() {
-        assert!(
-            line.starts_with('#')
-                || line
-                    .rsplit_once(' ')
-                    .is_some_and(|(_, v)| v.parse::<f64>().is_ok()),
-            "unparsable line {line:?}"
-        );
-    }
-    assert!(text.trim_end().ends_with("# EOF"));
-    assert_eq!(metric(&text, "electd_is_leader"), Some(1.0));
-    let term = leader_term(&run, leader).await as f64;
-    assert_eq!(metric(&text, "electd_term"), Some(term));
-    assert_eq!(
-        metric(
-            &text,
-            "electd_leadership_changes_total{reason=\"acquired\"}"
-        ),
-        Some(1.0)
-    );
-    assert!(metric(&text, "electd_lease_remaining_seconds").unwrap() > 0.0);
-    assert!(text.contains("electd_build_info{version="));
-    assert!(text.contains("electd_etcd_request_duration_seconds_bucket{"));
-    assert!(text.contains("electd_etcd_requests_total{op="));
-    assert!(text.contains("electd_exec_restarts_total 0"));
-    let renewed = "electd_renewals_total{outcome=\"renewed\"}";
-    let before = metric(&text, renewed).unwrap_or(0.0);
-    eventually(SLACK, "renewals to be counted", || async {
-        (metric(&scrape(leader).await, renewed)? > before).then_some(())
-    })
-    .await;
-    let text = scrape(other).await;
-    assert_eq!(metric(&text, "electd_is_leader"), Some(0.0));
-    assert_eq!(metric(&text, "electd_term"), Some(term));
-
-    run.nodes[leader].terminate();
-    run.sole_leader_among(&[other], SLACK).await;
-    let text = scrape(other).await;
-    assert_eq!(metric(&text, "electd_is_leader"), Some(1.0));
-    assert!(metric(&text, "electd_term").unwrap() > term);
-    assert_eq!(
-        metric(
-            &text,
-            "electd_leadership_changes_total{reason=\"acquired\"}"
-        ),
-        Some(1.0)
-    );
-    run.assert_safe();
-}
-
-/// `/metrics` of `node`.
-async fn scrape(node: &Node) -> String {
-    let answer = node.get("/metrics").await.expect("the node answers");
-    assert_eq!(answer.status, 200);
-    answer.body
-}
-
-/// Waits until every one of `series` of `node` has its value.
-async fn metrics_say(node: &Node, what: &str, series: &[(&str, f64)]) {
-    let what = format!("{}'s metrics to say {what}", node.name);
-    eventually(SLACK, &what, || async {
-        let text = scrape(node).await;
-        series
-            .iter()
-            .all(|(name, value)| metric(&text, name) == Some(*value))
-            .then_some(())
-    })
-    .await;
-}
-
-/// The series now, asserted without waiting.
-async fn metrics_are(node: &Node, series: &[(&str, f64)]) {
-    let text = scrape(node).await;
-    for (name, value) in series {
-        assert_eq!(metric(&text, name), Some(*value), "{name} of {}", node.name);
-    }
-}
-
-/// The book's metrics page names every series nodes export, with its type,
-/// and no series they do not: the rows of its table, ``| `electd_…` | TYPE |
-/// …``, against the expositions' `# TYPE` lines (whose counter and info
-/// families drop the `_total` and `_info` their samples carry; a family
-/// without samples has none).
-fn the_metrics_reference_names_every_series(exposition: &str) {
-    let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/src/reference/metrics.md");
-    let page = std::fs::read_to_string(&page)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", page.display()));
-    let documented: BTreeSet<(String, String)> = page
-        .lines()
-        .filter_map(|row| {
-            let mut cells = row.split('|').map(str::trim).skip(1);
-            let series = cells.next()?.strip_prefix('`')?.strip_suffix('`')?;
-            let kind = cells.next()?;
-            series
-                .starts_with("electd_")
-                .then(|| (series.to_owned(), kind.to_owned()))
-        })
-        .collect();
-    let exported: BTreeSet<(String, String)> = exposition
-        .lines()
-        .filter_map(|line| {
-            let mut words = line.strip_prefix("# TYPE ")?.split_whitespace();
-            let (family, kind) = (words.next()?, words.next()?);
-            let series = match kind {
-                "counter" => format!("{family}_total"),
-                "info" => format!("{family}_info"),
-                _ => family.to_owned(),
-            };
-            Some((series, kind.to_owned()))
-        })
-        .collect();
-    assert!(!exported.is_empty(), "no # TYPE lines in:\n{exposition}");
-    assert_eq!(
-        documented, exported,
-        "docs/src/reference/metrics.md (left) and the nodes' /metrics (right) differ"
-    );
-}
-
-async fn metrics_show_health_and_candidacy(api: &'static str) {
-    let switch = HealthSwitch::start(false);
-    let mut run = Run::new(api, 2, 0).await;
-    let env = [("ELECTD_ADMIN_TOKEN", TOKEN)];
-    let url = switch.url();
-    let mut args = vec![
-        "--health-url",
-        &url,
-        "--health-interval",
-        "100ms",
-        "--health-failures",
-        "1",
-    ];
-    // Priorities need v3.
-    let priority = if api == "v3" { 7.0 } else { 0.0 };
-    if api == "v3" {
-        args.extend(["--priority", "7"]);
-    }
-    let checked = run.spawn_with_env("checked", &args, &env);
-    let plain = run.spawn_with_env("plain", &[], &env);
-    let observer = run.spawn("observer", &["--observe"]);
-    for node in &run.nodes {
-        node.wait_serving().await;
-    }
-    let (checked_node, plain_node) = (&run.nodes[checked], &run.nodes[plain]);
-
-    // Without --health-url there is no verdict to export: no series at all.
-    let text = scrape(plain_node).await;
-    assert!(!text.contains("electd_healthy"), "{text}");
-    assert!(!text.contains("electd_health_changes"), "{text}");
-    metrics_are(
-        plain_node,
-        &[
-            ("electd_candidate", 1.0),
-            ("electd_drained", 0.0),
-            ("electd_priority", 0.0),
-        ],
-    )
-    .await;
-    metrics_are(
-        &run.nodes[observer],
-        &[("electd_candidate", 0.0), ("electd_drained", 0.0)],
-    )
-    .await;
-
-    // Unhealthy from the start, and confirmed by failed checks: that is
-    // no change of verdict.
-    switch.wait_for_requests(3, SLACK).await;
-    metrics_are(
-        checked_node,
-        &[
-            ("electd_healthy", 0.0),
-            ("electd_health_changes_total", 0.0),
-            ("electd_candidate", 0.0),
-            ("electd_drained", 0.0),
-            ("electd_priority", priority),
-        ],
-    )
-    .await;
-
-    switch.set_healthy(true);
-    let healthy = [
-        ("electd_healthy", 1.0),
-        ("electd_health_changes_total", 1.0),
-        ("electd_candidate", 1.0),
-    ];
-    metrics_say(checked_node, "healthy", &healthy).await;
-    // Between them, the two export every series there is: the checked node
-    // the health check's, the plain one (the leader: the checked node was
-    // unhealthy until now) those of leading, once it has renewed.
-    eventually(SLACK, "the leader's renewals in its metrics", || async {
-        scrape(plain_node)
-            .await
-            .contains("electd_renewals_total{")
-            .then_some(())
-    })
-    .await;
-    let both = scrape(plain_node).await + &scrape(checked_node).await;
-    the_metrics_reference_names_every_series(&both);
-    switch.set_healthy(false);
-    let unhealthy = [
-        ("electd_healthy", 0.0),
-        ("electd_health_changes_total", 2.0),
-        ("electd_candidate", 0.0),
-    ];
-    metrics_say(checked_node, "unhealthy", &unhealthy).await;
-    assert!(!checked_node.is_leader().await, "an unhealthy node leads");
-    switch.set_healthy(true);
-    let healthy = [
-        ("electd_healthy", 1.0),
-        ("electd_health_changes_total", 3.0),
-        ("electd_candidate", 1.0),
-    ];
-    metrics_say(checked_node, "healthy again", &healthy).await;
-
-    // A drain is answered once in effect (a leader has handed over): the
-    // gauges say so at once. Health is a separate matter.
-    let bearer = format!("Bearer {TOKEN}");
-    let drained = admin_post(checked_node, "/v1/drain", Some(&bearer)).await;
-    assert_eq!(drained.status, 200, "{}", drained.body);
-    assert_eq!(drained.body["drained"], true, "{}", drained.body);
-    metrics_are(
-        checked_node,
-        &[
-            ("electd_drained", 1.0),
-            ("electd_candidate", 0.0),
-            ("electd_healthy", 1.0),
-            ("electd_is_leader", 0.0),
-        ],
-    )
-    .await;
-    // Drained and unhealthy; undrained, still unhealthy: no candidate.
-    switch.set_healthy(false);
-    let unhealthy = [
-        ("electd_healthy", 0.0),
-        ("electd_health_changes_total", 4.0),
-        ("electd_drained", 1.0),
-    ];
-    metrics_say(checked_node, "drained and unhealthy", &unhealthy).await;
-    let undrained = admin_post(checked_node, "/v1/undrain", Some(&bearer)).await;
-    assert_eq!(undrained.status, 200, "{}", undrained.body);
-    metrics_are(
-        checked_node,
-        &[("electd_drained", 0.0), ("electd_candidate", 0.0)],
-    )
-    .await;
-    switch.set_healthy(true);
-    let healthy = [
-        ("electd_healthy", 1.0),
-        ("electd_health_changes_total", 5.0),
-        ("electd_drained", 0.0),
-        ("electd_candidate", 1.0),
-    ];
-    metrics_say(checked_node, "undrained and healthy", &healthy).await;
-
-    // The leader's own drain: it hands over, then answers.
-    let leader = run.sole_leader_among(&[checked, plain], SLACK).await;
-    let drained = admin_post(&run.nodes[leader], "/v1/drain", Some(&bearer)).await;
-    assert_eq!(drained.status, 200, "{}", drained.body);
-    metrics_are(
-        &run.nodes[leader],
-        &[
-            ("electd_drained", 1.0),
-            ("electd_candidate", 0.0),
-            ("electd_is_leader", 0.0),
-        ],
-    )
-    .await;
-    let other = if leader == checked { plain } else { checked };
-    run.sole_leader_among(&[other], SLACK).await;
-    metrics_are(&run.nodes[other], &[("electd_candidate", 1.0)]).await;
-    run.assert_safe();
-}
-
 /// An admin endpoint's answer: the status, the `WWW-Authenticate` header,
 /// and the body, which is JSON whatever the status.
-struct AdminAnswer {
-    status: u16,
-    authenticate: Option<String>,
-    body: serde_json::Value,
+pub struct AdminAnswer {
+    pub status: u16,
+    pub authenticate: Option<String>,
+    pub body: serde_json::Value,
 }
 
 impl AdminAnswer {
@@ -687,7 +381,7 @@ impl AdminAnswer {
 }
 
 /// POSTs `path` to `node`, with `Authorization: <auth>` when given.
-async fn admin_post(node: &Node, path: &str, auth: Option<&str>) -> AdminAnswer {
+pub async fn admin_post(node: &Node, path: &str, auth: Option<&str>) -> AdminAnswer {
     let http = harness::http()
         .timeout(Duration::from_secs(10))
         .build()
@@ -726,15 +420,15 @@ async fn resign_on_demand_needs_the_token_and_the_leader(api: &'static str) {
     let mut run = Run::new(api, 2, 0).await;
     let env = [("ELECTD_ADMIN_TOKEN", TOKEN)];
     for i in 0..2 {
-        run.spawn_with_env(&format!("n{i}"), &[], &env);
+        run.spawn_with_env(&format!("n{i}"), NodeArgs::new(), &env);
     }
     // Without a token; an observer, so that it never leads.
-    let plain = run.spawn("plain", &["--observe"]);
+    let plain = run.spawn("plain", NodeArgs::new().observe());
     for node in &run.nodes {
         node.wait_serving().await;
     }
     let leader = run.sole_leader(SLACK).await;
-    let term = leader_term(&run, leader).await;
+    let term = run.term(leader).await;
     let bearer = format!("Bearer {TOKEN}");
     let follower = (0..2).find(|&i| i != leader).expect("a follower");
     for path in ["/v1/resign", "/v1/drain", "/v1/undrain"] {
@@ -774,7 +468,7 @@ async fn resign_on_demand_needs_the_token_and_the_leader(api: &'static str) {
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_ne!(answer.body["role"], "leader");
     let next = run.sole_leader_among(&[follower], SLACK).await;
-    assert!(leader_term(&run, next).await > term);
+    assert!(run.term(next).await > term);
     admin_post(&run.nodes[leader], "/v1/resign", Some(&bearer))
         .await
         .assert_refused(409, "not_leader");
@@ -806,22 +500,20 @@ async fn resign_on_demand_needs_the_token_and_the_leader(api: &'static str) {
 
 async fn unchanged(run: &Run, leader: usize, term: u64) {
     assert!(run.nodes[leader].is_leader().await, "the leader changed");
-    assert_eq!(leader_term(run, leader).await, term, "the term changed");
+    assert_eq!(run.term(leader).await, term, "the term changed");
 }
 
 both_apis!(
     children_never_overlap_nor_outlive_their_leadership,
     health_checks_never_show_two_leaders,
     the_watch_stream_delivers_each_leader_change,
-    metrics_follow_a_failover,
-    metrics_show_health_and_candidacy,
     resign_on_demand_needs_the_token_and_the_leader,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_that_exits_makes_the_leader_resign_or_electd_exit() {
     let mut run = Run::new("v3", 2, 0).await;
-    let a = run.spawn("a", &["--exec", "--", "sh", "-c", "sleep 0.2; exit 3"]);
+    let a = run.spawn("a", NodeArgs::new().exec(["sh", "-c", "sleep 0.2; exit 3"]));
     run.nodes[a].wait_serving().await;
     run.sole_leader(SLACK).await;
     eventually(
@@ -838,15 +530,9 @@ async fn a_command_that_exits_makes_the_leader_resign_or_electd_exit() {
 
     let b = run.spawn(
         "b",
-        &[
-            "--exec",
-            "--exec-on-exit",
-            "exit",
-            "--",
-            "sh",
-            "-c",
-            "sleep 0.2; exit 7",
-        ],
+        NodeArgs::new()
+            .exec_on_exit("exit")
+            .exec(["sh", "-c", "sleep 0.2; exit 7"]),
     );
     run.nodes[a].terminate();
     let status = run.nodes[b].wait_exit(SLACK * 2).await;
@@ -861,17 +547,10 @@ async fn a_restarted_command_is_counted_and_admin_can_move_to_its_own_port() {
     let admin = format!("127.0.0.1:{admin_port}");
     let node = run.spawn(
         "r",
-        &[
-            "--admin-listen",
-            &admin,
-            "--exec",
-            "--exec-on-exit",
-            "restart",
-            "--",
-            "sh",
-            "-c",
-            "sleep 0.1",
-        ],
+        NodeArgs::new()
+            .admin_listen(&admin)
+            .exec_on_exit("restart")
+            .exec(["sh", "-c", "sleep 0.1"]),
     );
     run.nodes[node].wait_serving().await;
     run.sole_leader(SLACK).await;

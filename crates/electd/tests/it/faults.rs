@@ -2,14 +2,13 @@
 //! loud partitions, slow etcd, paused processes. Every test ends with the
 //! journal checker.
 
-mod common;
-
 use std::time::Duration;
 
-use common::Run;
 use harness::etcd::Etcd;
 use harness::eventually;
 use harness::proxy::{Direction, Fault};
+
+use crate::common::Run;
 
 const SLACK: Duration = Duration::from_secs(10);
 

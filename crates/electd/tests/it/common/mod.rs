@@ -1,5 +1,4 @@
 //! A run: one etcd (or cluster), some electd nodes, their journals.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -8,7 +7,7 @@ use std::time::Duration;
 use harness::checker::{Report, check};
 use harness::etcd::{Etcd, EtcdOptions};
 use harness::eventually;
-use harness::node::Node;
+use harness::node::{Node, NodeArgs};
 use harness::proxy::FaultProxy;
 use tempfile::TempDir;
 
@@ -83,7 +82,7 @@ impl Run {
     async fn spawn_nodes(&mut self, nodes: usize) {
         let run = self;
         for i in 0..nodes {
-            run.spawn(&format!("n{i}"), &[]);
+            run.spawn(&format!("n{i}"), NodeArgs::new());
         }
         for node in &run.nodes {
             node.wait_serving().await;
@@ -94,25 +93,19 @@ impl Run {
         Duration::from_secs(self.ttl)
     }
 
-    pub fn args(&self) -> Vec<String> {
-        vec![
-            "--api".into(),
-            self.api.into(),
-            "--ttl".into(),
-            self.ttl.to_string(),
-            "--etcd".into(),
-            self.etcd.endpoints_arg(),
-        ]
+    /// `own` with the run's `--api`, `--ttl` and `--etcd`.
+    pub fn args(&self, own: NodeArgs) -> NodeArgs {
+        own.api(self.api).ttl(self.ttl).etcd(self.etcd.endpoints())
     }
 
-    /// Starts a node; returns its index.
-    pub fn spawn(&mut self, name: &str, extra: &[&str]) -> usize {
-        self.spawn_with_env(name, extra, &[])
+    /// Starts a node with the run's flags and its `own`; returns its index.
+    pub fn spawn(&mut self, name: &str, own: NodeArgs) -> usize {
+        self.spawn_with_env(name, own, &[])
     }
 
     /// Starts a node with extra environment variables; returns its index.
-    pub fn spawn_with_env(&mut self, name: &str, extra: &[&str], env: &[(&str, &str)]) -> usize {
-        let mut args = self.args();
+    pub fn spawn_with_env(&mut self, name: &str, own: NodeArgs, env: &[(&str, &str)]) -> usize {
+        let mut args = self.args(own);
         if let Some(links) = &mut self.links {
             let proxies = links.entry(name.to_owned()).or_insert_with(|| {
                 let targets: Vec<std::net::SocketAddr> = self
@@ -135,11 +128,8 @@ impl Run {
                     })
                 })
             });
-            let urls: Vec<String> = proxies.iter().map(FaultProxy::url).collect();
-            let at = args.iter().position(|a| a == "--etcd").expect("--etcd") + 1;
-            args[at] = urls.join(",");
+            args = args.etcd(proxies.iter().map(FaultProxy::url));
         }
-        args.extend(extra.iter().map(|s| s.to_string()));
         let node = Node::spawn_with_env(electd(), self.dir.path(), name, &args, env);
         if !self.journals.contains(&node.journal) {
             self.journals.push(node.journal.clone());
@@ -150,10 +140,10 @@ impl Run {
 
     /// Replaces node `i` (killed or exited) with a new process of the same
     /// name, journal and arguments given.
-    pub fn restart(&mut self, i: usize, extra: &[&str], env: &[(&str, &str)]) {
+    pub fn restart(&mut self, i: usize, own: NodeArgs, env: &[(&str, &str)]) {
         let name = self.nodes[i].name.clone();
         self.deaths.extend(self.nodes[i].deaths());
-        let index = self.spawn_with_env(&name, extra, env);
+        let index = self.spawn_with_env(&name, own, env);
         let node = self.nodes.remove(index);
         let old = std::mem::replace(&mut self.nodes[i], node);
         self.retired.push(old);
@@ -179,6 +169,13 @@ impl Run {
         let at = self.nodes[i].kill9_electd();
         self.deaths.extend(self.nodes[i].deaths());
         at
+    }
+
+    /// Node `i`'s term, as its `/v1/status` says.
+    pub async fn term(&self, i: usize) -> u64 {
+        self.nodes[i].status().await.expect("a status")["term"]
+            .as_u64()
+            .expect("a term")
     }
 
     pub fn alive(&self) -> Vec<usize> {
@@ -290,6 +287,14 @@ pub fn warned_once(node: &Node, phrase: &str) {
     );
 }
 
+/// `name{labels} value` → value, for the lines of an exposition.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (key, value) = l.rsplit_once(' ')?;
+        (key == series).then(|| value.parse().ok()).flatten()
+    })
+}
+
 impl Drop for Run {
     fn drop(&mut self) {
         harness::keep_if_failing(self.dir.path());
@@ -297,7 +302,6 @@ impl Drop for Run {
 }
 
 /// Defines one test per API from a scenario `async fn(api: &'static str)`.
-#[macro_export]
 macro_rules! both_apis {
     ($($scenario:ident),* $(,)?) => {
         mod v2 {

@@ -2,14 +2,14 @@
 //! leadership, says exactly what is wrong (once in the log, and on
 //! /healthz), keeps running, and recovers by itself.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::Run;
 use harness::etcd::{Etcd, EtcdOptions};
-use harness::node::Node;
+use harness::node::{Node, NodeArgs};
 use harness::{eventually, free_port};
+
+use crate::common;
+use crate::common::Run;
 
 const SLACK: Duration = Duration::from_secs(8);
 
@@ -21,10 +21,7 @@ both_apis!(
 async fn unreachable_etcd_is_reported_and_shutdown_still_exits_0(api: &'static str) {
     let dir = tempfile::tempdir().unwrap();
     let nowhere = format!("http://127.0.0.1:{}", free_port());
-    let args: Vec<String> = ["--api", api, "--ttl", "2", "--etcd", &nowhere]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let args = NodeArgs::new().api(api).ttl(2).etcd([&nowhere]);
     let mut node = Node::spawn(common::electd(), dir.path(), "lonely", &args);
     node.wait_serving().await;
     let health = eventually(SLACK, "/healthz to say etcd is unreachable", || async {

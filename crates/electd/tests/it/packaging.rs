@@ -9,23 +9,22 @@
 //! builds both (scripts/image.sh, scripts/deb.sh), names them in
 //! ELECTD_TEST_IMAGE and ELECTD_TEST_DEB, and runs these too.
 
-mod common;
-
 use std::collections::HashMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{SLACK, electd};
 use elect::journal::EndReason;
 use harness::checker::{Apart, check_apart};
 use harness::container::Podman;
 use harness::etcd::Etcd;
-use harness::node::{LEADER, Node};
+use harness::node::{LEADER, Node, NodeArgs};
 use harness::process::Owned;
 use harness::{eventually, free_port, now_ns};
 use rustix::process::Signal;
+
+use crate::common::{SLACK, electd};
 
 /// What a test needs from scripts/test.sh; missing, it says so and fails.
 fn required(var: &str) -> String {
@@ -50,18 +49,11 @@ async fn the_image_hands_over_on_stop_and_expires_on_kill() {
         .expect("a temporary directory");
     // By host name, as etcd-0.etcd in Kubernetes: the image must resolve it.
     let endpoint = etcd.endpoints()[0].replace("127.0.0.1", "localhost");
-    let args = |extra: &[&str]| -> Vec<String> {
-        let ttl = TTL.as_secs().to_string();
-        ["--ttl", &ttl, "--etcd", &endpoint]
-            .iter()
-            .chain(extra)
-            .map(|a| a.to_string())
-            .collect()
-    };
+    let args = NodeArgs::new().ttl(TTL.as_secs()).etcd([&endpoint]);
     // The image's /var/lib/electd is its user's.
-    let state = ["--state-file", "/var/lib/electd/state"];
+    let stateful = args.clone().state_file("/var/lib/electd/state");
 
-    let mut first = podman.run(dir.path(), "c1", &args(&state));
+    let mut first = podman.run(dir.path(), "c1", &stateful);
     first.wait_serving().await;
     eventually(SLACK, "the first container to lead", || async {
         first.is_leader().await.then_some(())
@@ -84,12 +76,8 @@ async fn the_image_hands_over_on_stop_and_expires_on_kill() {
     );
     // The second container is preferred to the plain process as the next
     // leader, so that the kill below finds a container leading.
-    let mut second = podman.run(
-        dir.path(),
-        "c2",
-        &args(&[&state[..], &["--priority", "1"]].concat()),
-    );
-    let plain = Node::spawn(electd(), dir.path(), "host", &args(&[]));
+    let mut second = podman.run(dir.path(), "c2", &stateful.clone().priority(1));
+    let plain = Node::spawn(electd(), dir.path(), "host", &args);
     second.wait_serving().await;
     plain.wait_serving().await;
     let named = format!("the leader is on port {}", first.port);

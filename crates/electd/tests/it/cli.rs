@@ -1,9 +1,9 @@
 //! The command line: bad configuration is one clear line and exit status 2;
 //! `--help` explains every flag.
 
-mod common;
-
 use std::process::{Command, Output};
+
+use crate::common;
 
 fn electd(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(common::electd())

@@ -3,33 +3,31 @@
 //! guardian or a claim that is no longer electd's own changes nothing of
 //! the safety proof. Every scenario ends with the journal checker.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Run, SLACK};
 use harness::eventually;
+use harness::node::NodeArgs;
+
+use crate::common::{Run, SLACK};
 
 const TOKEN: &str = "t0ken-for-guardians";
 
 /// TTL 10: anything near it is an expiry, not a release.
 const TTL: u64 = 10;
 
-async fn nodes(api: &'static str, n: usize, extra: &[&str]) -> Run {
+async fn nodes(api: &'static str, n: usize, own: NodeArgs) -> Run {
     let mut run = Run::new(api, TTL, 0).await;
     for i in 0..n {
-        run.spawn_with_env(&format!("n{i}"), extra, &[("ELECTD_ADMIN_TOKEN", TOKEN)]);
+        run.spawn_with_env(
+            &format!("n{i}"),
+            own.clone(),
+            &[("ELECTD_ADMIN_TOKEN", TOKEN)],
+        );
     }
     for node in &run.nodes {
         node.wait_serving().await;
     }
     run
-}
-
-async fn term(run: &Run, i: usize) -> u64 {
-    run.nodes[i].status().await.expect("a status")["term"]
-        .as_u64()
-        .expect("a term")
 }
 
 /// kill -9 of the leader's electd, its guardian and host alive: the next
@@ -45,15 +43,18 @@ async fn a_killed_electd_is_released_by_its_guardian(api: &'static str) {
             let name = format!("n{i}");
             let file = run.dir.path().join(format!("{name}.ticks"));
             let (script, ticks) = (script.display().to_string(), file.display().to_string());
-            let args = ["--exec", "--", "sh", &script, &ticks];
-            run.spawn(&name, if exec { &args } else { &[] });
+            let own = match exec {
+                true => NodeArgs::new().exec(["sh", &script, &ticks]),
+                false => NodeArgs::new(),
+            };
+            run.spawn(&name, own);
             files.push((name, file));
         }
         for node in &run.nodes {
             node.wait_serving().await;
         }
         let leader = run.sole_leader(SLACK).await;
-        let before = term(&run, leader).await;
+        let before = run.term(leader).await;
         if exec {
             eventually(SLACK, "the leader's command to tick", || async {
                 let text = std::fs::read_to_string(&files[leader].1).unwrap_or_default();
@@ -72,7 +73,7 @@ async fn a_killed_electd_is_released_by_its_guardian(api: &'static str) {
             took < Duration::from_secs(1),
             "exec {exec}: {took:?} from the kill to the next leader"
         );
-        assert!(term(&run, next).await > before);
+        assert!(run.term(next).await > before);
         // The guardian goes with what it guarded, with electd's status.
         let status = run.nodes[leader].wait_exit(SLACK).await;
         assert_eq!(status.and_then(|s| s.code()), Some(137), "{status:?}");
@@ -106,9 +107,9 @@ async fn a_stopped_electd_is_not_released(api: &'static str) {
     run.kill9_electd(leader);
     let status = run.nodes[leader].wait_exit(SLACK).await;
     assert_eq!(status.and_then(|s| s.code()), Some(137), "{status:?}");
-    let term_then = term(&run, next).await;
+    let term_then = run.term(next).await;
     assert!(run.nodes[next].is_leader().await);
-    assert_eq!(term(&run, next).await, term_then);
+    assert_eq!(run.term(next).await, term_then);
     run.assert_safe();
 }
 
@@ -136,7 +137,8 @@ async fn a_dead_guardian_means_the_ttl(api: &'static str) {
 /// resign (its lease revoked, v2: its value gone) and someone else leading,
 /// electd's death touches nothing of the new leader's.
 async fn a_guardian_releases_nothing_but_its_own(api: &'static str) {
-    let mut run = nodes(api, 2, &["--resign-cooldown", "10m"]).await;
+    let own = NodeArgs::new().resign_cooldown(Duration::from_secs(600));
+    let mut run = nodes(api, 2, own).await;
     let leader = run.sole_leader(SLACK).await;
     let auth = format!("Bearer {TOKEN}");
     let resigned = run.nodes[leader]
@@ -149,17 +151,17 @@ async fn a_guardian_releases_nothing_but_its_own(api: &'static str) {
         .expect("an answer");
     assert_eq!(resigned.status, 200, "{}", resigned.body);
     let next = run.sole_leader_among(&[1 - leader], SLACK).await;
-    let term_then = term(&run, next).await;
+    let term_then = run.term(next).await;
     run.kill9_electd(leader);
     let status = run.nodes[leader].wait_exit(SLACK).await;
     assert_eq!(status.and_then(|s| s.code()), Some(137), "{status:?}");
     // Its release came and went: the new leader still leads, same term.
     assert!(run.nodes[next].is_leader().await);
-    assert_eq!(term(&run, next).await, term_then);
+    assert_eq!(run.term(next).await, term_then);
     let (last_term, _) = run.last_acquired(next).expect("an acquisition");
     assert_eq!(last_term, term_then);
     // A node restarted under the same id is a new claim: its guardian's.
-    run.restart(leader, &[], &[("ELECTD_ADMIN_TOKEN", TOKEN)]);
+    run.restart(leader, NodeArgs::new(), &[("ELECTD_ADMIN_TOKEN", TOKEN)]);
     run.nodes[leader].wait_serving().await;
     run.kill9_electd(next);
     assert_eq!(run.sole_leader_among(&[leader], SLACK).await, leader);
@@ -177,8 +179,8 @@ both_apis!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn observers_and_no_guardian_run_alone() {
     let mut run = Run::new("v3", 2, 0).await;
-    let observer = run.spawn("o", &["--observe"]);
-    let alone = run.spawn("a", &["--no-guardian"]);
+    let observer = run.spawn("o", NodeArgs::new().observe());
+    let alone = run.spawn("a", NodeArgs::new().no_guardian());
     for i in [observer, alone] {
         run.nodes[i].wait_serving().await;
         let pid = run.nodes[i].pid();

@@ -3,12 +3,11 @@
 //! restarts; elections continue, no node is stuck, and no two leaderships
 //! overlap.
 
-mod common;
-
 use std::time::Duration;
 
-use common::Run;
 use harness::{eventually, now_ns};
+
+use crate::common::Run;
 
 const SLACK: Duration = Duration::from_secs(10);
 

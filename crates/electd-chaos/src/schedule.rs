@@ -1,0 +1,138 @@
+//! The schedule: which kinds of fault a run draws from, and the rounds,
+//! one fault at a time, each with its draws made from the seed alone.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use harness::app::Mode;
+use rand::RngExt;
+use rand::rngs::StdRng;
+use tokio::time::{Instant, sleep};
+
+use crate::draw::{Draw, Kind, Steer};
+use crate::faults::inject;
+use crate::fleet::{PREEMPT_AFTER, Soak};
+
+/// The kinds a run draws from, each as often as it is listed: everything
+/// its etcd (`members`), its nodes and `--exec` allow.
+pub fn kinds(members: usize, exec: bool, nodes: usize, v3: bool) -> Vec<Kind> {
+    let mut kinds: Vec<Kind> = vec![
+        Kind::KillRestart,
+        Kind::ElectdKillRestart,
+        Kind::PauseResume,
+        Kind::TermRestart,
+        Kind::SilentPartition,
+        Kind::LoudPartition,
+        Kind::Delay,
+        Kind::EtcdMemberRestart,
+    ];
+    if members == 3 {
+        kinds.push(Kind::EtcdMemberCutOff);
+    }
+    if exec {
+        kinds.extend([Kind::WatchdogKill, Kind::WatchdogPause, Kind::CommandKill]);
+    }
+    kinds.extend([
+        Kind::HealthFail,
+        Kind::HealthFlap,
+        Kind::Drain,
+        Kind::DrainInFailover,
+    ]);
+    if nodes > 1 {
+        // On v2 the leader must refuse it (501 needs_v3).
+        kinds.push(Kind::Transfer);
+        if v3 {
+            kinds.extend([
+                Kind::TransferTargetStopped,
+                Kind::TransferTargetKilled,
+                Kind::PreemptorUnhealthy,
+            ]);
+        }
+    }
+    // Every kind twice but the wipe, which costs a leaderless spell until
+    // the revision is raised past the nodes' floor: half as often.
+    kinds = kinds.iter().flat_map(|&k| [k, k]).collect();
+    kinds.push(Kind::EtcdWipe);
+    kinds
+}
+
+/// Injects faults drawn from `kinds` until `until`, one at a time with a
+/// settling pause between; returns how many of each kind.
+pub async fn run(
+    soak: &mut Soak,
+    rng: &mut StdRng,
+    api: &str,
+    kinds: &[Kind],
+    ttl: Duration,
+    members: usize,
+    until: Instant,
+) -> BTreeMap<Kind, u32> {
+    let nodes = soak.nodes.len();
+    let mut counts: BTreeMap<Kind, u32> = BTreeMap::new();
+    while Instant::now() < until {
+        let kind = kinds[rng.random_range(0..kinds.len())];
+        let target_leader = rng.random_bool(0.6);
+        let hold = ttl.mul_f64(rng.random_range(0.1..2.0));
+        let settle = ttl.mul_f64(rng.random_range(0.0..0.5));
+        let member = rng.random_range(0..members);
+        let delay = ttl.mul_f64(rng.random_range(0.05..0.4));
+        let jitter = ttl.mul_f64(rng.random_range(0.0..0.1));
+        let random_node = rng.random_range(0..nodes);
+        // The steering actions' draws, made every round so that the
+        // schedule depends on the seed alone.
+        let steer = Steer {
+            offset: rng.random_range(0..nodes.max(2) - 1),
+            failing: [Mode::Unhealthy, Mode::Refuse, Mode::Stall][rng.random_range(0..3)],
+            restore: rng.random_bool(0.5),
+            // The target is stopped or killed before the ask a third of
+            // the time (it cannot take over: the leader withdraws the
+            // hand-over, and a stopped target wakes up late); otherwise
+            // within milliseconds of it (a hand-over takes a few), or up
+            // to the hand-over bound (a quarter of the TTL) and past it.
+            first: rng.random_bool(0.34),
+            midway: if rng.random_bool(0.5) {
+                Duration::from_micros(rng.random_range(0..10_000))
+            } else {
+                ttl.mul_f64(rng.random_range(0.0..0.35))
+            },
+            flaps: rng.random_range(3..10),
+            flap: Duration::from_millis(rng.random_range(50..400)),
+            lag: PREEMPT_AFTER.mul_f64(rng.random_range(0.0..1.5)),
+            failover: ttl.mul_f64(rng.random_range(0.0..1.2)),
+        };
+        let node = match target_leader {
+            true => soak.leader().await.unwrap_or(random_node),
+            false => random_node,
+        };
+        *counts.entry(kind).or_default() += 1;
+        let line = format!(
+            "{} (node n{node}, etcd member {member}, hold {hold:?})",
+            kind.name()
+        );
+        soak.note(&line);
+        let draw = Draw {
+            node,
+            member,
+            hold,
+            delay,
+            jitter,
+            steer,
+        };
+        inject(soak, api, kind, &draw).await;
+        sleep(settle.min(until.saturating_duration_since(Instant::now()))).await;
+    }
+    counts
+}
+
+/// Every node a candidate again, so the run ends as it began.
+pub async fn restore(soak: &mut Soak) {
+    for i in 0..soak.nodes.len() {
+        soak.nodes[i].resume();
+        if soak.health_mode[i] != Mode::Healthy {
+            soak.set_health(i, Mode::Healthy);
+        }
+        if soak.drained[i] {
+            soak.undrain(i).await;
+        }
+    }
+}
