@@ -112,3 +112,105 @@ pub(super) fn client_error(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::{Code, Status};
+
+    /// The variant's name: what the table compares.
+    fn kind(err: &EtcdError) -> &'static str {
+        match err {
+            EtcdError::Unreachable { .. } => "unreachable",
+            EtcdError::LeaseNotFound { .. } => "lease not found",
+            EtcdError::Timeout { .. } => "timeout",
+            EtcdError::NoLeader { .. } => "no leader",
+            EtcdError::AuthFailed { .. } => "auth failed",
+            EtcdError::PermissionDenied { .. } => "permission denied",
+            EtcdError::Tls { .. } => "tls",
+            EtcdError::Malformed { .. } => "malformed",
+            EtcdError::Rejected { .. } => "rejected",
+            EtcdError::V2Disabled { .. } => "v2 disabled",
+        }
+    }
+
+    #[test]
+    fn each_grpc_answer_means_one_thing() {
+        // (code, etcd's message, what it means), as etcd 3.4/3.5 send them.
+        let table = [
+            (
+                Code::NotFound,
+                "etcdserver: requested lease not found",
+                "lease not found",
+            ),
+            (Code::Unavailable, "etcdserver: no leader", "no leader"),
+            (
+                Code::InvalidArgument,
+                "etcdserver: authentication failed, invalid user ID or password",
+                "auth failed",
+            ),
+            (
+                Code::InvalidArgument,
+                "etcdserver: user name is empty",
+                "auth failed",
+            ),
+            (
+                Code::Unauthenticated,
+                "etcdserver: revision of auth store is old",
+                "auth failed",
+            ),
+            (
+                Code::Unauthenticated,
+                "etcdserver: invalid auth token",
+                "auth failed",
+            ),
+            (
+                Code::PermissionDenied,
+                "etcdserver: permission denied",
+                "permission denied",
+            ),
+            (Code::Unavailable, "transport is closing", "unreachable"),
+            (Code::Cancelled, "context canceled", "unreachable"),
+            (Code::Unknown, "", "unreachable"),
+            (
+                Code::DeadlineExceeded,
+                "context deadline exceeded",
+                "timeout",
+            ),
+            (
+                Code::FailedPrecondition,
+                "etcdserver: key is not provided",
+                "rejected",
+            ),
+        ];
+        for (code, message, means) in table {
+            let err = etcd_client::Error::GRpcStatus(Status::new(code, message));
+            let got = client_error("http://e:2379", err, None, "--etcd-user");
+            assert_eq!(kind(&got), means, "{code:?} {message:?}");
+        }
+    }
+
+    #[test]
+    fn a_keep_alive_on_a_gone_lease_is_a_lost_lease() {
+        let gone = etcd_client::Error::LeaseKeepAliveError("lease not found".into());
+        assert_eq!(kind(&client_error("e", gone, None, "u")), "lease not found");
+        let other = etcd_client::Error::LeaseKeepAliveError("stream closed".into());
+        assert_eq!(kind(&client_error("e", other, None, "u")), "rejected");
+    }
+
+    #[test]
+    fn each_watch_cancellation_means_one_thing() {
+        let table = [
+            ("etcdserver: no leader", "no leader"),
+            ("etcdserver: permission denied", "permission denied"),
+            ("something else", "rejected"),
+        ];
+        for (reason, means) in table {
+            assert_eq!(
+                kind(&watch_cancelled("e", reason, "a role")),
+                means,
+                "{reason}"
+            );
+        }
+    }
+}
