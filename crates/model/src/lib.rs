@@ -1,0 +1,31 @@
+//! A model of electd's v3 election for the [stateright] model checker:
+//! candidates with leases that expire, the leader record, the anchor, a
+//! named hand-over's transfer record, departing leaders and guardians, a
+//! node paused past its deadline, crashes, and an etcd wipe against the
+//! term floor, checked exhaustively over every interleaving within bounds
+//! (`MODEL.md` says what it covers and what it leaves out).
+//!
+//! The protocol is a parameter ([`Protocol`]): today's, the one-write
+//! hand-over of issue 20, and three unsafe ideas for it, each of which the
+//! checker must catch. Three properties must hold in every state:
+//! [`ONE_LEADER`], [`TERMS_GROW`] and [`HOLDERS_WRITE`].
+//!
+//! [stateright]: https://docs.rs/stateright
+
+mod check;
+mod config;
+mod etcd;
+mod model;
+mod pack;
+mod state;
+pub mod symmetry;
+
+pub use check::{Outcome, Trace, describe, exhaust, render, search, search_any};
+pub use config::{Config, Protocol, Start};
+pub use etcd::{Candidate, Etcd, Key, Lease, LeaseId, Owner, Rev};
+pub use model::{Action, Election, HOLDERS_WRITE, ONE_LEADER, SAFETY, TERMS_GROW};
+pub use state::{Claim, Ghost, Guardian, Node, Proc, Request, State};
+pub use symmetry::representative;
+
+#[cfg(test)]
+mod tests;

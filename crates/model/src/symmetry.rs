@@ -1,0 +1,31 @@
+//! The three nodes are interchangeable: a state and the same state with
+//! the nodes renamed behave alike, so the depth-first check visits one of
+//! them (stateright's symmetry reduction).
+
+use crate::etcd::Owner;
+use crate::state::{NODES, State};
+
+/// The state with its nodes in a canonical order (sorted), every reference
+/// to a node renamed to match.
+pub fn representative(s: &State) -> State {
+    let mut order: [usize; NODES] = std::array::from_fn(|i| i);
+    order.sort_by(|&a, &b| s.nodes[a].cmp(&s.nodes[b]));
+    let mut renamed = [0u8; NODES];
+    let mut r = *s;
+    for (new, &old) in order.iter().enumerate() {
+        renamed[old] = u8::try_from(new).unwrap_or(u8::MAX);
+        r.nodes[new] = s.nodes[old];
+    }
+    let rename = |owner: Owner| match owner {
+        Owner::Process { node, inc } => Owner::Process {
+            node: renamed.get(usize::from(node)).copied().unwrap_or(node),
+            inc,
+        },
+        Owner::OldRule => Owner::OldRule,
+    };
+    for lease in r.etcd.leases.iter_mut().flatten() {
+        lease.owner = rename(lease.owner);
+    }
+    r.ghost.max_term = r.ghost.max_term.map(|(term, owner)| (term, rename(owner)));
+    r
+}
