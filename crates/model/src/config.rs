@@ -108,10 +108,12 @@ pub struct Config {
     /// The deadline's margin, in ticks (at least 1: the deadline falls
     /// strictly before the lease's expiry).
     pub margin: u8,
-    /// No write beyond this revision (the main bound of the search).
+    /// No write beyond this revision: the bound where revisions are not
+    /// renumbered (a wipe makes their values matter; a search keeps them
+    /// for its trace).
     pub max_revision: u8,
-    /// Campaigns (a lease and a candidate key each), after the three of a
-    /// settled start.
+    /// Campaigns (a lease and a candidate key each), beyond the three a
+    /// settled or wiped start made.
     pub campaigns: u8,
     /// electd processes killed (with or without their guardian).
     pub crashes: u8,
@@ -137,9 +139,7 @@ pub struct Config {
     /// rank first (and be chosen as a successor); without, the oldest
     /// eligible key is first, as with the default (equal) priority.
     pub priorities: bool,
-    /// Where the check starts: an empty etcd with three fresh processes, or
-    /// an election under way (anchor laid, three candidates queued, the
-    /// first of them leading, the others not yet aware of its record).
+    /// Where the check starts.
     pub start: Start,
     /// Whether states are stored reduced: revisions renumbered in order
     /// (only their order and equality matter, so no revision bound is
@@ -195,8 +195,9 @@ impl Config {
 
     /// An etcd wipe against the term floor: the check starts just after
     /// the wipe of a settled election ([`Start::Wiped`]); etcd is down for
-    /// a TTL; every node campaigns again, node 2 after starting again with
-    /// its state file.
+    /// a TTL; two campaigns (node 2's after it starts again with its state
+    /// file, or not); revisions up to 9, enough for a leader after the
+    /// wipe to hand over.
     pub fn wipe(protocol: Protocol) -> Config {
         Config {
             start: Start::Wiped,
@@ -207,7 +208,7 @@ impl Config {
             campaigns: 2,
             wipes: 1,
             wipe_outage: 2,
-            max_revision: 8,
+            max_revision: 9,
             ..Config::ci(protocol)
         }
     }

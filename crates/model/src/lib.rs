@@ -18,14 +18,13 @@ mod etcd;
 mod model;
 mod pack;
 mod state;
-pub mod symmetry;
+mod symmetry;
 
-pub use check::{Outcome, Trace, describe, exhaust, render, search, search_any};
+pub use check::{Outcome, SEARCH_DEPTH, Trace, describe, exhaust, render, search, search_any};
 pub use config::{Config, Protocol, Start};
 pub use etcd::{Candidate, Etcd, Key, Lease, LeaseId, Owner, Rev};
 pub use model::{Action, Election, HOLDERS_WRITE, ONE_LEADER, SAFETY, TERMS_GROW};
 pub use state::{Claim, Ghost, Guardian, Node, Proc, Request, State};
-pub use symmetry::representative;
 
 #[cfg(test)]
 mod tests;

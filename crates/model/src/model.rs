@@ -335,8 +335,8 @@ impl Election {
             anchor,
             transfer,
         };
-        // Whose turn it is (`layout::assess`). Priorities are not modelled:
-        // any eligible candidate may find itself first in line.
+        // Whose turn it is (`layout::assess`): with priorities, any eligible
+        // candidate may find itself first in line (`first_in_line`).
         let step = if old_rule_leads {
             None
         } else if let Some(anchor) = etcd.anchored() {
@@ -1223,7 +1223,7 @@ impl Model for Election {
                 |_, s: &State| s.ghost.events & event::TRANSFERRED != 0,
             ));
         }
-        if c.protocol.one_write() && !wiped {
+        if c.protocol.one_write() {
             properties.push(Property::sometimes(
                 "a successor leads on a record handed over in one write",
                 |_, s: &State| s.ghost.events & event::LED_ON_ONE_WRITE != 0,

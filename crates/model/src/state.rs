@@ -262,7 +262,7 @@ pub struct Ghost {
     /// The record was written by someone other than its holder, its
     /// holder's guardian, or a candidate taking it while absent.
     pub stray_write: bool,
-    /// [`event`] bits.
+    /// Bits of the events the `sometimes` properties look for (`state::event`).
     pub events: u16,
 }
 

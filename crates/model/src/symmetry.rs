@@ -1,6 +1,7 @@
 //! The three nodes are interchangeable: a state and the same state with
-//! the nodes renamed behave alike, so the depth-first check visits one of
-//! them (stateright's symmetry reduction).
+//! the nodes renamed behave alike, so a reduced check stores one of them
+//! (symmetry reduction, done by the model itself after every step: the
+//! breadth-first checker has none of its own).
 
 use crate::etcd::Owner;
 use crate::state::{NODES, State};
