@@ -297,19 +297,11 @@ impl Election {
             p.request = Some(Request::Revoke { lease: c.lease });
             return;
         }
-        // One-write: a record handed to a lease of ours that no longer
-        // campaigns (we left, are shutting down, in cooldown): refused,
-        // released at once.
-        if protocol.one_write()
-            && let Some(record) = etcd.record
-            && etcd.owner(record.lease) == Some(me)
-            && p.claim.is_none_or(|c| c.lease != record.lease)
-        {
-            p.request = Some(Request::Revoke {
-                lease: record.lease,
-            });
-            return;
-        }
+        // A record handed to a lease of ours we no longer campaign with
+        // (our claim given up, its revoke on its way or lost) leads nobody:
+        // no claim, no tenure; it goes with the lease. (A node shutting
+        // down is a crash whose guardian releases, handing on a record
+        // bound to its leases: `GuardianRead`.)
         if !act {
             return;
         }
