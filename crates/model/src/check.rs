@@ -6,10 +6,31 @@ use std::time::{Duration, Instant};
 
 use stateright::{Checker, HasDiscoveries, Model, Path};
 
-use crate::config::Config;
+use crate::config::{Config, Protocol};
 use crate::etcd::{Etcd, LeaseId, Owner};
-use crate::model::{Action, Election};
+use crate::model::{Action, HOLDERS_WRITE, ONE_LEADER, TERMS_GROW};
+use crate::protocol::Election;
 use crate::state::{Guardian, Request, State};
+
+impl Protocol {
+    /// For an unsafe protocol: the configuration that catches it (without
+    /// reductions, so that its trace keeps every name and revision) and
+    /// the safety properties it breaks there.
+    pub fn caught(self) -> Option<(Config, &'static [&'static str])> {
+        let plain = |config: Config| Config {
+            reduce: false,
+            ..config
+        };
+        match self {
+            Protocol::Today | Protocol::OneWrite => None,
+            Protocol::GuardianHandsOnAnyRecord => {
+                Some((plain(Config::ci(self)), &[ONE_LEADER, HOLDERS_WRITE]))
+            }
+            Protocol::OneWriteWithoutAnchor => Some((plain(Config::old_rule(self)), &[ONE_LEADER])),
+            Protocol::OneWriteCreateRevisionTerm => Some((plain(Config::ci(self)), &[TERMS_GROW])),
+        }
+    }
+}
 
 /// A path the checker found: the steps from the start, and the state each
 /// one led to.

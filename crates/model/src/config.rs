@@ -1,8 +1,6 @@
 //! What is checked: which protocol, and the bounds that keep the state
 //! space finite and small.
 
-use crate::model::{HOLDERS_WRITE, ONE_LEADER, TERMS_GROW};
-
 /// The protocol the model runs: today's, the one-write hand-over of issue
 /// 20, and the three ideas for it that are unsafe (each must be caught).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -76,24 +74,6 @@ impl Protocol {
     /// Whether the protocol is expected to be safe.
     pub fn safe(self) -> bool {
         matches!(self, Protocol::Today | Protocol::OneWrite)
-    }
-
-    /// For an unsafe protocol: the configuration that catches it (without
-    /// reductions, so that its trace keeps every name and revision) and
-    /// the safety properties it breaks there.
-    pub fn caught(self) -> Option<(Config, &'static [&'static str])> {
-        let plain = |config: Config| Config {
-            reduce: false,
-            ..config
-        };
-        match self {
-            Protocol::Today | Protocol::OneWrite => None,
-            Protocol::GuardianHandsOnAnyRecord => {
-                Some((plain(Config::ci(self)), &[ONE_LEADER, HOLDERS_WRITE]))
-            }
-            Protocol::OneWriteWithoutAnchor => Some((plain(Config::old_rule(self)), &[ONE_LEADER])),
-            Protocol::OneWriteCreateRevisionTerm => Some((plain(Config::ci(self)), &[TERMS_GROW])),
-        }
     }
 }
 

@@ -17,13 +17,16 @@ mod config;
 mod etcd;
 mod model;
 mod pack;
+mod protocol;
+mod reduce;
 mod state;
 mod symmetry;
 
 pub use check::{Outcome, SEARCH_DEPTH, Trace, describe, exhaust, render, search, search_any};
 pub use config::{Config, Protocol, Start};
 pub use etcd::{Candidate, Etcd, Key, Lease, LeaseId, Owner, Rev};
-pub use model::{Action, Election, HOLDERS_WRITE, ONE_LEADER, SAFETY, TERMS_GROW};
+pub use model::{Action, HOLDERS_WRITE, ONE_LEADER, SAFETY, TERMS_GROW};
+pub use protocol::Election;
 pub use state::{Claim, Ghost, Guardian, Node, Proc, Request, State};
 
 #[cfg(test)]

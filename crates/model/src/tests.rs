@@ -9,7 +9,9 @@ use stateright::Model;
 use crate::check::{Outcome, exhaust, render, search};
 use crate::config::{Config, Protocol, Start};
 use crate::etcd::{Etcd, Key, Owner};
-use crate::model::{Action, Election, ONE_LEADER, TERMS_GROW, compress_revisions, hand_over};
+use crate::model::{Action, ONE_LEADER, TERMS_GROW};
+use crate::protocol::{Election, hand_over};
+use crate::reduce::compress_revisions;
 use crate::state::{Guardian, Plan, State};
 
 fn threads() -> usize {
