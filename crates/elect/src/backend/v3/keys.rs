@@ -72,6 +72,17 @@ impl Layout {
         format!("{}{CANDIDATES}{lease:x}", self.prefix).into_bytes()
     }
 
+    /// The queue's range: every candidate key, `[~c/, ~c0)`.
+    pub(super) fn queue_range(&self) -> (Vec<u8>, Vec<u8>) {
+        let start = format!("{}{CANDIDATES}", self.prefix).into_bytes();
+        let mut end = start.clone();
+        // `~c/` ends in '/': the range ends at the next byte up, '0'.
+        if let Some(last) = end.last_mut() {
+            *last += 1;
+        }
+        (start, end)
+    }
+
     /// The end of the old rule's range, which starts at the prefix.
     pub(super) fn old_rule_end(&self) -> Vec<u8> {
         format!("{}{OLD_RULE_END}", self.prefix).into_bytes()
