@@ -735,3 +735,45 @@ async fn with_a_node_of_the_previous_release_queued_nobody_is_handed_the_record(
     assert_term(run, 2, before, 1);
     s.assert_safe();
 }
+
+/// The record rewritten in place by hand (same value, same lease): the
+/// term is the revision of the record's last write, so the leader's term
+/// ends (`lost`) and it leads on at once with the rewrite's revision; its
+/// command is stopped and started again with the new `ELECTD_TERM`, never
+/// two at once, and nobody else leads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_rewritten_in_place_by_hand_is_a_new_term() {
+    let mut s = Steered::new("v3", TTL).await;
+    s.line_up((0..2).map(|_| Opts {
+        exec: true,
+        ..Opts::default()
+    }))
+    .await;
+    settled(&s.run, &[0, 1], 2).await;
+    s.ticking(0).await;
+    let run = &s.run;
+    let (before, _) = run.last_acquired(0).expect("n0 acquired");
+    let stored = run.etcd.v3_get(RECORD, None).await.expect("the record");
+    assert!(
+        run.etcd
+            .v3_put_with_lease(RECORD, &stored.value, stored.lease)
+            .await
+    );
+    let rewritten = run.etcd.v3_get(RECORD, None).await.expect("the record");
+    eventually(SLACK, "n0 to lead in the rewrite's term", || async {
+        let (term, _) = run.last_acquired(0)?;
+        (term == rewritten.mod_revision).then_some(())
+    })
+    .await;
+    let ends: Vec<_> = run
+        .journal(0)
+        .into_iter()
+        .filter(|r| r["event"] == "ended")
+        .map(|r| (r["term"].as_u64(), r["reason"].as_str().map(str::to_owned)))
+        .collect();
+    assert_eq!(ends, [(Some(before), Some("lost".to_owned()))]);
+    assert_eq!(run.sole_leader(SLACK).await, 0);
+    s.ticking(0).await;
+    assert!(run.last_acquired(1).is_none(), "n1 led");
+    s.assert_safe();
+}
