@@ -4,9 +4,11 @@
 //!
 //! * `~c/<lease hex>`: one **candidate** key per campaign, bound to its lease
 //!   (the queue, ordered by `create_revision`);
-//! * `~leader`: the **leader record**, bound to the leader's lease and
-//!   created by a transaction that requires it to be absent. Its
-//!   `create_revision` is the term, so terms grow whoever leads next;
+//! * `~leader`: the **leader record**, bound to the leader's lease,
+//!   created by a transaction that requires it to be absent or handed on
+//!   by the one that ends its holder's leadership. Its `mod_revision` (the
+//!   revision of the write that made the leadership) is the term, so terms
+//!   grow whoever leads next;
 //! * `~anchor`: written once, without a lease, when no key of the old rule
 //!   is left (below);
 //! * anything sorting before `~` (`<lease hex>`) is the **old rule**'s: the
