@@ -144,6 +144,26 @@ async fn candidate_key(etcd: &Etcd, id: &str) -> String {
     panic!("no candidate key of {id}");
 }
 
+/// Waits until `key` in etcd shows a change (`shows`); the moment it was
+/// last read without it: the change was written after.
+async fn written_after(
+    etcd: &Etcd,
+    key: &str,
+    shows: impl Fn(Option<&StoredKey>) -> bool,
+) -> Instant {
+    let unseen_at = std::cell::Cell::new(Instant::now());
+    eventually(SLACK, "the change to show in etcd", || async {
+        let at = Instant::now();
+        if shows(etcd.v3_get(key, None).await.as_ref()) {
+            return Some(());
+        }
+        unseen_at.set(at);
+        None
+    })
+    .await;
+    unseen_at.get()
+}
+
 /// How a leader goes.
 #[derive(Clone, Copy, Debug)]
 enum Departure {
@@ -193,8 +213,8 @@ async fn departs_in_one_write(
 /// write, the successor's term being etcd's revision before the signal
 /// plus one: a resign, a drain, an unhealthy verdict, a preemption, SIGTERM,
 /// and `kill -9` of electd, whose guardian hands the record on once the
-/// old command's group is gone. With `--exec`, no two commands ever run at
-/// once.
+/// old command's group is gone. `?to=` keeps its transfer record (three
+/// writes). With `--exec`, no two commands ever run at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_of_hand_over_moves_the_record_in_one_write() {
     let mut s = Steered::new("v3", TTL).await;
@@ -223,6 +243,38 @@ async fn every_kind_of_hand_over_moves_the_record_in_one_write() {
     let next = departs_in_one_write(&s, &switches, &among, Departure::Unhealthy).await;
     assert_eq!(next, 3);
     switches[2].set_healthy(true);
+
+    // `?to=` keeps its transfer record, so that a target that does not
+    // lead within TTL/4 can be withdrawn: three writes on its path (the
+    // transfer, the leader's revoke, the target's record consuming the
+    // transfer). n3 hands over to n2, last in line, and queues again.
+    let order = settled(&s.run, &among, 3).await;
+    assert_eq!(order, ["n3", "n1", "n2"]);
+    let before = s.run.etcd.v3_revision().await;
+    let (code, body) = admin(&s.run, 3, "/v1/resign?to=n2").await;
+    assert_eq!(code, 200, "{body}");
+    let run = &s.run;
+    assert_eq!(run.sole_leader_among(&[1, 2], SLACK).await, 2);
+    let (term, _) = run.last_acquired(2).expect("n2 acquired");
+    let transfer = "/electd/leader/~transfer";
+    let put = run.etcd.v3_get(transfer, Some(before + 1)).await;
+    let record = run.etcd.v3_get(RECORD, Some(term)).await.expect("a record");
+    assert!(
+        put.as_ref()
+            .is_some_and(|t| t.mod_revision == before + 1 && t.lease == record.lease),
+        "the first write was not the transfer to n2: {put:?}"
+    );
+    assert_eq!(
+        run.etcd.v3_get(RECORD, Some(before + 2)).await,
+        None,
+        "no revoke"
+    );
+    // The transfer lived until n2's record consumed it (n3 queueing again
+    // may come in between: it is off the hand-over's path).
+    assert!(term >= before + 3, "term {term}");
+    assert_eq!(run.etcd.v3_get(transfer, Some(term - 1)).await, put);
+    assert_eq!(run.etcd.v3_get(transfer, Some(term)).await, None);
+    s.ticking(2).await;
 
     // A node of higher priority asks to lead (a write, `~preempt`); the
     // leader hands it the record in the next write, deleting the request.
@@ -258,8 +310,8 @@ async fn every_kind_of_hand_over_moves_the_record_in_one_write() {
         .etcd
         .v3_get(RECORD, Some(term - 1))
         .await
-        .expect("n3's record");
-    assert!(before.value.contains("\"id\":\"n3\""), "{before:?}");
+        .expect("n2's record");
+    assert!(before.value.contains("\"id\":\"n2\""), "{before:?}");
     s.ticking(high).await;
     among.push(high);
 
@@ -349,7 +401,7 @@ async fn among_20_a_hand_over_is_one_write_and_the_queue_only_counts() {
 /// How late the departing leader hears of etcd's changes (its watch and
 /// every answer to it): long enough that the change made just before it
 /// departs is not in its reading, well under a third of the TTL.
-const LATE: Duration = Duration::from_millis(400);
+const LATE: Duration = Duration::from_millis(500);
 
 /// What changes between the departing leader's reading and its write.
 #[derive(Clone, Copy, Debug)]
@@ -427,7 +479,8 @@ async fn a_stale_reading_fails_the_one_write(change: Change) {
         Some(k) => s.run.etcd.v3_get(k, None).await,
         None => None,
     };
-    let started = Instant::now();
+    // The change is written after this moment; n0 hears of it LATE after.
+    let mut unseen_at = Instant::now();
     match change {
         Change::Drained => {
             let (code, body) = admin(&s.run, successor, "/v1/drain").await;
@@ -435,21 +488,18 @@ async fn a_stale_reading_fails_the_one_write(change: Change) {
         }
         Change::Unhealthy => {
             switch.set_healthy(false);
-            eventually(SLACK, "n1's key to say it is unhealthy", || async {
-                let k = s.run.etcd.v3_get(&key, None).await?;
-                k.value.contains("\"healthy\":false").then_some(())
+            unseen_at = written_after(&s.run.etcd, &key, |k| {
+                k.is_some_and(|k| k.value.contains("\"healthy\":false"))
             })
             .await;
         }
         Change::ShutDown => {
             s.run.nodes[successor].terminate();
-            let status = s.run.nodes[successor].wait_exit(SLACK).await;
-            assert_eq!(status.and_then(|s| s.code()), Some(0), "{status:?}");
+            unseen_at = written_after(&s.run.etcd, &key, |k| k.is_none()).await;
         }
         Change::KilledElectd => {
             s.run.kill9_electd(successor);
-            let status = s.run.nodes[successor].wait_exit(SLACK).await;
-            assert_eq!(status.and_then(|s| s.code()), Some(137), "{status:?}");
+            unseen_at = written_after(&s.run.etcd, &key, |k| k.is_none()).await;
         }
         Change::KeyRewritten | Change::RecordRewritten => {
             let (k, stored) = (foreign.expect("a key"), stored.clone().expect("the key"));
@@ -464,17 +514,23 @@ async fn a_stale_reading_fails_the_one_write(change: Change) {
             queue_previous_release(&s.run.etcd).await;
         }
     }
-    let etcd = &s.run.etcd;
-    if matches!(change, Change::ShutDown | Change::KilledElectd) {
-        assert_eq!(etcd.v3_get(&key, None).await, None, "n1's key outlived it");
-    }
-    let before = etcd.v3_revision().await;
+    let before = s.run.etcd.v3_revision().await;
     s.run.nodes[leader].terminate();
+    let unseen = unseen_at.elapsed();
     assert!(
-        started.elapsed() < LATE,
-        "{change:?} took {:?}: n0 may have heard of it before it departed",
-        started.elapsed()
+        unseen < LATE,
+        "{change:?} was written up to {unseen:?} before n0 departed: it may have heard of it"
     );
+    let gone = match change {
+        Change::ShutDown => Some(0),
+        Change::KilledElectd => Some(137),
+        _ => None,
+    };
+    if let Some(code) = gone {
+        let status = s.run.nodes[successor].wait_exit(SLACK).await;
+        assert_eq!(status.and_then(|s| s.code()), Some(code), "{status:?}");
+    }
+    let etcd = &s.run.etcd;
     let run = &s.run;
     let live: Vec<usize> = match change {
         Change::ShutDown | Change::KilledElectd => vec![third],
