@@ -197,6 +197,88 @@ async fn a_dead_candidates_claims_are_released_from_outside(api: Api) {
     b.shutdown().await;
 }
 
+/// v3: a dead leader's record is handed to the next in line in one write
+/// (the successor's term is the revision before it plus one), without a
+/// revoke: its lease lives on, as when electd handed over and died before
+/// revoking. A second hand-on (its guardian's) then finds the record bound
+/// to the successor and leaves it alone, and releasing the dead claims
+/// touches nothing of the successor's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_a_record_handed_on_is_left_alone_by_a_second_hand_on() {
+    let etcd = Etcd::single().await;
+    let ttl = Duration::from_secs(20);
+    let (dead_term, told) = lead_then_vanish(config(&etcd, Api::V3, "a").ttl(ttl));
+    let [Claim::Lease(dead_lease)] = told.as_slice() else {
+        panic!("told {told:?}");
+    };
+    let b = Election::start(config(&etcd, Api::V3, "b").ttl(ttl).build().unwrap()).unwrap();
+    let mut follows = b.observe();
+    let waiting = tokio::spawn(async move {
+        let leadership = b.campaign().await.unwrap();
+        (b, leadership)
+    });
+    eventually(LIMIT, "b queued behind a", || async {
+        (etcd.v3_keys("/electd/lib/~c/").await.len() == 2).then_some(())
+    })
+    .await;
+    // Behind b: whom a second hand-on would wrongly give b's record to.
+    let c =
+        Arc::new(Election::start(config(&etcd, Api::V3, "c").ttl(ttl).build().unwrap()).unwrap());
+    let c_campaign = tokio::spawn({
+        let c = c.clone();
+        async move { c.campaign().await.map(|l| l.term()) }
+    });
+    eventually(LIMIT, "c queued behind b", || async {
+        (etcd.v3_keys("/electd/lib/~c/").await.len() == 3).then_some(())
+    })
+    .await;
+    tokio::time::timeout(LIMIT, async {
+        while follows
+            .changed()
+            .await
+            .unwrap()
+            .is_none_or(|l| l.term != dead_term)
+        {}
+    })
+    .await
+    .expect("b to follow a");
+    let releaser =
+        Releaser::new(&config(&etcd, Api::V3, "guardian").ttl(ttl).build().unwrap()).unwrap();
+    releaser.connect().await.unwrap();
+    let before = etcd.v3_revision().await;
+    assert!(releaser.hand_on(&told).await.unwrap(), "not handed on");
+    let (b, second) = tokio::time::timeout(LIMIT, waiting).await.unwrap().unwrap();
+    assert_eq!(second.term(), before + 1, "not one write");
+    let record = etcd.v3_get("/electd/lib/~leader", None).await.unwrap();
+    assert_eq!(record.mod_revision, second.term());
+    // Nothing revoked the dead lease: it holds no key, and lives.
+    let lease = format!("{dead_lease:x}");
+    let left = etcd.etcdctl("v3", &["lease", "timetolive", &lease]);
+    assert!(left.contains("remaining"), "{left}");
+    assert!(
+        !etcd
+            .v3_keys("/electd/lib/")
+            .await
+            .iter()
+            .any(|k| k.ends_with(&lease))
+    );
+
+    assert!(!releaser.hand_on(&told).await.unwrap(), "handed on twice");
+    for claim in &told {
+        releaser.release(claim).await.unwrap();
+    }
+    assert_eq!(etcd.v3_get("/electd/lib/~leader", None).await, Some(record));
+    assert!(second.is_valid(), "b lost its leadership to a hand-on");
+    assert!(!c_campaign.is_finished(), "c led");
+    second.resign().await.unwrap();
+    b.shutdown().await;
+    c_campaign.abort();
+    let _ = c_campaign.await;
+    if let Ok(c) = Arc::try_unwrap(c) {
+        c.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v2_a_dead_candidates_claims_are_released_from_outside() {
     a_dead_candidates_claims_are_released_from_outside(Api::V2).await;

@@ -122,6 +122,19 @@ impl Default for EtcdOptions {
     }
 }
 
+/// A v3 key as etcd holds it ([`Etcd::v3_get`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredKey {
+    /// The value, as text.
+    pub value: String,
+    /// The revision of the write that created it.
+    pub create_revision: u64,
+    /// The revision of its last write.
+    pub mod_revision: u64,
+    /// The lease it is bound to; 0 for none.
+    pub lease: i64,
+}
+
 /// An etcd cluster this test owns.
 pub struct Etcd {
     dir: TempDir,
@@ -516,10 +529,28 @@ impl Etcd {
 
     /// The `create_revision` of a v3 key, if it exists.
     pub async fn v3_create_revision(&self, key: &str) -> Option<u64> {
-        let body = serde_json::json!({"key": base64(key.as_bytes())});
+        self.v3_get(key, None).await.map(|k| k.create_revision)
+    }
+
+    /// A v3 key as etcd held it at `revision` (from its history, until
+    /// compacted), or now with `None`; `None` when it did not exist then.
+    /// A linearizable read.
+    pub async fn v3_get(&self, key: &str, revision: Option<u64>) -> Option<StoredKey> {
+        let mut body = serde_json::json!({"key": base64(key.as_bytes())});
+        if let Some(revision) = revision {
+            body["revision"] = revision.to_string().into();
+        }
         let resp = self.gateway("kv/range", body).await?;
-        // The gateway answers int64 values as strings.
-        resp["kvs"][0]["create_revision"].as_str()?.parse().ok()
+        let kv = &resp["kvs"][0];
+        // The gateway answers int64 values as strings, and leaves out zeros.
+        let int = |field: &str| kv[field].as_str().map_or(Some(0), |v| v.parse().ok());
+        Some(StoredKey {
+            value: unbase64(kv["value"].as_str().unwrap_or_default())?,
+            create_revision: u64::try_from(int("create_revision")?).ok()?,
+            mod_revision: u64::try_from(int("mod_revision")?).ok()?,
+            lease: int("lease")?,
+        })
+        .filter(|k| k.create_revision > 0)
     }
 
     pub(crate) async fn gateway(

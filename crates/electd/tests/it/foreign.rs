@@ -11,7 +11,8 @@ use std::time::Duration;
 use harness::etcd::{Etcd, binaries};
 use harness::eventually;
 use harness::node::NodeArgs;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout};
 
 use crate::common::{Run, SLACK, unhealthy, warned_once};
 
@@ -264,8 +265,12 @@ async fn the_leader_record_deleted_by_hand_is_waited_out(api: &'static str) {
     assert!(new.start_ns > deleted_at && new.start_ns > old.end_ns);
 }
 
-/// Starts `etcdctl elect NAME PROPOSAL` and waits until it says it leads.
-async fn etcdctl_elect(etcd: &Etcd, proposal: &str) -> tokio::process::Child {
+/// What `etcdctl elect` prints, line by line: its key and proposal once it leads.
+pub type Said = Lines<BufReader<ChildStdout>>;
+
+/// Starts `etcdctl elect /electd/leader PROPOSAL` (etcd's own election
+/// client, the old oldest-key rule), killed on drop, and what it prints.
+pub fn etcdctl_elect_client(etcd: &Etcd, proposal: &str) -> (Child, Said) {
     let mut child = tokio::process::Command::new(&binaries().etcdctl)
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={}", etcd.endpoint(0)))
@@ -276,7 +281,12 @@ async fn etcdctl_elect(etcd: &Etcd, proposal: &str) -> tokio::process::Child {
         .spawn()
         .expect("etcdctl runs");
     let stdout = child.stdout.take().expect("its stdout");
-    let mut lines = BufReader::new(stdout).lines();
+    (child, BufReader::new(stdout).lines())
+}
+
+/// Starts `etcdctl elect NAME PROPOSAL` and waits until it says it leads.
+async fn etcdctl_elect(etcd: &Etcd, proposal: &str) -> Child {
+    let (child, mut lines) = etcdctl_elect_client(etcd, proposal);
     tokio::time::timeout(SLACK, async {
         while let Ok(Some(line)) = lines.next_line().await {
             if line.contains(proposal) {
@@ -356,17 +366,7 @@ async fn etcds_own_election_clients_never_lead_beside_electd() {
     run.etcd.etcdctl("v3", &["lease", "revoke", &lease]);
     let leader = run.sole_leader(SLACK).await;
     // A client that comes now sees electd's anchor ahead of it: it never leads.
-    let mut late = tokio::process::Command::new(&binaries().etcdctl)
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={}", run.etcd.endpoint(0)))
-        .args(["elect", "/electd/leader", "too-late"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("etcdctl runs");
-    let stdout = late.stdout.take().expect("its stdout");
-    let mut lines = BufReader::new(stdout).lines();
+    let (mut late, mut lines) = etcdctl_elect_client(&run.etcd, "too-late");
     let said = tokio::time::timeout(Duration::from_secs(3), lines.next_line()).await;
     assert!(said.is_err(), "a late etcdctl elect was elected: {said:?}");
     assert_eq!(run.sole_leader(SLACK).await, leader);

@@ -15,6 +15,7 @@ mod etcd_trouble;
 mod faults;
 mod foreign;
 mod guardian;
+mod handover;
 mod health_check;
 mod history;
 mod hostile;

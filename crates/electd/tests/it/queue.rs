@@ -10,7 +10,7 @@ use harness::eventually;
 use harness::node::NodeArgs;
 use serde_json::Value;
 
-use crate::common::{Run, SLACK};
+use crate::common::{Run, SLACK, requests};
 
 /// Short, so the queue's periodic read (once a TTL) comes soon.
 const TTL: u64 = 3;
@@ -150,17 +150,6 @@ async fn a_resign_is_followed_by_the_whole_queue() {
         }
     }
     run.assert_safe();
-}
-
-/// `electd_etcd_requests_total` of node `i` for `op`, answered or not.
-async fn requests(run: &Run, i: usize, op: &str) -> u64 {
-    let metrics = run.nodes[i].get("/metrics").await.expect("metrics").body;
-    let label = format!("op=\"{op}\"");
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("electd_etcd_requests_total{") && l.contains(&label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
 }
 
 /// Idle, a node behind the two counts the keys twice a TTL and reads nothing

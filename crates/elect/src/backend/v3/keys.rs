@@ -4,9 +4,11 @@
 //!
 //! * `~c/<lease hex>`: one **candidate** key per campaign, bound to its lease
 //!   (the queue, ordered by `create_revision`);
-//! * `~leader`: the **leader record**, bound to the leader's lease and
-//!   created by a transaction that requires it to be absent. Its
-//!   `create_revision` is the term, so terms grow whoever leads next;
+//! * `~leader`: the **leader record**, bound to the leader's lease,
+//!   created by a transaction that requires it to be absent or handed on
+//!   by the one that ends its holder's leadership. Its `mod_revision` (the
+//!   revision of the write that made the leadership) is the term, so terms
+//!   grow whoever leads next;
 //! * `~anchor`: written once, without a lease, when no key of the old rule
 //!   is left (below);
 //! * anything sorting before `~` (`<lease hex>`) is the **old rule**'s: the
@@ -70,6 +72,17 @@ impl Layout {
 
     pub(super) fn candidate(&self, lease: i64) -> Vec<u8> {
         format!("{}{CANDIDATES}{lease:x}", self.prefix).into_bytes()
+    }
+
+    /// The queue's range: every candidate key, `[~c/, ~c0)`.
+    pub(super) fn queue_range(&self) -> (Vec<u8>, Vec<u8>) {
+        let start = format!("{}{CANDIDATES}", self.prefix).into_bytes();
+        let mut end = start.clone();
+        // `~c/` ends in '/': the range ends at the next byte up, '0'.
+        if let Some(last) = end.last_mut() {
+            *last += 1;
+        }
+        (start, end)
     }
 
     /// The end of the old rule's range, which starts at the prefix.

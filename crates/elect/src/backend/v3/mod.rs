@@ -1,5 +1,5 @@
 //! The v3 API: a lease per campaign, a queue of candidate keys, and one
-//! leader record whose creating revision is the term.
+//! leader record whose last write's revision (`mod_revision`) is the term.
 //!
 //! * **campaign**: grant a lease with the TTL, then put the candidate key
 //!   `~c/<lease hex>` with it in a transaction that requires it to be absent;
@@ -10,11 +10,15 @@
 //! * **renew**: keep-alives on the lease's stream, which keep the candidate
 //!   key and the record; an answer without a positive TTL means the lease is
 //!   gone. Keep-alives are not raft proposals;
-//! * **release**: revoke the lease: the record and the candidate key go in
-//!   one raft entry, which is what the successor checks before it leads.
+//! * **release**: hand the record to whose turn it is in one transaction
+//!   that also deletes our candidate key (`txn::hand_record`), where every
+//!   compare holds; then revoke the lease: without a hand-over, the record
+//!   and the candidate key go in that one raft entry, which is what the
+//!   successor checks before it takes the record itself.
 //!
-//! A hand-over costs the revoke and the successor's record, whatever the
-//! number of candidates. A leader whose record someone else deletes stops
+//! A hand-over costs one write before the successor leads (two when the
+//! record cannot be handed on: the revoke and the successor's record),
+//! whatever the number of candidates. A leader whose record someone else deletes stops
 //! leading and lets its lease expire rather than revoke it (its `--exec`
 //! command or library caller may still be winding down until the deadline):
 //! the successor waits for exactly that expiry. Trade-off: if the next in

@@ -241,6 +241,9 @@ pub(super) struct Handing {
     pub record: i64,
     /// The anchor's `create_revision` as read.
     pub anchor: i64,
+    /// The revision the keys were read at: a candidate queued after it
+    /// (unseen, perhaps of an earlier release) fails the write.
+    pub read_at: i64,
     /// The successor, its key as read (its `mod_revision`: a candidacy
     /// rewritten since, a drain or a health verdict, fails the write).
     pub to: Arc<Queued>,
@@ -282,6 +285,7 @@ pub(super) fn handing(
         from,
         record: record.mod_revision,
         anchor: mirror.get(&layout.anchor())?.create_revision,
+        read_at: mirror.revision,
         to: successor,
     })
 }

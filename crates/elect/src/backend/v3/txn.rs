@@ -26,6 +26,12 @@ pub(super) enum Guard {
     BoundTo(Vec<u8>, i64),
     /// No key in `[from, to)` exists.
     NoneIn { from: Vec<u8>, to: Vec<u8> },
+    /// No key in `[from, to)` was created after this revision.
+    NoneCreatedAfter {
+        from: Vec<u8>,
+        to: Vec<u8>,
+        revision: i64,
+    },
     /// No key under the prefix was created before this revision.
     NoneUnderPrefixBefore { prefix: Vec<u8>, revision: i64 },
 }
@@ -68,6 +74,12 @@ impl Conditional {
                 Guard::BoundTo(key, lease) => Compare::lease(key.clone(), CompareOp::Equal, *lease),
                 Guard::NoneIn { from, to } => {
                     Compare::create_revision(from.clone(), CompareOp::Equal, 0)
+                        .with_range(to.clone())
+                }
+                // Every key in the range was created at `revision` or
+                // before (an empty range compares a zero `create_revision`).
+                Guard::NoneCreatedAfter { from, to, revision } => {
+                    Compare::create_revision(from.clone(), CompareOp::Less, revision + 1)
                         .with_range(to.clone())
                 }
                 // Every key under the prefix was created at `revision` or
@@ -227,12 +239,17 @@ pub(super) fn take_record(layout: &Layout, taking: &Taking, value: String) -> Co
 /// * the anchor is the one read: with the old rule's keys back, only the
 ///   oldest key may lead, and etcd's election clients must see that;
 /// * no transfer stands: a named hand-over is never overtaken;
+/// * no candidate queued since read: one of an earlier release (which
+///   must never be handed a record) the departing node has not seen yet
+///   would read the record replaced in place as the old term, and a
+///   candidate of a higher priority would be passed over;
 ///
 /// and it deletes what the departing lease's revoke would have deleted
 /// (its candidate key) and what a new record answers (a transfer, a
 /// preemption request), so that the quiet queue's accounting of a new
 /// record stays exact and the revoke after it deletes nothing.
 pub(super) fn hand_record(layout: &Layout, handing: &Handing, value: String) -> Conditional {
+    let (queue_start, queue_end) = layout.queue_range();
     Conditional {
         guards: vec![
             Guard::UnchangedSince(layout.record(), handing.record),
@@ -240,6 +257,11 @@ pub(super) fn hand_record(layout: &Layout, handing: &Handing, value: String) -> 
             Guard::UnchangedSince(handing.to.key.clone(), handing.to.mod_revision),
             Guard::CreatedAt(layout.anchor(), handing.anchor),
             Guard::Absent(layout.transfer()),
+            Guard::NoneCreatedAfter {
+                from: queue_start,
+                to: queue_end,
+                revision: handing.read_at,
+            },
         ],
         writes: vec![
             Write::Put {
@@ -418,6 +440,7 @@ mod tests {
             from: 0x10,
             record: 12,
             anchor: 3,
+            read_at: 14,
             to: std::sync::Arc::new(super::super::mirror::Queued {
                 key: layout().candidate(0x20),
                 lease: 0x20,
@@ -445,6 +468,16 @@ mod tests {
             t.guards
                 .contains(&Guard::UnchangedSince(layout().candidate(0x20), 11))
         );
+    }
+
+    #[test]
+    fn a_hand_over_fails_once_anyone_queued_since_read() {
+        let t = hand_record(&layout(), &handing(), "r".into());
+        assert!(t.guards.contains(&Guard::NoneCreatedAfter {
+            from: b"/electd/leader/~c/".to_vec(),
+            to: b"/electd/leader/~c0".to_vec(),
+            revision: 14,
+        }));
     }
 
     #[test]

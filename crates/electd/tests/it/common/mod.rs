@@ -295,6 +295,19 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
     })
 }
 
+/// `electd_etcd_requests_total` of node `i` for `op`, answered or not. A
+/// v3 follower's full read of the election is a `range` followed by a new
+/// `watch`; a count of the keys (the quiet queue's) is a `range` alone.
+pub async fn requests(run: &Run, i: usize, op: &str) -> u64 {
+    let metrics = run.nodes[i].get("/metrics").await.expect("metrics").body;
+    let label = format!("op=\"{op}\"");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("electd_etcd_requests_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 impl Drop for Run {
     fn drop(&mut self) {
         harness::keep_if_failing(self.dir.path());

@@ -3,7 +3,7 @@
 //! Every scenario ends with the journal checker, and where nodes run
 //! `--exec`, with the commands' own records: no two at once.
 
-mod steered;
+pub mod steered;
 mod v3_only;
 
 use std::time::Duration;

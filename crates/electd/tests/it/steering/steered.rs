@@ -24,6 +24,8 @@ pub struct Opts<'a> {
     pub exec: bool,
     /// Its other flags.
     pub own: NodeArgs,
+    /// Its environment beyond the admin token (`RUST_LOG`, say).
+    pub env: Vec<(&'a str, &'a str)>,
 }
 
 /// A run whose nodes may run the ticker: where each one's ticks go.
@@ -35,7 +37,11 @@ pub struct Steered {
 
 impl Steered {
     pub async fn new(api: &'static str, ttl: u64) -> Steered {
-        let run = Run::new(api, ttl, 0).await;
+        Steered::with_run(Run::new(api, ttl, 0).await)
+    }
+
+    /// On a run of its own making (one behind fault proxies), without nodes.
+    pub fn with_run(run: Run) -> Steered {
         let script = harness::ticks::write_ticker(run.dir.path());
         Steered {
             run,
@@ -60,11 +66,24 @@ impl Steered {
             args = args.exec(["sh".to_owned(), script, file.display().to_string()]);
             self.ticks.push((name.to_owned(), file));
         }
-        let i = self
-            .run
-            .spawn_with_env(name, args, &[("ELECTD_ADMIN_TOKEN", TOKEN)]);
+        let mut env = vec![("ELECTD_ADMIN_TOKEN", TOKEN)];
+        env.extend(opts.env);
+        let i = self.run.spawn_with_env(name, args, &env);
         self.run.nodes[i].wait_serving().await;
         i
+    }
+
+    /// Starts a node `n<index>` for each of `nodes`, each queued before the
+    /// next starts: the succession order is theirs. Their indexes.
+    pub async fn line_up<'a>(&mut self, nodes: impl IntoIterator<Item = Opts<'a>>) -> Vec<usize> {
+        let mut started = Vec::new();
+        for opts in nodes {
+            let name = format!("n{}", self.run.nodes.len());
+            let at = self.spawn(&name, opts).await;
+            self.queued(at).await;
+            started.push(at);
+        }
+        started
     }
 
     /// Waits until node `i` is queued, as every node's status lists it.

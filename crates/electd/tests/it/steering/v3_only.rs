@@ -13,14 +13,11 @@ use crate::common::SLACK;
 /// Nodes `n0`… started in order, each queued before the next starts:
 /// the succession order is their order.
 async fn in_line(s: &mut Steered, n: usize, exec: bool) {
-    for i in 0..n {
-        let opts = Opts {
-            exec,
-            ..Opts::default()
-        };
-        let at = s.spawn(&format!("n{i}"), opts).await;
-        s.queued(at).await;
-    }
+    s.line_up((0..n).map(|_| Opts {
+        exec,
+        ..Opts::default()
+    }))
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,6 +222,7 @@ async fn a_preempting_node_that_turns_unhealthy_does_not_take_over() {
                 health: Some(&switch),
                 exec: true,
                 own: high_args,
+                ..Opts::default()
             },
         )
         .await;
