@@ -23,6 +23,11 @@ pub fn node_args(api: &str, ttl: u64, etcd: &str, election: &str) -> NodeArgs {
         .election(election)
 }
 
+/// How long after the moment of interest the journals are left unread:
+/// the times come from the journals, and parsing them while a hand-over
+/// runs would take CPU from the processes measured (two cores here).
+const UNREAD: Duration = Duration::from_millis(50);
+
 /// A node's `acquired`, as journalled.
 #[derive(Clone, Copy, Debug)]
 pub struct Acquired {
@@ -91,6 +96,19 @@ impl Cluster {
     /// The index of the node whose id is `id` (`n<i>`).
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.nodes.iter().position(|n| n.name == id)
+    }
+
+    /// Stops every node as an operator would (SIGTERM: each releases its
+    /// claim and revokes its lease), so that no lease of this cluster
+    /// expires later, inside another measurement (a lease's expiry is a
+    /// raft write, and a hundred of them a burst of work for etcd).
+    pub async fn shut_down(mut self) {
+        for node in &self.nodes {
+            node.terminate();
+        }
+        for node in &mut self.nodes {
+            node.wait_exit(Duration::from_secs(20)).await;
+        }
     }
 
     /// Replaces node `i` (killed or exited) with a fresh process.
@@ -170,7 +188,8 @@ impl Cluster {
     }
 
     /// The earliest record after `since` (ns) that `matches` (node index,
-    /// record), polling the journals for up to `limit`.
+    /// record), polling the journals for up to `limit` from [`UNREAD`]
+    /// after `since`.
     async fn journalled_after(
         &self,
         since: u64,
@@ -178,6 +197,8 @@ impl Cluster {
         matches: impl Fn(usize, &serde_json::Value) -> bool,
     ) -> Option<(usize, serde_json::Value)> {
         let until = Instant::now() + limit;
+        let unread_until = since + UNREAD.as_nanos() as u64;
+        sleep(Duration::from_nanos(unread_until.saturating_sub(now_ns()))).await;
         while Instant::now() < until {
             let mut first: Option<(usize, u64, serde_json::Value)> = None;
             for (i, node) in self.nodes.iter().enumerate() {

@@ -26,6 +26,7 @@ pub async fn cold_starts(
             .await
             .context("no leader after a cold start")?;
         samples.push(ms(acquired.t_ns - started));
+        cluster.shut_down().await;
     }
     Ok(samples)
 }

@@ -64,6 +64,7 @@ pub async fn memory(
         max = max.max(rss_kb(pid));
     }
     let end = rss_kb(pid);
+    cluster.shut_down().await;
     Ok(Memory {
         idle_leader_rss_kb: start,
         idle_follower_rss_kb: follower,
@@ -125,6 +126,7 @@ pub async fn http(
             renewal_interval_ms: ttl as f64 * 1000.0 / 3.0,
         });
     }
+    cluster.shut_down().await;
     Ok(results)
 }
 

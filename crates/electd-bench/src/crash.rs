@@ -86,6 +86,7 @@ pub async fn crashes(
         }
         cluster.restart(leader).await;
     }
+    cluster.shut_down().await;
     Ok(Crash {
         ttl_s: ttl,
         kill_to_acquired_ms: Summary::of(&kill_to),
@@ -158,6 +159,7 @@ pub async fn host_alive_crashes(
         }
         cluster.restart(leader).await;
     }
+    cluster.shut_down().await;
     Ok(HostAlive {
         ttl_s: ttl,
         exec,

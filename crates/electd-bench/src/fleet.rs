@@ -94,8 +94,6 @@ pub async fn fleet(
         let start = snapshot(&others);
         let asked = now_ns();
         cluster.nodes[leader].terminate();
-        // The time comes from the journals: reading n of them in a tight
-        // loop meanwhile would only load the host.
         tokio::time::sleep(WINDOW).await;
         let end = snapshot(&others);
         let acquired = cluster
@@ -113,6 +111,7 @@ pub async fn fleet(
         cpu_ms.push(ms(ns));
         cluster.restart(leader).await;
     }
+    cluster.shut_down().await;
     Ok(Fleet {
         candidates: n,
         sigterm_handover_ms: Summary::of(&samples),

@@ -58,5 +58,6 @@ pub async fn handovers(
             cluster.restart(leader).await;
         }
     }
+    cluster.shut_down().await;
     Ok(samples)
 }

@@ -34,6 +34,10 @@ use crate::writes::{CostSummary, Costs, Counter};
 /// One side of the settled graceful hand-over (ms after the signal).
 #[derive(Default, Serialize)]
 pub struct Peer {
+    /// → the old leader journals `ended` (electd only): the signal passed on
+    /// by its guardian and taken in by electd, up to its last act before
+    /// its transaction.
+    pub ended_ms: Option<Summary>,
     /// → the first delete under the prefix (the old leader's release).
     pub released_in_etcd_ms: Option<Summary>,
     /// → the successor leads as etcd shows it (electd: `~leader` put;
@@ -86,6 +90,7 @@ const CANDIDATES: usize = 3;
 /// Samples of one side.
 #[derive(Default)]
 struct Samples {
+    ended: Vec<f64>,
     released: Vec<f64>,
     leads: Vec<f64>,
     says: Vec<f64>,
@@ -95,6 +100,7 @@ struct Samples {
 impl Samples {
     fn peer(&self) -> Peer {
         Peer {
+            ended_ms: Summary::of(&self.ended),
             released_in_etcd_ms: Summary::of(&self.released),
             leads_in_etcd_ms: Summary::of(&self.leads),
             says_so_ms: Summary::of(&self.says),
@@ -137,6 +143,8 @@ pub async fn interleaved(
             }
         }
     }
+    electd.cluster.shut_down().await;
+    etcdctl.stop().await;
     let electd = electd_samples.peer();
     let etcdctl = etcdctl_samples.peer();
     let floor_ms = Summary::of(&delivered);
@@ -226,6 +234,11 @@ impl ElectdSide {
             sleep(Duration::from_millis(2)).await;
         };
         let record = record.context("the watcher saw no leader record")?;
+        let (ended, _) = cluster
+            .ended_after(leader, asked, limit)
+            .await
+            .context("the old leader journalled no end")?;
+        samples.ended.push(ms(ended - asked));
         if let Some(deleted) = self.events.first_after(asked, |put, _| !put) {
             samples.released.push(ms(deleted - asked));
         }
@@ -271,6 +284,15 @@ impl EtcdctlSide {
             crate::etcdctl::queued_in(etcd, ETCDCTL, queued).await?;
         }
         Ok(side)
+    }
+
+    /// SIGINT to every candidate: each revokes its session's lease now,
+    /// not a minute later inside another measurement.
+    async fn stop(mut self) {
+        for candidate in std::iter::once(&mut self.leader).chain(self.line.iter_mut()) {
+            candidate.signal(rustix::process::Signal::INT);
+            let _ = timeout(Duration::from_secs(5), candidate.child.wait()).await;
+        }
     }
 
     /// A newcomer, last in line (`s1`, `s2`, …).

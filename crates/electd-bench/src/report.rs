@@ -62,12 +62,17 @@ fn cost_row(name: &str, cost: &Option<CostSummary>) {
             |s| format!("{} ({}–{})", s.median, s.min, s.max),
         )
     };
+    let fsync = cost
+        .wal_fsync_ms
+        .as_ref()
+        .map_or_else(|| "-".to_owned(), |s| format!("{:.3} ms", s.median));
     println!(
-        "  {name:<44} writes to the term {}; proposals {}; events sent {}; watches opened {}",
+        "  {name:<44} writes to the term {}; proposals {}; events sent {}; watches opened {}; WAL fsyncs {}, each {fsync}",
         range(&cost.writes_to_term),
         range(&cost.proposals),
         range(&cost.events_sent),
-        range(&cost.watches_opened)
+        range(&cost.watches_opened),
+        range(&cost.wal_fsyncs),
     );
 }
 
@@ -207,6 +212,9 @@ pub fn print_table(report: &Report) {
             ("electd v3 SIGTERM", &settled.electd),
             ("etcdctl SIGINT", &settled.etcdctl),
         ] {
+            if p.ended_ms.is_some() {
+                row(&format!("{who}: → old leader's ended"), &p.ended_ms);
+            }
             row(
                 &format!("{who}: → released in etcd"),
                 &p.released_in_etcd_ms,

@@ -270,6 +270,7 @@ pub async fn measure(
             Steer::To => {}
         }
     }
+    cluster.shut_down().await;
     Ok(Steered {
         kind: how.name(),
         candidates: n,

@@ -10,7 +10,9 @@
 //!   every write, lease grants and revokes included, each one fsync: what
 //!   the hand-over cost in all;
 //! * **events sent to watchers** (`etcd_debugging_mvcc_events_total`), each
-//!   a watcher woken, and **watch streams opened**.
+//!   a watcher woken, and **watch streams opened**;
+//! * **WAL fsyncs** and the time they took
+//!   (`etcd_disk_wal_fsync_duration_seconds`): the disk's share.
 
 use anyhow::Context;
 use etcd_client::{Client, GetOptions};
@@ -26,6 +28,8 @@ pub struct Mark {
     proposals: f64,
     events: f64,
     watches: f64,
+    fsyncs: f64,
+    fsync_seconds: f64,
 }
 
 impl Mark {
@@ -37,6 +41,8 @@ impl Mark {
             proposals: later.proposals - self.proposals,
             events: later.events - self.events,
             watches: later.watches - self.watches,
+            fsyncs: later.fsyncs - self.fsyncs,
+            fsync_seconds: later.fsync_seconds - self.fsync_seconds,
         }
     }
 }
@@ -88,6 +94,16 @@ impl Counter {
                 etcd.watches_started(0).await,
                 "grpc_server_started_total (Watch)",
             )?,
+            fsyncs: counter(
+                etcd.metric(0, "etcd_disk_wal_fsync_duration_seconds_count")
+                    .await,
+                "etcd_disk_wal_fsync_duration_seconds_count",
+            )?,
+            fsync_seconds: counter(
+                etcd.metric(0, "etcd_disk_wal_fsync_duration_seconds_sum")
+                    .await,
+                "etcd_disk_wal_fsync_duration_seconds_sum",
+            )?,
         })
     }
 }
@@ -99,6 +115,8 @@ pub struct Cost {
     pub proposals: f64,
     pub events: f64,
     pub watches: f64,
+    pub fsyncs: f64,
+    pub fsync_seconds: f64,
 }
 
 /// The costs of one row's hand-overs.
@@ -120,6 +138,14 @@ impl Costs {
             proposals: of(|c| c.proposals),
             events_sent: of(|c| c.events),
             watches_opened: of(|c| c.watches),
+            wal_fsyncs: of(|c| c.fsyncs),
+            wal_fsync_ms: of(|c| {
+                if c.fsyncs > 0.0 {
+                    c.fsync_seconds * 1e3 / c.fsyncs
+                } else {
+                    0.0
+                }
+            }),
         })
     }
 }
@@ -139,4 +165,8 @@ pub struct CostSummary {
     pub events_sent: Option<Summary>,
     /// Watch streams opened meanwhile.
     pub watches_opened: Option<Summary>,
+    /// etcd's WAL fsyncs meanwhile (a write committed alone costs one).
+    pub wal_fsyncs: Option<Summary>,
+    /// Their mean duration, per hand-over (ms).
+    pub wal_fsync_ms: Option<Summary>,
 }
