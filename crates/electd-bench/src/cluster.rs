@@ -23,6 +23,22 @@ pub fn node_args(api: &str, ttl: u64, etcd: &str, election: &str) -> NodeArgs {
         .election(election)
 }
 
+/// How long after the moment of interest the journals are left unread:
+/// the times come from the journals, and parsing them while a hand-over
+/// runs would take CPU from the processes measured (two cores here).
+const UNREAD: Duration = Duration::from_millis(50);
+
+/// A node's `acquired`, as journalled.
+#[derive(Clone, Copy, Debug)]
+pub struct Acquired {
+    /// Which node (its index).
+    pub node: usize,
+    /// When (`CLOCK_MONOTONIC` ns).
+    pub t_ns: u64,
+    /// Its term: etcd's revision of the write that made the leadership.
+    pub term: u64,
+}
+
 /// `electd` nodes of one election on one etcd.
 pub struct Cluster {
     dir: tempfile::TempDir,
@@ -82,6 +98,19 @@ impl Cluster {
         self.nodes.iter().position(|n| n.name == id)
     }
 
+    /// Stops every node as an operator would (SIGTERM: each releases its
+    /// claim and revokes its lease), so that no lease of this cluster
+    /// expires later, inside another measurement (a lease's expiry is a
+    /// raft write, and a hundred of them a burst of work for etcd).
+    pub async fn shut_down(mut self) {
+        for node in &self.nodes {
+            node.terminate();
+        }
+        for node in &mut self.nodes {
+            node.wait_exit(Duration::from_secs(20)).await;
+        }
+    }
+
     /// Replaces node `i` (killed or exited) with a fresh process.
     pub async fn restart(&mut self, i: usize) {
         let node = self.spawn(i);
@@ -127,13 +156,17 @@ impl Cluster {
         since: u64,
         except: Option<usize>,
         limit: Duration,
-    ) -> Option<(usize, u64)> {
-        let (i, record) = self
+    ) -> Option<Acquired> {
+        let (node, record) = self
             .journalled_after(since, limit, |i, record| {
                 Some(i) != except && record["event"] == "acquired"
             })
             .await?;
-        Some((i, record["t_ns"].as_u64()?))
+        Some(Acquired {
+            node,
+            t_ns: record["t_ns"].as_u64()?,
+            term: record["term"].as_u64()?,
+        })
     }
 
     /// The first `ended` after `since` (ns) that node `i` journalled: when, and why.
@@ -155,7 +188,8 @@ impl Cluster {
     }
 
     /// The earliest record after `since` (ns) that `matches` (node index,
-    /// record), polling the journals for up to `limit`.
+    /// record), polling the journals for up to `limit` from [`UNREAD`]
+    /// after `since`.
     async fn journalled_after(
         &self,
         since: u64,
@@ -163,6 +197,8 @@ impl Cluster {
         matches: impl Fn(usize, &serde_json::Value) -> bool,
     ) -> Option<(usize, serde_json::Value)> {
         let until = Instant::now() + limit;
+        let unread_until = since + UNREAD.as_nanos() as u64;
+        sleep(Duration::from_nanos(unread_until.saturating_sub(now_ns()))).await;
         while Instant::now() < until {
             let mut first: Option<(usize, u64, serde_json::Value)> = None;
             for (i, node) in self.nodes.iter().enumerate() {
@@ -186,19 +222,21 @@ impl Cluster {
 
     /// Polls the `leader`'s `/v1/status` until its succession order (read
     /// in its current term: itself first) lists `n` candidates, each drained if
-    /// and only if `drained` names it, none unhealthy; returns their ids in
-    /// that order, or else the last order it saw.
+    /// and only if `drained` names it, unhealthy if and only if `unhealthy`
+    /// names it; returns their ids in that order, or else the last order it
+    /// saw.
     pub async fn queued(
         &self,
         leader: usize,
         n: usize,
         drained: &[usize],
+        unhealthy: &[usize],
         limit: Duration,
     ) -> Result<Vec<String>, serde_json::Value> {
-        let drained: Vec<&str> = drained
-            .iter()
-            .map(|&i| self.nodes[i].name.as_str())
-            .collect();
+        let names = |nodes: &[usize]| -> Vec<&str> {
+            nodes.iter().map(|&i| self.nodes[i].name.as_str()).collect()
+        };
+        let (drained, unhealthy) = (names(drained), names(unhealthy));
         let until = Instant::now() + limit;
         let mut seen = serde_json::Value::Null;
         while Instant::now() < until {
@@ -215,8 +253,9 @@ impl Cluster {
                 && candidates[0]["term"] == term
                 && !term.is_null()
                 && candidates.iter().all(|c| {
-                    let named = c["id"].as_str().is_some_and(|id| drained.contains(&id));
-                    c["drained"] == named && c["healthy"] != false
+                    let id = c["id"].as_str().unwrap_or_default();
+                    c["drained"] == drained.contains(&id)
+                        && (c["healthy"] == false) == unhealthy.contains(&id)
                 })
                 && let Some(ids) = candidates
                     .iter()
@@ -328,19 +367,39 @@ impl Deletions {
     }
 }
 
-/// Every event under a v3 prefix as a watcher of the bench's own sees it:
-/// `CLOCK_MONOTONIC` ns of arrival, put or delete, and the key.
+/// Every event under a v3 prefix as a watcher of the bench's own sees it.
 #[derive(Clone, Default)]
-pub struct Events(Arc<Mutex<Vec<(u64, bool, String)>>>);
+pub struct Events(Arc<Mutex<Vec<Event>>>);
+
+/// One event as the bench's watcher saw it.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// Its arrival (`CLOCK_MONOTONIC` ns).
+    pub at: u64,
+    /// A put (or else a delete).
+    pub put: bool,
+    pub key: String,
+    /// The revision of the write it comes from.
+    pub revision: i64,
+}
 
 impl Events {
     /// The arrival of the first event after `since` whose (is a put, key) `matches`.
     pub fn first_after(&self, since: u64, matches: impl Fn(bool, &str) -> bool) -> Option<u64> {
+        self.first_event_after(since, matches).map(|e| e.at)
+    }
+
+    /// The first event to arrive after `since` whose (is a put, key) `matches`.
+    pub fn first_event_after(
+        &self,
+        since: u64,
+        matches: impl Fn(bool, &str) -> bool,
+    ) -> Option<Event> {
         let seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
         seen.iter()
-            .filter(|(t, put, key)| *t > since && matches(*put, key))
-            .map(|(t, _, _)| *t)
-            .min()
+            .filter(|e| e.at > since && matches(e.put, &e.key))
+            .min_by_key(|e| e.at)
+            .cloned()
     }
 
     /// Watches every key under the v3 `prefix`; returns once the watch is
@@ -358,11 +417,18 @@ impl Events {
                 let mut seen = seen.0.lock().unwrap_or_else(|e| e.into_inner());
                 for event in response.events() {
                     let put = event.event_type() == etcd_client::EventType::Put;
-                    let key = event
-                        .kv()
-                        .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
-                        .unwrap_or_default();
-                    seen.push((at, put, key));
+                    let (key, revision) = event.kv().map_or_else(Default::default, |kv| {
+                        (
+                            String::from_utf8_lossy(kv.key()).into_owned(),
+                            kv.mod_revision(),
+                        )
+                    });
+                    seen.push(Event {
+                        at,
+                        put,
+                        key,
+                        revision,
+                    });
                 }
             }
         });

@@ -21,11 +21,12 @@ pub async fn cold_starts(
         let args = node_args(api, 10, endpoint, &format!("cold-{run}"));
         let started = now_ns();
         let cluster = Cluster::start(binary, &args, &[], 3).await;
-        let (_, acquired) = cluster
+        let acquired = cluster
             .acquired_after(started, None, Duration::from_secs(20))
             .await
             .context("no leader after a cold start")?;
-        samples.push(ms(acquired - started));
+        samples.push(ms(acquired.t_ns - started));
+        cluster.shut_down().await;
     }
     Ok(samples)
 }

@@ -15,8 +15,12 @@ use crate::stats::ms;
 
 #[derive(Serialize)]
 pub struct Memory {
+    /// electd itself (the guardian's child), as every figure below but the
+    /// guardian's.
     pub idle_leader_rss_kb: u64,
     pub idle_follower_rss_kb: u64,
+    /// The idle leader's guardian.
+    pub idle_leader_guardian_rss_kb: u64,
     pub leader_rss_kb_start: u64,
     pub leader_rss_kb_end: u64,
     pub leader_rss_kb_max: u64,
@@ -34,7 +38,8 @@ pub struct Http {
     pub renewal_interval_ms: f64,
 }
 
-/// RSS of an idle leader and follower, and of the leader over `seconds`.
+/// RSS of an idle leader's and follower's electd (and of the leader's
+/// guardian), and of the leader's electd over `seconds`.
 pub async fn memory(
     binary: &Path,
     api: &str,
@@ -48,9 +53,10 @@ pub async fn memory(
     cluster.all_follow(leader, limit).await;
     // Let start-up allocations settle.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let pid = cluster.nodes[leader].pid();
+    let pid = cluster.nodes[leader].electd_pid();
     let start = rss_kb(pid);
-    let follower = rss_kb(cluster.nodes[1 - leader].pid());
+    let guardian = rss_kb(cluster.nodes[leader].pid());
+    let follower = rss_kb(cluster.nodes[1 - leader].electd_pid());
     let mut max = start;
     let until = tokio::time::Instant::now() + Duration::from_secs(seconds);
     while tokio::time::Instant::now() < until {
@@ -58,9 +64,11 @@ pub async fn memory(
         max = max.max(rss_kb(pid));
     }
     let end = rss_kb(pid);
+    cluster.shut_down().await;
     Ok(Memory {
         idle_leader_rss_kb: start,
         idle_follower_rss_kb: follower,
+        idle_leader_guardian_rss_kb: guardian,
         leader_rss_kb_start: start,
         leader_rss_kb_end: end,
         leader_rss_kb_max: max.max(end),
@@ -118,6 +126,7 @@ pub async fn http(
             renewal_interval_ms: ttl as f64 * 1000.0 / 3.0,
         });
     }
+    cluster.shut_down().await;
     Ok(results)
 }
 

@@ -6,10 +6,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use harness::etcd::Etcd;
 use serde::Serialize;
 
 use crate::cluster::{Cluster, Deletions, node_args};
 use crate::stats::{Summary, ms};
+use crate::writes::{CostSummary, Costs, Counter};
 
 #[derive(Serialize)]
 pub struct Crash {
@@ -37,6 +39,10 @@ pub struct HostAlive {
     pub kill_to_delete_ms: Option<Summary>,
     /// That delete → the next `acquired` (ms): the successor's reaction.
     pub delete_to_acquired_ms: Option<Summary>,
+    /// etcd's account, from before the kill until the guardian exited (v3:
+    /// its hand-over the first write after the kill when `writes_to_term`
+    /// is 1).
+    pub cost: Option<CostSummary>,
 }
 
 /// kill -9 of the leader → the next `acquired`, split at etcd's delete of the key.
@@ -68,10 +74,11 @@ pub async fn crashes(
             .last_deadline(leader)
             .context("no deadline journalled")?
             + margin.as_nanos() as u64;
-        let (_, acquired) = cluster
+        let acquired = cluster
             .acquired_after(killed, Some(leader), limit)
             .await
-            .context("nobody took over")?;
+            .context("nobody took over")?
+            .t_ns;
         kill_to.push(ms(acquired - killed));
         if let Some(deleted) = deletions.after(killed) {
             tick.push(ms(deleted.saturating_sub(lease_end)));
@@ -79,6 +86,7 @@ pub async fn crashes(
         }
         cluster.restart(leader).await;
     }
+    cluster.shut_down().await;
     Ok(Crash {
         ttl_s: ttl,
         kill_to_acquired_ms: Summary::of(&kill_to),
@@ -92,18 +100,25 @@ pub async fn crashes(
 pub async fn host_alive_crashes(
     binary: &Path,
     api: &str,
-    endpoint: &str,
+    etcd: &Etcd,
     ttl: u64,
     exec: bool,
     runs: usize,
     settle: Duration,
 ) -> anyhow::Result<HostAlive> {
     let election = format!("alive-{ttl}-{}", if exec { "exec" } else { "plain" });
+    let endpoint = etcd.endpoint(0);
     let deletions = match api {
-        "v2" => Deletions::watch_v2(endpoint.to_owned(), election.clone()),
-        _ => Deletions::watch_v3(endpoint.to_owned(), format!("/electd/{election}/")),
+        "v2" => Deletions::watch_v2(endpoint.clone(), election.clone()),
+        _ => Deletions::watch_v3(endpoint.clone(), format!("/electd/{election}/")),
     };
-    let mut args = node_args(api, ttl, endpoint, &election);
+    // v2 has no revision to compare a term with.
+    let mut counter = match api {
+        "v3" => Some(Counter::connect(&endpoint).await?),
+        _ => None,
+    };
+    let mut costs = Costs::default();
+    let mut args = node_args(api, ttl, &endpoint, &election);
     if exec {
         args = args.exec(["sleep", "1000"]);
     }
@@ -118,24 +133,33 @@ pub async fn host_alive_crashes(
         }
         // Looked up before the clock starts.
         cluster.nodes[leader].electd_pid();
+        let before = match counter.as_mut() {
+            Some(counter) => Some(counter.mark(etcd).await?),
+            None => None,
+        };
         tokio::time::sleep(settle).await;
         let killed = cluster.nodes[leader].kill9_electd();
-        let (_, acquired) = cluster
+        let acquired = cluster
             .acquired_after(killed, Some(leader), limit)
             .await
             .context("nobody took over")?;
-        kill_to.push(ms(acquired - killed));
+        kill_to.push(ms(acquired.t_ns - killed));
         if let Some(deleted) = deletions.after(killed) {
             to_delete.push(ms(deleted - killed));
-            reaction.push(ms(acquired.saturating_sub(deleted)));
+            reaction.push(ms(acquired.t_ns.saturating_sub(deleted)));
         }
         // The guardian exits once it has released.
         cluster.nodes[leader].wait_exit(limit).await;
+        if let (Some(counter), Some(before)) = (counter.as_mut(), before) {
+            let after = counter.mark(etcd).await?;
+            costs.push(before.cost_until(&after, acquired.term));
+        }
         if let Some(r) = released_in_ms(&cluster.nodes[leader].output()) {
             released.push(r);
         }
         cluster.restart(leader).await;
     }
+    cluster.shut_down().await;
     Ok(HostAlive {
         ttl_s: ttl,
         exec,
@@ -143,6 +167,7 @@ pub async fn host_alive_crashes(
         guardian_released_in_ms: Summary::of(&released),
         kill_to_delete_ms: Summary::of(&to_delete),
         delete_to_acquired_ms: Summary::of(&reaction),
+        cost: costs.summary(),
     })
 }
 

@@ -48,15 +48,16 @@ pub async fn handovers(
         } else {
             cluster.nodes[leader].terminate();
         }
-        let (_, acquired) = cluster
+        let acquired = cluster
             .acquired_after(asked, Some(leader), limit)
             .await
             .context("nobody took over")?;
-        samples.push(ms(acquired - asked));
+        samples.push(ms(acquired.t_ns - asked));
         if !resign {
             cluster.nodes[leader].wait_exit(limit).await;
             cluster.restart(leader).await;
         }
     }
+    cluster.shut_down().await;
     Ok(samples)
 }

@@ -65,3 +65,31 @@ pub fn date() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default()
 }
+
+/// CPU a process has used so far, over all its threads, by the scheduler's
+/// own account (`/proc/PID/task/*/schedstat`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cpu {
+    /// Time on a CPU (ns).
+    pub ns: u64,
+    /// Times it was scheduled in: each wake-up is one at least.
+    pub slices: u64,
+}
+
+/// `None` when the process is gone.
+pub fn cpu(pid: u32) -> Option<Cpu> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut cpu = Cpu::default();
+    for task in tasks.flatten() {
+        let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        let mut fields = text
+            .split_whitespace()
+            .map(|f| f.parse::<u64>().unwrap_or(0));
+        cpu.ns += fields.next().unwrap_or(0);
+        // The second field is the time waited on a run queue.
+        cpu.slices += fields.nth(1).unwrap_or(0);
+    }
+    Some(cpu)
+}

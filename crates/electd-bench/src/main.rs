@@ -13,13 +13,16 @@ mod cost;
 mod crash;
 mod etcdctl;
 mod fleet;
+mod floor;
 mod handover;
 mod host;
 mod load;
+mod peer;
 mod plot;
 mod report;
 mod stats;
 mod steer;
+mod writes;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,15 +42,18 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "v2,v3")]
     api: Vec<String>,
     /// Hand-over runs per API and trigger (SIGTERM, /v1/resign; steered:
-    /// /v1/resign?to=, /v1/drain, preemption).
+    /// /v1/resign?to=, /v1/drain, unhealthy, preemption).
     #[arg(long, default_value_t = 30)]
     handovers: usize,
+    /// Candidate counts for the steered hand-over rows.
+    #[arg(long, value_delimiter = ',', default_value = "3")]
+    steer_candidates: Vec<usize>,
     /// Crash failover runs per API at TTL 2 s (half as many at 10 s).
     #[arg(long, default_value_t = 20)]
     crashes: usize,
     /// kill -9 of the leader's electd alone (host alive) per API, TTL and
     /// with and without `--exec`.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 21)]
     host_alive_crashes: usize,
     /// TTLs (s) of the host-alive crash rows.
     #[arg(long, value_delimiter = ',', default_value = "10,2")]
@@ -63,7 +69,7 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "3,30,100")]
     fleet: Vec<usize>,
     /// SIGTERM hand-overs per fleet size.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 21)]
     fleet_handovers: usize,
     /// Cold starts of three nodes per API.
     #[arg(long, default_value_t = 10)]
@@ -77,8 +83,11 @@ struct Args {
     /// How long each HTTP load runs.
     #[arg(long, default_value_t = 10)]
     http_seconds: u64,
-    /// etcdctl elect runs: hand-overs (crashes are fewer: each waits out a 60 s lease).
-    #[arg(long, default_value_t = 20)]
+    /// Rounds of the settled hand-over beside etcdctl elect and the floor
+    /// (each: floor samples, one hand-over of each), and etcdctl's hand-overs
+    /// to a successor just spawned (crashes are fewer: each waits out a 60 s
+    /// lease).
+    #[arg(long, default_value_t = 21)]
     etcdctl_handovers: usize,
     /// etcdctl elect crash runs (about a minute each).
     #[arg(long, default_value_t = 5)]
@@ -105,7 +114,7 @@ struct Args {
 enum Section {
     /// Graceful hand-over: SIGTERM and /v1/resign.
     Handover,
-    /// Steered hand-over: /v1/resign?to=, /v1/drain, preemption.
+    /// Steered hand-over: /v1/resign?to=, /v1/drain, unhealthy, preemption.
     Steered,
     /// Crash failover.
     Crash,
@@ -117,7 +126,7 @@ enum Section {
     Memory,
     /// HTTP under wrk.
     Http,
-    /// etcdctl elect, and electd v3 beside it on the same etcd.
+    /// etcdctl elect, and electd v3 and the floor beside it on the same etcd.
     Etcdctl,
     /// SIGTERM hand-over with 3, 30, 100 candidates (v3).
     Fleet,
@@ -142,6 +151,7 @@ impl Args {
         self.settle_ms = 100;
         self.fleet = vec![3];
         self.fleet_handovers = 1;
+        self.steer_candidates = vec![3];
     }
 
     fn settle(&self) -> Duration {
@@ -237,16 +247,19 @@ async fn measure_api(args: &Args, binary: &Path, api: &str) -> anyhow::Result<Ap
     if args.runs(Section::Steered) {
         // Hand-over to a named node and priorities are v3's alone.
         let steers: &[Steer] = match api {
-            "v3" => &[Steer::To, Steer::Drain, Steer::Preempt],
+            "v3" => &[Steer::To, Steer::Drain, Steer::Unhealthy, Steer::Preempt],
             _ => &[Steer::Drain],
         };
-        for &how in steers {
-            eprintln!("  steered hand-over: {how:?}, {} runs", args.handovers);
-            let steered = steer::measure(binary, api, &endpoint, args.handovers, how).await?;
-            match how {
-                Steer::To => out.to_handover = Some(steered),
-                Steer::Drain => out.drain_handover = Some(steered),
-                Steer::Preempt => out.preempt_handover = Some(steered),
+        for &n in &args.steer_candidates {
+            for &how in steers {
+                eprintln!(
+                    "  steered hand-over: {how:?} among {n}, {} runs",
+                    args.handovers
+                );
+                out.steered.push(
+                    steer::measure(binary, api, &etcd, n, args.handovers, how, args.settle())
+                        .await?,
+                );
             }
         }
     }
@@ -262,7 +275,7 @@ async fn measure_api(args: &Args, binary: &Path, api: &str) -> anyhow::Result<Ap
                     crash::host_alive_crashes(
                         binary,
                         api,
-                        &endpoint,
+                        &etcd,
                         ttl,
                         exec,
                         args.host_alive_crashes,
@@ -289,13 +302,8 @@ async fn measure_api(args: &Args, binary: &Path, api: &str) -> anyhow::Result<Ap
                 "  fleet: SIGTERM hand-over with {n} candidates, {} runs",
                 args.fleet_handovers
             );
-            out.fleet.push(fleet::Fleet {
-                candidates: n,
-                sigterm_handover_ms: Summary::of(
-                    &fleet::fleet(binary, &endpoint, n, args.fleet_handovers, args.settle())
-                        .await?,
-                ),
-            });
+            out.fleet
+                .push(fleet::fleet(binary, &etcd, n, args.fleet_handovers, args.settle()).await?);
         }
     }
 

@@ -82,12 +82,13 @@ pub fn write_plots(out: &Path, report: &Report) -> anyhow::Result<()> {
         for (name, s) in [
             (
                 "electd v3 SIGTERM, settled: → ~leader in etcd",
-                &e.electd.leads_in_etcd_ms,
+                &e.settled.electd.leads_in_etcd_ms,
             ),
             (
                 "etcdctl elect SIGINT, settled: → key deleted in etcd",
-                &e.etcdctl.leads_in_etcd_ms,
+                &e.settled.etcdctl.leads_in_etcd_ms,
             ),
+            ("floor: put → another client's watch", &e.settled.floor_ms),
         ] {
             if let Some(s) = s {
                 handover.push((name.to_owned(), s.samples.clone()));
@@ -104,13 +105,12 @@ pub fn write_plots(out: &Path, report: &Report) -> anyhow::Result<()> {
     )?;
     let mut steered = Vec::new();
     for api in &report.apis {
-        for (name, row) in [
-            ("?to=", &api.to_handover),
-            ("drain", &api.drain_handover),
-            ("preemption", &api.preempt_handover),
-        ] {
-            if let Some(s) = row.as_ref().and_then(|r| r.ended_to_acquired_ms.as_ref()) {
-                steered.push((format!("electd {} {name}", api.api), s.samples.clone()));
+        for row in &api.steered {
+            if let Some(s) = &row.ended_to_acquired_ms {
+                steered.push((
+                    format!("electd {} {}, {}", api.api, row.kind, row.candidates),
+                    s.samples.clone(),
+                ));
             }
         }
     }

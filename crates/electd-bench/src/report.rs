@@ -7,6 +7,7 @@ use crate::crash::{Crash, HostAlive};
 use crate::fleet::Fleet;
 use crate::stats::Summary;
 use crate::steer::Steered;
+use crate::writes::CostSummary;
 use crate::{etcdctl, load};
 
 #[derive(Default, Serialize)]
@@ -25,12 +26,9 @@ pub struct ApiReport {
     pub sigterm_handover_ms: Option<Summary>,
     /// `POST /v1/resign` → the next `acquired` (ms).
     pub resign_handover_ms: Option<Summary>,
-    /// `POST /v1/resign?to=ID`, `ID` the last of three in line (v3).
-    pub to_handover: Option<Steered>,
-    /// `POST /v1/drain` on the leader.
-    pub drain_handover: Option<Steered>,
-    /// A node of higher priority with `--preempt` takes over (v3).
-    pub preempt_handover: Option<Steered>,
+    /// Steered hand-overs by kind and number of candidates: `?to=` the
+    /// last in line, drain, unhealthy and preemption (v3), drain (v2).
+    pub steered: Vec<Steered>,
     pub crash: Vec<Crash>,
     /// kill -9 of the leader's electd alone, its guardian alive.
     pub host_alive: Vec<HostAlive>,
@@ -53,6 +51,31 @@ fn row(name: &str, s: &Option<Summary>) {
     }
 }
 
+/// etcd's account of a row's hand-overs, medians (and the range).
+fn cost_row(name: &str, cost: &Option<CostSummary>) {
+    let Some(cost) = cost else {
+        return;
+    };
+    let range = |s: &Option<Summary>| {
+        s.as_ref().map_or_else(
+            || "-".to_owned(),
+            |s| format!("{} ({}–{})", s.median, s.min, s.max),
+        )
+    };
+    let fsync = cost
+        .wal_fsync_ms
+        .as_ref()
+        .map_or_else(|| "-".to_owned(), |s| format!("{:.3} ms", s.median));
+    println!(
+        "  {name:<44} writes to the term {}; proposals {}; events sent {}; watches opened {}; WAL fsyncs {}, each {fsync}",
+        range(&cost.writes_to_term),
+        range(&cost.proposals),
+        range(&cost.events_sent),
+        range(&cost.watches_opened),
+        range(&cost.wal_fsyncs),
+    );
+}
+
 /// Prints the report as a table.
 pub fn print_table(report: &Report) {
     println!("electd-bench, {} — {}", report.date, report.machine);
@@ -69,21 +92,17 @@ pub fn print_table(report: &Report) {
                 &api.resign_handover_ms,
             );
         }
-        for (name, asked, steered) in [
-            ("?to= last in line", "request", &api.to_handover),
-            ("drain", "request", &api.drain_handover),
-            ("preemption", "/v1/undrain", &api.preempt_handover),
-        ] {
-            if let Some(steered) = steered {
-                row(
-                    &format!("{name}: {asked} → next acquired"),
-                    &steered.request_to_acquired_ms,
-                );
-                row(
-                    &format!("{name}: ended → next acquired"),
-                    &steered.ended_to_acquired_ms,
-                );
-            }
+        for steered in &api.steered {
+            let name = format!("{}, {}", steered.kind, steered.candidates);
+            row(
+                &format!("{name}: request → acquired"),
+                &steered.request_to_acquired_ms,
+            );
+            row(
+                &format!("{name}: ended → acquired"),
+                &steered.ended_to_acquired_ms,
+            );
+            cost_row(&format!("{name}: etcd's account"), &steered.cost);
         }
         for h in &api.host_alive {
             let exec = if h.exec { ", --exec" } else { "" };
@@ -103,11 +122,26 @@ pub fn print_table(report: &Report) {
                 &format!("host alive TTL {} s{exec}: delete → acquired", h.ttl_s),
                 &h.delete_to_acquired_ms,
             );
+            cost_row(
+                &format!("host alive TTL {} s{exec}: etcd's account", h.ttl_s),
+                &h.cost,
+            );
         }
         for f in &api.fleet {
+            let n = f.candidates;
             row(
-                &format!("fleet {} candidates: SIGTERM → acquired", f.candidates),
+                &format!("fleet {n} candidates: SIGTERM → acquired"),
                 &f.sigterm_handover_ms,
+            );
+            cost_row(&format!("fleet {n}: etcd's account"), &f.cost);
+            row(
+                &format!("fleet {n}: nodes woken, hand-over"),
+                &f.woken_in_handover,
+            );
+            row(&format!("fleet {n}: nodes woken, idle"), &f.woken_when_idle);
+            row(
+                &format!("fleet {n}: their CPU, hand-over"),
+                &f.cpu_in_handover_ms,
             );
         }
         for c in &api.crash {
@@ -145,8 +179,9 @@ pub fn print_table(report: &Report) {
         }
         if let Some(m) = &api.memory {
             println!(
-                "  memory: idle leader {} kB, idle follower {} kB; leader over {} s: {} → {} kB (max {})",
+                "  memory (RSS of electd): idle leader {} kB (its guardian {} kB), idle follower {} kB; leader over {} s: {} → {} kB (max {})",
                 m.idle_leader_rss_kb,
+                m.idle_leader_guardian_rss_kb,
                 m.idle_follower_rss_kb,
                 m.watched_seconds,
                 m.leader_rss_kb_start,
@@ -166,10 +201,20 @@ pub fn print_table(report: &Report) {
     }
     if let Some(e) = &report.etcdctl {
         println!("\netcdctl elect (v3, session TTL 60 s; milliseconds)");
+        let settled = &e.settled;
+        println!(
+            "  settled hand-over, {} rounds interleaved:",
+            settled.rounds
+        );
+        row("floor: put → another client's watch", &settled.floor_ms);
+        row("floor: put → its answer", &settled.floor_put_answered_ms);
         for (who, p) in [
-            ("electd v3 SIGTERM", &e.electd),
-            ("etcdctl SIGINT", &e.etcdctl),
+            ("electd v3 SIGTERM", &settled.electd),
+            ("etcdctl SIGINT", &settled.etcdctl),
         ] {
+            if p.ended_ms.is_some() {
+                row(&format!("{who}: → old leader's ended"), &p.ended_ms);
+            }
             row(
                 &format!("{who}: → released in etcd"),
                 &p.released_in_etcd_ms,
@@ -179,7 +224,17 @@ pub fn print_table(report: &Report) {
                 &p.leads_in_etcd_ms,
             );
             row(&format!("{who}: → successor says so"), &p.says_so_ms);
+            cost_row(&format!("{who}: etcd's account"), &p.cost);
         }
+        let ratio = |r: Option<f64>| r.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}"));
+        let r = &settled.ratios;
+        println!(
+            "  electd ÷ etcdctl (medians): says so {}, leads in etcd {}; electd ÷ the floor: says so {}, leads in etcd {}",
+            ratio(r.says_so_vs_etcdctl),
+            ratio(r.leads_in_etcd_vs_etcdctl),
+            ratio(r.says_so_vs_floor),
+            ratio(r.leads_in_etcd_vs_floor)
+        );
         row(
             "etcdctl SIGINT, successor just spawned → printed",
             &e.fresh_successor_ms,

@@ -32,17 +32,37 @@ fn the_benchmark_runs_at_its_smallest_size() {
                 .unwrap()
                 >= 1
         );
-        let steered: &[&str] = match api["api"].as_str().unwrap() {
-            "v3" => &["to_handover", "drain_handover", "preempt_handover"],
-            _ => &["drain_handover"],
+        let v3 = api["api"] == "v3";
+        let kinds: &[&str] = if v3 {
+            &["?to= last in line", "drain", "unhealthy", "preemption"]
+        } else {
+            &["drain"]
         };
-        for row in steered {
+        let steered = api["steered"].as_array().unwrap();
+        assert_eq!(steered.len(), kinds.len(), "{api}");
+        for (row, kind) in steered.iter().zip(kinds) {
+            assert_eq!(row["kind"], *kind);
             for series in ["request_to_acquired_ms", "ended_to_acquired_ms"] {
-                assert!(api[row][series]["n"].as_u64().unwrap() >= 1, "{row}: {api}");
+                assert!(row[series]["n"].as_u64().unwrap() >= 1, "{kind}: {api}");
+            }
+            // etcd's account: the successor's term is a revision after the trigger.
+            if v3 {
+                assert!(row["cost"]["writes_to_term"]["min"].as_f64().unwrap() >= 1.0);
             }
         }
         assert_eq!(api["load"].as_array().unwrap().len(), 2);
         assert!(api["memory"]["idle_leader_rss_kb"].as_u64().unwrap() > 0);
+    }
+    // Without etcdctl (not installed) the section is left out.
+    let settled = &results["etcdctl"]["settled"];
+    if !results["etcdctl"].is_null() {
+        for series in [
+            &settled["floor_ms"],
+            &settled["electd"]["says_so_ms"],
+            &settled["etcdctl"]["says_so_ms"],
+        ] {
+            assert!(series["median"].as_f64().unwrap() > 0.0, "{settled}");
+        }
     }
     assert!(out.path().join("handover.svg").exists());
 }
