@@ -5,19 +5,16 @@
 //! (what this bench measured first), and crash failover.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
 use harness::etcd::Etcd;
 use harness::now_ns;
 use serde::Serialize;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::timeout;
 
 use crate::cluster::Deletions;
+use crate::elector::{Candidate, queued_in};
 use crate::stats::Summary;
 
 #[derive(Serialize)]
@@ -37,81 +34,12 @@ pub struct Report {
 
 const ELECTION: &str = "bench";
 
-/// One `etcdctl elect` process and the lines it printed.
-pub struct Candidate {
-    pub child: Child,
-    proposal: String,
-    lines: mpsc::UnboundedReceiver<(String, u64)>,
-}
-
-impl Candidate {
-    fn spawn(endpoint: &str, proposal: &str) -> anyhow::Result<Candidate> {
-        Candidate::spawn_in(endpoint, ELECTION, proposal)
-    }
-
-    pub fn spawn_in(endpoint: &str, election: &str, proposal: &str) -> anyhow::Result<Candidate> {
-        let mut child = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .args(["--endpoints", endpoint, "elect", election, proposal])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("etcdctl starts")?;
-        let stdout = child.stdout.take().context("etcdctl's stdout")?;
-        let (tx, lines) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if tx.send((line, now_ns())).is_err() {
-                    return;
-                }
-            }
-        });
-        Ok(Candidate {
-            child,
-            proposal: proposal.to_owned(),
-            lines,
-        })
-    }
-
-    /// When it printed its proposal: etcdctl's word that it was elected.
-    pub async fn elected(&mut self, limit: Duration) -> Option<u64> {
-        timeout(limit, async {
-            while let Some((line, at)) = self.lines.recv().await {
-                if line == self.proposal {
-                    return Some(at);
-                }
-            }
-            None
-        })
-        .await
-        .ok()
-        .flatten()
-    }
-
-    pub fn signal(&self, signal: rustix::process::Signal) {
-        if let Some(pid) = self
-            .child
-            .id()
-            .and_then(|p| rustix::process::Pid::from_raw(p as i32))
-        {
-            let _ = rustix::process::kill_process(pid, signal);
-        }
-    }
-}
-
 async fn queued(etcd: &Etcd, count: usize) -> anyhow::Result<()> {
     queued_in(etcd, ELECTION, count).await
 }
 
-pub async fn queued_in(etcd: &Etcd, election: &str, count: usize) -> anyhow::Result<()> {
-    let until = Instant::now() + Duration::from_secs(10);
-    while etcd.v3_keys(&format!("{election}/")).await.len() < count {
-        anyhow::ensure!(Instant::now() < until, "etcdctl never joined the election");
-        sleep(Duration::from_millis(5)).await;
-    }
-    Ok(())
+fn spawn(endpoint: &str, proposal: &str) -> anyhow::Result<Candidate> {
+    Candidate::spawn_in(endpoint, ELECTION, proposal)
 }
 
 pub async fn measure(
@@ -133,7 +61,7 @@ pub async fn measure(
     let settled = crate::peer::interleaved(binary, &etcd, handovers, settle).await?;
 
     let deletions = Deletions::watch_v3(endpoint.clone(), format!("{ELECTION}/"));
-    let mut leader = Candidate::spawn(&endpoint, "p0")?;
+    let mut leader = spawn(&endpoint, "p0")?;
     leader
         .elected(Duration::from_secs(10))
         .await
@@ -143,7 +71,7 @@ pub async fn measure(
     eprintln!("  etcdctl elect hand-over, successor just spawned: {handovers} runs");
     let mut handover = Vec::new();
     for _ in 0..handovers {
-        let mut next = Candidate::spawn(&endpoint, &format!("p{next_id}"))?;
+        let mut next = spawn(&endpoint, &format!("p{next_id}"))?;
         next_id += 1;
         queued(&etcd, 2).await?;
         let asked = now_ns();
@@ -160,7 +88,7 @@ pub async fn measure(
     eprintln!("  etcdctl elect crash failover: {crashes} runs of about a minute");
     let (mut kill_to, mut reaction) = (Vec::new(), Vec::new());
     for _ in 0..crashes {
-        let mut next = Candidate::spawn(&endpoint, &format!("p{next_id}"))?;
+        let mut next = spawn(&endpoint, &format!("p{next_id}"))?;
         next_id += 1;
         queued(&etcd, 2).await?;
         let _ = leader.child.kill().await;

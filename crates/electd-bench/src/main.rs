@@ -11,6 +11,7 @@ mod cluster;
 mod cold_start;
 mod cost;
 mod crash;
+mod elector;
 mod etcdctl;
 mod fleet;
 mod floor;

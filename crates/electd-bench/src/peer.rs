@@ -26,7 +26,7 @@ use serde::Serialize;
 use tokio::time::{Instant, sleep, timeout};
 
 use crate::cluster::{Cluster, Events, node_args};
-use crate::etcdctl::Candidate;
+use crate::elector::{Candidate, queued_in};
 use crate::floor::Floor;
 use crate::stats::{Summary, ms};
 use crate::writes::{CostSummary, Costs, Counter};
@@ -281,7 +281,7 @@ impl EtcdctlSide {
         // One at a time: their keys' order is the line's.
         for queued in 2..=CANDIDATES {
             side.queue_one()?;
-            crate::etcdctl::queued_in(etcd, ETCDCTL, queued).await?;
+            queued_in(etcd, ETCDCTL, queued).await?;
         }
         Ok(side)
     }

@@ -98,6 +98,24 @@ fn hostname() -> String {
         .into_owned()
 }
 
+/// Where clients reach the admin endpoints: the advertise URL, or with
+/// `--admin-listen` its address (an unspecified one, such as `0.0.0.0`,
+/// on the advertised host).
+fn admin_url(advertise: &str, admin: Option<&tokio::net::TcpListener>) -> String {
+    let Some(addr) = admin.and_then(|l| l.local_addr().ok()) else {
+        return advertise.to_owned();
+    };
+    if !addr.ip().is_unspecified() {
+        return format!("http://{addr}");
+    }
+    let on_advertised_host = url::Url::parse(advertise).ok().and_then(|mut url| {
+        url.set_port(Some(addr.port())).ok()?;
+        url.set_path("");
+        Some(url.as_str().trim_end_matches('/').to_owned())
+    });
+    on_advertised_host.unwrap_or_else(|| format!("http://127.0.0.1:{}", addr.port()))
+}
+
 async fn run(settings: Settings) -> Result<u8, Failure> {
     let listener = bind(settings.bind).await?;
     let admin_listener = match settings.admin_listen {
@@ -158,6 +176,7 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
         settings.admin_token.as_ref().map(|t| Arc::from(t.expose())),
         (!settings.observe).then_some(requests_tx),
         health_checker.is_some(),
+        &admin_url(&advertise, admin_listener.as_ref()),
     );
     let (stop_http, http_stopped) = watch::channel(false);
     let mut servers = vec![tokio::spawn(http::serve(

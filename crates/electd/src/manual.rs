@@ -37,7 +37,9 @@ health, drain, priority, and any obstacle in etcd.",
         ),
         (
             "GET /v1/watch",
-            "Server-sent events: a leader event on connect and on every change of leader.",
+            "Server-sent events: a leader event on connect and on every change of leader; a status event \
+(the /v1/status body) on connect and on every change a list of the election shows \
+(?events=leader or ?events=status for one kind).",
         ),
         (
             "GET /healthz",

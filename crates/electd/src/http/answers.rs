@@ -113,6 +113,9 @@ pub struct StatusBody {
     floor: u64,
     /// The highest etcd revision (v2: index) this node has seen.
     revision: u64,
+    /// Where this node's admin endpoints listen: its advertise URL, or the
+    /// `--admin-listen` address.
+    admin: String,
 }
 
 /// An obstacle for operators and programs: a stable kind, the words, and
@@ -185,6 +188,7 @@ impl StatusBody {
         status: &Status,
         candidates: Option<Vec<Candidate>>,
         checked: bool,
+        admin: &str,
         now: Instant,
     ) -> StatusBody {
         let leader = status.leader_at(now);
@@ -202,6 +206,7 @@ impl StatusBody {
             obstacle: status.obstacle.as_ref().map(|o| ObstacleBody::new(o, now)),
             floor: status.floor,
             revision: status.revision,
+            admin: admin.to_owned(),
         }
     }
 }

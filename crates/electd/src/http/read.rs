@@ -3,12 +3,15 @@
 //! the election's status at the instant of the request.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use elect::Role;
+use serde::Deserialize;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::answers::{LeaderBody, seed_words};
@@ -87,28 +90,140 @@ pub(super) async fn health_follower(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Server-sent events: one `leader` event per change, the first on connect.
-pub(super) async fn watch(State(state): State<AppState>) -> Response {
+/// Which events a `/v1/watch` stream sends (`?events=leader,status`; both
+/// by default).
+#[derive(Deserialize)]
+pub(super) struct WatchQuery {
+    events: Option<String>,
+}
+
+/// The events a stream asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Wanted {
+    leader: bool,
+    status: bool,
+}
+
+impl Wanted {
+    fn parse(query: Option<&str>) -> Result<Wanted, String> {
+        let Some(query) = query else {
+            return Ok(Wanted {
+                leader: true,
+                status: true,
+            });
+        };
+        let mut wanted = Wanted {
+            leader: false,
+            status: false,
+        };
+        for name in query.split(',') {
+            match name {
+                "leader" => wanted.leader = true,
+                "status" => wanted.status = true,
+                other => {
+                    return Err(format!(
+                        "unknown event {other:?}: events= takes leader and/or status, comma-separated"
+                    ));
+                }
+            }
+        }
+        Ok(wanted)
+    }
+}
+
+/// How often a stream that sends `status` events looks for a change the
+/// election's own signal does not carry (the succession order: a drain, a
+/// health verdict, a priority, a candidate joining or leaving). It looks
+/// at the node's own copy of the election (v3: its mirror; v2: a read
+/// shared by every request, at most every 0.5 s): no etcd traffic per stream.
+const STATUS_LOOK_EVERY: Duration = Duration::from_millis(200);
+
+/// Server-sent events: a `leader` event on connect and per change of
+/// leader; a `status` event (the `/v1/status` body) on connect and on any
+/// change a list of the election would show.
+pub(super) async fn watch(
+    State(state): State<AppState>,
+    Query(query): Query<WatchQuery>,
+) -> Response {
+    let wanted = match Wanted::parse(query.events.as_deref()) {
+        Ok(wanted) => wanted,
+        Err(message) => return text(StatusCode::BAD_REQUEST, message),
+    };
     let Ok(permit) = state.watchers.clone().try_acquire_owned() else {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("too many open watches (at most {MAX_WATCHERS})"),
         );
     };
-    // The permit lives as long as the stream.
-    let changes = futures_util::stream::unfold(
-        (state.election.observe(), permit),
-        |(mut watch, permit)| async move {
-            let leader = watch.changed().await.ok()?;
-            let body = leader.as_ref().map(LeaderBody::new);
-            let data = serde_json::to_string(&body).unwrap_or_else(|_| "null".to_owned());
-            let event: Result<Event, Infallible> = Ok(Event::default().event("leader").data(data));
-            Some((event, (watch, permit)))
-        },
-    );
-    Sse::new(changes)
+    let (events, mut sink) = mpsc::channel::<Event>(16);
+    tokio::spawn(async move {
+        // The permit lives as long as the stream.
+        let _permit = permit;
+        let mut leaders = state.election.observe();
+        let mut statuses = state.election.subscribe();
+        let mut look = tokio::time::interval(STATUS_LOOK_EVERY);
+        look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_status: Option<serde_json::Value> = None;
+        loop {
+            let event = tokio::select! {
+                leader = leaders.changed(), if wanted.leader => {
+                    let Ok(leader) = leader else { return };
+                    Some(leader_event(leader.as_ref()))
+                }
+                changed = statuses.changed(), if wanted.status => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    status_event(&state, &mut last_status).await
+                }
+                _ = look.tick(), if wanted.status => status_event(&state, &mut last_status).await,
+                () = events.closed() => return,
+            };
+            if let Some(event) = event
+                && events.send(event).await.is_err()
+            {
+                return;
+            }
+        }
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| {
+        sink.poll_recv(cx)
+            .map(|event| event.map(Ok::<Event, Infallible>))
+    });
+    Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+fn leader_event(leader: Option<&elect::Leader>) -> Event {
+    let body = leader.map(LeaderBody::new);
+    let data = serde_json::to_string(&body).unwrap_or_else(|_| "null".to_owned());
+    Event::default().event("leader").data(data)
+}
+
+/// A `status` event if what a list shows changed since `last`.
+async fn status_event(state: &AppState, last: &mut Option<serde_json::Value>) -> Option<Event> {
+    let body = serde_json::to_value(status_body(state).await).ok()?;
+    let shown = listed(&body);
+    if last.as_ref() == Some(&shown) {
+        return None;
+    }
+    *last = Some(shown);
+    Some(Event::default().event("status").data(body.to_string()))
+}
+
+/// What a list of the election shows: the status without what moves on
+/// its own (the revision, a waited-for lease's countdown), so that a stream
+/// sends only changes someone would see.
+fn listed(body: &serde_json::Value) -> serde_json::Value {
+    let mut shown = body.clone();
+    if let Some(fields) = shown.as_object_mut() {
+        fields.remove("revision");
+        if let Some(obstacle) = fields.get_mut("obstacle").and_then(|o| o.as_object_mut()) {
+            obstacle.remove("expires_in_s");
+        }
+    }
+    shown
 }
 
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
@@ -124,4 +239,34 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
 
 pub(super) async fn not_found() -> Response {
     text(StatusCode::NOT_FOUND, "not found")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_sends_both_kinds_unless_told() {
+        let both = Wanted {
+            leader: true,
+            status: true,
+        };
+        assert_eq!(Wanted::parse(None), Ok(both));
+        assert_eq!(Wanted::parse(Some("status,leader")), Ok(both));
+        let leader = Wanted::parse(Some("leader")).unwrap();
+        assert!(leader.leader && !leader.status);
+        assert!(Wanted::parse(Some("")).is_err());
+        assert!(Wanted::parse(Some("leader,bogus")).is_err());
+    }
+
+    #[test]
+    fn what_moves_on_its_own_is_no_change() {
+        let a = serde_json::json!({"role": "follower", "revision": 7,
+            "obstacle": {"kind": "waiting", "expires_in_s": 1.5}});
+        let b = serde_json::json!({"role": "follower", "revision": 9,
+            "obstacle": {"kind": "waiting", "expires_in_s": 0.2}});
+        assert_eq!(listed(&a), listed(&b));
+        let c = serde_json::json!({"role": "leader", "revision": 9, "obstacle": null});
+        assert_ne!(listed(&a), listed(&c));
+    }
 }

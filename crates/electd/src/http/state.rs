@@ -25,6 +25,8 @@ pub struct AppState {
     /// Whether a health check runs (`--health-url`): without one,
     /// `/v1/status` says `healthy: null`.
     pub(super) health_checked: bool,
+    /// Where the admin endpoints listen, as `/v1/status` tells clients.
+    admin_url: Arc<str>,
     /// The last succession order read from etcd, and when.
     candidates: Arc<tokio::sync::Mutex<Option<CandidatesRead>>>,
     /// Open `/v1/watch` streams; capped apart from other connections so
@@ -49,6 +51,7 @@ impl AppState {
         admin_token: Option<Arc<str>>,
         requests: Option<mpsc::Sender<Request>>,
         health_checked: bool,
+        admin_url: &str,
     ) -> Self {
         AppState {
             election,
@@ -56,6 +59,7 @@ impl AppState {
             admin_token,
             requests,
             health_checked,
+            admin_url: Arc::from(admin_url),
             candidates: Arc::default(),
             watchers: Arc::new(Semaphore::new(MAX_WATCHERS)),
         }
@@ -83,6 +87,7 @@ pub(super) async fn status_body(state: &AppState) -> StatusBody {
         &state.election.status(),
         candidates,
         state.health_checked,
+        &state.admin_url,
         Instant::now(),
     )
 }

@@ -25,3 +25,4 @@ mod packaging;
 mod queue;
 mod security;
 mod steering;
+mod watch;

@@ -1,7 +1,7 @@
 //! Operations, against a real etcd with real processes: `--exec` children
 //! that never outlive their leadership, load-balancer health checks, the
-//! hand-over endpoint and the leader-change stream (the Prometheus metrics
-//! are `metrics.rs`'s).
+//! hand-over endpoint (the Prometheus metrics are `metrics.rs`'s, the
+//! event stream `watch.rs`'s).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -294,65 +294,6 @@ async fn health_checks_never_show_two_leaders(api: &'static str) {
     run.assert_safe();
 }
 
-async fn the_watch_stream_delivers_each_leader_change(api: &'static str) {
-    let mut run = Run::new(api, 2, 3).await;
-    let first = run.sole_leader(SLACK).await;
-    let observer = (first + 1) % 3;
-    let resp = harness::http()
-        .build()
-        .unwrap()
-        .get(format!("{}/v1/watch", run.nodes[observer].url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert!(
-        resp.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut resp = resp;
-        let mut buffer = String::new();
-        while let Ok(Some(chunk)) = resp.chunk().await {
-            buffer.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buffer.find("\n\n") {
-                let event: String = buffer.drain(..end + 2).collect();
-                if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
-                    let _ = tx.send(serde_json::from_str::<serde_json::Value>(data).unwrap());
-                }
-            }
-        }
-    });
-    let event = next_event(&mut rx).await;
-    assert_eq!(event["id"], run.nodes[first].name, "{event}");
-    // Kill the leader: the stream reports the successor (maybe after a moment without one).
-    run.kill9(first);
-    let others: Vec<usize> = (0..3).filter(|&i| i != first).collect();
-    let second = run.sole_leader_among(&others, run.ttl() + SLACK).await;
-    loop {
-        let event = next_event(&mut rx).await;
-        if event.is_null() {
-            continue;
-        }
-        assert_eq!(event["id"], run.nodes[second].name, "{event}");
-        assert!(event["term"].as_u64().unwrap() > 0);
-        break;
-    }
-    run.assert_safe();
-}
-
-async fn next_event(
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
-) -> serde_json::Value {
-    tokio::time::timeout(Duration::from_secs(20), rx.recv())
-        .await
-        .expect("a leader event within 20 s")
-        .expect("the stream stays open")
-}
-
 /// An admin endpoint's answer: the status, the `WWW-Authenticate` header,
 /// and the body, which is JSON whatever the status.
 pub struct AdminAnswer {
@@ -506,7 +447,6 @@ async fn unchanged(run: &Run, leader: usize, term: u64) {
 both_apis!(
     children_never_overlap_nor_outlive_their_leadership,
     health_checks_never_show_two_leaders,
-    the_watch_stream_delivers_each_leader_change,
     resign_on_demand_needs_the_token_and_the_leader,
 );
 
@@ -555,6 +495,8 @@ async fn a_restarted_command_is_counted_and_admin_can_move_to_its_own_port() {
     run.nodes[node].wait_serving().await;
     run.sole_leader(SLACK).await;
     assert_eq!(run.nodes[node].get("/metrics").await.unwrap().status, 404);
+    let status = run.nodes[node].status().await.unwrap();
+    assert_eq!(status["admin"], format!("http://{admin}"), "{status}");
     let url = format!("http://{admin}/metrics");
     let http = harness::http().build().unwrap();
     eventually(SLACK, "a restart to be counted", || async {
