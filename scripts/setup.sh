@@ -30,11 +30,18 @@
 #   zsh, fish          each completion script the package ships loads in its
 #                      shell (bash is essential)
 #   systemd            systemd-analyze verify checks the package's unit
+#
+# The browser test of the web view (crates/electd/tests/it/ui.rs, driven by
+# playwright-core from npm with Node.js 20 or later, which scripts/test.sh
+# checks):
+#
+#   chromium           headless, the browser the test drives
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(etcd-server etcd-client protobuf-compiler libprotobuf-dev wrk
-    binutils podman runc dpkg-dev adduser lintian man-db zsh fish systemd)
+    binutils podman runc dpkg-dev adduser lintian man-db zsh fish systemd
+    chromium)
 scripts/install-packages.sh "${packages[@]}"
 
 fail() {
@@ -56,4 +63,14 @@ message Probe { google.protobuf.FieldDescriptorProto field = 1; }
 EOF
 if ! err=$(protoc --proto_path="$probe" --descriptor_set_out="$probe/out.pb" "$probe/probe.proto" 2>&1); then
     fail "protoc cannot compile a file that imports google/protobuf/descriptor.proto, which etcd's .proto files need (package libprotobuf-dev): $err"
+fi
+
+# As the test starts it: headless, nothing in the background (the network
+# may be closed), a profile of its own.
+browser_profile=$(mktemp -d -p "$probe")
+if ! dom=$(chromium --headless --no-sandbox --disable-gpu --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync \
+    --user-data-dir="$browser_profile" --dump-dom 'data:text/html,<p>probe</p>' 2>/dev/null) ||
+    [[ $dom != *"<p>probe</p>"* ]]; then
+    fail "headless chromium does not render a page (package chromium)"
 fi

@@ -167,6 +167,15 @@ pub fn workspace_example(package: &str, name: &str) -> PathBuf {
     )
 }
 
+/// `target`, where a test leaves what a person looks at afterwards
+/// (screenshots): the running test is `target/<profile>/deps/<test>`.
+pub fn target_dir() -> PathBuf {
+    profile_dir()
+        .parent()
+        .expect("target/<profile> is in target")
+        .to_owned()
+}
+
 /// `target/<profile>`: the running test is `target/<profile>/deps/<test>`.
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");

@@ -25,4 +25,5 @@ mod packaging;
 mod queue;
 mod security;
 mod steering;
+mod ui;
 mod watch;

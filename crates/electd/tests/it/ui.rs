@@ -1,0 +1,128 @@
+//! The live web view (`/ui`) in a real browser: Debian's chromium,
+//! headless, driven by playwright-core (crates/electd/tests/ui/drive.mjs)
+//! against real etcd and real electd processes. The page names the leader,
+//! follows a resign made on it and one made from outside without a reload,
+//! shows refusals as sentences, hands over to a node chosen on it, drains
+//! and undrains, sends a node with `--admin-listen` to its admin listener,
+//! and says when its stream breaks; the history timeline grows once the
+//! node serves `/v1/history`. Screenshots go to `target/ui/`.
+//!
+//! Ignored unless asked for: it needs chromium and the driver's npm
+//! packages. `scripts/test.sh` installs both (scripts/setup.sh, `npm ci`)
+//! and runs it; `ELECTD_TEST_NO_UI=1` leaves it out.
+
+use std::path::Path;
+use std::time::Duration;
+
+use harness::free_port;
+use harness::node::NodeArgs;
+
+use crate::common::{Run, SLACK};
+
+const TOKEN: &str = "t0ken-for-the-ui";
+
+/// Long enough that a busy machine never expires a lease by accident.
+const TTL: u64 = 5;
+
+/// The browser's whole run, at most: it takes seconds; this only keeps a
+/// hung browser from hanging the suite.
+const DRIVER_LIMIT: Duration = Duration::from_secs(240);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and the driver's npm packages: scripts/test.sh installs them"]
+async fn the_page_follows_and_steers_the_election_in_a_browser() {
+    let mut run = Run::new("v3", TTL, 0).await;
+    let env = [("ELECTD_ADMIN_TOKEN", TOKEN)];
+    // A resigned node campaigns again soon, so that the page can hand over
+    // to it after two resigns.
+    let candidate = NodeArgs::new().resign_cooldown(Duration::from_secs(1));
+    for i in 0..3 {
+        run.spawn_with_env(&format!("n{i}"), candidate.clone(), &env);
+    }
+    // Drained, so that it never leads: its page and its stop are the test's.
+    let admin_port = free_port();
+    let apart = run.spawn_with_env(
+        "apart",
+        NodeArgs::new()
+            .drained()
+            .admin_listen(format!("127.0.0.1:{admin_port}")),
+        &env,
+    );
+    for node in &run.nodes {
+        node.wait_serving().await;
+    }
+    run.sole_leader(SLACK).await;
+    let history_served = run.nodes[0]
+        .get("/v1/history")
+        .await
+        .is_some_and(|answer| answer.status == 200);
+
+    let candidates: Vec<String> = run.nodes[..3].iter().map(|n| n.url()).collect();
+    let shots = harness::target_dir().join("ui");
+    let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
+    let started = std::time::Instant::now();
+    let output = tokio::time::timeout(
+        DRIVER_LIMIT,
+        tokio::process::Command::new("node")
+            .arg("drive.mjs")
+            .current_dir(&driver)
+            .env("ELECTD_UI_NODES", candidates.join(","))
+            .env("ELECTD_UI_ADMIN_NODE", run.nodes[apart].url())
+            .env("ELECTD_UI_ADMIN_PID", run.nodes[apart].pid().to_string())
+            .env("ELECTD_UI_TOKEN", TOKEN)
+            .env("ELECTD_UI_SHOTS", &shots)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the browser's run to end")
+    .expect("node runs (Node.js, and `npm ci` in crates/electd/tests/ui)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the browser's checks failed ({}):\n{stderr}{stdout}",
+        output.status
+    );
+    let seen: serde_json::Value = stdout
+        .lines()
+        .last()
+        .and_then(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| panic!("no JSON from the driver:\n{stdout}{stderr}"));
+    eprintln!(
+        "ui: the browser's run took {:.1} s: {seen:#}",
+        started.elapsed().as_secs_f64()
+    );
+
+    // What the page said is what the cluster did.
+    let leader = run.sole_leader_among(&[0, 1, 2], SLACK).await;
+    assert_eq!(
+        seen["handover_outcome"].as_str(),
+        Some(format!("Done: {} leads now.", run.nodes[leader].name).as_str()),
+        "{seen}"
+    );
+    assert!(
+        seen["broken_notice"]
+            .as_str()
+            .is_some_and(|notice| notice.starts_with("Stream broken")),
+        "{seen}"
+    );
+    // The node the driver stopped exited as SIGTERM asks.
+    let exit = run.nodes[apart].wait_exit(SLACK).await;
+    assert!(exit.is_some_and(|status| status.success()), "{exit:?}");
+    if history_served {
+        let history = &seen["history"];
+        assert!(
+            history["after"].as_u64() >= history["before"].as_u64().map(|n| n + 3),
+            "the timeline did not grow by three hand-overs: {seen}"
+        );
+    } else {
+        eprintln!("ui: this electd serves no /v1/history yet: the timeline was not checked");
+    }
+    for shot in seen["screenshots"].as_array().into_iter().flatten() {
+        let path = shot.as_str().expect("a path");
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 10_000, "{path}: {size} bytes");
+        eprintln!("ui: screenshot {path}");
+    }
+}
