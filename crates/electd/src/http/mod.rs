@@ -160,6 +160,8 @@ mod tests {
             // What the page reads, from the origin that served it.
             let status = http.get(format!("{base}/v1/status")).send().await.unwrap();
             assert_eq!(status.status(), 200, "{base}/v1/status");
+            let beside = http.get(format!("{base}/ui/")).send().await.unwrap();
+            assert_eq!(beside.status(), 404, "{base}/ui/");
         }
     }
 

@@ -46,7 +46,9 @@
     return el('a', { href: pageOf(base) }, words);
   }
 
-  function duration(ms) {
+  /** A span of time in words; `precise` gives tenths under 10 s. */
+  function duration(ms, precise = false) {
+    if (precise && ms < 10000) return `${(Math.max(0, ms) / 1000).toFixed(1)} s`;
     const s = Math.max(0, Math.floor(ms / 1000));
     if (s < 60) return `${s} s`;
     const m = Math.floor(s / 60);
@@ -385,33 +387,47 @@
       return;
     }
     history = body.history;
-    showHistory();
+    showHistory(Array.isArray(body.skipped) ? body.skipped : []);
     showSince();
     if (leader && tries > 1 && !history.some((h) => h.term === leader.term)) {
       historyRetry = setTimeout(() => loadHistory(leader, tries - 1), 500);
     }
   }
 
-  function showHistory() {
+  function showHistory(skipped) {
     const list = byId('history');
+    const leader = status && status.leader;
     byId('history-note').textContent = history.length
       ? `Who led, newest first (the last ${HISTORY_LIMIT} at most). Times are by each leader's own clock.`
       : 'Nobody has led yet.';
     list.replaceChildren(...history.map((h) => {
-      const who = el('strong', {}, h.id ?? 'unknown');
+      const open = h.ended_at === null && h.reason === null;
+      const leads = open && leader && leader.term === h.term;
       const span = h.acquired_at ? [' from ', when(h.acquired_at)] : [];
       let end;
-      if (h.ended_at === null && h.reason === null) {
+      if (leads) {
         end = el('span', { class: 'now' }, ': leads now');
+      } else if (open) {
+        end = ': its end is not recorded yet';
       } else {
         const lasted = h.acquired_at && h.ended_at
-          ? ` after ${duration(Date.parse(h.ended_at) - Date.parse(h.acquired_at))}`
+          ? ` after ${duration(Date.parse(h.ended_at) - Date.parse(h.acquired_at), true)}`
           : '';
-        end = el('span', {}, `: ${ENDED[h.reason] || h.reason || 'ended'}${h.to ? ` to ${h.to}` : ''}${lasted}`);
+        const how = ENDED[h.reason] || h.reason || 'ended';
+        const handedTo = h.to && h.reason === 'transfer' ? ` to ${h.to}` : '';
+        const next = h.to && h.reason !== 'transfer' ? `; ${h.to} took over` : '';
+        end = `: ${how}${handedTo}${lasted}${next}`;
       }
-      return el('li', { class: h.ended_at === null && h.reason === null ? 'current' : null },
-        el('span', { class: 'term' }, `term ${h.term}`), ' ', who, ...span, end);
+      return el('li', { class: leads ? 'current' : null },
+        el('span', { class: 'term' }, `term ${h.term}`), ' ', el('strong', {}, h.id), ...span, end);
     }));
+    const foreign = byId('history-skipped');
+    foreign.hidden = !skipped || skipped.length === 0;
+    foreign.replaceChildren();
+    if (!foreign.hidden) {
+      foreign.append('Keys in the history that electd did not write, shown here and never trusted: ',
+        ...skipped.flatMap((k, i) => [i ? '; ' : '', el('code', {}, k.key), ` (${k.why})`]), '.');
+    }
   }
 
   // ---- the stream ----
