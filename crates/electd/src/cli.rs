@@ -238,7 +238,8 @@ pub struct Cli {
     pub resign_cooldown: Option<String>,
 
     /// Serve /metrics, POST /v1/resign, /v1/drain and /v1/undrain on this
-    /// address instead of the main port, e.g. 127.0.0.1:9090.
+    /// address instead of the main port, e.g. 127.0.0.1:9090. The web view
+    /// (/ui) is served on both.
     #[arg(long, value_name = "ADDR:PORT", env = "ELECTD_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
 

@@ -22,7 +22,7 @@ book (docs/ in the source tree).";
 pub const ENDPOINTS: Section = Section {
     title: "ENDPOINTS",
     intro: "On PORT (or --listen). With --admin-listen, /metrics and the POST endpoints move \
-to that address. The POST endpoints need the admin token (Authorization: Bearer TOKEN); \
+to that address, which also serves /ui with /v1/status and /v1/watch. The POST endpoints need the admin token (Authorization: Bearer TOKEN); \
 without one configured they answer 403.",
     entries: &[
         (
@@ -40,6 +40,11 @@ health, drain, priority, and any obstacle in etcd.",
             "Server-sent events: a leader event on connect and on every change of leader; a status event \
 (the /v1/status body) on connect and on every change a list of the election shows \
 (?events=leader or ?events=status for one kind).",
+        ),
+        (
+            "GET /ui",
+            "The live web view of the election, in a browser: the leader, the candidates, the \
+history; resign, hand over, drain and undrain with the admin token.",
         ),
         (
             "GET /healthz",
