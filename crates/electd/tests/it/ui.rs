@@ -4,6 +4,7 @@
 //! follows a resign made on it and one made from outside without a reload,
 //! shows refusals as sentences, hands over to a node chosen on it, drains
 //! and undrains, sends a node with `--admin-listen` to its admin listener,
+//! shows a key that blocks the election with what to do,
 //! and says when its stream breaks; the history timeline grows once the
 //! node serves `/v1/history`. Screenshots go to `target/ui/`.
 //!
@@ -59,40 +60,14 @@ async fn the_page_follows_and_steers_the_election_in_a_browser() {
 
     let candidates: Vec<String> = run.nodes[..3].iter().map(|n| n.url()).collect();
     let shots = harness::target_dir().join("ui");
-    let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
-    let started = std::time::Instant::now();
-    let output = tokio::time::timeout(
-        DRIVER_LIMIT,
-        tokio::process::Command::new("node")
-            .arg("drive.mjs")
-            .current_dir(&driver)
-            .env("ELECTD_UI_NODES", candidates.join(","))
-            .env("ELECTD_UI_ADMIN_NODE", run.nodes[apart].url())
-            .env("ELECTD_UI_ADMIN_PID", run.nodes[apart].pid().to_string())
-            .env("ELECTD_UI_TOKEN", TOKEN)
-            .env("ELECTD_UI_SHOTS", &shots)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the browser's run to end")
-    .expect("node runs (Node.js, and `npm ci` in crates/electd/tests/ui)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the browser's checks failed ({}):\n{stderr}{stdout}",
-        output.status
-    );
-    let seen: serde_json::Value = stdout
-        .lines()
-        .last()
-        .and_then(|line| serde_json::from_str(line).ok())
-        .unwrap_or_else(|| panic!("no JSON from the driver:\n{stdout}{stderr}"));
-    eprintln!(
-        "ui: the browser's run took {:.1} s: {seen:#}",
-        started.elapsed().as_secs_f64()
-    );
+    let seen = drive(&[
+        ("ELECTD_UI_NODES", candidates.join(",")),
+        ("ELECTD_UI_ADMIN_NODE", run.nodes[apart].url()),
+        ("ELECTD_UI_ADMIN_PID", run.nodes[apart].pid().to_string()),
+        ("ELECTD_UI_TOKEN", TOKEN.to_owned()),
+        ("ELECTD_UI_SHOTS", shots.display().to_string()),
+    ])
+    .await;
 
     // What the page said is what the cluster did.
     let leader = run.sole_leader_among(&[0, 1, 2], SLACK).await;
@@ -125,4 +100,64 @@ async fn the_page_follows_and_steers_the_election_in_a_browser() {
         assert!(size > 10_000, "{path}: {size} bytes");
         eprintln!("ui: screenshot {path}");
     }
+}
+
+/// A key put by hand blocks the election: the page shows the obstacle, its
+/// message naming the key and the command, and what to do; once the key
+/// is deleted, the obstacle goes and the leader shows, without a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and the driver's npm packages: scripts/test.sh installs them"]
+async fn the_page_shows_an_obstacle_and_what_to_do() {
+    let etcd = harness::etcd::Etcd::single().await;
+    let key = "/electd/leader/zzz";
+    assert!(etcd.v3_put(key, "garbage").await);
+    let run = Run::with_etcd(etcd, "v3", TTL, 1).await;
+    let seen = drive(&[
+        ("ELECTD_UI_SCENARIO", "obstacle".to_owned()),
+        ("ELECTD_UI_NODES", run.nodes[0].url()),
+        ("ELECTD_UI_ETCD", run.etcd.endpoints()[0].clone()),
+        ("ELECTD_UI_KEY", key.to_owned()),
+    ])
+    .await;
+    run.sole_leader(SLACK).await;
+    assert_eq!(
+        seen["leader_shown"].as_str(),
+        Some(run.nodes[0].name.as_str()),
+        "{seen}"
+    );
+}
+
+/// Runs the driver (tests/ui/drive.mjs) with `env`; what it saw, as JSON.
+async fn drive(env: &[(&str, String)]) -> serde_json::Value {
+    let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
+    let started = std::time::Instant::now();
+    let output = tokio::time::timeout(
+        DRIVER_LIMIT,
+        tokio::process::Command::new("node")
+            .arg("drive.mjs")
+            .current_dir(&driver)
+            .envs(env.iter().map(|(name, value)| (name, value)))
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the browser's run to end")
+    .expect("node runs (Node.js, and `npm ci` in crates/electd/tests/ui)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the browser's checks failed ({}):\n{stderr}{stdout}",
+        output.status
+    );
+    let seen: serde_json::Value = stdout
+        .lines()
+        .last()
+        .and_then(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| panic!("no JSON from the driver:\n{stdout}{stderr}"));
+    eprintln!(
+        "ui: the browser's run took {:.1} s: {seen:#}",
+        started.elapsed().as_secs_f64()
+    );
+    seen
 }

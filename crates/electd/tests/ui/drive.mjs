@@ -2,12 +2,17 @@
 // cluster; crates/electd/tests/it/ui.rs starts the cluster and runs this.
 //
 // Environment:
+//   ELECTD_UI_SCENARIO     steer (the default) or obstacle
 //   ELECTD_UI_NODES        the candidates' base URLs, comma-separated
+//   ELECTD_UI_CHROMIUM     the browser (default /usr/bin/chromium)
+// steer:
 //   ELECTD_UI_ADMIN_NODE   a drained node with --admin-listen: its main URL
 //   ELECTD_UI_ADMIN_PID    that node's process, stopped at the end
 //   ELECTD_UI_TOKEN        the admin token every node was started with
 //   ELECTD_UI_SHOTS        where to save the screenshots
-//   ELECTD_UI_CHROMIUM     the browser (default /usr/bin/chromium)
+// obstacle:
+//   ELECTD_UI_ETCD         etcd's client URL
+//   ELECTD_UI_KEY          a key put by hand that blocks the election
 //
 // Prints one JSON line of what it saw and measured; exits 1, saying why on
 // stderr, at the first check that fails.
@@ -21,11 +26,8 @@ const env = (name) => {
   if (!value) throw new Error(`${name} is not set`);
   return value;
 };
+const scenario = process.env.ELECTD_UI_SCENARIO || 'steer';
 const nodes = env('ELECTD_UI_NODES').split(',');
-const adminNode = env('ELECTD_UI_ADMIN_NODE');
-const adminPid = Number(env('ELECTD_UI_ADMIN_PID'));
-const token = env('ELECTD_UI_TOKEN');
-const shots = env('ELECTD_UI_SHOTS');
 // Generous: a check fails only when something is wrong, never because the
 // machine is busy. The times it took are measured and printed.
 const WAIT = 15000;
@@ -56,41 +58,57 @@ function check(condition, what) {
   if (!condition) throw new Error(what);
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.ELECTD_UI_CHROMIUM || '/usr/bin/chromium',
-  // This machine's network is closed: nothing in the background.
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-try {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 1000 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(WAIT);
-  const problems = [];
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  page.on('console', (message) => {
-    // Refusals are 4xx answers, which the browser logs too; what counts
-    // is a script error or a blocked load (the policy's "Refused to …").
-    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource: the server responded')) {
-      problems.push(`console: ${message.text()}`);
-    }
-  });
-  const text = (selector) => page.locator(selector).textContent();
-  const leaderShown = (id) =>
-    page.waitForFunction((want) => document.getElementById('leader').textContent === want, id,
-      { timeout: WAIT, polling: 10 });
-  const leaderNoLonger = (id) =>
-    page.waitForFunction((old) => {
-      const shown = document.getElementById('leader').textContent;
-      return shown !== old && shown !== 'No leader' && shown !== '…';
-    }, id, { timeout: WAIT, polling: 10 });
-  const outcome = async (kind) => {
-    await page.locator(`#outcome.${kind}`).waitFor({ timeout: WAIT });
-    return text('#outcome');
-  };
-  const historyLength = () => page.locator('#history li').count();
-  const historyShown = async () => !(await page.locator('#history-section').isHidden());
+/** The page the helpers below look at. */
+let current;
 
+const text = (selector) => current.locator(selector).textContent();
+const leaderShown = (id) =>
+  current.waitForFunction((want) => document.getElementById('leader').textContent === want, id,
+    { timeout: WAIT, polling: 10 });
+const leaderNoLonger = (id) =>
+  current.waitForFunction((old) => {
+    const shown = document.getElementById('leader').textContent;
+    return shown !== old && shown !== 'No leader' && shown !== '…';
+  }, id, { timeout: WAIT, polling: 10 });
+const outcome = async (kind) => {
+  await current.locator(`#outcome.${kind}`).waitFor({ timeout: WAIT });
+  return text('#outcome');
+};
+const historyLength = () => current.locator('#history li').count();
+const historyShown = async () => !(await current.locator('#history-section').isHidden());
+
+/** A key put by hand blocks the election: the page says so and what to
+ * do; once the key is deleted, the obstacle goes and a leader shows. */
+async function obstacle(page, problems) {
+  const etcd = env('ELECTD_UI_ETCD');
+  const key = env('ELECTD_UI_KEY');
+  await page.goto(`${nodes[0]}/ui`);
+  await page.locator('#obstacle').waitFor({ timeout: WAIT });
+  seen.obstacle_message = await text('#obstacle-message');
+  seen.obstacle_todo = await text('#obstacle-todo');
+  check(seen.obstacle_message.includes(`etcdctl del ${key}`), `the message: ${seen.obstacle_message}`);
+  // The key holds the leader's place: shown, as not electd's.
+  seen.blocked_leader = await text('#leader');
+  check(seen.blocked_leader.startsWith('unknown'), `the leader shown: ${seen.blocked_leader}`);
+  const deleted = await fetch(`${etcd}/v3/kv/deleterange`, {
+    method: 'POST',
+    body: JSON.stringify({ key: Buffer.from(key).toString('base64') }),
+  });
+  check(deleted.ok, `etcd answered the delete with ${deleted.status}`);
+  const started = Date.now();
+  await page.locator('#obstacle').waitFor({ state: 'hidden', timeout: WAIT });
+  seen.obstacle_gone_ms = Date.now() - started;
+  const leader = await agreedLeader();
+  await leaderShown(leader.id);
+  seen.leader_shown = leader.id;
+  check(problems.length === 0, `the browser reported: ${problems.join('; ')}`);
+}
+
+async function steer(page, problems) {
+  const adminNode = env('ELECTD_UI_ADMIN_NODE');
+  const adminPid = Number(env('ELECTD_UI_ADMIN_PID'));
+  const token = env('ELECTD_UI_TOKEN');
+  const shots = env('ELECTD_UI_SHOTS');
   // 1. The leader's page names it, and its stream is live.
   const first = await agreedLeader();
   await page.goto(`${first.url}/ui`);
@@ -221,6 +239,29 @@ try {
   await page.locator('#stream.broken').waitFor({ timeout: WAIT });
   seen.broken_ms = Date.now() - started;
   seen.broken_notice = await text('#stream');
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.ELECTD_UI_CHROMIUM || '/usr/bin/chromium',
+  // This machine's network is closed: nothing in the background.
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+try {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 1000 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT);
+  const problems = [];
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    // Refusals are 4xx answers, which the browser logs too; what counts
+    // is a script error or a blocked load (the policy's "Refused to …").
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource: the server responded')) {
+      problems.push(`console: ${message.text()}`);
+    }
+  });
+  current = page;
+  await (scenario === 'obstacle' ? obstacle(page, problems) : steer(page, problems));
 } catch (error) {
   console.error(`ui: ${error.stack || error}`);
   console.error(`ui: seen so far: ${JSON.stringify(seen)}`);
