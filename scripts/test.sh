@@ -30,7 +30,9 @@ browser_test() {
         exit 1
     fi
     (cd crates/electd/tests/ui && npm ci --no-audit --no-fund --loglevel=error)
-    cargo test -p electd --locked --test it -- --ignored ui::
+    # --nocapture: the log shows what the browser saw, the times it
+    # measured and where the screenshots are.
+    cargo test -p electd --locked --test it -- --ignored ui:: --nocapture
 }
 
 if [ -n "${ELECTD_TEST_NO_PACKAGING:-}" ]; then
