@@ -4,8 +4,8 @@
 //! follows a resign made on it and one made from outside without a reload,
 //! shows refusals as sentences, hands over to a node chosen on it, drains
 //! and undrains, sends a node with `--admin-listen` to its admin listener,
-//! shows a key that blocks the election with what to do,
-//! and says when its stream breaks; the history timeline grows once the
+//! shows a key that blocks the election with what to do, shows what v2
+//! has, and says when its stream breaks; the history timeline grows once the
 //! node serves `/v1/history`. Screenshots go to `target/ui/`.
 //!
 //! Ignored unless asked for: it needs chromium and the driver's npm
@@ -125,6 +125,37 @@ async fn the_page_shows_an_obstacle_and_what_to_do() {
         Some(run.nodes[0].name.as_str()),
         "{seen}"
     );
+}
+
+/// On `--api v2` the page shows the leader alone (v2 keeps no queue),
+/// offers no hand-over to a named node, and says the history needs v3
+/// (hidden where the node has no `/v1/history` at all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and the driver's npm packages: scripts/test.sh installs them"]
+async fn on_v2_the_page_shows_what_v2_has() {
+    let run = Run::new("v2", TTL, 2).await;
+    run.sole_leader(SLACK).await;
+    let history = run.nodes[0].get("/v1/history").await.map(|a| a.status);
+    let seen = drive(&[
+        ("ELECTD_UI_SCENARIO", "v2".to_owned()),
+        (
+            "ELECTD_UI_NODES",
+            run.nodes
+                .iter()
+                .map(|n| n.url())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    ])
+    .await;
+    match history {
+        Some(404) => assert!(seen["history"].is_null(), "{seen}"),
+        _ => assert_eq!(
+            seen["history"].as_str(),
+            Some("The history needs etcd v3: this election runs on --api v2."),
+            "{seen}"
+        ),
+    }
 }
 
 /// Runs the driver (tests/ui/drive.mjs) with `env`; what it saw, as JSON.

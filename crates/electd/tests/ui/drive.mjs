@@ -2,7 +2,7 @@
 // cluster; crates/electd/tests/it/ui.rs starts the cluster and runs this.
 //
 // Environment:
-//   ELECTD_UI_SCENARIO     steer (the default) or obstacle
+//   ELECTD_UI_SCENARIO     steer (the default), obstacle or v2
 //   ELECTD_UI_NODES        the candidates' base URLs, comma-separated
 //   ELECTD_UI_CHROMIUM     the browser (default /usr/bin/chromium)
 // steer:
@@ -75,7 +75,12 @@ const outcome = async (kind) => {
   return text('#outcome');
 };
 const historyLength = () => current.locator('#history li').count();
-const historyShown = async () => !(await current.locator('#history-section').isHidden());
+/** Whether the page shows a history section, once its first read is done. */
+const historyShown = async () => {
+  await current.waitForFunction(() => document.getElementById('history-section').hidden
+    || document.getElementById('history-note').textContent !== '', null, { timeout: WAIT });
+  return !(await current.locator('#history-section').isHidden());
+};
 
 /** A key put by hand blocks the election: the page says so and what to
  * do; once the key is deleted, the obstacle goes and a leader shows. */
@@ -119,8 +124,6 @@ async function steer(page, problems) {
   check(seen.candidates_listed === nodes.length + 1, `${seen.candidates_listed} candidates listed`);
   // A reload would lose this; every change below must show without one.
   await page.evaluate(() => { window.sameDocument = true; });
-  // The history may need a moment after the first term.
-  await page.waitForTimeout(0);
   const historyAvailable = await historyShown();
   const historyBefore = historyAvailable ? await historyLength() : 0;
 
@@ -241,6 +244,27 @@ async function steer(page, problems) {
   seen.broken_notice = await text('#stream');
 }
 
+/** On --api v2: the leader only, nothing v3 alone can do, and the
+ * history's absence said. */
+async function v2(page, problems) {
+  const leader = await agreedLeader();
+  await page.goto(`${leader.url}/ui`);
+  await leaderShown(leader.id);
+  seen.leader_shown = leader.id;
+  seen.rows = await page.locator('#candidates tbody tr').count();
+  check(seen.rows === 1, `${seen.rows} rows on v2`);
+  seen.candidates_note = await text('#candidates-note');
+  check(seen.candidates_note.includes('v2 names the leader only'), `the note: ${seen.candidates_note}`);
+  seen.healthy = await text('#candidates td[data-label="Healthy"]');
+  check(seen.healthy === 'not known', `healthy on v2: ${seen.healthy}`);
+  const handOvers = await page.getByRole('button', { name: /^Hand over/ }).count();
+  check(handOvers === 0, `${handOvers} hand-over buttons on v2`);
+  await page.getByRole('button', { name: /^Resign/ }).waitFor();
+  seen.history = (await historyShown()) ? await text('#history-note') : null;
+  check(problems.length === 0, `the browser reported: ${problems.join('; ')}`);
+}
+
+const scenarios = { steer, obstacle, v2 };
 const browser = await chromium.launch({
   executablePath: process.env.ELECTD_UI_CHROMIUM || '/usr/bin/chromium',
   // This machine's network is closed: nothing in the background.
@@ -261,7 +285,8 @@ try {
     }
   });
   current = page;
-  await (scenario === 'obstacle' ? obstacle(page, problems) : steer(page, problems));
+  if (!scenarios[scenario]) throw new Error(`no scenario ${scenario}`);
+  await scenarios[scenario](page, problems);
 } catch (error) {
   console.error(`ui: ${error.stack || error}`);
   console.error(`ui: seen so far: ${JSON.stringify(seen)}`);
