@@ -42,7 +42,10 @@
     return base.replace(/\/+$/, '') + '/ui';
   }
 
+  /** A link to the page of the node at `base`; only http(s) URLs become
+   * links, so an advertise URL from a value put by hand can't be a script. */
   function link(base, words) {
+    if (!/^https?:\/\//i.test(base)) return el('span', {}, words);
     return el('a', { href: pageOf(base) }, words);
   }
 
