@@ -17,8 +17,9 @@ electctl cannot read.",
     ),
     (
         "3",
-        "No answer or timed out: a node did not answer, a watch stream stayed broken for \
---timeout, or a switchover's new leader did not lead in time.",
+        "No answer or timed out: a node did not answer (or is shutting down, or cannot read \
+etcd now), a watch stream stayed broken for --timeout, or a switchover's new leader did not \
+lead in time.",
     ),
 ];
 

@@ -16,8 +16,9 @@ pub enum Asked<'a> {
 }
 
 /// The error for `refusal`, answered by the node at `node` (its id or URL)
-/// to what was `asked`. `transfer_timed_out` and `shutting_down` exit 3
-/// (the node did not get it done in time, or will not answer); every other
+/// to what was `asked`. `transfer_timed_out`, `shutting_down` and
+/// `etcd_unavailable` exit 3 (the node did not get it done in time, or
+/// cannot answer now); every other
 /// code exits 1, an unknown one with the node's own message.
 pub fn explain(refusal: &Refusal, node: &str, asked: Asked<'_>, token_given: bool) -> Error {
     let target = match asked {
@@ -107,6 +108,13 @@ pub fn explain(refusal: &Refusal, node: &str, asked: Asked<'_>, token_given: boo
                 "{node} is shutting down: try again once it is back"
             ));
         }
+        "etcd_unavailable" => {
+            return Error::TimedOut(format!(
+                "{node} cannot read etcd now ({}): its /healthz says why; try again, or ask \
+                 another node with --node",
+                refusal.message
+            ));
+        }
         // A code this electctl does not know (from a newer electd): the
         // node's own words.
         _ => format!("{node} refused ({}): {}", refusal.error, refusal.message),
@@ -148,7 +156,7 @@ mod tests {
             let sentence = err.to_string();
             assert!(!sentence.contains(code), "{code}: {sentence}");
         }
-        for code in ["transfer_timed_out", "shutting_down"] {
+        for code in ["transfer_timed_out", "shutting_down", "etcd_unavailable"] {
             assert_eq!(explain(&refusal(code), "n1", asked, true).exit_status(), 3);
         }
     }

@@ -31,9 +31,9 @@ pub async fn follow(context: &Context) -> Result<(), Error> {
     // (term, since): the history is read again only for a new term.
     let mut known: Option<(u64, Option<OffsetDateTime>)> = None;
     let mut first = true;
+    let url = join(&context.node, "/v1/watch")?;
     loop {
         let event = events.next().await?;
-        let url = join(&context.node, "/v1/watch")?;
         let status: Status = client::parse(&url, &event.data)?;
         let term = status.leader.as_ref().map_or(0, |l| l.term);
         let since = match known {

@@ -38,6 +38,15 @@ pub async fn run(context: &Context, to: Option<&str>) -> Result<(), Error> {
     // The stream is open before the request, so the new leader cannot come
     // and go unseen.
     let mut events = context.client.follow(&context.node, "leader").await?;
+    let url = join(&context.node, "/v1/watch")?;
+    // The stream's first event is the leader when it opened: a newer term
+    // there is a change nobody asked for, not the outcome of this request.
+    let opened: Option<Leader> = client::parse(&url, &events.next().await?.data)?;
+    if opened.as_ref().map(|l| l.term) != Some(before.term) {
+        return Err(Error::Refused(
+            "leadership moved while electctl asked: run electctl list, then try again".to_owned(),
+        ));
+    }
     let started = Instant::now();
     admin_post(
         context,
@@ -51,7 +60,6 @@ pub async fn run(context: &Context, to: Option<&str>) -> Result<(), Error> {
     let after = tokio::time::timeout(context.client.timeout, async {
         loop {
             let event = events.next().await?;
-            let url = join(&context.node, "/v1/watch")?;
             let leader: Option<Leader> = client::parse(&url, &event.data)?;
             if let Some(leader) = leader
                 && leader.term > before.term
