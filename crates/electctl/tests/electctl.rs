@@ -110,6 +110,19 @@ impl Cluster {
         electctl(&argv).await
     }
 
+    /// Waits until `viewer` lists candidate `id` as drained, or not.
+    async fn lists_drained(&self, viewer: &str, id: &str, drained: bool) {
+        eventually(SLACK, "the drain in the list", || async {
+            let status = self.node(viewer).status().await?;
+            let listed = status["candidates"].as_array()?;
+            listed
+                .iter()
+                .any(|c| c["id"] == id && c["drained"] == drained)
+                .then_some(())
+        })
+        .await;
+    }
+
     /// The last in line of `node`'s list.
     async fn last_in_line(&self, node: &str) -> String {
         let status = self.node(node).status().await.expect("a status");
@@ -266,6 +279,8 @@ async fn list_and_switchover_name_the_leader_and_refusals_say_what_to_do() {
     let drain = cluster.ctl(follower, &["drain", &drained]).await;
     assert_eq!(drain.status, Some(0), "{drain:?}");
     assert!(drain.stdout.starts_with(&format!("{drained} is drained")));
+    // The leader, which judges a hand-over, has seen it.
+    cluster.lists_drained(&leader, &drained, true).await;
     cluster
         .ctl(follower, &["switchover", "--to", &drained])
         .await
@@ -275,13 +290,8 @@ async fn list_and_switchover_name_the_leader_and_refusals_say_what_to_do() {
     assert_eq!(undrain.status, Some(0), "{undrain:?}");
 
     // A switchover to the last in line: it leads, and electctl says so.
-    let last = cluster.last_in_line(follower).await;
-    eventually(SLACK, "the undrained node eligible again", || async {
-        let status = cluster.node(follower).status().await?;
-        let listed = status["candidates"].as_array()?;
-        listed.iter().all(|c| c["drained"] == false).then_some(())
-    })
-    .await;
+    cluster.lists_drained(&leader, &drained, false).await;
+    let last = cluster.last_in_line(&leader).await;
     let switched = cluster.ctl(follower, &["switchover", "--to", &last]).await;
     assert_eq!(switched.status, Some(0), "{switched:?}");
     assert!(
