@@ -4,16 +4,16 @@
 //! leadership gauges are set from the deadline-checked status at each scrape,
 //! so a paused leader never reports `electd_is_leader 1` after its deadline.
 //! The candidacy gauges (drained, priority, eligible), the obstacle and
-//! whether etcd requests fail are set from the same status; the health verdict and its changes come from the `--health-url`
-//! checker ([`Metrics::follow_health`]), and exist only with a check: a
-//! node without one exports no `electd_healthy` series at all, rather than
-//! a value that would pretend a check passed.
+//! whether etcd requests fail are set from the same status; the health
+//! verdict and its changes come from the `--health-url` checker
+//! ([`Metrics::follow_health`]), and exist only with a check: a node without
+//! one exports no `electd_healthy` series at all, rather than a value that
+//! would pretend a check passed.
 //!
 //! Every series whose labels take a known, bounded set of values is exported
-//! for each value from the start (a counter at 0, a gauge at 0): a series
-//! that appears only on its first increment hides that increment from
-//! Prometheus's `increase()` and `rate()`, and alert rules could not tell
-//! "none" from "not exported".
+//! for each value from the start, at 0: a series that appears only on its
+//! first increment hides that increment from Prometheus's `increase()` and
+//! `rate()`, and alert rules could not tell "none" from "not exported".
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
