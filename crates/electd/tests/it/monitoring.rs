@@ -3,9 +3,11 @@
 //! every alert fire and stay silent; each of the Grafana dashboard's
 //! expressions, its variables substituted, parses as PromQL; and a real
 //! Prometheus, scraping a real electd, loads the rules and the dashboard's
-//! expressions, evaluates each without error, fires nothing while the
-//! election is healthy, and stores every `electd_…` series that the rules,
-//! their tests and the dashboard name.
+//! expressions: a key electd did not write makes ElectdForeignKey and
+//! ElectdNoLeader pending; once it is removed, every rule and query
+//! evaluates without error, no alert is pending or firing, and every
+//! `electd_…` series that the rules, their tests and the dashboard name is
+//! one Prometheus stored.
 //!
 //! promtool and prometheus come from Debian's package prometheus
 //! (scripts/setup.sh installs it): without them these tests fail, saying so.
@@ -17,6 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use harness::app::HealthSwitch;
+use harness::etcd::Etcd;
 use harness::eventually;
 use harness::node::NodeArgs;
 use harness::prometheus::Prometheus;
@@ -34,6 +37,9 @@ const PROMETHEUS_SLACK: Duration = Duration::from_secs(60);
 
 /// Where the book serves the runbooks, as the rules file says it.
 const RUNBOOKS: &str = "https://electd.invalid/book/monitoring.html#";
+
+/// A key in the default election's prefix that electd did not write.
+const FOREIGN_KEY: &str = "/electd/leader/zzz";
 
 fn source(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -246,13 +252,37 @@ fn the_dashboards_expressions_parse_as_promql() {
     );
 }
 
+/// Every rule Prometheus loaded, as `/api/v1/rules` gives them, with their
+/// state, health and last error.
+async fn loaded_rules(prometheus: &Prometheus) -> Option<Vec<Value>> {
+    let data = prometheus.api("rules", &[]).await?;
+    let rules: Vec<Value> = data["groups"]
+        .as_array()?
+        .iter()
+        .flat_map(|group| group["rules"].as_array().cloned().unwrap_or_default())
+        .collect();
+    (!rules.is_empty()).then_some(rules)
+}
+
+/// The state of the alert `name`: inactive, pending or firing.
+fn alert_state<'a>(rules: &'a [Value], name: &str) -> &'a str {
+    rules
+        .iter()
+        .find(|rule| rule["name"] == name)
+        .and_then(|rule| rule["state"].as_str())
+        .unwrap_or_else(|| panic!("Prometheus has no alert {name}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_evaluates_the_rules_and_the_dashboard_on_a_live_node() {
+    // A key electd did not write holds the leader's place from the start.
+    let etcd = Etcd::single().await;
+    assert!(etcd.v3_put(FOREIGN_KEY, "garbage").await);
     // With --health-url, so that the node exports every series there is;
     // with the default TTL, so that a loaded machine does not make a
     // renewal fail (which ElectdRenewalsFailing would rightly report).
     let switch = HealthSwitch::start(true);
-    let mut run = Run::new("v3", 10, 0).await;
+    let mut run = Run::with_etcd(etcd, "v3", 10, 0).await;
     let node = run.spawn(
         "n0",
         NodeArgs::new()
@@ -261,7 +291,6 @@ async fn prometheus_evaluates_the_rules_and_the_dashboard_on_a_live_node() {
             .health_failures(1),
     );
     run.nodes[node].wait_serving().await;
-    run.sole_leader(SLACK).await;
     let target = format!("127.0.0.1:{}", run.nodes[node].port);
 
     let (dashboard, dashboard_text) = dashboard();
@@ -276,40 +305,46 @@ async fn prometheus_evaluates_the_rules_and_the_dashboard_on_a_live_node() {
         &[rules_file(), generated_file],
     );
 
-    let scraped = eventually(
+    // The election is blocked: its alerts are pending (their `for:` has
+    // not passed yet), from the node's series through Prometheus.
+    for alert in ["ElectdForeignKey", "ElectdNoLeader"] {
+        let what = format!("{alert} to be pending or firing");
+        eventually(PROMETHEUS_SLACK, &what, || async {
+            let rules = loaded_rules(&prometheus).await?;
+            (alert_state(&rules, alert) != "inactive").then_some(())
+        })
+        .await;
+    }
+
+    // The key removed, the node leads, and both alerts go quiet; the
+    // dashboard's "Leader" panel names the leader.
+    assert!(run.etcd.v3_delete(FOREIGN_KEY, false).await);
+    run.sole_leader(SLACK).await;
+    let leader_rule = &panels
+        .iter()
+        .find(|(title, _)| title == "Leader")
+        .expect("the dashboard has a panel \"Leader\"")
+        .1[0];
+    eventually(
         PROMETHEUS_SLACK,
-        "Prometheus to scrape the node",
+        "the alerts to go quiet and the Leader panel to name the node",
         || async {
-            let targets = prometheus.api("targets", &[]).await?;
-            let active = &targets["activeTargets"][0];
-            if active["health"] != "up" {
-                return None;
-            }
-            active["lastScrape"].as_str().map(str::to_owned)
-        },
-    )
-    .await;
-    // RFC 3339 in UTC, cut to the second, compares as text: a rule
-    // evaluated in a later second than the scrape saw its samples.
-    let after_scrape = |evaluated: &str| evaluated.get(..19) > scraped.get(..19);
-    let rules: Vec<Value> = eventually(
-        PROMETHEUS_SLACK,
-        "every rule to be evaluated after the first scrape",
-        || async {
-            let data = prometheus.api("rules", &[]).await?;
-            let rules: Vec<Value> = data["groups"]
-                .as_array()?
+            let rules = loaded_rules(&prometheus).await?;
+            let quiet = ["ElectdForeignKey", "ElectdNoLeader"]
                 .iter()
-                .flat_map(|group| group["rules"].as_array().cloned().unwrap_or_default())
-                .collect();
-            let evaluated = !rules.is_empty()
-                && rules
-                    .iter()
-                    .all(|rule| rule["lastEvaluation"].as_str().is_some_and(after_scrape));
-            evaluated.then_some(rules)
+                .all(|alert| alert_state(&rules, alert) == "inactive");
+            let leader = prometheus.query(leader_rule).await;
+            let named = leader
+                .iter()
+                .map(|sample| &sample["metric"]["instance"])
+                .eq([&json!(target)]);
+            (quiet && named).then_some(())
         },
     )
     .await;
+    let rules = loaded_rules(&prometheus)
+        .await
+        .expect("Prometheus answers with its rules");
 
     // Every rule evaluates without error on real data (a many-to-many
     // match, say, fails only there).
@@ -386,16 +421,6 @@ async fn prometheus_evaluates_the_rules_and_the_dashboard_on_a_live_node() {
             "no alert for electd_obstacle{{kind=\"{kind}\"}}"
         );
     }
-
-    // The dashboard's "Leader" panel names the leader.
-    let leader_rules = panels
-        .iter()
-        .find(|(title, _)| title == "Leader")
-        .map(|(_, rules)| rules)
-        .expect("the dashboard has a panel \"Leader\"");
-    let leader = prometheus.query(&leader_rules[0]).await;
-    let named: Vec<&Value> = leader.iter().map(|s| &s["metric"]["instance"]).collect();
-    assert_eq!(named, [&json!(target)], "{leader:?}");
 
     // Every electd_… name in the rules, their tests and the dashboard is a
     // series Prometheus stored from the node: the names as PromQL sees
