@@ -332,14 +332,9 @@ async fn v3_a_candidate_that_abandons_is_never_handed_the_record() {
     assert!(b_campaign.await.unwrap().is_err(), "b's campaign led");
     // Its lease is gone: no record can be bound to it, by hand or by a
     // hand-over.
-    let record = b_key.value.replacen(
-        "\"priority\"",
-        &format!("\"lease\":\"{:x}\",\"priority\"", b_key.lease),
-        1,
-    );
     assert!(
         !etcd
-            .v3_put_with_lease("/electd/lib/~leader", &record, b_key.lease)
+            .v3_put_with_lease("/electd/lib/~leader", &b_key.as_record(), b_key.lease)
             .await,
         "a record bound to the lease b abandoned"
     );
