@@ -8,6 +8,9 @@
 //! write to the record, no anchor, a node of the previous release queued),
 //! the departing node releases as before and the successor takes the
 //! record itself: a later term, never two leaders, nothing overwritten.
+//! A record that reaches a node that cannot lead with it (shutting down,
+//! turned unhealthy, in its resign cooldown, at or below its floor) is
+//! refused: never led with, given up long before its lease would run out.
 //! Real etcd, real electd processes; every test ends with the journal
 //! checker, and with `--exec`, with the commands' own records.
 
@@ -834,10 +837,11 @@ async fn a_record_rewritten_in_place_by_hand_is_a_new_term() {
     s.assert_safe();
 }
 
-/// How long the shutting-down successor's requests take to reach etcd: its
-/// revoke lands this long after its SIGTERM, and the record handed to it
-/// meanwhile lives until then. Well under the TTL, and short enough that
-/// its watch's progress answers come back within a third of the TTL.
+/// How long the refusing successor's requests take to reach etcd: what it
+/// writes after it began to refuse (its revoke, its key rewritten) lands
+/// this long after, and the record handed to it meanwhile lives until then.
+/// Well under the TTL, and short enough that its watch's progress answers
+/// come back within a third of the TTL.
 const HELD: Duration = Duration::from_millis(700);
 
 /// The state a successor is in when the record reaches it.
@@ -845,29 +849,39 @@ const HELD: Duration = Duration::from_millis(700);
 enum Refusing {
     /// Shutting down (SIGTERM received, its release on its way).
     ShuttingDown,
+    /// Unhealthy (its verdict taken, its key not rewritten yet).
+    TurnedUnhealthy,
     /// In its resign cooldown.
     CoolingDown,
 }
 
-/// A record that arrives unasked, at a node that cannot lead with it:
-/// shutting down (n1 got SIGTERM; its revoke is held on the way to etcd,
-/// `HELD`, and n0 hands it the record meanwhile) or in its resign cooldown
-/// (n0 resigned; its lease is revoked). The shutting-down node never
-/// leads: its claim is given up before the record arrives, and its revoke
-/// deletes the record with its key, long before its lease would have run
-/// out; the third leads. The cooling-down node holds no key and no lease:
-/// no record can be bound to it, and the next hand-over passes it by, in
-/// one write.
+/// A record that arrives unasked, at a node that cannot lead with it.
+/// Shutting down, or turned unhealthy: n1's requests are held on the way
+/// to etcd (`HELD`), n1 begins to shut down (SIGTERM) or takes an
+/// unhealthy verdict (its log says so), and n0 resigns meanwhile: n0's
+/// reading still shows n1's key queued and eligible, so n0 hands it the
+/// record in one write. n1 never leads with it: a shutting-down node gave
+/// its claim up before the record arrived, and its revoke deletes the
+/// record with its key; an ineligible one gives the record up (a revoke)
+/// as soon as it sees it, saying why. Either way the third leads, long
+/// before n1's lease would run out (an unhealthy n1 keeps renewing it: a
+/// record it kept would never expire). In its resign cooldown (n0 resigned,
+/// its lease revoked) a node holds no key: no record can be bound to it,
+/// and the next hand-over passes it by, in one write.
 async fn a_node_that_cannot_lead_refuses_the_record(state: Refusing) {
     let run = Run::faulty(Etcd::single().await, "v3", TTL, 0).await;
     let mut s = Steered::with_run(run);
+    let switch = HealthSwitch::start(true);
     let cooling = NodeArgs::new().resign_cooldown(Duration::from_secs(600));
     s.line_up([
         Opts {
             own: cooling,
             ..Opts::default()
         },
-        Opts::default(),
+        Opts {
+            health: Some(&switch),
+            ..Opts::default()
+        },
         Opts::default(),
     ])
     .await;
@@ -876,7 +890,7 @@ async fn a_node_that_cannot_lead_refuses_the_record(state: Refusing) {
     let run = &s.run;
     let etcd = &run.etcd;
     match state {
-        Refusing::ShuttingDown => {
+        Refusing::ShuttingDown | Refusing::TurnedUnhealthy => {
             for proxy in run.link(1) {
                 proxy.set(
                     Direction::Upstream,
@@ -887,12 +901,18 @@ async fn a_node_that_cannot_lead_refuses_the_record(state: Refusing) {
                 );
             }
             let before = etcd.v3_revision().await;
-            run.nodes[1].terminate();
-            eventually(SLACK, "n1 to begin shutting down", || async {
-                run.nodes[1]
-                    .output()
-                    .contains("shutting down")
-                    .then_some(())
+            let begun = match state {
+                Refusing::ShuttingDown => {
+                    run.nodes[1].terminate();
+                    "shutting down"
+                }
+                _ => {
+                    switch.set_healthy(false);
+                    "unhealthy: the health check failed"
+                }
+            };
+            eventually(SLACK, "n1 to begin refusing", || async {
+                run.nodes[1].output().contains(begun).then_some(())
             })
             .await;
             let handed_at = harness::now_ns();
@@ -903,23 +923,31 @@ async fn a_node_that_cannot_lead_refuses_the_record(state: Refusing) {
                 handed
                     .as_ref()
                     .is_some_and(|r| r.value.contains("\"id\":\"n1\"")),
-                "not handed to n1 in one write: {handed:?}"
+                "{state:?}: not handed to n1 in one write: {handed:?}"
             );
             assert_eq!(run.sole_leader_among(&[0, 2], SLACK).await, 2);
             let took = run.took(2, handed_at);
-            eprintln!("n2 led {took:?} after the record was handed to n1, shutting down");
+            eprintln!("{state:?}: n2 led {took:?} after the record was handed to n1");
             assert!(
-                took < run.ttl() / 2,
-                "n2 led {took:?} after the hand-over to n1: not n1's revoke"
+                took < run.ttl(),
+                "{state:?}: n2 led {took:?} after the hand-over to n1"
             );
-            // n1's revoke deleted the record with its key, the write after
-            // the hand-over; n2 then took the record itself.
-            assert_eq!(etcd.v3_get(RECORD, Some(before + 2)).await, None);
             let (term, _) = run.last_acquired(2).expect("n2 acquired");
             assert!(term > before + 2, "term {term}");
-            let status = s.run.nodes[1].wait_exit(SLACK).await;
-            assert_eq!(status.and_then(|s| s.code()), Some(0), "{status:?}");
-            assert!(s.run.last_acquired(1).is_none(), "n1 led");
+            if let Refusing::ShuttingDown = state {
+                // n1's revoke deleted the record with its key, the write
+                // after the hand-over; n2 then took the record itself.
+                assert_eq!(etcd.v3_get(RECORD, Some(before + 2)).await, None);
+                let status = s.run.nodes[1].wait_exit(SLACK).await;
+                assert_eq!(status.and_then(|s| s.code()), Some(0), "{status:?}");
+            } else {
+                let output = run.nodes[1].output();
+                assert!(
+                    output.contains("is ours but this candidate is not eligible"),
+                    "{output}"
+                );
+            }
+            assert!(s.run.last_acquired(1).is_none(), "{state:?}: n1 led");
         }
         Refusing::CoolingDown => {
             let key = candidate_key(etcd, "n0").await;
@@ -961,6 +989,11 @@ mod refused {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn by_a_node_turned_unhealthy() {
+        a_node_that_cannot_lead_refuses_the_record(Refusing::TurnedUnhealthy).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn by_a_node_in_its_resign_cooldown() {
         a_node_that_cannot_lead_refuses_the_record(Refusing::CoolingDown).await;
     }
@@ -999,19 +1032,27 @@ mod refused {
             None
         })
         .await;
+        let before = etcd.v3_revision().await;
         assert!(
             etcd.v3_put_with_lease(RECORD, &key.as_record(), key.lease)
                 .await
         );
         let put_at = Instant::now();
-        let record = etcd.v3_get(RECORD, None).await;
-        let term = record.map_or(0, |r| r.mod_revision);
-        assert!(term > 0 && term <= floor, "term {term}, floor {floor}");
         eventually(SLACK, "n1 to give the record up", || async {
             etcd.v3_get(RECORD, None).await.is_none().then_some(())
         })
         .await;
         let held = put_at.elapsed();
+        // It may be gone before it could be read: its term from history.
+        let mut term = None;
+        for revision in before + 1..=etcd.v3_revision().await {
+            if let Some(record) = etcd.v3_get(RECORD, Some(revision)).await {
+                term = Some(record.mod_revision);
+                break;
+            }
+        }
+        let term = term.expect("the record in etcd's history");
+        assert!(term <= floor, "term {term}, floor {floor}");
         eprintln!("n1 gave up the record at term {term} (floor {floor}) within {held:?}");
         assert!(held < run.ttl() / 2, "held {held:?}: not given up");
         assert!(
