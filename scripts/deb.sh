@@ -4,13 +4,14 @@
 # deploy/debian/, and prints its path as its last line:
 # target/debian/electd_VERSION_ARCH.deb.
 #
-#   /usr/bin/electd
+#   /usr/bin/electd, /usr/bin/electctl
 #   /lib/systemd/system/electd@.service     one instance per election
 #   /etc/electd/example.env                 a conffile: the settings, commented
-#   /usr/share/man/man1/electd.1.gz         generated from electd's clap
-#   /usr/share/bash-completion/completions/electd      definition
-#   /usr/share/zsh/vendor-completions/_electd          (cargo xtask man,
-#   /usr/share/fish/vendor_completions.d/electd.fish   cargo xtask completions)
+#   /usr/share/man/man1/electd.1.gz         generated from each program's
+#   /usr/share/man/man1/electctl.1.gz       clap definition (cargo xtask man,
+#   /usr/share/bash-completion/completions/electd, electctl   cargo xtask
+#   /usr/share/zsh/vendor-completions/_electd, _electctl      completions)
+#   /usr/share/fish/vendor_completions.d/electd.fish, electctl.fish
 #   /usr/share/doc/electd/copyright, changelog.gz
 #
 # Install it with `apt install ./electd_VERSION_ARCH.deb` (which brings what
@@ -38,6 +39,7 @@ rm -rf "$root" "$deb"
 mkdir -p "$root/DEBIAN"
 
 install -D -m 0755 "$binary" "$root/usr/bin/electd"
+install -D -m 0755 "$(dirname "$binary")/electctl" "$root/usr/bin/electctl"
 install -D -m 0644 deploy/debian/electd@.service "$root/lib/systemd/system/electd@.service"
 install -D -m 0644 deploy/debian/example.env "$root/etc/electd/example.env"
 install -D -m 0644 deploy/debian/copyright "$root/usr/share/doc/electd/copyright"
@@ -51,11 +53,14 @@ rm -rf "$generated"
 xtask=(cargo run --release --locked --quiet -p xtask --)
 "${xtask[@]}" man "$generated" >&2
 "${xtask[@]}" completions "$generated" >&2
-install -D -m 0644 "$generated/electd.1" "$root/usr/share/man/man1/electd.1"
-gzip -9n "$root/usr/share/man/man1/electd.1"
-install -D -m 0644 "$generated/electd" "$root/usr/share/bash-completion/completions/electd"
-install -D -m 0644 "$generated/_electd" "$root/usr/share/zsh/vendor-completions/_electd"
-install -D -m 0644 "$generated/electd.fish" "$root/usr/share/fish/vendor_completions.d/electd.fish"
+for program in electd electctl; do
+    install -D -m 0644 "$generated/$program.1" "$root/usr/share/man/man1/$program.1"
+    gzip -9n "$root/usr/share/man/man1/$program.1"
+    install -D -m 0644 "$generated/$program" "$root/usr/share/bash-completion/completions/$program"
+    install -D -m 0644 "$generated/_$program" "$root/usr/share/zsh/vendor-completions/_$program"
+    install -D -m 0644 "$generated/$program.fish" \
+        "$root/usr/share/fish/vendor_completions.d/$program.fish"
+done
 
 # A native package's changelog, in Debian's format; the project's own is
 # CHANGELOG.md. Dated by the last commit, so a rebuild is the same file.
@@ -75,7 +80,8 @@ shlibs=$out/shlibs
 rm -rf "$shlibs"
 mkdir -p "$shlibs/debian"
 printf 'Source: electd\n\nPackage: electd\nArchitecture: any\n' >"$shlibs/debian/control"
-libraries=$(cd "$shlibs" && dpkg-shlibdeps -O "$root/usr/bin/electd" | sed -n 's/^shlibs:Depends=//p')
+libraries=$(cd "$shlibs" && dpkg-shlibdeps -O "$root/usr/bin/electd" "$root/usr/bin/electctl" |
+    sed -n 's/^shlibs:Depends=//p')
 [ -n "$libraries" ] || fail "dpkg-shlibdeps found no library for $root/usr/bin/electd"
 
 install -m 0755 deploy/debian/postinst deploy/debian/prerm deploy/debian/postrm "$root/DEBIAN/"
@@ -98,6 +104,8 @@ Description: leader election on etcd
  node can say who leads: a plain-text answer, JSON status, health checks
  for load balancers and readiness probes, Prometheus metrics. It can run a
  command only while its node leads (--exec), handing it a fencing token.
+ electctl, in the same package, lists an election, hands leadership over,
+ drains nodes and follows each change of leader.
  .
  A leader stops calling itself leader before its lease could expire, and
  hands over within milliseconds when stopped. The package runs one

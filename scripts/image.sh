@@ -53,11 +53,15 @@ context=$(dirname "$(dirname "$binary")")/image
 rm -rf "$context"
 rootfs=$context/rootfs
 install -D -m 0755 "$binary" "$rootfs/usr/bin/electd"
+electctl=$(dirname "$binary")/electctl
+install -D -m 0755 "$electctl" "$rootfs/usr/bin/electctl"
 
-# The libraries electd links and its dynamic loader, at the paths the
-# loader looks in (ldd names them), each from a Debian package whose
-# copyright goes with it.
-libraries=$(ldd "$binary" | awk '$2 == "=>" { print $3 } $1 ~ /^\// { print $1 }')
+# The libraries electd and electctl link and their dynamic loader, at the
+# paths the loader looks in (ldd names them), each from a Debian package
+# whose copyright goes with it.
+# (ldd heads each file's list with its path and a colon: not a library.)
+libraries=$(ldd "$binary" "$electctl" |
+    awk '$2 == "=>" { print $3 } $1 ~ /^\// && $1 !~ /:$/ { print $1 }' | sort -u)
 [ -n "$libraries" ] || fail "ldd names no library of $binary"
 for library in $libraries; do
     owner=$(dpkg -S "$library" 2>/dev/null) || fail "$library is not from a Debian package"

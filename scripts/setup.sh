@@ -12,6 +12,11 @@
 #   libprotobuf-dev    google/protobuf/*.proto, which those files import
 #                      (protobuf-compiler only recommends it)
 #   wrk                the HTTP load generator of electd-bench
+#   prometheus         promtool checks and unit-tests deploy/monitoring's
+#                      rules; the server loads them and scrapes a real electd
+#                      (crates/electd/tests/it/monitoring.rs); on a host
+#                      with systemd, the package also starts its own server
+#                      on :9090 (systemctl disable --now prometheus)
 #
 # The image and the package (scripts/image.sh, scripts/deb.sh, and the
 # tests in crates/electd/tests/it/packaging.rs):
@@ -39,7 +44,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(etcd-server etcd-client protobuf-compiler libprotobuf-dev wrk
+packages=(etcd-server etcd-client protobuf-compiler libprotobuf-dev wrk prometheus
     binutils podman runc dpkg-dev adduser lintian man-db zsh fish systemd
     chromium)
 scripts/install-packages.sh "${packages[@]}"
@@ -53,6 +58,8 @@ fail() {
 etcd --version >/dev/null 2>&1 || fail "etcd does not run (package etcd-server)"
 ETCDCTL_API=3 etcdctl version >/dev/null 2>&1 || fail "etcdctl does not run (package etcd-client)"
 command -v wrk >/dev/null 2>&1 || fail "wrk is missing (package wrk)"
+promtool --version >/dev/null 2>&1 || fail "promtool does not run (package prometheus)"
+prometheus --version >/dev/null 2>&1 || fail "prometheus does not run (package prometheus)"
 
 probe=$(mktemp -d)
 trap 'rm -rf "$probe"' EXIT

@@ -42,6 +42,19 @@ pub enum EndReason {
 }
 
 impl EndReason {
+    /// Every reason, so that a metric can export each one from the start
+    /// (at 0) rather than only those seen.
+    pub const ALL: [EndReason; 8] = [
+        EndReason::Resign,
+        EndReason::Shutdown,
+        EndReason::Deadline,
+        EndReason::Lost,
+        EndReason::Unhealthy,
+        EndReason::Drain,
+        EndReason::Transfer,
+        EndReason::Preempted,
+    ];
+
     /// The reason as written in journals and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -361,7 +361,10 @@ impl Election {
     /// Stops the election like [`Election::shutdown`], but a leader leaves
     /// its key to expire after the TTL instead of deleting it: for a program
     /// that cannot confirm the work it did as leader has stopped, so must
-    /// not let a successor start early.
+    /// not let a successor start early. A candidate's claim that never led
+    /// is released as by [`Election::shutdown`]: there is nothing to wait
+    /// out, and left queued it could be handed the leadership it can no
+    /// longer take.
     pub async fn abandon(&self) {
         self.stop(false).await;
     }

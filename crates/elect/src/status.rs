@@ -207,7 +207,22 @@ impl Obstacle {
         }
     }
 
-    /// A short, stable phrase, for logs and metrics labels.
+    /// Every [`Obstacle::kind`], so that a metric can export each one
+    /// (0 while absent) rather than only those seen.
+    pub const KINDS: [&'static str; 3] = ["foreign_key", "waiting", "regressed"];
+
+    /// A stable name of its kind, for programs and metric labels (the
+    /// `kind` of `/v1/status`'s obstacle, `electd_obstacle{kind}`): one of
+    /// [`Obstacle::KINDS`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Obstacle::ForeignKey { .. } => "foreign_key",
+            Obstacle::Predecessor { .. } => "waiting",
+            Obstacle::Regressed { .. } => "regressed",
+        }
+    }
+
+    /// A short, stable phrase, for logs.
     pub fn summary(&self) -> &'static str {
         match self {
             Obstacle::ForeignKey { .. } => "a key electd did not write blocks the election",
@@ -460,6 +475,36 @@ mod tests {
             candidacy: Candidacy::default(),
             asked: None,
         }
+    }
+
+    /// One obstacle of each kind.
+    fn one_of_each_obstacle() -> [Obstacle; 3] {
+        [
+            Obstacle::ForeignKey {
+                key: "/electd/leader/~leader".to_owned(),
+                kind: Foreign::Value,
+                expiry: Expiry::Never,
+                api: Api::V3,
+            },
+            Obstacle::Predecessor {
+                key: "/electd/leader/~leader".to_owned(),
+                lease: 7,
+                expires: None,
+            },
+            Obstacle::Regressed {
+                from: 9,
+                to: 2,
+                state_file: None,
+                api: Api::V3,
+                program: "electd".to_owned(),
+            },
+        ]
+    }
+
+    #[test]
+    fn kinds_lists_each_obstacle_kind_once() {
+        let kinds: Vec<&str> = one_of_each_obstacle().iter().map(Obstacle::kind).collect();
+        assert_eq!(kinds, Obstacle::KINDS);
     }
 
     #[test]

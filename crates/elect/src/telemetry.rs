@@ -43,6 +43,14 @@ pub enum RenewalOutcome {
 }
 
 impl RenewalOutcome {
+    /// Every outcome, so that a metric can export each one from the start
+    /// (at 0) rather than only those seen.
+    pub const ALL: [RenewalOutcome; 3] = [
+        RenewalOutcome::Renewed,
+        RenewalOutcome::Failed,
+        RenewalOutcome::Lost,
+    ];
+
     /// The outcome as a metric label.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -446,3 +446,27 @@ async fn in_a_queue_a_term_that_lapsed_resumes_and_a_lost_one_waits_to_be_asked(
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn abandoning_a_claim_that_never_led_releases_it() {
+    bounded(async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let (election, store) = crate::testing::start_queue(config(&path)).unwrap();
+        store.take_over("other");
+        let election = Arc::new(election);
+        let campaign = tokio::spawn({
+            let election = election.clone();
+            async move { election.campaign().await.map(|l| l.term()) }
+        });
+        // Queued behind the other: a claim that never led.
+        sleep(TTL).await;
+        assert!(!campaign.is_finished(), "led while another held the place");
+        election.abandon().await;
+        // Released, not left queued to be handed a place it cannot take.
+        assert_eq!(store.leader_at_release(), [false]);
+        assert!(journal(&path).is_empty(), "journalled a tenure");
+        campaign.abort();
+    })
+    .await;
+}

@@ -279,6 +279,90 @@ async fn v3_a_record_handed_on_is_left_alone_by_a_second_hand_on() {
     }
 }
 
+/// The ids `election` lists as candidates, leader first, from its own mirror.
+async fn listed(election: &Election) -> Option<Vec<String>> {
+    let candidates = election.candidates().await.ok()?;
+    Some(candidates.into_iter().filter_map(|c| c.id).collect())
+}
+
+/// v3: a candidate that abandons the election before it ever led has no
+/// work to wait out, so its claim is released at once, as by a shutdown:
+/// left queued (and eligible) until its lease ran out, it would be handed
+/// the record on the next hand-over, and nobody could lead until then. A
+/// record cannot be bound to its lease any more; the leader's resign hands
+/// the record to the next eligible candidate in one write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_a_candidate_that_abandons_is_never_handed_the_record() {
+    let etcd = Etcd::single().await;
+    // Far longer than the test's bounds: waiting for a lease to run out
+    // shows as a timeout.
+    let ttl = Duration::from_secs(30);
+    let start = |id: &str| {
+        Arc::new(Election::start(config(&etcd, Api::V3, id).ttl(ttl).build().unwrap()).unwrap())
+    };
+    let (a, b, c) = (start("a"), start("b"), start("c"));
+    let first = tokio::time::timeout(LIMIT, a.campaign())
+        .await
+        .unwrap()
+        .unwrap();
+    let campaign = |e: &Arc<Election>| {
+        let e = e.clone();
+        tokio::spawn(async move { e.campaign().await.map(|l| l.term()) })
+    };
+    let b_campaign = campaign(&b);
+    eventually(LIMIT, "b queued behind a", || async {
+        (listed(&a).await? == ["a", "b"]).then_some(())
+    })
+    .await;
+    let c_campaign = campaign(&c);
+    eventually(LIMIT, "c queued behind b", || async {
+        (listed(&a).await? == ["a", "b", "c"]).then_some(())
+    })
+    .await;
+    let mut b_key = None;
+    for key in etcd.v3_keys("/electd/lib/~c/").await {
+        let stored = etcd.v3_get(&key, None).await.unwrap();
+        if stored.value.contains("\"id\":\"b\"") {
+            b_key = Some(stored);
+        }
+    }
+    let b_key = b_key.expect("b's candidate key");
+
+    b.abandon().await;
+    assert!(b_campaign.await.unwrap().is_err(), "b's campaign led");
+    // Its lease is gone: no record can be bound to it, by hand or by a
+    // hand-over.
+    assert!(
+        !etcd
+            .v3_put_with_lease("/electd/lib/~leader", &b_key.as_record(), b_key.lease)
+            .await,
+        "a record bound to the lease b abandoned"
+    );
+    eventually(LIMIT, "a to see b gone", || async {
+        (listed(&a).await? == ["a", "c"]).then_some(())
+    })
+    .await;
+    let before = etcd.v3_revision().await;
+    let resigned = std::time::Instant::now();
+    first.resign().await.unwrap();
+    let term = tokio::time::timeout(LIMIT, c_campaign)
+        .await
+        .expect("c to lead long before the lease b abandoned would run out")
+        .unwrap()
+        .unwrap();
+    eprintln!("c led {:?} after a resigned", resigned.elapsed());
+    assert_eq!(term, before + 1, "not handed to c in one write");
+    // (c's guard is dropped by now: the record as c's term wrote it.)
+    let handed = etcd
+        .v3_get("/electd/lib/~leader", Some(term))
+        .await
+        .unwrap();
+    assert!(handed.value.contains("\"id\":\"c\""), "{handed:?}");
+    assert_ne!(b.status().role(), Role::Leader);
+    c.shutdown().await;
+    a.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v2_a_dead_candidates_claims_are_released_from_outside() {
     a_dead_candidates_claims_are_released_from_outside(Api::V2).await;

@@ -3,18 +3,24 @@
 //! Counters are fed by the election through [`elect::Telemetry`]; the
 //! leadership gauges are set from the deadline-checked status at each scrape,
 //! so a paused leader never reports `electd_is_leader 1` after its deadline.
-//! The candidacy gauges (drained, priority, eligible) are set from the same
-//! status; the health verdict and its changes come from the `--health-url`
-//! checker ([`Metrics::follow_health`]), and exist only with a check: a
-//! node without one exports no `electd_healthy` series at all, rather than
-//! a value that would pretend a check passed.
+//! The candidacy gauges (drained, priority, eligible), the obstacle and
+//! whether etcd requests fail are set from the same status; the health
+//! verdict and its changes come from the `--health-url` checker
+//! ([`Metrics::follow_health`]), and exist only with a check: a node without
+//! one exports no `electd_healthy` series at all, rather than a value that
+//! would pretend a check passed.
+//!
+//! Every series whose labels take a known, bounded set of values is exported
+//! for each value from the start, at 0: a series that appears only on its
+//! first increment hides that increment from Prometheus's `increase()` and
+//! `rate()`, and alert rules could not tell "none" from "not exported".
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use elect::journal::EndReason;
-use elect::{RenewalOutcome, RequestOutcome, Status, Telemetry};
+use elect::{Obstacle, RenewalOutcome, RequestOutcome, Status, Telemetry};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -48,11 +54,27 @@ struct Outcome {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Kind {
+    kind: &'static str,
+}
+
 type DurationHistogram = Family<Op, Histogram, fn() -> Histogram>;
 
 fn request_histogram() -> Histogram {
     // 0.25 ms … about 4 s.
     Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
+}
+
+/// Creates the series of each of `labels` in `family`, at its initial value.
+fn export_each<S, M>(family: &Family<S, M>, labels: impl IntoIterator<Item = S>)
+where
+    S: Clone + std::hash::Hash + Eq,
+    M: Default,
+{
+    for label in labels {
+        drop(family.get_or_create(&label));
+    }
 }
 
 /// Every metric electd exports.
@@ -69,6 +91,8 @@ pub struct Metrics {
     drained: Gauge,
     priority: Gauge,
     candidate: Gauge,
+    obstacle: Family<Kind, Gauge>,
+    etcd_failing: Gauge,
     /// With `--health-url` only.
     health: Option<HealthMetrics>,
 }
@@ -103,6 +127,8 @@ impl Metrics {
             lease_remaining.clone(),
         );
         let leadership_changes = Family::<Reason, Counter>::default();
+        let reasons = std::iter::once("acquired").chain(EndReason::ALL.map(EndReason::as_str));
+        export_each(&leadership_changes, reasons.map(|reason| Reason { reason }));
         registry.register(
             "leadership_changes",
             "Leaderships acquired (reason=acquired) and ended \
@@ -122,6 +148,10 @@ impl Metrics {
             etcd_duration.clone(),
         );
         let renewals = Family::<Outcome, Counter>::default();
+        let outcomes = RenewalOutcome::ALL.map(|outcome| Outcome {
+            outcome: outcome.as_str(),
+        });
+        export_each(&renewals, outcomes);
         registry.register(
             "renewals",
             "Renewals of this node's claim by outcome (renewed, failed, lost)",
@@ -151,6 +181,22 @@ impl Metrics {
             "1 while this node may lead (also while it leads): not an observer, healthy and not \
              drained; else 0",
             candidate.clone(),
+        );
+        let obstacle = Family::<Kind, Gauge>::default();
+        export_each(&obstacle, Obstacle::KINDS.map(|kind| Kind { kind }));
+        registry.register(
+            "obstacle",
+            "1 while this kind of obstacle in etcd keeps the election from electing or makes \
+             it wait (foreign_key, waiting, regressed; /v1/status says which key and what to \
+             do), else 0",
+            obstacle.clone(),
+        );
+        let etcd_failing = Gauge::default();
+        registry.register(
+            "etcd_failing",
+            "1 while this node's requests to etcd fail (from a failed request to the next that \
+             succeeds; /healthz says why), else 0",
+            etcd_failing.clone(),
         );
         let health = health_checked.then(|| {
             let healthy = Gauge::default();
@@ -187,6 +233,8 @@ impl Metrics {
             drained,
             priority,
             candidate,
+            obstacle,
+            etcd_failing,
             health,
         }
     }
@@ -215,8 +263,8 @@ impl Metrics {
         self.exec_restarts.inc();
     }
 
-    /// The exposition, with the leadership and candidacy gauges taken from
-    /// `status` now.
+    /// The exposition, with the leadership, candidacy, obstacle and etcd
+    /// gauges taken from `status` now.
     pub fn render(&self, status: &Status) -> String {
         let now = Instant::now();
         let leading = status.tenure_at(now);
@@ -231,6 +279,13 @@ impl Metrics {
         self.priority.set(offer.priority);
         self.candidate
             .set(i64::from(!status.observer && offer.eligible()));
+        let present = status.obstacle.as_ref().map(Obstacle::kind);
+        for kind in Obstacle::KINDS {
+            self.obstacle
+                .get_or_create(&Kind { kind })
+                .set(i64::from(present == Some(kind)));
+        }
+        self.etcd_failing.set(i64::from(status.problem.is_some()));
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
@@ -276,7 +331,7 @@ impl Telemetry for Metrics {
 
 #[cfg(test)]
 mod tests {
-    //! The candidacy and health series, in-process on the library's test
+    //! The candidacy, obstacle, etcd and health series, in-process on the library's test
     //! double under paused time; `tests/it/metrics.rs` scrapes a real electd.
 
     use super::*;
@@ -288,12 +343,17 @@ mod tests {
         start_queue(config).unwrap().0
     }
 
-    /// The value of an unlabelled series, if it is exported.
-    fn value(metrics: &Metrics, election: &Election, name: &str) -> Option<i64> {
-        metrics.render(&election.status()).lines().find_map(|l| {
+    /// The value of `name` in `status`'s exposition, if it is exported.
+    fn value_in(metrics: &Metrics, status: &Status, name: &str) -> Option<i64> {
+        metrics.render(status).lines().find_map(|l| {
             let (key, value) = l.split_once(' ')?;
             (key == name).then(|| value.parse().unwrap())
         })
+    }
+
+    /// The value of `name` in `election`'s exposition now.
+    fn value(metrics: &Metrics, election: &Election, name: &str) -> Option<i64> {
+        value_in(metrics, &election.status(), name)
     }
 
     /// Lets the task following the verdicts catch up with the last one sent.
@@ -337,6 +397,63 @@ mod tests {
 
         let observer = election(Config::builder().observer(true));
         assert_eq!(value(&m, &observer, "electd_candidate"), Some(0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_known_label_value_is_exported_from_the_start() {
+        let e = election(Config::builder());
+        let m = Metrics::new(false);
+        let status = e.status();
+        for reason in ["acquired", "resign", "deadline", "transfer", "preempted"] {
+            let series = format!("electd_leadership_changes_total{{reason=\"{reason}\"}}");
+            assert_eq!(value_in(&m, &status, &series), Some(0), "{series}");
+        }
+        for outcome in ["renewed", "failed", "lost"] {
+            let series = format!("electd_renewals_total{{outcome=\"{outcome}\"}}");
+            assert_eq!(value_in(&m, &status, &series), Some(0), "{series}");
+        }
+        for kind in ["foreign_key", "waiting", "regressed"] {
+            let series = format!("electd_obstacle{{kind=\"{kind}\"}}");
+            assert_eq!(value_in(&m, &status, &series), Some(0), "{series}");
+        }
+        assert_eq!(value_in(&m, &status, "electd_etcd_failing"), Some(0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_obstacle_and_failing_requests_follow_the_status() {
+        let e = election(Config::builder());
+        let m = Metrics::new(false);
+        let mut status = e.status();
+        status.obstacle = Some(Obstacle::Regressed {
+            from: 9,
+            to: 2,
+            state_file: None,
+            api: elect::Api::V3,
+            program: "electd".to_owned(),
+        });
+        status.problem = Some(elect::Problem {
+            summary: "etcd unreachable",
+            detail: "etcd unreachable at http://127.0.0.1:2379".to_owned(),
+        });
+        let regressed = "electd_obstacle{kind=\"regressed\"}";
+        assert_eq!(value_in(&m, &status, regressed), Some(1));
+        let foreign = "electd_obstacle{kind=\"foreign_key\"}";
+        assert_eq!(value_in(&m, &status, foreign), Some(0));
+        assert_eq!(value_in(&m, &status, "electd_etcd_failing"), Some(1));
+
+        // Another kind replaces it; then none, and etcd answers again.
+        status.obstacle = Some(Obstacle::ForeignKey {
+            key: "/electd/leader/~leader".to_owned(),
+            kind: elect::Foreign::Value,
+            expiry: elect::Expiry::Never,
+            api: elect::Api::V3,
+        });
+        assert_eq!(value_in(&m, &status, foreign), Some(1));
+        assert_eq!(value_in(&m, &status, regressed), Some(0));
+        status.obstacle = None;
+        status.problem = None;
+        assert_eq!(value_in(&m, &status, foreign), Some(0));
+        assert_eq!(value_in(&m, &status, "electd_etcd_failing"), Some(0));
     }
 
     #[tokio::test(start_paused = true)]

@@ -73,6 +73,20 @@ impl Podman {
         self.runtime.last().unwrap_or(&"podman's default")
     }
 
+    /// Runs another program of the image (`/usr/bin/electctl`, say) with
+    /// `args` in a container of its own on the host's network, to its end.
+    pub fn run_program(&self, program: &str, args: &[&str]) -> std::process::Output {
+        Command::new("podman")
+            .args(["run", "--rm", "--network", "host"])
+            .args(&self.runtime)
+            .args(ULIMITS)
+            .args(["--entrypoint", program, &self.image])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("podman runs")
+    }
+
     /// Starts container `name` (its node id) in the foreground: electd with
     /// `args` and `--listen 127.0.0.1:<free port>`, `--id name` (unless
     /// `args` give an id), `--journal` in `dir/name.jsonl` (a file of the

@@ -135,6 +135,18 @@ pub struct StoredKey {
     pub lease: i64,
 }
 
+impl StoredKey {
+    /// For a candidate's key (`~c/<lease>`): the leader record a hand-over
+    /// to that candidate writes (`txn::hand_record`), its value with its
+    /// lease, to be put bound to that lease.
+    pub fn as_record(&self) -> String {
+        let mut value: serde_json::Value =
+            serde_json::from_str(&self.value).expect("a candidate's value");
+        value["lease"] = format!("{:x}", self.lease).into();
+        value.to_string()
+    }
+}
+
 /// An etcd cluster this test owns.
 pub struct Etcd {
     dir: TempDir,

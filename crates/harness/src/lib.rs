@@ -7,6 +7,7 @@
 //! * [`checker`]: proves the safety invariant over the journals of a run;
 //! * [`proxy`]: a TCP fault proxy (delay, silent and loud partitions);
 //! * [`app`]: a switchable health endpoint for `--health-url`;
+//! * [`prometheus`]: a Prometheus server scraping nodes and evaluating rules;
 //! * `store.rs`: what can happen to etcd's store (wipe, restore from a
 //!   snapshot, a member replaced, someone else's keys and leases), as
 //!   methods of [`etcd::Etcd`];
@@ -29,6 +30,7 @@ pub mod etcd;
 pub mod node;
 pub mod process;
 pub mod procs;
+pub mod prometheus;
 pub mod proxy;
 mod store;
 pub mod ticks;

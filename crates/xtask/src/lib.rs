@@ -1,7 +1,8 @@
-//! What is generated from electd's command-line definition
-//! ([`electd::command`]) rather than written by hand, so that it cannot
-//! drift from `electd --help`: the man page `electd(1)`, the shell
-//! completions, and the flags reference of the book. And [`modules`]: each
+//! What is generated from electd's and electctl's command-line definitions
+//! ([`electd::command`], [`electctl::command`]) rather than written by
+//! hand, so that it cannot drift from their `--help`: the man pages
+//! `electd(1)` and `electctl(1)`, the shell completions, and electd's flags
+//! reference of the book. And [`modules`]: each
 //! crate's module graph, which must have no cycle.
 
 pub mod modules;
@@ -12,9 +13,72 @@ use clap::Command;
 use clap_mangen::roff::{Roff, bold, italic, roman};
 use electd::manual::{self, Section};
 
-/// The man page `electd(1)`, in roff.
-pub fn man_page() -> std::io::Result<Vec<u8>> {
-    let command = electd::command();
+/// A program whose man page and completions are generated here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Program {
+    /// The daemon.
+    Electd,
+    /// The command-line client.
+    Electctl,
+}
+
+impl Program {
+    pub const ALL: [Program; 2] = [Program::Electd, Program::Electctl];
+
+    /// The binary's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Program::Electd => "electd",
+            Program::Electctl => "electctl",
+        }
+    }
+
+    /// Its clap definition, the one its binary parses.
+    fn command(self) -> Command {
+        match self {
+            Program::Electd => electd::command(),
+            Program::Electctl => electctl::command(),
+        }
+    }
+
+    /// The man page's sections beyond the options, in order.
+    fn sections(self) -> Vec<ManSection> {
+        match self {
+            Program::Electd => manual::SECTIONS
+                .iter()
+                .map(|s| (s.title, s.intro, s.entries))
+                .collect(),
+            Program::Electctl => vec![
+                ("EXIT STATUS", "", electctl::manual::EXIT_STATUS),
+                (
+                    manual::ENVIRONMENT.title,
+                    "Every option with a variable in its help can be set by it.",
+                    electctl::manual::ENVIRONMENT,
+                ),
+            ],
+        }
+    }
+
+    /// Where the whole reference is.
+    fn reference(self) -> &'static str {
+        match self {
+            Program::Electd => manual::REFERENCE,
+            Program::Electctl => electctl::manual::REFERENCE,
+        }
+    }
+}
+
+/// A section of a man page beyond the options: its title, a paragraph,
+/// then each term and what it means.
+type ManSection = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+/// The man page `electd(1)` or `electctl(1)`, in roff.
+pub fn man_page(program: Program) -> std::io::Result<Vec<u8>> {
+    let command = program.command();
     let man = clap_mangen::Man::new(command.clone()).date(release_date());
     let mut out = Vec::new();
     man.render_title(&mut out)?;
@@ -22,18 +86,21 @@ pub fn man_page() -> std::io::Result<Vec<u8>> {
     man.render_synopsis_section(&mut out)?;
     man.render_description_section(&mut out)?;
     man.render_options_section(&mut out)?;
-    for section in manual::SECTIONS {
+    if command.has_subcommands() {
+        commands_section(&command).to_writer(&mut out)?;
+    }
+    for (title, intro, entries) in program.sections() {
         let mut roff = Roff::new();
-        roff.control("SH", [section.title]);
-        if !section.intro.is_empty() {
-            roff.text([roman(section.intro)]);
+        roff.control("SH", [title]);
+        if !intro.is_empty() {
+            roff.text([roman(intro)]);
         }
-        for (term, meaning) in section.entries {
+        for (term, meaning) in entries {
             roff.control("TP", []);
             roff.text([bold(*term)]);
             roff.text([roman(*meaning)]);
         }
-        if section.title == manual::ENVIRONMENT.title {
+        if title == manual::ENVIRONMENT.title {
             for (variable, flag) in flag_variables(&command) {
                 roff.control("TP", []);
                 roff.text([bold(variable)]);
@@ -44,10 +111,62 @@ pub fn man_page() -> std::io::Result<Vec<u8>> {
     }
     let mut see_also = Roff::new();
     see_also.control("SH", ["SEE ALSO"]);
-    see_also.text([roman(manual::REFERENCE)]);
+    see_also.text([roman(program.reference())]);
     see_also.to_writer(&mut out)?;
     man.render_version_section(&mut out)?;
     Ok(out)
+}
+
+/// COMMANDS: each subcommand with its arguments and what each does, on
+/// the one page (clap_mangen's own section points to a page per command).
+fn commands_section(command: &Command) -> Roff {
+    let mut roff = Roff::new();
+    roff.control("SH", ["COMMANDS"]);
+    for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+        let mut usage = sub.get_name().to_owned();
+        let arguments: Vec<&clap::Arg> = sub
+            .get_arguments()
+            .filter(|a| !a.is_global_set() && !matches!(a.get_id().as_str(), "help" | "version"))
+            .collect();
+        for arg in &arguments {
+            let _ = write!(usage, " [{}]", argument_synopsis(arg));
+        }
+        roff.control("TP", []);
+        roff.text([bold(usage)]);
+        let about = sub.get_long_about().or_else(|| sub.get_about());
+        roff.text([roman(about.map(ToString::to_string).unwrap_or_default())]);
+        for arg in arguments {
+            let help = arg.get_long_help().or_else(|| arg.get_help());
+            roff.control("IP", []);
+            roff.text([
+                italic(argument_synopsis(arg)),
+                roman(": "),
+                roman(help.map(ToString::to_string).unwrap_or_default()),
+            ]);
+        }
+    }
+    roff
+}
+
+/// `-w|--watch`, `--to ID`, `ID`: how an argument is written.
+fn argument_synopsis(arg: &clap::Arg) -> String {
+    let value = arg
+        .get_value_names()
+        .and_then(|names| names.first())
+        .map(ToString::to_string)
+        .unwrap_or_else(|| arg.get_id().to_string());
+    let mut names = Vec::new();
+    if let Some(short) = arg.get_short() {
+        names.push(format!("-{short}"));
+    }
+    if let Some(long) = arg.get_long() {
+        names.push(format!("--{long}"));
+    }
+    match (names.is_empty(), arg.get_action().takes_values()) {
+        (true, _) => value,
+        (false, true) => format!("{} {value}", names.join("|")),
+        (false, false) => names.join("|"),
+    }
 }
 
 /// The date on the man page: the time of the build that made it, fixed by
@@ -97,18 +216,29 @@ fn flag_name(arg: &clap::Arg) -> String {
     }
 }
 
-/// A shell electd has completions for, and the file name each expects.
-pub const SHELLS: [(clap_complete::Shell, &str); 3] = [
-    (clap_complete::Shell::Bash, "electd"),
-    (clap_complete::Shell::Zsh, "_electd"),
-    (clap_complete::Shell::Fish, "electd.fish"),
+/// The shells completions are generated for.
+pub const SHELLS: [clap_complete::Shell; 3] = [
+    clap_complete::Shell::Bash,
+    clap_complete::Shell::Zsh,
+    clap_complete::Shell::Fish,
 ];
 
-/// The completion script for one shell.
-pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
-    let mut command = electd::command();
+/// The file name `shell` looks for `program`'s completions under:
+/// `electd` (bash), `_electd` (zsh), `electd.fish`.
+pub fn completions_file(shell: clap_complete::Shell, program: Program) -> String {
+    let name = program.name();
+    match shell {
+        clap_complete::Shell::Zsh => format!("_{name}"),
+        clap_complete::Shell::Fish => format!("{name}.fish"),
+        _ => name.to_owned(),
+    }
+}
+
+/// The completion script of `program` for one shell.
+pub fn completions(shell: clap_complete::Shell, program: Program) -> Vec<u8> {
+    let mut command = program.command();
     let mut out = Vec::new();
-    clap_complete::generate(shell, &mut command, "electd", &mut out);
+    clap_complete::generate(shell, &mut command, program.name(), &mut out);
     out
 }
 
@@ -224,7 +354,7 @@ mod tests {
 
     #[test]
     fn the_man_page_has_every_section() {
-        let page = String::from_utf8(man_page().expect("renders")).expect("utf-8");
+        let page = String::from_utf8(man_page(Program::Electd).expect("renders")).expect("utf-8");
         for section in [
             "NAME",
             "SYNOPSIS",
@@ -243,6 +373,33 @@ mod tests {
             );
         }
         assert!(page.contains("ELECTD_TTL"));
+    }
+
+    #[test]
+    fn electctls_man_page_has_every_section() {
+        let page = String::from_utf8(man_page(Program::Electctl).expect("renders")).expect("utf-8");
+        for section in [
+            "NAME",
+            "SYNOPSIS",
+            "DESCRIPTION",
+            "OPTIONS",
+            "COMMANDS",
+            "EXIT STATUS",
+            "ENVIRONMENT",
+        ] {
+            assert!(
+                page.contains(&format!(".SH {section}"))
+                    || page.contains(&format!(".SH \"{section}\"")),
+                "no {section} section"
+            );
+        }
+        for variable in [
+            "ELECTCTL_NODE",
+            "ELECTD_ADMIN_TOKEN_FILE",
+            "ELECTD_ADMIN_TOKEN",
+        ] {
+            assert!(page.contains(variable), "no {variable}");
+        }
     }
 
     #[test]

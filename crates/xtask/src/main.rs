@@ -1,9 +1,10 @@
-//! `cargo xtask`: writes what is generated from electd's clap definition,
-//! and shows each crate's module graph.
+//! `cargo xtask`: writes what is generated from electd's and electctl's clap
+//! definitions, and shows each crate's module graph.
 //!
 //! ```text
-//! cargo xtask man DIR           DIR/electd.1
-//! cargo xtask completions DIR   DIR/electd (bash), DIR/_electd (zsh), DIR/electd.fish
+//! cargo xtask man DIR           DIR/electd.1, DIR/electctl.1
+//! cargo xtask completions DIR   DIR/electd (bash), DIR/_electd (zsh), DIR/electd.fish,
+//!                               and the same three for electctl
 //! cargo xtask flags             docs/src/reference/flags.md
 //! cargo xtask modules           each crate's module graph: floors, cycles
 //! cargo xtask modules --edges   … and every edge with the lines that make it
@@ -14,6 +15,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use xtask::Program;
 use xtask::modules::CrateGraph;
 
 fn main() -> anyhow::Result<()> {
@@ -24,10 +26,22 @@ fn main() -> anyhow::Result<()> {
         .collect::<Vec<_>>()
         .as_slice()
     {
-        ["man", dir] => write(&Path::new(dir).join("electd.1"), &xtask::man_page()?),
+        ["man", dir] => {
+            for program in Program::ALL {
+                let page = xtask::man_page(program)?;
+                write(&Path::new(dir).join(format!("{}.1", program.name())), &page)?;
+            }
+            Ok(())
+        }
         ["completions", dir] => {
-            for (shell, name) in xtask::SHELLS {
-                write(&Path::new(dir).join(name), &xtask::completions(shell))?;
+            for program in Program::ALL {
+                for shell in xtask::SHELLS {
+                    let name = xtask::completions_file(shell, program);
+                    write(
+                        &Path::new(dir).join(name),
+                        &xtask::completions(shell, program),
+                    )?;
+                }
             }
             Ok(())
         }

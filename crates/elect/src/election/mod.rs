@@ -58,8 +58,8 @@ pub(crate) enum Command {
         reason: EndReason,
         reply: oneshot::Sender<()>,
     },
-    /// Give up any claim and stop the loop; with `release: false` the claim
-    /// is left to expire instead (see `Abandon`).
+    /// Give up any claim and stop the loop; with `release: false` a claim
+    /// that led is left to expire instead (see `Abandon`).
     Shutdown {
         release: bool,
         reply: oneshot::Sender<()>,
@@ -98,6 +98,9 @@ struct Claim {
     deadline: Instant,
     next_renew: Instant,
     failures: u32,
+    /// Whether a tenure began with this claim: only then may work done as
+    /// leader still be winding down when it is given up.
+    led: bool,
 }
 
 enum Wake {
@@ -354,6 +357,7 @@ impl<B: Backend> Machine<B> {
                     deadline: self.deadline_after(renewal),
                     next_renew: renewal.sent_at + self.config.timing.renew_interval(),
                     failures: 0,
+                    led: false,
                 });
                 if let Some(view) = view {
                     self.apply_view(*view);
@@ -513,8 +517,9 @@ impl<B: Backend> Machine<B> {
 
     /// Stops leading, then gives up the claim: in that order, because the
     /// successor may take over within a millisecond of the delete. Without
-    /// `release` the claim is only forgotten: its lease (v3) or key (v2)
-    /// expires after the TTL, after the deadline of any leadership it held.
+    /// `release` a claim that led is only forgotten: its lease (v3) or key
+    /// (v2) expires after the TTL, after the deadline of any leadership it
+    /// held; one that never led is released all the same.
     async fn relinquish(&mut self, reason: EndReason, release: bool) -> Result<(), EtcdError> {
         let limit = self.config.timing.release_bound();
         if let Some(mut task) = self.campaign_task.take() {
@@ -533,13 +538,25 @@ impl<B: Backend> Machine<B> {
         if let Some(task) = self.renew_task.take() {
             task.abort();
         }
-        let held =
-            self.claim.take().is_some() || self.view.as_ref().is_some_and(|v| v.mine.is_some());
+        let claim = self.claim.take();
+        let held = claim.is_some() || self.view.as_ref().is_some_and(|v| v.mine.is_some());
         self.retry_at = None;
         self.publish();
         if !held {
             return Ok(());
         }
+        // A claim that never led has no work to wait out. Left to expire,
+        // it would stay queued and eligible (v3): a departing leader could
+        // hand it the record, which nobody could then take before its lease
+        // ran out. So it is released even when asked to abandon.
+        let release = release
+            || claim.is_some_and(|c| {
+                let never_led = !c.led;
+                if never_led {
+                    tracing::info!(id = %self.config.id, claim = c.id, "releasing a claim that never led, though asked to leave it to expire: nothing of it to wait out");
+                }
+                never_led
+            });
         if !release {
             // The key stays, and reads as ours (so this node never names
             // itself leader), until it expires.

@@ -122,10 +122,11 @@ impl<B: Backend> Machine<B> {
             && (term > floor || (term == floor && self.last_term == Some(term)))
     }
 
-    /// A claim of ours leads at a term it may not lead with (one at or
-    /// below the floor: an older history restored, or a term this node saw
-    /// before it restarted): it must never lead, and it keeps everyone else
-    /// from leading, so give it up.
+    /// A claim of ours leads at a term it may not lead with (this candidate
+    /// is not eligible, or the term is at or below the floor: an older
+    /// history restored, or a term this node saw before it restarted): it
+    /// must never lead, and it keeps everyone else from leading, so give it
+    /// up, saying why.
     pub(super) async fn release_stale_claim(&mut self) {
         let Some(term) = self.claim_leads() else {
             return;
@@ -133,7 +134,12 @@ impl<B: Backend> Machine<B> {
         if self.may_lead_with(term) || self.tenure.is_some() {
             return;
         }
-        tracing::warn!(id = %self.config.id, term, floor = self.revisions.floor(), "our key holds a term below the floor: giving it up");
+        let why = if self.candidacy.eligible() {
+            "its term is at or below the floor"
+        } else {
+            "this candidate is not eligible (drained or unhealthy)"
+        };
+        tracing::warn!(id = %self.config.id, term, floor = self.revisions.floor(), "the leader record is ours but {why}: giving it up");
         self.claim = None;
         let limit = self.config.timing.release_bound();
         if let Err(err) = timeout(limit, self.backend.give_up())
@@ -151,6 +157,9 @@ impl<B: Backend> Machine<B> {
 
     pub(super) fn begin(&mut self, tenure: Tenure) {
         self.asked_again = false;
+        if let Some(claim) = self.claim.as_mut() {
+            claim.led = true;
+        }
         self.raise_floor(tenure.term);
         self.last_term = Some(tenure.term);
         self.journal.write(

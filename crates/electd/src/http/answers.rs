@@ -142,7 +142,7 @@ struct ObstacleBody {
 impl ObstacleBody {
     fn new(obstacle: &Obstacle, now: Instant) -> ObstacleBody {
         let mut body = ObstacleBody {
-            kind: "other",
+            kind: obstacle.kind(),
             message: obstacle.to_string(),
             blocking: obstacle.is_unhealthy(),
             key: None,
@@ -153,7 +153,6 @@ impl ObstacleBody {
         };
         match obstacle {
             Obstacle::ForeignKey { key, expiry, .. } => {
-                body.kind = "foreign_key";
                 body.key = Some(key.clone());
                 if let elect::Expiry::Lease(lease) = expiry {
                     body.lease = Some(format!("{lease:x}"));
@@ -164,14 +163,12 @@ impl ObstacleBody {
                 lease,
                 expires,
             } => {
-                body.kind = "waiting";
                 body.key = Some(key.clone());
                 body.lease = Some(format!("{lease:x}"));
                 body.expires_in_s =
                     expires.map(|at| at.saturating_duration_since(now).as_secs_f64());
             }
             Obstacle::Regressed { from, to, .. } => {
-                body.kind = "regressed";
                 body.from = Some(*from);
                 body.to = Some(*to);
             }

@@ -27,7 +27,7 @@ async fn position(run: &Run) -> u64 {
 /// Raises etcd's revision well past the election's, and waits until every
 /// node has seen it (a follower hears of revisions outside the election
 /// from its watch's progress answers): the revision the nodes' floor holds.
-async fn move_history_on(run: &Run) -> u64 {
+pub(crate) async fn move_history_on(run: &Run) -> u64 {
     let target = position(run).await + 60;
     run.etcd.raise_past(run.api, target).await;
     let seen = position(run).await;
@@ -92,7 +92,7 @@ async fn everyone_reports_the_regression(run: &Run) {
 
 /// Once etcd's revision passes what the nodes saw (their floors), a leader
 /// emerges with a larger term, and `/healthz` is fine again.
-async fn recovers_past(run: &Run, seen: u64, old_term: u64) {
+pub(crate) async fn recovers_past(run: &Run, seen: u64, old_term: u64) {
     let mut floor = seen;
     for node in &run.nodes {
         let status = node.status().await.expect("a status");

@@ -20,6 +20,7 @@ mod health_check;
 mod history;
 mod hostile;
 mod metrics;
+mod monitoring;
 mod operations;
 mod packaging;
 mod queue;

@@ -107,27 +107,35 @@ async fn metrics_are(node: &Node, series: &[(&str, f64)]) {
     }
 }
 
-/// The book's metrics page names every series nodes export, with its type,
-/// and no series they do not: the rows of its table, ``| `electd_…` | TYPE |
-/// …``, against the expositions' `# TYPE` lines (whose counter and info
-/// families drop the `_total` and `_info` their samples carry; a family
-/// without samples has none).
+/// The book's metrics page names every series nodes export, with its type
+/// and its labels, and no series they do not: the rows of its table,
+/// ``| `electd_…` | TYPE | `label`, … | …``, against the expositions' `#
+/// TYPE` lines (whose counter and info families drop the `_total` and
+/// `_info` their samples carry; a family without samples has none) and the
+/// label names of their samples (a histogram's `le` aside).
 fn the_metrics_reference_names_every_series(exposition: &str) {
     let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/src/reference/metrics.md");
     let page = std::fs::read_to_string(&page)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", page.display()));
-    let documented: BTreeSet<(String, String)> = page
+    type Row = (String, String, BTreeSet<String>);
+    let documented: BTreeSet<Row> = page
         .lines()
         .filter_map(|row| {
             let mut cells = row.split('|').map(str::trim).skip(1);
             let series = cells.next()?.strip_prefix('`')?.strip_suffix('`')?;
             let kind = cells.next()?;
+            let labels = cells
+                .next()?
+                .split(',')
+                .map(|label| label.trim().trim_matches('`').to_owned())
+                .filter(|label| !label.is_empty())
+                .collect();
             series
                 .starts_with("electd_")
-                .then(|| (series.to_owned(), kind.to_owned()))
+                .then(|| (series.to_owned(), kind.to_owned(), labels))
         })
         .collect();
-    let exported: BTreeSet<(String, String)> = exposition
+    let exported: BTreeSet<Row> = exposition
         .lines()
         .filter_map(|line| {
             let mut words = line.strip_prefix("# TYPE ")?.split_whitespace();
@@ -137,7 +145,22 @@ fn the_metrics_reference_names_every_series(exposition: &str) {
                 "info" => format!("{family}_info"),
                 _ => family.to_owned(),
             };
-            Some((series, kind.to_owned()))
+            let samples: Vec<String> = match kind {
+                "histogram" => ["_bucket", "_sum", "_count"]
+                    .map(|suffix| format!("{family}{suffix}"))
+                    .into(),
+                _ => vec![series.clone()],
+            };
+            let labels = exposition
+                .lines()
+                .filter_map(|line| {
+                    let (name, rest) = line.split_once('{')?;
+                    samples.contains(&name.to_owned()).then_some(rest)
+                })
+                .flat_map(label_names)
+                .filter(|label| label != "le")
+                .collect();
+            Some((series, kind.to_owned(), labels))
         })
         .collect();
     assert!(!exported.is_empty(), "no # TYPE lines in:\n{exposition}");
@@ -145,6 +168,28 @@ fn the_metrics_reference_names_every_series(exposition: &str) {
         documented, exported,
         "docs/src/reference/metrics.md (left) and the nodes' /metrics (right) differ"
     );
+}
+
+/// The label names of a sample, from what follows its name's `{`:
+/// `a="x",b="y\"z"} 1`.
+fn label_names(labels: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = labels;
+    while let Some((name, value)) = rest.split_once("=\"") {
+        names.push(name.trim_start_matches(',').to_owned());
+        // The value ends at the first quote that no backslash escapes.
+        let mut escaped = false;
+        let end = value
+            .char_indices()
+            .find(|&(_, c)| {
+                let closes = c == '"' && !escaped;
+                escaped = c == '\\' && !escaped;
+                closes
+            })
+            .map_or(value.len(), |(i, _)| i + 1);
+        rest = &value[end..];
+    }
+    names
 }
 
 async fn metrics_show_health_and_candidacy(api: &'static str) {
@@ -210,14 +255,18 @@ async fn metrics_show_health_and_candidacy(api: &'static str) {
     ];
     metrics_say(checked_node, "healthy", &healthy).await;
     // Between them, the two export every series there is: the checked node
-    // the health check's, the plain one (the leader: the checked node was
-    // unhealthy until now) those of leading, once it has renewed.
-    eventually(SLACK, "the leader's renewals in its metrics", || async {
-        scrape(plain_node)
-            .await
-            .contains("electd_renewals_total{")
-            .then_some(())
-    })
+    // the health check's; each node every other one, those of its etcd
+    // requests once it made one.
+    eventually(
+        SLACK,
+        "the etcd requests in the plain node's metrics",
+        || async {
+            scrape(plain_node)
+                .await
+                .contains("electd_etcd_request_duration_seconds_bucket{")
+                .then_some(())
+        },
+    )
     .await;
     let both = scrape(plain_node).await + &scrape(checked_node).await;
     the_metrics_reference_names_every_series(&both);

@@ -1,8 +1,9 @@
 //! The image and the Debian package as users get them, run for real: two
 //! containers of the image and a plain electd elect one leader against the
-//! harness's etcd, hand over on `podman stop` and expire on `podman kill`;
-//! the package installs, upgrades, runs its unit's command as its user
-//! against etcd, and purges.
+//! harness's etcd, hand over on `podman stop` and expire on `podman kill`,
+//! and the image's electctl lists them; the package installs, upgrades,
+//! runs its unit's command as its user against etcd, and purges, with
+//! electctl, both man pages and both programs' completions.
 //!
 //! Ignored unless asked for: they need the image and the package built, and
 //! the package test installs on this host, as root. `scripts/test.sh`
@@ -88,6 +89,22 @@ async fn the_image_hands_over_on_stop_and_expires_on_kill() {
             .then_some(())
     })
     .await;
+
+    // The image's electctl, in a container of its own, lists the election.
+    let version = podman.run_program("/usr/bin/electctl", &["--version"]);
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout),
+        format!("electctl {}\n", env!("CARGO_PKG_VERSION")),
+        "{version:?}"
+    );
+    let listed = podman.run_program(
+        "/usr/bin/electctl",
+        &["--node", &first.url(), "list", "-o", "json"],
+    );
+    assert!(listed.status.success(), "{listed:?}");
+    let listing: serde_json::Value =
+        serde_json::from_slice(&listed.stdout).expect("electctl's JSON");
+    assert_eq!(listing["leader"]["id"], "c1", "{listing}");
 
     // `podman stop`: SIGTERM to the guardian, which passes it on; electd
     // resigns and exits 0, well within podman's grace.
@@ -178,10 +195,12 @@ async fn the_package_installs_runs_its_unit_and_purges() {
     run("dpkg", &["-i".as_ref(), older.as_os_str()]);
     run("dpkg", &["-i".as_ref(), deb.as_os_str()]);
     run("dpkg", &["-i".as_ref(), deb.as_os_str()]);
-    assert_eq!(
-        run("/usr/bin/electd", &["--version".as_ref()]),
-        format!("electd {}\n", env!("CARGO_PKG_VERSION"))
-    );
+    for program in ["electd", "electctl"] {
+        assert_eq!(
+            run(&format!("/usr/bin/{program}"), &["--version".as_ref()]),
+            format!("{program} {}\n", env!("CARGO_PKG_VERSION"))
+        );
+    }
 
     let lintian = Command::new("lintian")
         .arg(&deb)
@@ -214,71 +233,109 @@ async fn the_package_installs_runs_its_unit_and_purges() {
         String::from_utf8_lossy(&verify.stderr)
     );
 
-    let man = Command::new("man")
-        .args(["--warnings", "-l", "/usr/share/man/man1/electd.1.gz"])
-        .env("MANWIDTH", "80")
-        .env("MANPAGER", "cat")
-        .output()
-        .expect("man runs");
-    let page = String::from_utf8_lossy(&man.stdout);
-    assert!(
-        man.status.success() && man.stderr.is_empty(),
-        "man: {}",
-        String::from_utf8_lossy(&man.stderr)
-    );
-    for section in [
-        "NAME",
-        "ENDPOINTS",
-        "ENVIRONMENT",
-        "EXIT STATUS",
-        "SIGNALS",
-        "FILES",
-    ] {
+    let pages = [
+        (
+            "electd",
+            &[
+                "NAME",
+                "ENDPOINTS",
+                "ENVIRONMENT",
+                "EXIT STATUS",
+                "SIGNALS",
+                "FILES",
+            ][..],
+        ),
+        (
+            "electctl",
+            &["NAME", "COMMANDS", "EXIT STATUS", "ENVIRONMENT"][..],
+        ),
+    ];
+    for (program, sections) in pages {
+        let man = Command::new("man")
+            .args(["--warnings", "-l"])
+            .arg(format!("/usr/share/man/man1/{program}.1.gz"))
+            .env("MANWIDTH", "80")
+            .env("MANPAGER", "cat")
+            .output()
+            .expect("man runs");
+        let page = String::from_utf8_lossy(&man.stdout);
         assert!(
-            page.lines().any(|l| l == section),
-            "no {section} in:\n{page}"
+            man.status.success() && man.stderr.is_empty(),
+            "man {program}: {}",
+            String::from_utf8_lossy(&man.stderr)
         );
+        for section in sections {
+            assert!(
+                page.lines().any(|l| l == *section),
+                "no {section} in:\n{page}"
+            );
+        }
     }
 
     // Each completion script, from where its shell looks, completes a flag.
-    let completions = [
-        (
-            "bash",
-            "source /usr/share/bash-completion/completions/electd
-             COMP_WORDS=(electd --etcd-ca) COMP_CWORD=1 COMP_LINE='electd --etcd-ca'
-             COMP_POINT=${#COMP_LINE}
-             _electd electd --etcd-ca electd
-             echo \"${COMPREPLY[@]}\"",
-        ),
-        (
-            "zsh",
-            "autoload -Uz compinit && compinit -u -D
-             [[ ${_comps[electd]} == _electd ]] && autoload -Uz +X _electd && functions _electd",
-        ),
-        ("fish", "complete --do-complete='electd --etcd-ca'"),
-    ];
-    for (shell, script) in completions {
-        let mut command = Command::new(shell);
-        if shell == "zsh" {
-            // No user start-up files; the system's fpath has vendor-completions.
-            command.arg("-f");
+    for (program, typed, flag) in [
+        ("electd", "--etcd-ca", "--etcd-cacert"),
+        ("electctl", "--token-f", "--token-file"),
+    ] {
+        let completions = [
+            (
+                "bash",
+                format!(
+                    "source /usr/share/bash-completion/completions/{program}
+                     COMP_WORDS=({program} {typed}) COMP_CWORD=1 COMP_LINE='{program} {typed}'
+                     COMP_POINT=${{#COMP_LINE}}
+                     _{program} {program} {typed} {program}
+                     echo \"${{COMPREPLY[@]}}\""
+                ),
+            ),
+            (
+                "zsh",
+                format!(
+                    "autoload -Uz compinit && compinit -u -D
+                     [[ ${{_comps[{program}]}} == _{program} ]] && autoload -Uz +X _{program} \
+                     && functions _{program}"
+                ),
+            ),
+            (
+                "fish",
+                format!("complete --do-complete='{program} {typed}'"),
+            ),
+        ];
+        for (shell, script) in completions {
+            let mut command = Command::new(shell);
+            if shell == "zsh" {
+                // No user start-up files; the system's fpath has vendor-completions.
+                command.arg("-f");
+            }
+            let output = command
+                .args(["-c", &script])
+                .env("HOME", dir.path())
+                .output()
+                .expect("the shell runs");
+            let out = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success() && out.contains(flag),
+                "{shell} completion of {program}: {out}{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
-        let output = command
-            .args(["-c", script])
-            .env("HOME", dir.path())
-            .output()
-            .expect("the shell runs");
-        let out = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success() && out.contains("--etcd-cacert"),
-            "{shell} completion: {out}{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
     }
 
     the_units_command_leads(dir.path()).await;
 
     let files = run("dpkg", &["-L".as_ref(), "electd".as_ref()]);
+    for shipped in [
+        "/usr/bin/electctl",
+        "/usr/share/man/man1/electctl.1.gz",
+        "/usr/share/bash-completion/completions/electctl",
+        "/usr/share/zsh/vendor-completions/_electctl",
+        "/usr/share/fish/vendor_completions.d/electctl.fish",
+    ] {
+        assert!(
+            files.lines().any(|f| f == shipped),
+            "{shipped} not in:\n{files}"
+        );
+    }
     run("dpkg", &["--purge".as_ref(), "electd".as_ref()]);
     // Every file gone; a directory stays only while another package has it.
     for path in files.lines().filter(|&p| p != "/.").map(Path::new) {
