@@ -30,7 +30,10 @@ pub fn main() -> ExitCode {
                 err.kind(),
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
             ) {
-                print!("{err}");
+                // A reader that stops early (`electd --help | head`) is no
+                // failure of ours: write what it takes, never panic.
+                use std::io::Write;
+                let _ = write!(std::io::stdout(), "{err}");
                 return ExitCode::SUCCESS;
             }
             let rendered = err.to_string();

@@ -290,3 +290,21 @@ fn help_explains_every_flag() {
         "--help --health-url:\n{health}"
     );
 }
+
+/// `electd --help | head -1`: a reader that stops early gets what it read,
+/// and electd exits 0 without a panic.
+#[test]
+fn help_to_a_reader_that_stops_early_is_no_failure() {
+    let mut child = Command::new(common::electd())
+        .arg("--help")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("electd runs");
+    // Closed before electd writes: its write meets a broken pipe.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("electd exits");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
