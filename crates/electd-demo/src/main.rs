@@ -40,16 +40,13 @@ struct Cluster {
 
 impl Cluster {
     fn start_node(&mut self, i: usize) {
-        let node = Node::spawn(
-            &self.binary,
-            self.dir.path(),
-            &format!("node{i}"),
-            &self.args,
-        );
+        let (binary, dir, name) = (&self.binary, self.dir.path(), format!("node{i}"));
         if i < self.nodes.len() {
-            self.nodes[i] = node;
+            // On its old port, so that a browser's open page finds it again.
+            let port = self.nodes[i].port;
+            self.nodes[i] = Node::spawn_on(binary, dir, &name, &self.args, &[], port);
         } else {
-            self.nodes.push(node);
+            self.nodes.push(Node::spawn(binary, dir, &name, &self.args));
         }
     }
 
@@ -135,7 +132,10 @@ async fn fail(
         .wait_exit(Duration::from_secs(5))
         .await;
     cluster.start_node(leader);
-    println!("restarted {} as a follower", cluster.nodes[leader].name);
+    println!(
+        "restarted {} as a follower, on its port again",
+        cluster.nodes[leader].name
+    );
     Ok(next)
 }
 
@@ -221,6 +221,17 @@ async fn demo(cluster: &mut Cluster, ttl: u64) -> anyhow::Result<()> {
     );
     cluster.wait_named(leader, limit).await;
     cluster.show().await;
+    let urls: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| format!("{}/ui", n.url()))
+        .collect();
+    println!(
+        "\nSee it live in a browser: any node's web view ({}), or in a terminal: \
+         target/release/electctl --node {} list -w",
+        urls.join(", "),
+        cluster.nodes[(leader + 1) % cluster.nodes.len()].url()
+    );
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
         println!(

@@ -91,7 +91,19 @@ impl Node {
         args: &NodeArgs,
         env: &[(&str, &str)],
     ) -> Node {
-        let port = free_port();
+        Node::spawn_on(binary, dir, name, args, env, free_port())
+    }
+
+    /// Like [`Node::spawn_with_env`], listening on `port`: a node started
+    /// again where clients (a browser's open page) look for it.
+    pub fn spawn_on(
+        binary: &Path,
+        dir: &Path,
+        name: &str,
+        args: &NodeArgs,
+        env: &[(&str, &str)],
+        port: u16,
+    ) -> Node {
         let journal = dir.join(format!("{name}.jsonl"));
         let args = args
             .clone()
