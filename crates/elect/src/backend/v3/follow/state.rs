@@ -10,6 +10,7 @@ use super::super::mirror::Mirror;
 use super::super::shared::{Ours, Shared};
 use super::super::succession::Assessment;
 use super::super::txn;
+use super::past::Seen;
 use crate::error::EtcdError;
 use crate::status::Obstacle;
 
@@ -35,6 +36,10 @@ pub(super) struct Follower {
     pub(super) looked_ahead: Option<i64>,
     /// Counts of the keys that failed in a row (`missed_deletions`).
     pub(super) failed_counts: u32,
+    /// The last leadership seen, and how its record went (`past.rs`).
+    pub(super) seen: Option<Seen>,
+    /// The history entry this node owes once it leads (`past.rs`).
+    pub(super) owed: Option<txn::Entry>,
 }
 
 impl Follower {
