@@ -364,10 +364,11 @@ impl ConfigBuilder {
         self.preempt_after = Some(after);
         self
     }
-    /// v3: how many leaderships the election's history keeps in etcd, the
-    /// current one included (default [`DEFAULT_HISTORY_SIZE`], at most
-    /// [`MAX_HISTORY_SIZE`]). A leader trims older entries off its
-    /// critical path; see [`Election::history`](crate::Election::history).
+    /// v3: how many ended leaderships the election's history in etcd keeps,
+    /// and how many leaderships [`Election::history`](crate::Election::history)
+    /// lists at most (default [`DEFAULT_HISTORY_SIZE`], at most
+    /// [`MAX_HISTORY_SIZE`]). A leader trims older entries, off every
+    /// hand-over's path, once there are an eighth more than this.
     pub fn history_size(mut self, size: usize) -> Self {
         self.history_size = Some(size);
         self

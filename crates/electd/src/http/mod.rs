@@ -1,6 +1,6 @@
-//! The HTTP surface: the seed's plain-text answer, JSON status, health
-//! checks for load balancers, Prometheus metrics, leader-change events, and
-//! the hand-over endpoint.
+//! The HTTP surface: the seed's plain-text answer, JSON status, the
+//! election's history, health checks for load balancers, Prometheus
+//! metrics, leader-change events, and the hand-over endpoint.
 //!
 //! Every answer is computed from the election's shared [`elect::Status`] at
 //! the instant of the request, so a leader paused past its deadline says
@@ -20,7 +20,8 @@ use axum::Router;
 use axum::routing::{get, post};
 
 use self::read::{
-    health_follower, health_leader, healthz, livez, metrics, not_found, seed_answer, status, watch,
+    health_follower, health_leader, healthz, history, livez, metrics, not_found, seed_answer,
+    status, watch,
 };
 pub use self::server::{Limits, serve};
 pub use self::state::AppState;
@@ -31,6 +32,7 @@ pub fn router(state: AppState, admin: bool) -> Router {
         .route("/", get(seed_answer))
         .route("/v1/status", get(status))
         .route("/v1/watch", get(watch))
+        .route("/v1/history", get(history))
         .route("/healthz", get(healthz))
         .route("/livez", get(livez))
         .route("/health/leader", get(health_leader))

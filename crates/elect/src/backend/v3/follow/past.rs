@@ -9,19 +9,9 @@ use std::time::SystemTime;
 
 use super::super::ledger;
 use super::super::txn::Entry;
-use super::state::Follower;
+use super::state::{Follower, Seen};
 use crate::ledger::{Ended, Ending};
-use crate::value::{self, Named};
-
-/// A leadership this follower saw, by its record.
-#[derive(Clone, Debug)]
-pub(super) struct Seen {
-    term: i64,
-    lease: i64,
-    holder: Named,
-    /// When this follower saw its record go, and what that says.
-    gone: Option<(SystemTime, Ending)>,
-}
+use crate::value;
 
 impl Follower {
     /// Notes the record as the mirror shows it after a change: a new

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use tokio::time::Instant;
 
@@ -10,9 +11,10 @@ use super::super::mirror::Mirror;
 use super::super::shared::{Ours, Shared};
 use super::super::succession::Assessment;
 use super::super::txn;
-use super::past::Seen;
 use crate::error::EtcdError;
+use crate::ledger::Ending;
 use crate::status::Obstacle;
+use crate::value::Named;
 
 /// The task's own state.
 pub(super) struct Follower {
@@ -40,6 +42,16 @@ pub(super) struct Follower {
     pub(super) seen: Option<Seen>,
     /// The history entry this node owes once it leads (`past.rs`).
     pub(super) owed: Option<txn::Entry>,
+}
+
+/// A leadership this follower saw, by its record (`past.rs`).
+#[derive(Clone, Debug)]
+pub(super) struct Seen {
+    pub(super) term: i64,
+    pub(super) lease: i64,
+    pub(super) holder: Named,
+    /// When this follower saw its record go, and what that says.
+    pub(super) gone: Option<(SystemTime, Ending)>,
 }
 
 impl Follower {
