@@ -104,12 +104,8 @@ impl Ending {
     }
 
     fn parse(text: &str) -> Option<Ending> {
-        use EndReason::*;
-        let holder = [
-            Resign, Shutdown, Deadline, Lost, Unhealthy, Drain, Transfer, Preempted,
-        ];
         let others = [Ending::Expired, Ending::Released, Ending::Unknown];
-        holder
+        EndReason::ALL
             .into_iter()
             .map(Ending::Holder)
             .chain(others)
@@ -272,13 +268,11 @@ mod tests {
 
     #[test]
     fn every_reason_reads_back_as_itself() {
-        use EndReason::*;
-        let reasons = [
-            Resign, Shutdown, Deadline, Lost, Unhealthy, Drain, Transfer, Preempted,
-        ]
-        .map(Ending::Holder)
-        .into_iter()
-        .chain([Ending::Expired, Ending::Released, Ending::Unknown]);
+        let reasons = EndReason::ALL.map(Ending::Holder).into_iter().chain([
+            Ending::Expired,
+            Ending::Released,
+            Ending::Unknown,
+        ]);
         for ending in reasons {
             let value = encode(&entry(3), &ended(ending, None));
             let read = decode(3, value.as_bytes()).unwrap();
