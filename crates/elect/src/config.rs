@@ -38,7 +38,17 @@ pub struct Config {
     pub(crate) preempt_after: Option<Duration>,
     /// Told of each claim before the request that makes it.
     pub(crate) on_claim: Option<ClaimHook>,
+    /// v3: how many leaderships the election's history keeps.
+    pub(crate) history_size: usize,
 }
+
+/// How many leaderships an election's history keeps by default.
+pub const DEFAULT_HISTORY_SIZE: usize = 100;
+
+/// The most leaderships a history may keep: a read of all of them stays
+/// well under etcd's (and gRPC's) message limits even with the longest ids
+/// and addresses a value may hold (about 2 KiB an entry).
+pub const MAX_HISTORY_SIZE: usize = 1000;
 
 /// A user of etcd's authentication and its password.
 #[derive(Clone)]
@@ -131,6 +141,10 @@ impl Config {
     pub fn preempt_after(&self) -> Option<Duration> {
         self.preempt_after
     }
+    /// How many leaderships the election's history keeps (v3).
+    pub fn history_size(&self) -> usize {
+        self.history_size
+    }
     /// Whether etcd is reached over TLS.
     pub fn uses_tls(&self) -> bool {
         self.tls.is_some()
@@ -188,6 +202,7 @@ pub struct ConfigBuilder {
     candidacy: Candidacy,
     preempt_after: Option<Duration>,
     on_claim: Option<ClaimHook>,
+    history_size: Option<usize>,
 }
 
 impl Default for ConfigBuilder {
@@ -211,6 +226,7 @@ impl Default for ConfigBuilder {
             candidacy: Candidacy::default(),
             preempt_after: None,
             on_claim: None,
+            history_size: None,
         }
     }
 }
@@ -348,6 +364,15 @@ impl ConfigBuilder {
         self.preempt_after = Some(after);
         self
     }
+    /// v3: how many ended leaderships the election's history in etcd keeps,
+    /// and how many leaderships [`Election::history`](crate::Election::history)
+    /// lists at most (default [`DEFAULT_HISTORY_SIZE`], at most
+    /// [`MAX_HISTORY_SIZE`]). A leader trims older entries, off every
+    /// hand-over's path, once there are an eighth more than this.
+    pub fn history_size(mut self, size: usize) -> Self {
+        self.history_size = Some(size);
+        self
+    }
     /// How messages name settings (default: this builder's methods). A
     /// program with its own flags gives their names, so its users read what
     /// they can type.
@@ -393,6 +418,18 @@ impl ConfigBuilder {
             if self.preempt_after.is_some() {
                 return Err(ConfigError::NeedsV3 { what: "preemption" });
             }
+            if self.history_size.is_some() {
+                return Err(ConfigError::NeedsV3 {
+                    what: "election histories",
+                });
+            }
+        }
+        let history_size = self.history_size.unwrap_or(DEFAULT_HISTORY_SIZE);
+        if !(1..=MAX_HISTORY_SIZE).contains(&history_size) {
+            return Err(ConfigError::HistorySize {
+                size: history_size,
+                max: MAX_HISTORY_SIZE,
+            });
         }
         Ok(Config {
             endpoints,
@@ -411,6 +448,7 @@ impl ConfigBuilder {
             candidacy: self.candidacy,
             preempt_after: self.preempt_after,
             on_claim: self.on_claim,
+            history_size,
         })
     }
 }

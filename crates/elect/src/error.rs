@@ -69,6 +69,14 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A history size of none, or past the most a history may keep.
+    #[error("an election's history keeps 1 to {max} leaderships; {size} is not that")]
+    HistorySize {
+        /// The size asked for.
+        size: usize,
+        /// [`crate::MAX_HISTORY_SIZE`].
+        max: usize,
+    },
     /// A setting that only etcd's v3 API can honour.
     #[error("{what} need etcd's v3 API")]
     NeedsV3 {
@@ -365,6 +373,12 @@ pub enum Error {
     /// A claim of the other etcd API than this election's.
     #[error("a claim of the other etcd API: {0:?}")]
     OtherApi(crate::claim::Claim),
+    /// What only etcd's v3 API can do, asked of an election on v2.
+    #[error("{what} needs etcd's v3 API")]
+    NeedsV3 {
+        /// What was asked for.
+        what: &'static str,
+    },
 }
 
 /// Flattens an error and its sources into one line, for errors that only

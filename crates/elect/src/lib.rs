@@ -53,6 +53,8 @@
 //! * `election.rs`: the state machine that owns timing and safety.
 //! * `backend/`: one module per etcd API (`v2.rs`, `v3/`), speaking the protocol.
 //! * `history.rs`: the highest revision seen and the term floor.
+//! * [`History`] (`ledger.rs`): the election's own history in etcd, who
+//!   led when and how each leadership ended ([`Election::history`]).
 //! * [`Status`] (`status.rs`): the shared snapshot every reader uses.
 //! * [`journal`]: the JSON-lines leadership journal that proves safety in tests.
 
@@ -68,6 +70,7 @@ mod error;
 mod history;
 pub mod journal;
 mod leadership;
+mod ledger;
 mod names;
 mod release;
 mod status;
@@ -85,9 +88,10 @@ use tokio::time::Instant;
 pub use crate::api::Api;
 pub use crate::claim::Claim;
 pub use crate::clock::{instant_to_ns, monotonic_ns};
-pub use crate::config::{Config, ConfigBuilder};
+pub use crate::config::{Config, ConfigBuilder, DEFAULT_HISTORY_SIZE, MAX_HISTORY_SIZE};
 pub use crate::error::{ConfigError, Error, EtcdError, TlsMisfit, TransferError, TtlProblem};
 pub use crate::leadership::{LeaderWatch, Leadership};
+pub use crate::ledger::{Ended, Ending, History, HistoryEntry, Skipped};
 pub use crate::names::Names;
 pub use crate::release::Releaser;
 pub use crate::status::{
@@ -348,6 +352,50 @@ impl Election {
                 AnyBackend::Queue(b) => b.candidates().await,
             }
         });
+        Ok(read.await.map_err(|_| Error::Stopped)??)
+    }
+
+    /// The election's history (v3), newest first: the leadership now (when
+    /// someone leads, as its record says), then those that ended, at most
+    /// `limit` of them and at most [`Config::history_size`], each with who
+    /// held it, its term, when it began and ended (by the wall clock of the
+    /// node that wrote it) and how. Read from etcd now, so every node that
+    /// asks at one moment gets the same list. Keys in the history that are
+    /// not electd's, or malformed, are listed in [`History::skipped`],
+    /// never trusted.
+    ///
+    /// Every leadership writes its entry as it ends, at no cost to the
+    /// hand-over: in the transaction that hands the record over (or that
+    /// its successor consumes a transfer with); a release by a revoke
+    /// writes it after; an expiry is written by the next leader, a while
+    /// after it leads. A leader trims the oldest entries beyond the size.
+    ///
+    /// ```no_run
+    /// # async fn run(election: &elect::Election) -> Result<(), elect::Error> {
+    /// for leadership in election.history(10).await?.entries {
+    ///     let how = match &leadership.ended {
+    ///         None => "leads now".to_owned(),
+    ///         Some(ended) => match &ended.to {
+    ///             Some(to) => format!("{} (to {to})", ended.ending.as_str()),
+    ///             None => ended.ending.as_str().to_owned(),
+    ///         },
+    ///     };
+    ///     println!("term {}: {} {how}", leadership.term, leadership.id);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// On v2 it is [`Error::NeedsV3`]: one key has no room for a history.
+    pub async fn history(&self, limit: usize) -> Result<History, Error> {
+        let AnyBackend::V3(backend) = self.backend.clone() else {
+            return Err(Error::NeedsV3 {
+                what: "an election's history",
+            });
+        };
+        let read = self
+            .runtime
+            .spawn(async move { backend.history(limit).await });
         Ok(read.await.map_err(|_| Error::Stopped)??)
     }
 

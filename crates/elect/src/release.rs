@@ -95,6 +95,17 @@ impl Releaser {
         Ok(v3.hand_on_after_death(&leases).await?)
     }
 
+    /// v3: once the claims are released, writes the history entry of the
+    /// leadership the dead process held when [`Releaser::hand_on`] found
+    /// its record still bound to one of its claims and did not hand it on
+    /// (reason `released`), unless an entry stands for it already (its
+    /// holder's, or a successor's). A failure is only logged.
+    pub async fn record_released(&self) {
+        if let Protocol::V3(v3) = &self.protocol {
+            v3.record_released().await;
+        }
+    }
+
     /// Releases `claim` if it is still there; `Ok` also when it is already
     /// gone. A claim of the other API is refused.
     pub async fn release(&self, claim: &Claim) -> Result<(), Error> {

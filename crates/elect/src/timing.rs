@@ -198,6 +198,14 @@ impl Timing {
         self.ttl.min(Duration::from_secs(2))
     }
 
+    /// How long a new leader waits before writing the history entry of a
+    /// predecessor it saw end, where nobody who knew wrote one: its
+    /// predecessor's release (the revoke, then its entry) is bounded by
+    /// `release_bound`, so by then the holder's own word is in.
+    pub(crate) fn history_grace(&self) -> Duration {
+        self.release_bound()
+    }
+
     /// The loop is stalled after a TTL without going round.
     pub(crate) fn loop_stall(&self) -> Duration {
         self.ttl

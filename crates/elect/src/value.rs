@@ -4,11 +4,13 @@
 //! program, an older version or a person with `etcdctl`: parsing never panics
 //! and anything that is not our format is reported as a foreign value.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use serde::{Deserialize, Serialize};
 
 /// Longest id or advertise URL we accept from a stored value; longer ones are
 /// treated as foreign rather than copied into every status answer.
-const MAX_FIELD: usize = 1024;
+pub(crate) const MAX_FIELD: usize = 1024;
 
 #[derive(Serialize)]
 struct Stored<'a> {
@@ -32,6 +34,12 @@ struct Stored<'a> {
     /// earlier releases, which must never be handed a record.
     #[serde(skip_serializing_if = "Option::is_none")]
     accepts_record: Option<bool>,
+    /// v3's leader record: when its leadership was made (the writer's wall
+    /// clock, Unix milliseconds), for the history entry written when it
+    /// ends. Nodes of earlier releases ignore it (serde ignores fields it
+    /// does not know; a test below holds them to it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    since_ms: Option<u64>,
 }
 
 /// Owned on the way in: a borrowed `&str` cannot hold a JSON string with escapes.
@@ -51,6 +59,8 @@ struct Read {
     drained: bool,
     #[serde(default)]
     accepts_record: bool,
+    #[serde(default)]
+    since_ms: Option<u64>,
 }
 
 fn yes() -> bool {
@@ -59,7 +69,7 @@ fn yes() -> bool {
 
 /// Encodes this process's value: `{"id":…,"advertise":…,"nonce":…}` (v2's key).
 pub(crate) fn encode(id: &str, advertise: &str, nonce: &str) -> String {
-    encode_with(id, advertise, nonce, None, None)
+    encode_with(id, advertise, nonce, None, None, None)
 }
 
 /// Encodes a v3 candidate key's value: ours, with what the candidate offers.
@@ -69,10 +79,11 @@ pub(crate) fn encode_candidate(
     nonce: &str,
     candidacy: &Candidacy,
 ) -> String {
-    encode_with(id, advertise, nonce, None, Some(candidacy))
+    encode_with(id, advertise, nonce, None, Some(candidacy), None)
 }
 
-/// Encodes v3's leader record: the candidate's value and its lease (hex).
+/// Encodes a candidate's value bound to its lease (hex): a preemption
+/// request's.
 pub(crate) fn encode_record(
     id: &str,
     advertise: &str,
@@ -86,6 +97,27 @@ pub(crate) fn encode_record(
         nonce,
         Some(&format!("{lease:x}")),
         Some(candidacy),
+        None,
+    )
+}
+
+/// Encodes v3's leader record: the holder's value, its lease (hex), and
+/// when the leadership was made (`since`, the writer's wall clock).
+pub(crate) fn encode_leader_record(
+    id: &str,
+    advertise: &str,
+    nonce: &str,
+    lease: i64,
+    candidacy: &Candidacy,
+    since: SystemTime,
+) -> String {
+    encode_with(
+        id,
+        advertise,
+        nonce,
+        Some(&format!("{lease:x}")),
+        Some(candidacy),
+        unix_ms(since),
     )
 }
 
@@ -95,6 +127,7 @@ fn encode_with(
     nonce: &str,
     lease: Option<&str>,
     candidacy: Option<&Candidacy>,
+    since_ms: Option<u64>,
 ) -> String {
     // Serializing string, number and bool fields into a String cannot fail.
     serde_json::to_string(&Stored {
@@ -107,8 +140,25 @@ fn encode_with(
         drained: candidacy.map(|c| c.drained),
         // Every v3 value of this release (those with a candidacy) says so.
         accepts_record: candidacy.map(|_| true),
+        since_ms,
     })
     .unwrap_or_default()
+}
+
+/// The latest instant stored: 9999-12-31T23:59:59.999Z, so that every
+/// time read back has a four-digit year.
+pub(crate) const MAX_UNIX_MS: u64 = 253_402_300_799_999;
+
+/// A wall-clock time as stored: Unix milliseconds (`None` before 1970 or
+/// past [`MAX_UNIX_MS`]: a clock that wrong is not worth keeping).
+pub(crate) fn unix_ms(at: SystemTime) -> Option<u64> {
+    let ms = at.duration_since(UNIX_EPOCH).ok()?.as_millis();
+    u64::try_from(ms).ok().filter(|&ms| ms <= MAX_UNIX_MS)
+}
+
+/// A stored time read back; `None` when out of range (not ours).
+pub(crate) fn from_unix_ms(ms: u64) -> Option<SystemTime> {
+    (ms <= MAX_UNIX_MS).then(|| UNIX_EPOCH + Duration::from_millis(ms))
 }
 
 /// What a candidate offers: who should lead among several is decided by
@@ -153,6 +203,9 @@ pub(crate) struct Named {
     pub candidacy: Candidacy,
     /// Whether it may be handed a leader record (see `Stored`).
     pub accepts_record: bool,
+    /// A leader record's making, as its writer's clock said (Unix ms;
+    /// `None` in records of earlier releases, or out of range).
+    pub since_ms: Option<u64>,
 }
 
 /// Reads a stored value; `None` means the value is foreign.
@@ -176,6 +229,7 @@ pub(crate) fn decode(raw: &[u8]) -> Option<Named> {
             drained: read.drained,
         },
         accepts_record: read.accepts_record,
+        since_ms: read.since_ms.filter(|&ms| ms <= MAX_UNIX_MS),
     })
 }
 
@@ -205,6 +259,7 @@ mod tests {
                 lease: None,
                 candidacy: Candidacy::default(),
                 accepts_record: false,
+                since_ms: None,
             })
         );
         let offer = Candidacy {
@@ -228,6 +283,58 @@ mod tests {
             None,
             "a lease that is not hex"
         );
+    }
+
+    #[test]
+    fn a_leader_record_says_when_its_leadership_was_made() {
+        let since = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        let r = encode_leader_record("a", "u", "00ff", 0x694d, &Candidacy::default(), since);
+        assert!(
+            r.ends_with(r#","accepts_record":true,"since_ms":1700000000123}"#),
+            "{r}"
+        );
+        let named = decode(r.as_bytes()).unwrap();
+        assert_eq!(named.since_ms, Some(1_700_000_000_123));
+        assert_eq!(named.since_ms.and_then(from_unix_ms), Some(since));
+        // Out of range: kept out, as a clock that wrong would be.
+        let far = br#"{"id":"a","advertise":"u","since_ms":253402300800000}"#;
+        assert_eq!(decode(far).unwrap().since_ms, None);
+        assert_eq!(unix_ms(UNIX_EPOCH - Duration::from_secs(1)), None);
+    }
+
+    /// What a node of the previous release reads a record of this one with:
+    /// its own fields (the `Read` of 0.2.0 and of the one-write release),
+    /// and serde's default of ignoring the rest. A record with `since_ms`
+    /// (and any field a later release adds) must still read as the
+    /// candidate it names, or such a node would take it for a foreign value.
+    #[test]
+    fn nodes_of_the_previous_release_ignore_fields_they_do_not_know() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct PreviousRelease {
+            id: String,
+            advertise: String,
+            #[serde(default)]
+            nonce: String,
+            #[serde(default)]
+            lease: Option<String>,
+            #[serde(default)]
+            priority: i64,
+            #[serde(default = "yes")]
+            healthy: bool,
+            #[serde(default)]
+            drained: bool,
+            #[serde(default)]
+            accepts_record: bool,
+        }
+        let since = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let record =
+            encode_leader_record("a", "http://a", "00ff", 0x10, &Candidacy::default(), since);
+        let read: PreviousRelease = serde_json::from_str(&record).expect("read by 0.2.x");
+        assert_eq!(read.id, "a");
+        assert_eq!(read.lease.as_deref(), Some("10"));
+        // And this release reads a later one's record the same way.
+        let later = record.replace('}', r#","added_later":{"x":[1]}}"#);
+        assert_eq!(decode(later.as_bytes()).unwrap().id, "a");
     }
 
     #[test]
@@ -256,7 +363,7 @@ mod tests {
         #[test]
         fn arbitrary_strings_round_trip(id in "[^\u{0}]{1,64}", adv in ".{0,64}", nonce in "[0-9a-f]{0,32}") {
             let v = encode(&id, &adv, &nonce);
-            prop_assert_eq!(decode(v.as_bytes()), Some(Named { id: id.clone(), advertise: adv.clone(), nonce: nonce.clone(), lease: None, candidacy: Candidacy::default(), accepts_record: false }));
+            prop_assert_eq!(decode(v.as_bytes()), Some(Named { id: id.clone(), advertise: adv.clone(), nonce: nonce.clone(), lease: None, candidacy: Candidacy::default(), accepts_record: false, since_ms: None }));
         }
     }
 }

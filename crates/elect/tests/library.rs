@@ -41,6 +41,7 @@ async fn campaign_resign_and_observe(api: Api) {
         .unwrap()
         .unwrap();
     assert!(first.is_valid());
+    let first_term = first.term();
     let seen = loop {
         if let Some(leader) = observed.changed().await.unwrap() {
             break leader;
@@ -73,6 +74,30 @@ async fn campaign_resign_and_observe(api: Api) {
         }
     };
     assert_eq!(seen.term, second.term());
+
+    // The history: b now, and a's leadership, resigned to b.
+    match api {
+        Api::V2 => assert!(matches!(
+            watcher.history(10).await,
+            Err(elect::Error::NeedsV3 { .. })
+        )),
+        _ => {
+            let history = watcher.history(10).await.expect("the history");
+            let terms: Vec<u64> = history.entries.iter().map(|e| e.term).collect();
+            assert_eq!(terms, [second.term(), first_term], "{history:?}");
+            assert_eq!(history.entries[0].id, "b");
+            assert_eq!(history.entries[0].ended, None);
+            let ended = history.entries[1].ended.as_ref().expect("a's end");
+            assert_eq!(
+                ended.ending,
+                elect::Ending::Holder(elect::journal::EndReason::Resign)
+            );
+            assert_eq!(ended.to.as_deref(), Some("b"));
+            assert!(history.entries[1].acquired_at <= ended.at);
+            let newest = watcher.history(1).await.expect("the history").entries;
+            assert_eq!(newest, history.entries[..1]);
+        }
+    }
 
     // Dropping a valid guard releases in the background.
     drop(second);

@@ -418,7 +418,6 @@ async fn on_v2_a_named_hand_over_needs_v3_and_an_observer_cannot_drain() {
 /// The election's history from every node, after hand-overs of three
 /// kinds. Needs `/v1/history` (issue 21's second part).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs GET /v1/history, which is not on this branch yet"]
 async fn history_lists_each_hand_over_the_same_from_every_node() {
     let cluster = Cluster::start("v3", &["h0", "h1", "h2"], false).await;
     let first = cluster.settled().await;
@@ -458,7 +457,6 @@ async fn history_lists_each_hand_over_the_same_from_every_node() {
 /// Needs `/v1/history` (issue 21's second part), which answers 501
 /// `needs_v3` on v2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs GET /v1/history, which is not on this branch yet"]
 async fn on_v2_the_history_needs_v3() {
     let cluster = Cluster::start("v2", &["p"], false).await;
     cluster

@@ -200,6 +200,17 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", env = "ELECTD_PREEMPT_AFTER")]
     pub preempt_after: Option<String>,
 
+    /// How many leaderships the election's history in etcd keeps, and GET
+    /// /v1/history lists at most: 1 to 1000 [default: 100]. The leader
+    /// trims older entries once there are an eighth more. Needs --api v3.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "ELECTD_HISTORY_SIZE",
+        allow_negative_numbers = true
+    )]
+    pub history_size: Option<String>,
+
     /// Run the command after `--` only while this node leads: started when it
     /// becomes leader, SIGTERM when leadership ends (or at deadline − grace),
     /// SIGKILL by the deadline. It gets ELECTD_TERM (the fencing token),

@@ -4,7 +4,8 @@
 //!
 //! This crate is a binary first; its library exists so that the tools that
 //! generate the man page, the shell completions and the flags reference
-//! read the one command-line definition ([`command`]) the binary parses.
+//! read the one command-line definition ([`command`]) the binary parses
+//! (and date the man page as the answers date times: [`wallclock`]).
 
 mod app_check;
 mod cli;
@@ -16,6 +17,7 @@ mod metrics;
 mod process;
 mod settings;
 mod supervise;
+pub mod wallclock;
 
 pub use process::main;
 

@@ -47,6 +47,11 @@ health, drain, priority, and any obstacle in etcd.",
 history; resign, hand over, drain and undrain with the admin token.",
         ),
         (
+            "GET /v1/history[?limit=N]",
+            "JSON: the election's history from etcd, newest first: each leadership's term, \
+holder, when it began and ended, why, and to whom (v3; the same on every node).",
+        ),
+        (
             "GET /healthz",
             "200 while electd works (its loop runs, etcd answers, nothing blocks the election); \
 503 with the reason otherwise.",

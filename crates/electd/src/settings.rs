@@ -95,6 +95,7 @@ impl Cli {
             successes: self.health_successes,
         })?;
         let priority = parse_priority(self.priority.as_deref())?;
+        let history_size = parse_history_size(self.history_size.as_deref())?;
         let preempt = preempt_after(self.preempt, self.preempt_after.as_deref(), &timing)?;
         if self.observe {
             // Each of these steers this node's own candidacy, and an
@@ -144,6 +145,9 @@ impl Cli {
             .names(flag_names());
         if let Some(after) = preempt {
             builder = builder.preempt_after(after);
+        }
+        if let Some(size) = history_size {
+            builder = builder.history_size(size);
         }
         if let Some(margin) = margin {
             builder = builder.margin(margin);
@@ -271,6 +275,19 @@ fn parse_priority(raw: Option<&str>) -> Result<i64, String> {
         }),
         None => Ok(0),
     }
+}
+
+/// `--history-size`: a whole number; the library checks its range.
+fn parse_history_size(raw: Option<&str>) -> Result<Option<usize>, String> {
+    raw.map(|raw| {
+        raw.trim().parse::<usize>().map_err(|_| {
+            format!(
+                "--history-size must be a whole number of leaderships, 1 to {}; got {raw:?}",
+                elect::MAX_HISTORY_SIZE
+            )
+        })
+    })
+    .transpose()
 }
 
 /// `--preempt` and `--preempt-after`: how long to be eligible before asking.
@@ -425,14 +442,23 @@ pub fn config_error(err: &elect::ConfigError) -> String {
                 _ => format!("--ttl: {err}"),
             }
         }
-        // v2 is one key that the fastest writer takes: no queue to order.
-        ConfigError::NeedsV3 { what } => {
-            let flag = match *what {
-                "priorities" => "--priority",
-                "preemption" => "--preempt",
-                other => other,
-            };
-            format!("{flag} needs --api v3: with v2 the first to write the key leads")
+        // v2 is one key that the fastest writer takes: no queue to order,
+        // and no room for a history beside it.
+        ConfigError::NeedsV3 { what } => match *what {
+            "election histories" => {
+                "--history-size needs --api v3: v2's one key keeps no history".to_owned()
+            }
+            what => {
+                let flag = match what {
+                    "priorities" => "--priority",
+                    "preemption" => "--preempt",
+                    other => other,
+                };
+                format!("{flag} needs --api v3: with v2 the first to write the key leads")
+            }
+        },
+        ConfigError::HistorySize { size, max } => {
+            format!("--history-size must be 1 to {max} leaderships; got {size}")
         }
         err => err.to_string(),
     }
@@ -617,6 +643,26 @@ mod tests {
                 "--preempt-after needs --preempt",
             ),
             (&["--preempt", "--preempt-after", "soon"], "--preempt-after"),
+            (
+                &["--history-size", "0"],
+                "--history-size must be 1 to 1000 leaderships; got 0",
+            ),
+            (
+                &["--history-size", "1001"],
+                "--history-size must be 1 to 1000 leaderships; got 1001",
+            ),
+            (
+                &["--history-size", "-1"],
+                "--history-size must be a whole number of leaderships",
+            ),
+            (
+                &["--history-size", "lots"],
+                "--history-size must be a whole number of leaderships",
+            ),
+            (
+                &["--api", "v2", "--history-size", "10"],
+                "--history-size needs --api v3",
+            ),
             (&["--priority", "high"], "--priority must be a whole number"),
             (&["--priority", "1.5"], "--priority must be a whole number"),
             (
@@ -682,6 +728,9 @@ mod tests {
         assert!(s.election.candidacy().healthy);
         assert_eq!(s.election.candidacy().priority, 0);
         assert_eq!(s.election.preempt_after(), None);
+        assert_eq!(s.election.history_size(), elect::DEFAULT_HISTORY_SIZE);
+        let s = settings(&["--history-size", " 1000 "]).unwrap();
+        assert_eq!(s.election.history_size(), 1000);
         // A priority of 0 is no priority: fine on an observer and on v2.
         assert!(settings(&["--observe", "--priority", "0"]).is_ok());
         assert!(settings(&["--api", "v2", "--ttl", "1", "--priority", "0"]).is_ok());

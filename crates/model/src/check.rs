@@ -8,7 +8,7 @@ use stateright::{Checker, HasDiscoveries, Model, Path};
 
 use crate::config::{Config, Protocol};
 use crate::etcd::{Etcd, LeaseId, Owner};
-use crate::model::{Action, HOLDERS_WRITE, ONE_LEADER, TERMS_GROW};
+use crate::model::{Action, HOLDERS_RECORD, HOLDERS_WRITE, ONE_LEADER, TERMS_GROW};
 use crate::protocol::Election;
 use crate::state::{Guardian, Request, State};
 
@@ -23,9 +23,10 @@ impl Protocol {
         };
         match self {
             Protocol::Today | Protocol::OneWrite => None,
-            Protocol::GuardianHandsOnAnyRecord => {
-                Some((plain(Config::ci(self)), &[ONE_LEADER, HOLDERS_WRITE]))
-            }
+            Protocol::GuardianHandsOnAnyRecord => Some((
+                plain(Config::ci(self)),
+                &[ONE_LEADER, HOLDERS_WRITE, HOLDERS_RECORD],
+            )),
             Protocol::OneWriteWithoutAnchor => Some((plain(Config::old_rule(self)), &[ONE_LEADER])),
             Protocol::OneWriteCreateRevisionTerm => Some((plain(Config::ci(self)), &[TERMS_GROW])),
         }

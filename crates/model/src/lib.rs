@@ -7,8 +7,9 @@
 //!
 //! The protocol is a parameter ([`Protocol`]): today's, the one-write
 //! hand-over of issue 20, and three unsafe ideas for it, each of which the
-//! checker must catch. Three properties must hold in every state:
-//! [`ONE_LEADER`], [`TERMS_GROW`] and [`HOLDERS_WRITE`].
+//! checker must catch. Four properties must hold in every state:
+//! [`ONE_LEADER`], [`TERMS_GROW`], [`HOLDERS_WRITE`] and, for the history,
+//! [`HOLDERS_RECORD`].
 //!
 //! [stateright]: https://docs.rs/stateright
 
@@ -25,7 +26,7 @@ mod symmetry;
 pub use check::{Outcome, SEARCH_DEPTH, Trace, describe, exhaust, render, search, search_any};
 pub use config::{Config, Protocol, Start};
 pub use etcd::{Candidate, Etcd, Key, Lease, LeaseId, Owner, Rev};
-pub use model::{Action, HOLDERS_WRITE, ONE_LEADER, SAFETY, TERMS_GROW};
+pub use model::{Action, HOLDERS_RECORD, HOLDERS_WRITE, ONE_LEADER, SAFETY, TERMS_GROW};
 pub use protocol::Election;
 pub use state::{Claim, Ghost, Guardian, Node, Proc, Request, State};
 

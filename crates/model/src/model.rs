@@ -125,6 +125,7 @@ impl Model for Election {
                 max_term: None,
                 term_went_back: false,
                 stray_write: false,
+                stray_entry: false,
                 events: 0,
             },
         };
@@ -493,11 +494,30 @@ impl Model for Election {
                     return None;
                 };
                 let dead = s.owner(n);
+                let claims = s.nodes[n].claims;
                 let before = s.etcd;
-                hand_over(&mut s.etcd, self.protocol(), &plan, s.nodes[n].claims);
+                let handed = hand_over(&mut s.etcd, self.protocol(), &plan, claims);
                 let after = s.etcd;
-                Election::wrote_record(&mut s.ghost, &before, &after, Writer::Guardian(dead));
+                let writer = Writer::Guardian(dead);
+                Election::wrote_record(&mut s.ghost, &before, &after, writer);
+                // The leadership it read: its electd's when bound to one of
+                // the leases it was told of.
+                let holder = if claims & bit(plan.record.lease) != 0 {
+                    Some(dead)
+                } else {
+                    before.owner(plan.record.lease)
+                };
+                if handed.is_some() {
+                    // Its entry rides in the hand-over.
+                    Election::wrote_entry(&mut s.ghost, plan.record, holder, &after, writer);
+                }
                 Election::guardian_release(&mut s, n);
+                if handed.is_none() && holder == Some(dead) {
+                    // Not handed on: `released`, after the revokes, where
+                    // no entry stands.
+                    let after = s.etcd;
+                    Election::wrote_entry(&mut s.ghost, plan.record, holder, &after, writer);
+                }
             }
             Action::GuardianRelease(n) => Election::guardian_release(&mut s, usize::from(n)),
             Action::Restart(n) => {
@@ -566,6 +586,7 @@ impl Model for Election {
             Property::always(ONE_LEADER, |_, s: &State| s.leaders() <= 1),
             Property::always(TERMS_GROW, |_, s: &State| !s.ghost.term_went_back),
             Property::always(HOLDERS_WRITE, |_, s: &State| !s.ghost.stray_write),
+            Property::always(HOLDERS_RECORD, |_, s: &State| !s.ghost.stray_entry),
             Property::sometimes("someone leads", |_, s: &State| s.leaders() > 0),
             Property::sometimes("a hand-over completes", |_, s: &State| {
                 s.ghost.events & event::HANDED_OVER != 0
@@ -615,5 +636,14 @@ pub const TERMS_GROW: &str = "terms only grow";
 /// Safety: only the record's holder, its holder's guardian, or a candidate
 /// taking an absent record writes the record (etcd's expiry aside).
 pub const HOLDERS_WRITE: &str = "only holders write the record";
-/// The three safety properties.
-pub const SAFETY: [&str; 3] = [ONE_LEADER, TERMS_GROW, HOLDERS_WRITE];
+/// Safety of the history: a leadership's entry that rides in a hand-over
+/// (the one write, or a dead electd's guardian's), or that a guardian
+/// writes after its revokes, is written by that leadership's holder or its
+/// holder's guardian, and only once the leadership is over. (No
+/// leadership transaction compares a history key, so entries are not
+/// state the other properties depend on; the entries a successor writes
+/// are not modelled.)
+pub const HOLDERS_RECORD: &str =
+    "only a leadership's holder or its guardian writes its entry, once it ended";
+/// The safety properties.
+pub const SAFETY: [&str; 4] = [ONE_LEADER, TERMS_GROW, HOLDERS_WRITE, HOLDERS_RECORD];

@@ -224,7 +224,11 @@ impl Pack for Ghost {
             }
             None => out.put(&[0; 4]),
         }
-        out.put(&[u8::from(self.term_went_back), u8::from(self.stray_write)]);
+        out.put(&[
+            u8::from(self.term_went_back),
+            u8::from(self.stray_write),
+            u8::from(self.stray_entry),
+        ]);
         self.events.pack(out);
     }
 }
@@ -323,6 +327,7 @@ mod tests {
                 max_term: Some((3, Owner::OldRule)),
                 term_went_back: true,
                 stray_write: true,
+                stray_entry: true,
                 events: u16::MAX,
             },
         };

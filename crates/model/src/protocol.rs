@@ -119,6 +119,26 @@ impl Election {
         }
     }
 
+    /// Checks the history entry of the leadership of `ended` (the record as
+    /// read), held by `holder`, written by `writer`: by its holder or its
+    /// holder's guardian, and with the leadership over in `after`.
+    pub(crate) fn wrote_entry(
+        ghost: &mut Ghost,
+        ended: Key,
+        holder: Option<Owner>,
+        after: &Etcd,
+        writer: Writer,
+    ) {
+        let goes_on = after
+            .record
+            .is_some_and(|r| r.lease == ended.lease && r.modr == ended.modr);
+        let by_holder =
+            holder.is_some_and(|h| writer == Writer::Process(h) || writer == Writer::Guardian(h));
+        if goes_on || !by_holder {
+            ghost.stray_entry = true;
+        }
+    }
+
     /// A process reads the election and acts on it (`follow.rs`'s
     /// `settle`, and the state machine's `reconcile` after it): notes who
     /// leads, raises its floor, notices a claim lost, begins or ends its
@@ -373,6 +393,14 @@ impl Election {
         };
         let after = s.etcd;
         Election::wrote_record(&mut s.ghost, &before, &after, writer);
+        if let Request::HandOver { .. } = request
+            && written.is_some()
+            && let Some(ended) = before.record
+        {
+            // The departing leadership's entry rides in the hand-over.
+            let holder = before.owner(ended.lease);
+            Election::wrote_entry(&mut s.ghost, ended, holder, &after, writer);
+        }
         written
     }
 

@@ -262,6 +262,9 @@ pub struct Ghost {
     /// The record was written by someone other than its holder, its
     /// holder's guardian, or a candidate taking it while absent.
     pub stray_write: bool,
+    /// A history entry was written by someone other than its leadership's
+    /// holder or that holder's guardian, or while the leadership went on.
+    pub stray_entry: bool,
     /// Bits of the events the `sometimes` properties look for (`state::event`).
     pub events: u16,
 }

@@ -9,7 +9,7 @@ use stateright::Model;
 use crate::check::{Outcome, exhaust, render, search};
 use crate::config::{Config, Protocol, Start};
 use crate::etcd::{Etcd, Key, Owner};
-use crate::model::{Action, ONE_LEADER, TERMS_GROW};
+use crate::model::{Action, HOLDERS_RECORD, ONE_LEADER, TERMS_GROW};
 use crate::protocol::{Election, hand_over};
 use crate::reduce::compress_revisions;
 use crate::state::{Guardian, Plan, State};
@@ -94,6 +94,9 @@ fn a_guardian_handing_on_a_record_its_electd_handed_on_is_caught() {
         );
         match name {
             ONE_LEADER => assert_eq!(believers(&last).len(), 2, "{name}"),
+            // The successor's leadership, ended by its predecessor's
+            // guardian: its entry written by a stranger.
+            HOLDERS_RECORD => assert!(last.ghost.stray_entry, "{name}"),
             _ => assert!(last.ghost.stray_write, "{name}"),
         }
     }

@@ -175,23 +175,8 @@ fn release_date() -> String {
     std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
-        .map(civil_date)
+        .map(electd::wallclock::date)
         .unwrap_or_default()
-}
-
-/// Seconds since the epoch as `YYYY-MM-DD` (UTC).
-fn civil_date(epoch: i64) -> String {
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = epoch.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
 }
 
 /// Each flag's environment variable, with the flag it sets.
@@ -344,13 +329,6 @@ fn title_case(title: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_date(0), "1970-01-01");
-        assert_eq!(civil_date(951_782_400), "2000-02-29");
-        assert_eq!(civil_date(1_796_601_600), "2026-12-07");
-    }
 
     #[test]
     fn the_man_page_has_every_section() {

@@ -17,6 +17,7 @@ use tokio::time::{Instant, sleep};
 
 use super::{Backend, Campaign, Change, Handover, RenewError, Renewal, Target, View};
 use crate::error::{EtcdError, TransferError};
+use crate::journal::EndReason;
 use crate::status::{Candidate, Leader, Status};
 use crate::value::Candidacy;
 
@@ -272,7 +273,7 @@ impl<const QUEUE: bool> Backend for Memory<QUEUE> {
         self.store().forgotten = true;
     }
 
-    async fn release(&self) -> Result<(), EtcdError> {
+    async fn release(&self, _why: EndReason) -> Result<(), EtcdError> {
         let mut store = self.store();
         if store.forgotten {
             return Ok(());

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::error::{EtcdError, TransferError};
 use crate::history::Regression;
+use crate::journal::EndReason;
 use crate::status::{Candidate, Leader, Obstacle};
 use crate::value::Candidacy;
 
@@ -112,6 +113,16 @@ pub(crate) enum Handover {
     Preempted,
 }
 
+impl Handover {
+    /// The journal's reason for a leadership that ends so.
+    pub(crate) fn end_reason(self) -> EndReason {
+        match self {
+            Handover::Transfer => EndReason::Transfer,
+            Handover::Preempted => EndReason::Preempted,
+        }
+    }
+}
+
 /// One etcd API. Methods take `&self` so a renewal can run in its own task
 /// while the loop waits on changes; every method returns within a bounded time.
 pub(crate) trait Backend: Send + Sync + 'static {
@@ -136,14 +147,16 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// Gives up the claim: a compare-and-delete of our own key (v3: hands
     /// a record of ours to the successor in one write where it can, then
-    /// revokes the lease).
-    fn release(&self) -> impl Future<Output = Result<(), EtcdError>> + Send;
+    /// revokes the lease). `why` is the journal's reason, for the history
+    /// entry of a leadership it ends (v3).
+    fn release(&self, why: EndReason) -> impl Future<Output = Result<(), EtcdError>> + Send;
 
     /// Gives up the claim without handing anything on: for a claim this
     /// node may not lead with (its term below the floor), whose record a
-    /// successor must not inherit either.
+    /// successor must not inherit either (nor this node's word on how a
+    /// leadership it never took ended: the reason is never written).
     fn give_up(&self) -> impl Future<Output = Result<(), EtcdError>> + Send {
-        self.release()
+        self.release(EndReason::Lost)
     }
 
     /// Publishes what this candidate offers (v3: its candidate key's value;

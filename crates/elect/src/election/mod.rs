@@ -563,7 +563,7 @@ impl<B: Backend> Machine<B> {
             self.backend.forget().await;
             return Ok(());
         }
-        match timeout(limit, self.backend.release()).await {
+        match timeout(limit, self.backend.release(reason)).await {
             Ok(res) => res,
             Err(_) => Err(EtcdError::Timeout {
                 endpoint: "etcd".to_owned(),

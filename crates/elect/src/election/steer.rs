@@ -61,11 +61,7 @@ impl<B: Backend> Machine<B> {
             return Err(TransferError::NotLeader);
         };
         let target = self.backend.handover_target(to)?;
-        let ended = match reason {
-            Handover::Transfer => EndReason::Transfer,
-            Handover::Preempted => EndReason::Preempted,
-        };
-        self.end(tenure, ended);
+        self.end(tenure, reason.end_reason());
         if let Some(task) = self.renew_task.take() {
             task.abort();
         }

@@ -13,31 +13,12 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use elect::TransferError;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::oneshot;
 
-use super::answers::LeaderBody;
+use super::answers::{ErrorBody, LeaderBody, error};
 use super::state::{AppState, status_body};
 use crate::lead::{Request, ResignReply};
-
-/// An error answer.
-#[derive(Serialize)]
-struct ErrorBody {
-    error: &'static str,
-    message: String,
-    /// Who leads, where it matters (a hand-over that timed out).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    leader: Option<Option<LeaderBody>>,
-}
-
-fn error(code: StatusCode, error: &'static str, message: impl Into<String>) -> Response {
-    let body = ErrorBody {
-        error,
-        message: message.into(),
-        leader: None,
-    };
-    (code, axum::Json(body)).into_response()
-}
 
 /// Compares every byte whatever the contents, so timing says nothing about
 /// how much of a guess was right (only about its length).

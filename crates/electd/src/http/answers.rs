@@ -1,10 +1,35 @@
 //! What the HTTP answers say, in the daemon's words: the seed's plain
-//! text, and the JSON bodies of `/v1/status` and `/v1/watch`, made from the
-//! library's types (which carry no wire format of their own).
+//! text, the JSON bodies of `/v1/status`, `/v1/watch` and `/v1/history`,
+//! and the JSON of every refusal, made from the library's types (which
+//! carry no wire format of their own).
 
-use elect::{Candidate, Leader, Obstacle, Role, Status};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use elect::{Candidate, History, HistoryEntry, Leader, Obstacle, Role, Status};
 use serde::Serialize;
 use tokio::time::Instant;
+
+use crate::wallclock::rfc3339;
+
+/// A refusal or failure: a machine-readable `error` code and a sentence.
+#[derive(Serialize)]
+pub struct ErrorBody {
+    pub error: &'static str,
+    pub message: String,
+    /// Who leads, where it matters (a hand-over that timed out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader: Option<Option<LeaderBody>>,
+}
+
+/// An [`ErrorBody`] answer with `code`.
+pub fn error(code: StatusCode, error: &'static str, message: impl Into<String>) -> Response {
+    let body = ErrorBody {
+        error,
+        message: message.into(),
+        leader: None,
+    };
+    (code, axum::Json(body)).into_response()
+}
 
 /// A leader as `/v1/status` and `/v1/watch` show it.
 #[derive(Serialize)]
@@ -175,6 +200,72 @@ impl ObstacleBody {
             _ => {}
         }
         body
+    }
+}
+
+/// `/v1/history`: the leaderships newest first, and the keys skipped.
+/// Made only of what etcd held (times as their writers' clocks said), so
+/// every node answers the same bytes for the same history.
+#[derive(Serialize)]
+pub struct HistoryBody {
+    history: Vec<EntryBody>,
+    skipped: Vec<SkippedBody>,
+}
+
+/// One leadership: `ended_at`, `reason` and `to` are `null` for the
+/// current one; times RFC 3339 in UTC, `null` where unknown.
+#[derive(Serialize)]
+struct EntryBody {
+    term: u64,
+    id: String,
+    advertise: String,
+    acquired_at: Option<String>,
+    ended_at: Option<String>,
+    reason: Option<&'static str>,
+    to: Option<String>,
+}
+
+/// A key in the history's range that is not an entry of electd's.
+#[derive(Serialize)]
+struct SkippedBody {
+    key: String,
+    why: &'static str,
+}
+
+impl EntryBody {
+    fn new(entry: &HistoryEntry) -> EntryBody {
+        let ended = entry.ended.as_ref();
+        EntryBody {
+            term: entry.term,
+            id: entry.id.clone(),
+            advertise: entry.advertise.clone(),
+            acquired_at: entry.acquired_at.map(rfc3339),
+            ended_at: ended.and_then(|e| e.at).map(rfc3339),
+            reason: ended.map(|e| e.ending.as_str()),
+            to: ended.and_then(|e| e.to.clone()),
+        }
+    }
+}
+
+impl HistoryBody {
+    /// The first `limit` leaderships of `history`, and every key skipped.
+    pub fn new(history: &History, limit: usize) -> HistoryBody {
+        HistoryBody {
+            history: history
+                .entries
+                .iter()
+                .take(limit)
+                .map(EntryBody::new)
+                .collect(),
+            skipped: history
+                .skipped
+                .iter()
+                .map(|s| SkippedBody {
+                    key: s.key.clone(),
+                    why: s.why,
+                })
+                .collect(),
+        }
     }
 }
 

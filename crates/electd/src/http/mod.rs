@@ -1,6 +1,7 @@
-//! The HTTP surface: the seed's plain-text answer, JSON status, health
-//! checks for load balancers, Prometheus metrics, leader-change events, and
-//! the hand-over endpoint, and a live web view of the election.
+//! The HTTP surface: the seed's plain-text answer, JSON status, the
+//! election's history, health checks for load balancers, Prometheus
+//! metrics, leader-change events, the hand-over endpoint, and a live web
+//! view of the election.
 //!
 //! Every answer is computed from the election's shared [`elect::Status`] at
 //! the instant of the request, so a leader paused past its deadline says
@@ -21,7 +22,8 @@ use axum::Router;
 use axum::routing::{get, post};
 
 use self::read::{
-    health_follower, health_leader, healthz, livez, metrics, not_found, seed_answer, status, watch,
+    health_follower, health_leader, healthz, history, livez, metrics, not_found, seed_answer,
+    status, watch,
 };
 pub use self::server::{Limits, serve};
 pub use self::state::AppState;
@@ -58,6 +60,7 @@ fn with_page(router: Router<AppState>) -> Router<AppState> {
         .route("/ui/app.css", get(ui::style))
         .route("/v1/status", get(status))
         .route("/v1/watch", get(watch))
+        .route("/v1/history", get(history))
 }
 
 fn with_admin(router: Router<AppState>) -> Router<AppState> {

@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::answers::{LeaderBody, seed_words};
+use super::answers::{HistoryBody, LeaderBody, error, seed_words};
 use super::state::{AppState, MAX_WATCHERS, status_body};
 
 /// A plain-text answer.
@@ -226,6 +226,52 @@ fn listed(body: &serde_json::Value) -> serde_json::Value {
     shown
 }
 
+/// `GET /v1/history[?limit=N]`: who led, newest first, as etcd holds it
+/// (v3). Every node reads the same keys, so every node answers the same.
+pub(super) async fn history(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let config = state.election.config();
+    if config.api() == elect::Api::V2 {
+        return error(
+            StatusCode::NOT_IMPLEMENTED,
+            "needs_v3",
+            "the election's history needs --api v3: v2's one key keeps none",
+        );
+    }
+    let size = config.history_size();
+    let limit = match history_limit(query.as_deref(), size) {
+        Ok(limit) => limit,
+        Err(sentence) => return error(StatusCode::BAD_REQUEST, "bad_limit", sentence),
+    };
+    match state.history().await {
+        Ok(history) => axum::Json(HistoryBody::new(&history, limit)).into_response(),
+        Err(reason) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "etcd_unavailable",
+            format!("cannot read the election's history from etcd: {reason}"),
+        ),
+    }
+}
+
+/// The `limit` of a `/v1/history` query: a whole number from 1, capped by
+/// the history's `size` (its default); the sentence for a bad one.
+fn history_limit(query: Option<&str>, size: usize) -> Result<usize, String> {
+    let given: Vec<String> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(name, _)| name == "limit")
+        .map(|(_, value)| value.into_owned())
+        .collect();
+    match given.as_slice() {
+        [] => Ok(size),
+        [one] => match one.trim().parse::<usize>() {
+            Ok(limit) if limit > 0 => Ok(limit.min(size)),
+            _ => Err(format!(
+                "limit must be a whole number of leaderships from 1 (at most {size} are kept); \
+                 got {one:?}"
+            )),
+        },
+        _ => Err("give limit once".to_owned()),
+    }
+}
+
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(
@@ -268,5 +314,25 @@ mod tests {
         assert_eq!(listed(&a), listed(&b));
         let c = serde_json::json!({"role": "leader", "revision": 9, "obstacle": null});
         assert_ne!(listed(&a), listed(&c));
+    }
+
+    #[test]
+    fn a_limit_is_a_whole_number_from_one_capped_by_the_size() {
+        assert_eq!(history_limit(None, 100), Ok(100));
+        assert_eq!(history_limit(Some(""), 100), Ok(100));
+        assert_eq!(history_limit(Some("limit=3"), 100), Ok(3));
+        assert_eq!(history_limit(Some("x=1&limit=%203"), 100), Ok(3));
+        assert_eq!(history_limit(Some("limit=1000"), 100), Ok(100));
+        for bad in ["limit=0", "limit=-1", "limit=abc", "limit=", "limit=1.5"] {
+            let sentence = history_limit(Some(bad), 100).expect_err(bad);
+            assert!(
+                sentence.starts_with("limit must be a whole number of leaderships from 1"),
+                "{bad}: {sentence}"
+            );
+        }
+        assert_eq!(
+            history_limit(Some("limit=1&limit=2"), 100),
+            Err("give limit once".to_owned())
+        );
     }
 }

@@ -1,11 +1,12 @@
 //! What the handlers share: the election, the metrics, the admin token,
-//! the channel to the leadership loop, and a short-lived copy of the
-//! succession order so that HTTP traffic never becomes etcd traffic.
+//! the channel to the leadership loop, and short-lived copies of the
+//! succession order and of the election's history, so that HTTP traffic
+//! never becomes etcd traffic.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use elect::{Candidate, Election};
+use elect::{Candidate, Election, History};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 
@@ -29,6 +30,8 @@ pub struct AppState {
     admin_url: Arc<str>,
     /// The last succession order read from etcd, and when.
     candidates: Arc<tokio::sync::Mutex<Option<CandidatesRead>>>,
+    /// The last history read from etcd (all of it the size keeps), and when.
+    history: Arc<tokio::sync::Mutex<Option<HistoryRead>>>,
     /// Open `/v1/watch` streams; capped apart from other connections so
     /// long-lived streams cannot take every connection slot.
     pub(super) watchers: Arc<Semaphore>,
@@ -37,8 +40,12 @@ pub struct AppState {
 /// A succession order read from etcd (`None`: the read failed), and when.
 type CandidatesRead = (Instant, Option<Vec<Candidate>>);
 
-/// How old a `/v1/status` succession order may be: however many requests
-/// come, etcd sees at most a few reads per second from them.
+/// A history read from etcd (or why it could not be), and when.
+type HistoryRead = (Instant, Result<Arc<History>, String>);
+
+/// How old a `/v1/status` succession order (or a `/v1/history`) may be:
+/// however many requests come, etcd sees at most a few reads per second
+/// from them.
 const CANDIDATES_MAX_AGE: Duration = Duration::from_millis(500);
 
 /// Open `/v1/watch` streams at most; more get 503.
@@ -61,6 +68,7 @@ impl AppState {
             health_checked,
             admin_url: Arc::from(admin_url),
             candidates: Arc::default(),
+            history: Arc::default(),
             watchers: Arc::new(Semaphore::new(MAX_WATCHERS)),
         }
     }
@@ -77,6 +85,27 @@ impl AppState {
         let candidates = self.election.candidates().await.ok();
         *cached = Some((Instant::now(), candidates.clone()));
         candidates
+    }
+}
+
+impl AppState {
+    /// The election's history, as much as its size keeps, read from etcd
+    /// at most every `CANDIDATES_MAX_AGE`; concurrent requests share one
+    /// read. The error says why it could not be read.
+    pub(super) async fn history(&self) -> Result<Arc<History>, String> {
+        let mut cached = self.history.lock().await;
+        if let Some((read_at, history)) = cached.as_ref()
+            && read_at.elapsed() < CANDIDATES_MAX_AGE
+        {
+            return history.clone();
+        }
+        let size = self.election.config().history_size();
+        let history = match self.election.history(size).await {
+            Ok(history) => Ok(Arc::new(history)),
+            Err(err) => Err(err.to_string()),
+        };
+        *cached = Some((Instant::now(), history.clone()));
+        history
     }
 }
 

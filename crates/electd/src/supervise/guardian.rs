@@ -375,8 +375,9 @@ impl Claims {
 
 /// Hands a record of the dead electd's on to its successor in one write
 /// (v3, only a record still bound to one of its own claims), then releases
-/// every claim, the newest first (the one that matters); each step bounded
-/// by the TTL.
+/// every claim, the newest first (the one that matters), then writes the
+/// history entry of a record it held and was not handed on (`released`,
+/// where no entry stands); each step bounded by the TTL.
 async fn release(releaser: &Releaser, claims: &Claims, ttl: Duration) {
     let known: Vec<Claim> = claims.known.iter().cloned().collect();
     match tokio::time::timeout(ttl, releaser.hand_on(&known)).await {
@@ -398,6 +399,13 @@ async fn release(releaser: &Releaser, claims: &Claims, ttl: Duration) {
                 "releasing a dead electd's claim timed out; it expires on its own"
             ),
         }
+    }
+    // Off the successor's path: it took the record once the revoke was in.
+    if tokio::time::timeout(ttl, releaser.record_released())
+        .await
+        .is_err()
+    {
+        tracing::debug!("writing the dead electd's history entry timed out");
     }
 }
 

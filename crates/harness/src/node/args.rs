@@ -44,6 +44,7 @@ pub struct NodeArgs {
     exec_on_exit: Option<String>,
     admin_listen: Option<String>,
     resign_cooldown: Option<Duration>,
+    history_size: Option<usize>,
     exec: Option<Vec<String>>,
 }
 
@@ -226,6 +227,12 @@ impl NodeArgs {
         self
     }
 
+    /// `--history-size N`.
+    pub fn history_size(mut self, size: usize) -> NodeArgs {
+        self.history_size = Some(size);
+        self
+    }
+
     /// `--exec -- COMMAND ARGS…`.
     pub fn exec<S: Into<String>>(mut self, command: impl IntoIterator<Item = S>) -> NodeArgs {
         self.exec = Some(command.into_iter().map(Into::into).collect());
@@ -284,6 +291,7 @@ impl NodeArgs {
         flag("exec-on-exit", self.exec_on_exit.clone());
         flag("admin-listen", self.admin_listen.clone());
         flag("resign-cooldown", self.resign_cooldown.map(duration));
+        flag("history-size", self.history_size.map(|n| n.to_string()));
         for (name, set) in [
             ("observe", self.observe),
             ("no-guardian", self.no_guardian),
@@ -333,6 +341,7 @@ mod tests {
             .health_url("http://127.0.0.1:9/")
             .health_interval(Duration::from_millis(100))
             .resign_cooldown(Duration::from_secs(600))
+            .history_size(7)
             .for_node("n0", "127.0.0.1:80".to_owned(), Path::new("/j/n0.jsonl"))
             .argv();
         assert_eq!(
@@ -340,7 +349,7 @@ mod tests {
             "--listen 127.0.0.1:80 --id n0 --journal /j/n0.jsonl --api v3 --ttl 4 \
              --etcd http://a:1,http://b:2 --health-url http://127.0.0.1:9/ \
              --health-interval 100ms --preempt-after 1500ms --resign-cooldown 600s \
-             --drained --preempt --priority=-2 --exec -- sh -c sleep 1"
+             --history-size 7 --drained --preempt --priority=-2 --exec -- sh -c sleep 1"
         );
     }
 

@@ -32,6 +32,7 @@ use crate::claim::{self, Claim};
 use crate::config::Config;
 use crate::error::{ConfigError, EtcdError, TransferError, chain};
 use crate::history::Revisions;
+use crate::journal::EndReason;
 use crate::status::Candidate;
 use crate::tls;
 use crate::value::Candidacy;
@@ -232,7 +233,7 @@ impl Backend for V2 {
         self.forgotten.store(true, Ordering::Relaxed);
     }
 
-    async fn release(&self) -> Result<(), EtcdError> {
+    async fn release(&self, _why: EndReason) -> Result<(), EtcdError> {
         if self.forgotten.load(Ordering::Relaxed) {
             return Ok(());
         }

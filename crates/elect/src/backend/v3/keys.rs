@@ -21,12 +21,24 @@
 //!   record, by a transaction that consumes it;
 //! * `~preempt`: a candidate of higher priority asking the leader to hand
 //!   over, bound to its own lease.
+//!
+//! * `~~history/<term>`: the election's **history**, one entry per
+//!   leadership, without a lease (see `ledger.rs`). Its keys sort after every
+//!   other key of the election, so that the election itself (the mirror, its
+//!   watch and its count, the old rule's oldest-key compare) covers
+//!   `[prefix, ~~history/)` and never sees one, and the history everything
+//!   from there to the end of the prefix.
 
 const ANCHOR: &str = "~anchor";
 const RECORD: &str = "~leader";
 const TRANSFER: &str = "~transfer";
 const PREEMPT: &str = "~preempt";
 const CANDIDATES: &str = "~c/";
+/// Sorts after every other key of the election (`~~` after `~transfer`).
+const HISTORY: &str = "~~history/";
+/// Digits of a term in a history key: every positive `i64`, zero-padded
+/// so that keys sort by term.
+const TERM_DIGITS: usize = 19;
 /// Old-rule keys sort before this under the prefix.
 const OLD_RULE_END: &str = "~";
 
@@ -85,6 +97,49 @@ impl Layout {
         (start, end)
     }
 
+    /// The election's own keys, everything but its history:
+    /// `[prefix, prefix~~history/)`.
+    pub(super) fn election_range(&self) -> (Vec<u8>, Vec<u8>) {
+        (self.prefix.clone().into_bytes(), self.history_start())
+    }
+
+    /// The history's range: from `~~history/` to the end of the prefix.
+    /// Anything in it that is not an entry's key is reported, never read.
+    pub(super) fn history_range(&self) -> (Vec<u8>, Vec<u8>) {
+        let mut end = self.prefix.clone().into_bytes();
+        // The prefix ends in '/': the range ends at the next byte up, '0'.
+        if let Some(last) = end.last_mut() {
+            *last += 1;
+        }
+        (self.history_start(), end)
+    }
+
+    fn history_start(&self) -> Vec<u8> {
+        format!("{}{HISTORY}", self.prefix).into_bytes()
+    }
+
+    /// The history entry of the leadership of `term`.
+    pub(super) fn history_entry(&self, term: i64) -> Vec<u8> {
+        format!(
+            "{}{HISTORY}{term:0width$}",
+            self.prefix,
+            width = TERM_DIGITS
+        )
+        .into_bytes()
+    }
+
+    /// The term a history key names, when it is an entry's key.
+    pub(super) fn entry_term(&self, key: &[u8]) -> Option<i64> {
+        let digits = key
+            .strip_prefix(self.prefix.as_bytes())?
+            .strip_prefix(HISTORY.as_bytes())?;
+        if digits.len() != TERM_DIGITS || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let term: i64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+        (term > 0).then_some(term)
+    }
+
     /// The end of the old rule's range, which starts at the prefix.
     pub(super) fn old_rule_end(&self) -> Vec<u8> {
         format!("{}{OLD_RULE_END}", self.prefix).into_bytes()
@@ -109,4 +164,61 @@ pub(super) fn lease_named(hex: &[u8]) -> Option<i64> {
     let text = std::str::from_utf8(hex).ok()?;
     let lease = i64::from_str_radix(text, 16).ok()?;
     (lease > 0 && format!("{lease:x}") == text).then_some(lease)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_keys_sort_by_term_after_every_key_of_the_election() {
+        let layout = Layout::new("leader");
+        let (start, end) = layout.election_range();
+        let (history, prefix_end) = layout.history_range();
+        assert_eq!(start, layout.prefix());
+        assert_eq!(end, history, "the two ranges meet");
+        assert_eq!(prefix_end, b"/electd/leader0");
+        for key in [
+            layout.anchor(),
+            layout.record(),
+            layout.transfer(),
+            layout.preempt(),
+            layout.candidate(0x7fff_ffff_ffff_ffff),
+            layout.old_rule_end(),
+        ] {
+            assert!(key < end, "{}", String::from_utf8_lossy(&key));
+        }
+        let entries = [1, 9, 10, 1_000_000, i64::MAX].map(|term| layout.history_entry(term));
+        assert!(entries.windows(2).all(|w| w[0] < w[1]), "by term");
+        assert!(entries.iter().all(|k| *k >= history && *k < prefix_end));
+        assert_eq!(
+            layout.history_entry(42),
+            b"/electd/leader/~~history/0000000000000000042"
+        );
+    }
+
+    #[test]
+    fn only_an_entrys_key_names_a_term() {
+        let layout = Layout::new("leader");
+        assert_eq!(layout.entry_term(&layout.history_entry(42)), Some(42));
+        assert_eq!(
+            layout.entry_term(&layout.history_entry(i64::MAX)),
+            Some(i64::MAX)
+        );
+        for name in [
+            "~~history/42",
+            "~~history/0000000000000000000",
+            "~~history/000000000000000004x",
+            "~~history/+000000000000000042",
+            "~~history/00000000000000000042",
+            "~~history/9999999999999999999",
+            "~~history/",
+            "~~zzz",
+        ] {
+            let key = [layout.prefix(), name.as_bytes()].concat();
+            assert_eq!(layout.entry_term(&key), None, "{name}");
+        }
+        let other = Layout::new("other").history_entry(42);
+        assert_eq!(layout.entry_term(&other), None, "another election's");
+    }
 }

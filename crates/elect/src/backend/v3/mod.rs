@@ -34,6 +34,7 @@ mod classify;
 mod conn;
 mod follow;
 mod keys;
+mod ledger;
 mod mirror;
 mod predecessors;
 mod shared;
@@ -41,7 +42,7 @@ mod succession;
 mod txn;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use etcd_client::{ConnectOptions, LeaseKeepAliveStream, LeaseKeeper};
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -52,14 +53,17 @@ use self::conn::{Client, Conn, malformed};
 use self::keys::Layout;
 use self::predecessors::Predecessors;
 use self::shared::{Ours, Shared};
-use self::succession::Handing;
+use self::succession::{Departing, Handing};
+use self::txn::Entry;
 use super::{Backend, Campaign, Change, Handover, RenewError, Renewal, Target};
 use crate::claim::{self, Claim};
 use crate::config::Config;
 use crate::error::{ConfigError, EtcdError, TransferError};
 use crate::history::Revisions;
+use crate::journal::EndReason;
+use crate::ledger::{Ended, Ending, History};
 use crate::status::Candidate;
-use crate::value::{self, Candidacy};
+use crate::value::{self, Candidacy, Named};
 use crate::vitals::Vitals;
 
 struct Session {
@@ -72,6 +76,14 @@ pub(crate) struct V3 {
     shared: Arc<Shared>,
     session: Mutex<Option<Session>>,
     follower: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// The history entry to write if the transfer put at this revision is
+    /// withdrawn (nobody took it): the leadership that put it ended with
+    /// no successor of its choosing.
+    withdrawable: std::sync::Mutex<Option<(i64, Entry)>>,
+    /// A guardian's: the entry of the dead process's leadership, when its
+    /// record was still bound to one of its leases and not handed on, to
+    /// write once the leases are revoked.
+    released: std::sync::Mutex<Option<Entry>>,
 }
 
 impl V3 {
@@ -141,9 +153,12 @@ impl V3 {
                 preempt_after: config.preempt_after,
                 mirror: std::sync::Mutex::new(mirror),
                 on_claim: config.on_claim.clone(),
+                history_size: config.history_size,
             }),
             session: Mutex::new(None),
             follower: std::sync::Mutex::new(None),
+            withdrawable: std::sync::Mutex::new(None),
+            released: std::sync::Mutex::new(None),
         })
     }
 
@@ -267,20 +282,47 @@ impl V3 {
         succession::handing(&self.shared.layout, &self.shared.mirror(), from, to)
     }
 
-    /// Hands the record on in one write (`txn::hand_record`); the new
-    /// term when it did. Not doing it is no failure: the release after it
-    /// lets the successor take the record itself, as before hand-overs in
-    /// one write.
-    async fn hand_record(&self, plan: &Handing) -> Option<i64> {
+    /// The leader record as this node's mirror shows it, when this
+    /// process holds it with `lease`: its term and value.
+    fn held(&self, lease: i64) -> Option<(i64, Named)> {
+        let mirror = self.shared.mirror();
+        let record = mirror.get(&self.shared.layout.record())?;
+        let named = value::decode(&record.value)?;
+        (record.lease == lease && named.lease == Some(lease) && named.nonce == self.shared.nonce)
+            .then_some((record.mod_revision, named))
+    }
+
+    /// Hands the record on in one write (`txn::hand_record`), with the
+    /// history entry of the leadership it ends (`ending`); the new term
+    /// when it did. Not doing it is no failure: the release after it lets
+    /// the successor take the record itself, as before hand-overs in one
+    /// write.
+    async fn hand_record(&self, plan: &Handing, ending: Ending) -> Option<i64> {
         let to = &plan.to.named;
-        let value = value::encode_record(
+        // One instant: the end of one leadership is the start of the next.
+        let now = SystemTime::now();
+        let value = value::encode_leader_record(
             &to.id,
             &to.advertise,
             &to.nonce,
             plan.to.lease,
             &to.candidacy,
+            now,
         );
-        let hand = txn::hand_record(&self.shared.layout, plan, value);
+        let from = &plan.departing;
+        let ended = Ended {
+            at: Some(now),
+            ending,
+            to: Some(to.id.clone()),
+        };
+        let entry = ledger::entry(
+            plan.record,
+            &from.id,
+            &from.advertise,
+            from.since_ms,
+            &ended,
+        );
+        let hand = txn::hand_record(&self.shared.layout, plan, value, entry.value);
         match self.shared.client.transact("txn", &hand).await {
             Ok(Some(term)) => {
                 tracing::info!(id = %self.shared.id, to = %to.id, term, "handed the leader record over");
@@ -300,8 +342,10 @@ impl V3 {
     /// After a process died, the guardian's hand-over: reads the election
     /// once, and only if the record is bound to one of `leases` (the dead
     /// process's own claims), hands it on in one write, to whose turn it
-    /// is. A record already handed to someone else is left alone. Whether
-    /// it handed it on; the revokes come after, either way.
+    /// is (the history entry says `released`). A record already handed to
+    /// someone else is left alone. Whether it handed it on; the revokes
+    /// come after, either way, and when it did not, the entry after them
+    /// (`record_released`).
     pub(crate) async fn hand_on_after_death(&self, leases: &[i64]) -> Result<bool, EtcdError> {
         let mirror = self.shared.read_election().await?;
         let Some(record) = mirror.get(&self.shared.layout.record()) else {
@@ -311,10 +355,47 @@ impl V3 {
             return Ok(false);
         }
         let plan = succession::handing(&self.shared.layout, &mirror, record.lease, None);
-        Ok(match plan {
-            Some(plan) => self.hand_record(&plan).await.is_some(),
-            None => false,
-        })
+        if let Some(plan) = plan
+            && self.hand_record(&plan, Ending::Released).await.is_some()
+        {
+            return Ok(true);
+        }
+        let released = value::decode(&record.value).map(|holder| {
+            let ended = Ended {
+                at: Some(SystemTime::now()),
+                ending: Ending::Released,
+                to: None,
+            };
+            ledger::entry(
+                record.mod_revision,
+                &holder.id,
+                &holder.advertise,
+                holder.since_ms,
+                &ended,
+            )
+        });
+        *self.released.lock().unwrap_or_else(|e| e.into_inner()) = released;
+        Ok(false)
+    }
+
+    /// After a guardian revoked the dead process's leases: the entry of
+    /// the leadership `hand_on_after_death` found still held and did not
+    /// hand on, where none stands (its electd may have handed the record
+    /// on with a request that landed late, and written its own).
+    pub(crate) async fn record_released(&self) {
+        let released = self
+            .released
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(entry) = released {
+            self.shared.record_entry_or_log(&entry).await;
+        }
+    }
+
+    /// The election's history, newest first (`ledger.rs`).
+    pub(crate) async fn history(&self, limit: usize) -> Result<History, EtcdError> {
+        self.shared.history(limit).await
     }
 }
 
@@ -424,7 +505,7 @@ impl Backend for V3 {
         self.follow_with(None);
     }
 
-    async fn release(&self) -> Result<(), EtcdError> {
+    async fn release(&self, why: EndReason) -> Result<(), EtcdError> {
         let Some(session) = self.session.lock().await.take() else {
             return Ok(());
         };
@@ -432,15 +513,28 @@ impl Backend for V3 {
         let (revoked, after) = oneshot::channel::<()>();
         self.follow_after(None, Some(after));
         let lease = session.ours.lease;
-        let plan = self.handing(lease, None);
-        if let Some(plan) = plan {
-            self.hand_record(&plan).await;
-        }
+        let held = self.held(lease);
+        let ending = Ending::Holder(why);
+        let handed = match self.handing(lease, None) {
+            Some(plan) => self.hand_record(&plan, ending).await.is_some(),
+            None => false,
+        };
         // After a hand-over the lease holds no key any more; otherwise the
         // record and the candidate key go with it, in one raft entry: what
         // a successor checks before it takes the record itself.
         let released = self.shared.client.revoke(lease).await;
         drop(revoked);
+        // Released without a hand-over: how it ended, after the revoke (off
+        // the successor's path), where nobody wrote it first.
+        if !handed && let Some((term, holder)) = held {
+            let ended = Ended {
+                at: Some(SystemTime::now()),
+                ending,
+                to: None,
+            };
+            let entry = ledger::entry(term, &holder.id, &holder.advertise, holder.since_ms, &ended);
+            self.shared.record_entry_or_log(&entry).await;
+        }
         released
     }
 
@@ -518,9 +612,10 @@ impl Backend for V3 {
         // in one write. A named hand-over keeps its transfer record, which
         // bounds what a stopped target costs (TTL/4, then withdrawn): a
         // record handed to it could only expire with its lease.
+        let ending = Ending::Holder(reason.end_reason());
         if reason == Handover::Preempted
             && let Some(plan) = self.handing(ours.lease, Some(target.lease))
-            && let Some(revision) = self.hand_record(&plan).await
+            && let Some(revision) = self.hand_record(&plan, ending).await
         {
             let released = self.shared.client.revoke(ours.lease).await;
             drop(revoked);
@@ -528,10 +623,21 @@ impl Backend for V3 {
             return Ok(revision);
         }
         let layout = &self.shared.layout;
+        // The transfer carries the leadership it ends: its target writes
+        // the history entry as it consumes it.
+        let held = self.held(ours.lease);
+        let now = SystemTime::now();
+        let from = held.as_ref().map(|(term, holder)| Departing {
+            term: *term,
+            advertise: holder.advertise.clone(),
+            since_ms: holder.since_ms,
+            ended_ms: value::unix_ms(now),
+        });
         let value = serde_json::to_string(&succession::TransferValue {
             to: format!("{:x}", target.lease),
             by: self.shared.id.clone(),
             reason,
+            from,
         })
         .unwrap_or_default();
         let put = txn::put_transfer(
@@ -549,6 +655,15 @@ impl Backend for V3 {
         let released = client.revoke(ours.lease).await;
         drop(revoked);
         let put = put?;
+        if let (Some(revision), Some((term, holder))) = (put, held) {
+            let ended = Ended {
+                at: Some(now),
+                ending,
+                to: None,
+            };
+            let entry = ledger::entry(term, &holder.id, &holder.advertise, holder.since_ms, &ended);
+            *self.withdrawable.lock().unwrap_or_else(|e| e.into_inner()) = Some((revision, entry));
+        }
         released?;
         put.ok_or_else(|| TransferError::NoSuchCandidate {
             id: target.id.clone(),
@@ -557,7 +672,19 @@ impl Backend for V3 {
 
     async fn cancel_hand_over(&self, revision: i64) -> Result<bool, EtcdError> {
         let key = self.shared.layout.transfer();
-        self.shared.client.delete_unchanged(key, revision).await
+        let withdrawn = self.shared.client.delete_unchanged(key, revision).await?;
+        let entry = self
+            .withdrawable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .filter(|(put_at, _)| *put_at == revision);
+        // Nobody took it: the leadership that put it ended with no
+        // successor of its choosing, and its target never wrote the entry.
+        if withdrawn && let Some((_, entry)) = entry {
+            self.shared.record_entry_or_log(&entry).await;
+        }
+        Ok(withdrawn)
     }
 
     async fn candidates(&self) -> Result<Vec<Candidate>, EtcdError> {

@@ -37,6 +37,8 @@ pub(super) struct Shared {
     /// order for status readers comes from.
     pub(super) mirror: std::sync::Mutex<Mirror>,
     pub(super) on_claim: Option<ClaimHook>,
+    /// How many ended leaderships the history keeps (`ledger.rs`).
+    pub(super) history_size: usize,
 }
 
 impl Shared {
@@ -57,16 +59,18 @@ impl Shared {
     pub(super) fn value_offering(&self, candidacy: &Candidacy) -> String {
         crate::value::encode_candidate(&self.id, &self.advertise, &self.nonce, candidacy)
     }
-    /// Every key of the election, read linearizably, as a fresh mirror.
+    /// Every key of the election (its history aside), read linearizably,
+    /// as a fresh mirror.
     pub(super) async fn read_election(&self) -> Result<Mirror, EtcdError> {
         let client = &self.client;
         let link = client.link().await?;
         let mut kv = link.client.kv_client();
+        let (start, end) = self.layout.election_range();
         let (mut resp, revision) = client
             .call_linearizable(
                 "range",
                 &link,
-                kv.get(self.layout.prefix(), Some(GetOptions::new().with_prefix())),
+                kv.get(start, Some(GetOptions::new().with_range(end))),
             )
             .await?;
         let mut mirror = Mirror::new(&self.layout);

@@ -20,7 +20,7 @@ use super::mirror::{Kv, Mirror, Queued};
 use crate::api::Api;
 use crate::backend::Handover;
 use crate::status::{Candidate, Expiry, Foreign, Leader, Obstacle};
-use crate::value;
+use crate::value::{self, Named};
 
 /// What the best candidate may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +47,22 @@ pub(super) struct TransferValue {
     /// The leader that handed over.
     pub by: String,
     pub reason: Handover,
+    /// The leadership that handed over, for the history entry the target
+    /// writes as it consumes the transfer (absent in transfers of earlier
+    /// releases: then nobody writes it in that transaction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Departing>,
+}
+
+/// A leadership handing over by a transfer record.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(super) struct Departing {
+    pub term: i64,
+    pub advertise: String,
+    /// When it was made (its record's `since_ms`).
+    pub since_ms: Option<u64>,
+    /// When it stepped down, by its holder's clock (Unix ms).
+    pub ended_ms: Option<u64>,
 }
 
 /// A transfer in progress, as the keys show it.
@@ -55,6 +71,10 @@ pub(super) struct Transfer {
     pub target: Arc<Queued>,
     pub mod_revision: i64,
     pub reason: Handover,
+    /// Who handed over (`by`), and the leadership it ended, when the
+    /// transfer says.
+    pub by: String,
+    pub from: Option<Departing>,
 }
 
 /// A candidate asking the leader to hand over to it.
@@ -247,6 +267,9 @@ pub(super) struct Handing {
     /// The successor, its key as read (its `mod_revision`: a candidacy
     /// rewritten since, a drain or a health verdict, fails the write).
     pub to: Arc<Queued>,
+    /// The departing record's value: whose leadership ends, for its
+    /// history entry.
+    pub departing: Named,
 }
 
 /// Whether the record may be handed from `from` in one write, and to whom:
@@ -287,6 +310,7 @@ pub(super) fn handing(
         anchor: mirror.get(&layout.anchor())?.create_revision,
         read_at: mirror.revision,
         to: successor,
+        departing: value::decode(&record.value)?,
     })
 }
 
@@ -310,6 +334,8 @@ fn transfer_of(layout: &Layout, mirror: &Mirror) -> Option<Transfer> {
         target: target.clone(),
         mod_revision: kv.mod_revision,
         reason: value.reason,
+        by: value.by,
+        from: value.from,
     })
 }
 
@@ -472,6 +498,7 @@ mod tests {
                 to: format!("{to:x}"),
                 by: "a".into(),
                 reason: Handover::Transfer,
+                from: None,
             })
             .unwrap();
             self.put(&layout().transfer(), bound, value.as_bytes())
@@ -802,6 +829,50 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// A transfer carries the leadership it ends, for its target's history
+    /// entry; one of an earlier release, without it, is a transfer all the
+    /// same, and an earlier release reads this one's (serde ignores what it
+    /// does not know).
+    #[test]
+    fn a_transfer_of_either_release_reads_as_one() {
+        let earlier = r#"{"to":"12","by":"a","reason":"transfer"}"#;
+        let keys = Keys::new()
+            .anchor()
+            .candidate("a", 0x10)
+            .candidate("c", 0x12)
+            .put(&layout().transfer(), 0x12, earlier.as_bytes());
+        let transfer = keys.assess().transfer.expect("a transfer");
+        assert_eq!((transfer.by.as_str(), transfer.from), ("a", None));
+        let from = Departing {
+            term: 7,
+            advertise: "http://a".into(),
+            since_ms: Some(1),
+            ended_ms: Some(2),
+        };
+        let now = serde_json::to_string(&TransferValue {
+            to: "12".into(),
+            by: "a".into(),
+            reason: Handover::Preempted,
+            from: Some(from.clone()),
+        })
+        .unwrap();
+        let keys = Keys::new()
+            .anchor()
+            .candidate("a", 0x10)
+            .candidate("c", 0x12)
+            .put(&layout().transfer(), 0x12, now.as_bytes());
+        assert_eq!(keys.assess().transfer.expect("a transfer").from, Some(from));
+        #[derive(serde::Deserialize)]
+        struct EarlierRelease {
+            to: String,
+            by: String,
+            reason: Handover,
+        }
+        let read: EarlierRelease = serde_json::from_str(&now).expect("read by 0.2.x");
+        assert_eq!((read.to, read.by), ("12".into(), "a".into()));
+        assert_eq!(read.reason, Handover::Preempted);
     }
 
     fn healthy() -> crate::value::Candidacy {

@@ -7,7 +7,7 @@
 //! A revoke (`conn.rs`) is the one write that is not here: it needs no
 //! guard, since a lease id is never handed out twice.
 
-use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
+use etcd_client::{Compare, CompareOp, DeleteOptions, PutOptions, Txn, TxnOp};
 
 use super::keys::Layout;
 use super::succession::Handing;
@@ -32,8 +32,13 @@ pub(super) enum Guard {
         to: Vec<u8>,
         revision: i64,
     },
-    /// No key under the prefix was created before this revision.
-    NoneUnderPrefixBefore { prefix: Vec<u8>, revision: i64 },
+    /// No key in `[from, to)` was created before this revision (the range
+    /// must hold a key: etcd compares an empty one as a zero revision).
+    NoneCreatedBefore {
+        from: Vec<u8>,
+        to: Vec<u8>,
+        revision: i64,
+    },
 }
 
 /// One write of a transaction.
@@ -47,6 +52,8 @@ pub(super) enum Write {
     },
     /// Deletes the key (nothing if absent).
     Delete(Vec<u8>),
+    /// Deletes every key in `[from, to)`.
+    DeleteRange { from: Vec<u8>, to: Vec<u8> },
 }
 
 /// A transaction: all of `guards` hold, then all of `writes` happen, in
@@ -82,11 +89,11 @@ impl Conditional {
                     Compare::create_revision(from.clone(), CompareOp::Less, revision + 1)
                         .with_range(to.clone())
                 }
-                // Every key under the prefix was created at `revision` or
+                // Every key in the range was created at `revision` or
                 // later: `create_revision > revision - 1` over the range.
-                Guard::NoneUnderPrefixBefore { prefix, revision } => {
-                    Compare::create_revision(prefix.clone(), CompareOp::Greater, revision - 1)
-                        .with_prefix()
+                Guard::NoneCreatedBefore { from, to, revision } => {
+                    Compare::create_revision(from.clone(), CompareOp::Greater, revision - 1)
+                        .with_range(to.clone())
                 }
             })
             .collect();
@@ -100,6 +107,10 @@ impl Conditional {
                     lease.map(|lease| PutOptions::new().with_lease(lease)),
                 ),
                 Write::Delete(key) => TxnOp::delete(key.clone(), None),
+                Write::DeleteRange { from, to } => TxnOp::delete(
+                    from.clone(),
+                    Some(DeleteOptions::new().with_range(to.clone())),
+                ),
             })
             .collect();
         Txn::new().when(compares).and_then(writes)
@@ -162,6 +173,24 @@ pub(super) fn lay_anchor(layout: &Layout) -> Conditional {
     }
 }
 
+/// A history entry (`ledger.rs`): the leadership of `term`, as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Entry {
+    pub term: i64,
+    pub value: String,
+}
+
+impl Entry {
+    fn put(&self, layout: &Layout) -> Write {
+        // No lease: the history outlives every node's restart.
+        Write::Put {
+            key: layout.history_entry(self.term),
+            value: self.value.clone(),
+            lease: None,
+        }
+    }
+}
+
 /// What a candidate taking the record must still hold.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Taking {
@@ -175,6 +204,11 @@ pub(super) struct Taking {
     /// The transfer to us being consumed, at its `mod_revision`; `None`:
     /// there must be none.
     pub transfer: Option<i64>,
+    /// With a transfer: the entry of the leadership that put it, which
+    /// ended by handing over to us. Nobody else writes it: its holder
+    /// writes one only when it withdrew the transfer, and then this
+    /// transaction fails.
+    pub predecessor: Option<Entry>,
 }
 
 /// Creates the leader record, bound to our lease: the term is this
@@ -192,12 +226,21 @@ pub(super) struct Taking {
 ///   was withdrawn fails;
 ///
 /// and deletes the transfer and any preemption request: a hand-over,
-/// asked for or not, answers both.
+/// asked for or not, answers both. Consuming a transfer, it writes the
+/// history entry of the leadership that put it (no compare: history keys
+/// decide nothing).
+///
+/// The oldest-key compare covers the election's range only: history
+/// entries (no lease, older than any candidate) are nobody's claim, and an
+/// old-rule party waits behind them as it waits behind the anchor.
 pub(super) fn take_record(layout: &Layout, taking: &Taking, value: String) -> Conditional {
+    let (from, to) = layout.election_range();
     let oldest = match taking.anchor {
         Some(revision) => Guard::CreatedAt(layout.anchor(), revision),
-        None => Guard::NoneUnderPrefixBefore {
-            prefix: layout.prefix().to_vec(),
+        // The range holds our own key, so it is never empty.
+        None => Guard::NoneCreatedBefore {
+            from,
+            to,
             revision: taking.create_revision,
         },
     };
@@ -212,7 +255,7 @@ pub(super) fn take_record(layout: &Layout, taking: &Taking, value: String) -> Co
             oldest,
             handover,
         ],
-        writes: vec![
+        writes: [
             Write::Put {
                 key: layout.record(),
                 value,
@@ -220,7 +263,10 @@ pub(super) fn take_record(layout: &Layout, taking: &Taking, value: String) -> Co
             },
             Write::Delete(layout.transfer()),
             Write::Delete(layout.preempt()),
-        ],
+        ]
+        .into_iter()
+        .chain(taking.predecessor.iter().map(|entry| entry.put(layout)))
+        .collect(),
     }
 }
 
@@ -247,8 +293,20 @@ pub(super) fn take_record(layout: &Layout, taking: &Taking, value: String) -> Co
 /// and it deletes what the departing lease's revoke would have deleted
 /// (its candidate key) and what a new record answers (a transfer, a
 /// preemption request), so that the quiet queue's accounting of a new
-/// record stays exact and the revoke after it deletes nothing.
-pub(super) fn hand_record(layout: &Layout, handing: &Handing, value: String) -> Conditional {
+/// record stays exact and the revoke after it deletes nothing; and it
+/// writes the history entry of the leadership it ends (`ended`, of the
+/// term `handing.record`), compared by nothing: the entry costs no write of
+/// its own, and no history key decides who leads.
+pub(super) fn hand_record(
+    layout: &Layout,
+    handing: &Handing,
+    value: String,
+    ended: String,
+) -> Conditional {
+    let ended = Entry {
+        term: handing.record,
+        value: ended,
+    };
     let (queue_start, queue_end) = layout.queue_range();
     Conditional {
         guards: vec![
@@ -272,7 +330,35 @@ pub(super) fn hand_record(layout: &Layout, handing: &Handing, value: String) -> 
             Write::Delete(layout.candidate(handing.from)),
             Write::Delete(layout.transfer()),
             Write::Delete(layout.preempt()),
+            ended.put(layout),
         ],
+    }
+}
+
+/// Writes a history entry only while none stands for its term: what is
+/// learnt after the fact (a release by a revoke, a withdrawn transfer, a
+/// guardian's revoke, a successor's guess at an expiry). The first to
+/// write it wins, and those who know best write first: the holder or its
+/// guardian within moments of the revoke, a successor only a while after
+/// it leads. An entry written in a hand-over's transaction is never
+/// overwritten by one of these.
+pub(super) fn record_entry(layout: &Layout, entry: &Entry) -> Conditional {
+    Conditional {
+        guards: vec![Guard::Absent(layout.history_entry(entry.term))],
+        writes: vec![entry.put(layout)],
+    }
+}
+
+/// Deletes the history's oldest keys, `[start of the history, through]`:
+/// the leader keeping it to its size. Unguarded: an entry decides nothing,
+/// and the keys below the cutoff are older than every entry kept.
+pub(super) fn trim_history(layout: &Layout, through: &[u8]) -> Conditional {
+    let (from, _) = layout.history_range();
+    // Just past `through`: the range's end is exclusive.
+    let to = [through, &[0]].concat();
+    Conditional {
+        guards: vec![],
+        writes: vec![Write::DeleteRange { from, to }],
     }
 }
 
@@ -344,6 +430,14 @@ mod tests {
             lease: 0x10,
             anchor,
             transfer,
+            predecessor: None,
+        }
+    }
+
+    fn entry(term: i64) -> Entry {
+        Entry {
+            term,
+            value: "e".into(),
         }
     }
 
@@ -409,10 +503,50 @@ mod tests {
                 .contains(&Guard::CreatedAt(layout().anchor(), 3))
         );
         let old_rule = take_record(&layout(), &taking(None, None), "r".into());
-        assert!(old_rule.guards.contains(&Guard::NoneUnderPrefixBefore {
-            prefix: layout().prefix().to_vec(),
+        assert!(old_rule.guards.contains(&Guard::NoneCreatedBefore {
+            from: b"/electd/leader/".to_vec(),
+            to: b"/electd/leader/~~history/".to_vec(),
             revision: 7,
         }));
+    }
+
+    #[test]
+    fn no_take_compares_a_history_key() {
+        let (history, _) = layout().history_range();
+        for t in [
+            take_record(&layout(), &taking(Some(3), None), "r".into()),
+            take_record(&layout(), &taking(None, None), "r".into()),
+            hand_record(&layout(), &handing(), "r".into(), "e".into()),
+        ] {
+            for guard in &t.guards {
+                let keys = match guard {
+                    Guard::Absent(key)
+                    | Guard::CreatedAt(key, _)
+                    | Guard::UnchangedSince(key, _)
+                    | Guard::BoundTo(key, _) => vec![key.clone(), key.clone()],
+                    Guard::NoneIn { from, to }
+                    | Guard::NoneCreatedAfter { from, to, .. }
+                    | Guard::NoneCreatedBefore { from, to, .. } => vec![from.clone(), to.clone()],
+                };
+                // Single keys sort before the history; a range ends at its start.
+                assert!(keys[0] < history && keys[1] <= history, "{guard:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_target_consuming_a_transfer_writes_the_entry_of_the_leadership_that_put_it() {
+        let mut to_us = taking(Some(3), Some(9));
+        to_us.predecessor = Some(entry(8));
+        let t = take_record(&layout(), &to_us, "r".into());
+        assert!(t.writes.contains(&Write::Put {
+            key: layout().history_entry(8),
+            value: "e".into(),
+            lease: None,
+        }));
+        assert_eq!(t.guards.len(), 4, "no compare of its own");
+        let plain = take_record(&layout(), &taking(Some(3), None), "r".into());
+        assert_eq!(plain.writes.len(), 3, "no entry without a transfer");
     }
 
     #[test]
@@ -446,14 +580,15 @@ mod tests {
                 lease: 0x20,
                 create_revision: 8,
                 mod_revision: 11,
-                named,
+                named: named.clone(),
             }),
+            departing: named,
         }
     }
 
     #[test]
     fn a_record_is_handed_on_only_as_read_and_bound_to_the_departing_lease() {
-        let t = hand_record(&layout(), &handing(), "r".into());
+        let t = hand_record(&layout(), &handing(), "r".into(), "e".into());
         assert!(
             t.guards
                 .contains(&Guard::UnchangedSince(layout().record(), 12))
@@ -463,7 +598,7 @@ mod tests {
 
     #[test]
     fn a_successor_that_changed_since_read_is_not_handed_the_record() {
-        let t = hand_record(&layout(), &handing(), "r".into());
+        let t = hand_record(&layout(), &handing(), "r".into(), "e".into());
         assert!(
             t.guards
                 .contains(&Guard::UnchangedSince(layout().candidate(0x20), 11))
@@ -472,7 +607,7 @@ mod tests {
 
     #[test]
     fn a_hand_over_fails_once_anyone_queued_since_read() {
-        let t = hand_record(&layout(), &handing(), "r".into());
+        let t = hand_record(&layout(), &handing(), "r".into(), "e".into());
         assert!(t.guards.contains(&Guard::NoneCreatedAfter {
             from: b"/electd/leader/~c/".to_vec(),
             to: b"/electd/leader/~c0".to_vec(),
@@ -482,14 +617,14 @@ mod tests {
 
     #[test]
     fn a_hand_over_needs_the_anchor_as_read_and_no_transfer() {
-        let t = hand_record(&layout(), &handing(), "r".into());
+        let t = hand_record(&layout(), &handing(), "r".into(), "e".into());
         assert!(t.guards.contains(&Guard::CreatedAt(layout().anchor(), 3)));
         assert!(t.guards.contains(&Guard::Absent(layout().transfer())));
     }
 
     #[test]
     fn a_hand_over_binds_the_record_to_the_successor_and_deletes_what_a_revoke_would() {
-        let t = hand_record(&layout(), &handing(), "r".into());
+        let t = hand_record(&layout(), &handing(), "r".into(), "e".into());
         assert_eq!(
             t.writes,
             vec![
@@ -501,8 +636,41 @@ mod tests {
                 Write::Delete(layout().candidate(0x10)),
                 Write::Delete(layout().transfer()),
                 Write::Delete(layout().preempt()),
+                // The entry of the leadership it ends, the record's term.
+                Write::Put {
+                    key: layout().history_entry(12),
+                    value: "e".into(),
+                    lease: None,
+                },
             ]
         );
+    }
+
+    #[test]
+    fn an_entry_learnt_after_the_fact_never_overwrites_one() {
+        let t = record_entry(&layout(), &entry(12));
+        assert_eq!(t.guards, vec![Guard::Absent(layout().history_entry(12))]);
+        assert_eq!(
+            t.writes,
+            vec![Write::Put {
+                key: layout().history_entry(12),
+                value: "e".into(),
+                lease: None,
+            }]
+        );
+    }
+
+    #[test]
+    fn trimming_deletes_the_oldest_entries_through_the_cutoff() {
+        let cutoff = layout().history_entry(40);
+        let t = trim_history(&layout(), &cutoff);
+        assert!(t.guards.is_empty());
+        let [Write::DeleteRange { from, to }] = &t.writes[..] else {
+            panic!("{:?}", t.writes);
+        };
+        assert_eq!(*from, b"/electd/leader/~~history/");
+        assert!(*from <= layout().history_entry(1) && cutoff < *to);
+        assert!(*to <= layout().history_entry(41));
     }
 
     #[test]
@@ -556,6 +724,9 @@ mod tests {
             queue(&layout(), 1, String::new()),
             lay_anchor(&layout()),
             take_record(&layout(), &taking(None, Some(2)), String::new()),
+            hand_record(&layout(), &handing(), String::new(), String::new()),
+            record_entry(&layout(), &entry(2)),
+            trim_history(&layout(), &layout().history_entry(2)),
         ];
         for t in all {
             let _ = t.txn();

@@ -1,4 +1,4 @@
-//! Following the election: read every key under the prefix once, keep that
+//! Following the election: read every key of it once, keep that
 //! mirror up to date from one watch, and after each change say what the
 //! election looks like; the candidate whose turn it is takes the step
 //! (`succession::Step`) itself, by a transaction that only succeeds while the
@@ -11,6 +11,7 @@
 //! answer older than the mirror, or a regression noticed by any request
 //! makes the task read everything afresh.
 
+mod past;
 mod preempt;
 mod quiet;
 mod state;
@@ -67,6 +68,8 @@ pub(super) async fn follow(
         published_mine: None,
         looked_ahead: None,
         failed_counts: 0,
+        seen: None,
+        owed: None,
     };
     loop {
         match follower.run().await {
@@ -99,19 +102,17 @@ impl Follower {
         let mut generations = client.generations();
         generations.borrow_and_update();
         let link = client.link().await?;
+        // The election's keys; its history is nobody's turn to act on.
+        let (start, end) = shared.layout.election_range();
         let mut options = WatchOptions::new()
-            .with_prefix()
+            .with_range(end)
             .with_start_revision(self.mirror().revision + 1);
         if let Scope::PutsOnly { .. } = watching {
             options = options.with_filters([WatchFilterType::NoDelete]);
         }
         let mut watcher = link.client.watch_client();
         let mut stream = client
-            .call(
-                "watch",
-                &link,
-                watcher.watch(shared.layout.prefix(), Some(options)),
-            )
+            .call("watch", &link, watcher.watch(start, Some(options)))
             .await?;
         let progress = client.timing().progress_interval();
         let mut ticks = interval(progress);
@@ -199,6 +200,7 @@ impl Follower {
     async fn read(&mut self) -> Result<(), EtcdError> {
         let mirror = self.shared.read_election().await?;
         *self.shared.mirror() = mirror;
+        self.note_reread();
         // What was waited for is looked at again, from what was just read.
         self.waiting = None;
         self.recheck_at = None;
@@ -273,6 +275,7 @@ impl Follower {
     /// Returns what to watch from here.
     async fn settle(&mut self) -> Result<Scope, EtcdError> {
         loop {
+            self.note_record();
             let assessment = succession::assess(&self.shared.layout, &self.mirror());
             self.shared.predecessors().note(assessment.leading.as_ref());
             let mine = self.mine(&assessment);
@@ -291,6 +294,7 @@ impl Follower {
                     // journal) the tenure before this task reads the next
                     // watch answer (our own record's, already waiting).
                     tokio::task::yield_now().await;
+                    self.shared.after_leading(self.owed.take());
                 }
                 self.look_ahead(&assessment);
                 return Ok(self.watch_for(&assessment));

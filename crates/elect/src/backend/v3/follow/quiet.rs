@@ -115,17 +115,14 @@ impl Follower {
         };
         let client = &self.shared.client;
         let mut kv = link.client.kv_client();
+        let (start, end) = self.shared.layout.election_range();
         let options = GetOptions::new()
-            .with_prefix()
+            .with_range(end)
             .with_count_only()
             .with_revision(revision)
             .with_serializable();
         let counted = client
-            .call(
-                "range",
-                link,
-                kv.get(self.shared.layout.prefix(), Some(options)),
-            )
+            .call("range", link, kv.get(start, Some(options)))
             .await;
         match counted {
             Ok(resp) => {

@@ -3,18 +3,20 @@
 //! looks those leases up ahead of time; a target that may not lead
 //! declines a transfer.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
+use super::super::ledger;
 use super::super::mirror::Kv;
 use super::super::shared::Ours;
-use super::super::succession::{Assessment, Step, revision_u64};
+use super::super::succession::{Assessment, Step, Transfer, revision_u64};
 use super::super::txn;
 use super::state::Follower;
 use crate::error::EtcdError;
+use crate::ledger::{Ended, Ending};
 use crate::status::Obstacle;
-use crate::value;
+use crate::value::{self, from_unix_ms};
 
 impl Follower {
     /// Takes the step if it is ours to take and nobody it must outlive is
@@ -54,7 +56,9 @@ impl Follower {
             Step::Wait => Ok(false),
             Step::LayAnchor => self.lay_anchor().await,
             Step::TakeRecord { anchor, transfer } => {
-                self.take_record(&ours, anchor, transfer).await
+                // The transfer to consume is the one assessed.
+                let consuming = assessment.transfer.as_ref().filter(|_| transfer.is_some());
+                self.take_record(&ours, anchor, consuming).await
             }
         }
     }
@@ -193,32 +197,42 @@ impl Follower {
 
     /// Creates the leader record, bound to our lease: only while it is
     /// absent, our key is still queued, and the anchor is the one we saw
-    /// (or, without one, our key is the oldest under the prefix).
+    /// (or, without one, our key is the oldest of the election's). A
+    /// transfer to us (`consuming`) is consumed, and the entry of the
+    /// leadership that put it written in the same transaction; otherwise
+    /// this node owes the entry of the leadership it saw end, if it saw
+    /// one, written once it leads (`past.rs`).
     pub(super) async fn take_record(
         &mut self,
         ours: &Ours,
         anchor: Option<i64>,
-        transfer: Option<i64>,
+        consuming: Option<&Transfer>,
     ) -> Result<bool, EtcdError> {
         let layout = &self.shared.layout;
         let record = layout.record();
-        let value = value::encode_record(
+        let value = value::encode_leader_record(
             &self.shared.id,
             &self.shared.advertise,
             &self.shared.nonce,
             ours.lease,
             &self.shared.candidacy(),
+            SystemTime::now(),
         );
         let taking = txn::Taking {
             key: ours.key.clone(),
             create_revision: ours.create_revision,
             lease: ours.lease,
             anchor,
-            transfer,
+            transfer: consuming.map(|t| t.mod_revision),
+            predecessor: consuming.and_then(|t| transferred_entry(t, &self.shared.id)),
         };
         let take = txn::take_record(layout, &taking, value.clone());
         let Some(revision) = self.transact("txn", &take).await? else {
             return Ok(false);
+        };
+        self.owed = match consuming {
+            Some(_) => None,
+            None => self.owed_entry(),
         };
         let mut mirror = self.mirror();
         mirror.insert(
@@ -255,4 +269,26 @@ impl Follower {
         }
         Ok(declined)
     }
+}
+
+/// The entry of the leadership that handed over to `target` by `transfer`,
+/// as the transfer says (`None` for a transfer of an earlier release, or
+/// one that does not read as an entry of electd's).
+fn transferred_entry(transfer: &Transfer, target: &str) -> Option<txn::Entry> {
+    let from = transfer.from.as_ref()?;
+    let ended = Ended {
+        at: from.ended_ms.and_then(from_unix_ms),
+        ending: Ending::Holder(transfer.reason.end_reason()),
+        to: Some(target.to_owned()),
+    };
+    let entry = ledger::entry(
+        from.term,
+        &transfer.by,
+        &from.advertise,
+        from.since_ms,
+        &ended,
+    );
+    let term = u64::try_from(from.term).ok()?;
+    crate::ledger::decode(term, entry.value.as_bytes()).ok()?;
+    Some(entry)
 }

@@ -4,6 +4,10 @@
 //! `--state-file`, across its restarts); nobody reports a leader etcd no
 //! longer has; every node says what happened and recovers by itself once
 //! etcd's revision has passed the old one.
+//!
+//! `leaderships`: the election's own history (`GET /v1/history`).
+
+mod leaderships;
 
 use std::time::Duration;
 
