@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
-use crate::error::Error;
+use crate::error::{Error, warn};
 use crate::wire::{Refusal, Status};
 
 /// A stream that sends nothing, not even electd's keep-alive comment (one
@@ -280,28 +280,44 @@ impl Follow<'_> {
                 Ok(None) => "the node closed it".to_owned(),
                 Err(e) => Error::no_answer(self.url.as_str(), &e).to_string(),
             };
-            eprintln!(
-                "electctl: the event stream {} broke ({why}); reconnecting",
+            warn(format_args!(
+                "the event stream {} broke ({why}); reconnecting",
                 self.url
-            );
+            ));
             self.stream = None;
         }
     }
 
     async fn connect(&self) -> Result<Stream, Error> {
         let url = self.url.as_str();
-        let response = self
+        // A stream has no bound on its whole answer, only on its headers:
+        // a node that takes the connection and never answers is no answer.
+        let request = self
             .client
             .http
             .get(url)
             .header(reqwest::header::ACCEPT, "text/event-stream")
-            .send()
+            .send();
+        let response = tokio::time::timeout(self.client.timeout, request)
             .await
+            .map_err(|_| Error::no_answer_in_time(url))?
             .map_err(|e| Error::no_answer(url, &e))?;
         if !response.status().is_success() {
             let status = response.status();
             let body = response.text().await.unwrap_or_default();
             return Err(unexpected(&self.url, &Answer { status, body }));
+        }
+        // What is not an event stream (a proxy's page, another server)
+        // would end at once, and be reconnected without end.
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("no content type");
+        if !content_type.starts_with("text/event-stream") {
+            return Err(Error::Refused(format!(
+                "{url} answered {content_type}, not an event stream: is it an electd node?"
+            )));
         }
         Ok(Stream {
             response,
@@ -317,7 +333,7 @@ impl Follow<'_> {
             tokio::time::sleep(wait).await;
             match self.connect().await {
                 Ok(stream) => {
-                    eprintln!("electctl: the event stream {} is back", self.url);
+                    warn(format_args!("the event stream {} is back", self.url));
                     return Ok(stream);
                 }
                 Err(e @ Error::NoAnswer { .. }) if Instant::now() >= give_up => return Err(e),

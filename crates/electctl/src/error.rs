@@ -1,4 +1,14 @@
-//! What can go wrong, each kind with its exit status.
+//! What can go wrong, each kind with its exit status, and how electctl
+//! says it.
+
+use std::io::Write as _;
+
+/// Writes `electctl: MESSAGE` on a line of standard error. A reader that
+/// went away (`electctl watch 2>&1 | head -2`) is no failure of ours: what
+/// it does not take is dropped, never a panic.
+pub fn warn(message: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stderr().lock(), "electctl: {message}");
+}
 
 /// Why a command did not do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -36,18 +46,24 @@ impl Error {
     /// A request to `url` that got no (whole) answer: the innermost cause,
     /// which says why ("Connection refused", "operation timed out").
     pub fn no_answer(url: &str, err: &reqwest::Error) -> Error {
-        let reason = if err.is_timeout() {
-            "no answer in time".to_owned()
-        } else {
-            let mut cause: &dyn std::error::Error = err;
-            while let Some(inner) = cause.source() {
-                cause = inner;
-            }
-            cause.to_string()
-        };
+        if err.is_timeout() {
+            return Error::no_answer_in_time(url);
+        }
+        let mut cause: &dyn std::error::Error = err;
+        while let Some(inner) = cause.source() {
+            cause = inner;
+        }
         Error::NoAnswer {
             url: url.to_owned(),
-            reason,
+            reason: cause.to_string(),
+        }
+    }
+
+    /// A request to `url` that was not answered within its bound.
+    pub fn no_answer_in_time(url: &str) -> Error {
+        Error::NoAnswer {
+            url: url.to_owned(),
+            reason: "no answer in time".to_owned(),
         }
     }
 }

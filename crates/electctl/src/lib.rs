@@ -37,7 +37,7 @@ pub fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("electctl: cannot start a runtime: {e}");
+            error::warn(format_args!("cannot start a runtime: {e}"));
             return ExitCode::from(1);
         }
     };
@@ -45,7 +45,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.exit_status() == 0 => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("electctl: {e}");
+            error::warn(&e);
             ExitCode::from(e.exit_status())
         }
     }

@@ -464,3 +464,84 @@ async fn on_v2_the_history_needs_v3() {
         .await
         .refused(1, "kept in etcd by the v3 API only");
 }
+
+/// A loopback server that takes connections and treats each as `serve`
+/// says, on a thread that ends with the test process.
+fn fake_node(serve: fn(std::net::TcpStream)) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let url = format!("http://{}", listener.local_addr().expect("its address"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || serve(stream));
+        }
+    });
+    url
+}
+
+/// A node that accepts the connection and never answers: a stream's
+/// headers are bounded by `--timeout`, as every other request is (not by
+/// the 45 s a silent stream is given once open).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_never_answers_a_stream_is_no_answer_within_the_timeout() {
+    let silent = fake_node(|stream| {
+        std::thread::sleep(Duration::from_secs(120));
+        drop(stream);
+    });
+    for command in [&["watch"][..], &["list", "-w"]] {
+        let mut args = vec!["--timeout".to_owned(), "1".to_owned(), "--node".to_owned()];
+        args.push(silent.clone());
+        args.extend(command.iter().map(|a| (*a).to_owned()));
+        let started = std::time::Instant::now();
+        electctl(&args).await.refused(3, "no answer in time");
+        assert!(
+            started.elapsed() < SLACK,
+            "{command:?}: {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// A node that answers a stream with a page (a proxy's, another server's):
+/// electctl says it cannot read it and exits 1, rather than reconnecting
+/// to it without end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_is_no_event_stream_is_refused_not_reconnected_forever() {
+    let page = fake_node(|mut stream| {
+        use std::io::{Read as _, Write as _};
+        let mut request = [0u8; 4096];
+        let _ = stream.read(&mut request);
+        let body = "<html><body>Bad Gateway</body></html>";
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n{body}",
+            body.len()
+        );
+    });
+    for command in [&["watch"][..], &["list", "-w"]] {
+        let mut args = vec!["--timeout".to_owned(), "1".to_owned(), "--node".to_owned()];
+        args.push(page.clone());
+        args.extend(command.iter().map(|a| (*a).to_owned()));
+        let mut run = base_command();
+        run.args(&args).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut process = Owned::new(run.spawn().expect("electctl runs"));
+        let status = process.wait_exit(SLACK).await;
+        assert_eq!(status.and_then(|s| s.code()), Some(1), "{command:?}");
+    }
+}
+
+/// An error said to a reader of standard error that went away
+/// (`electctl history 2>&1 | head -0`) still exits with the error's status,
+/// not with a panic on the broken pipe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_to_a_closed_stderr_keeps_its_exit_status() {
+    let dead = format!("http://127.0.0.1:{}", harness::free_port());
+    let mut run = base_command();
+    run.args(["--node", &dead, "history"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = run.spawn().expect("electctl runs");
+    drop(child.stderr.take());
+    let status = Owned::new(child).wait_exit(SLACK).await;
+    assert_eq!(status.and_then(|s| s.code()), Some(3), "{status:?}");
+}
