@@ -110,8 +110,15 @@ pub enum Command {
     },
     /// Who led when, and how each leadership ended, newest first (etcd v3).
     History {
-        /// How many leaderships to show.
-        #[arg(short = 'n', long, value_name = "N", default_value = "20")]
+        /// How many leaderships to show, from 1 (a node keeps its
+        /// --history-size).
+        #[arg(
+            short = 'n',
+            long,
+            value_name = "N",
+            default_value = "20",
+            value_parser = clap::value_parser!(u32).range(1..)
+        )]
         limit: u32,
     },
     /// One line per change of leader, for scripts, until interrupted: the
@@ -157,6 +164,16 @@ mod tests {
             assert_eq!(cli.output, Output::Json);
             assert!(matches!(cli.command, Command::List { watch: true }));
         }
+    }
+
+    #[test]
+    fn a_history_of_no_leaderships_is_a_usage_error() {
+        for bad in ["0", "-1", "4294967296", "ten"] {
+            let err = Cli::try_parse_from(["electctl", "history", "-n", bad]).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad}");
+        }
+        let one = Cli::try_parse_from(["electctl", "history", "-n", "1"]).unwrap();
+        assert!(matches!(one.command, Command::History { limit: 1 }));
     }
 
     #[test]
