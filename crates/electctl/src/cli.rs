@@ -92,20 +92,20 @@ pub enum Command {
     /// wait until the new leader leads.
     Switchover {
         /// Hand over to this candidate (its --id) and no other (etcd v3).
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", value_parser = node_id)]
         to: Option<String>,
     },
     /// Withdraw a node's candidacy: it never leads until undrained or
     /// restarted (a leader hands over first).
     Drain {
         /// The node's id [default: the node --node names].
-        #[arg(value_name = "ID")]
+        #[arg(value_name = "ID", value_parser = node_id)]
         id: Option<String>,
     },
     /// Make a drained node a candidate again.
     Undrain {
         /// The node's id [default: the node --node names].
-        #[arg(value_name = "ID")]
+        #[arg(value_name = "ID", value_parser = node_id)]
         id: Option<String>,
     },
     /// Who led when, and how each leadership ended, newest first (etcd v3).
@@ -124,6 +124,15 @@ pub enum Command {
     /// One line per change of leader, for scripts, until interrupted: the
     /// time, the leader's id, its term and its URL.
     Watch,
+}
+
+/// A node's id as given: not empty (electd reads `?to=` with nothing after
+/// it as no target at all, and would hand over to the next in line).
+fn node_id(raw: &str) -> Result<String, String> {
+    if raw.trim().is_empty() {
+        return Err("a node's id is not empty: electctl list shows the ids".to_owned());
+    }
+    Ok(raw.to_owned())
 }
 
 fn positive_seconds(raw: &str) -> Result<f64, String> {
@@ -174,6 +183,20 @@ mod tests {
         }
         let one = Cli::try_parse_from(["electctl", "history", "-n", "1"]).unwrap();
         assert!(matches!(one.command, Command::History { limit: 1 }));
+    }
+
+    #[test]
+    fn an_empty_id_is_a_usage_error() {
+        for command in [
+            &["switchover", "--to", ""][..],
+            &["switchover", "--to= "],
+            &["drain", ""],
+            &["undrain", ""],
+        ] {
+            let args = std::iter::once("electctl").chain(command.iter().copied());
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{command:?}");
+        }
     }
 
     #[test]
