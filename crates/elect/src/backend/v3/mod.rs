@@ -153,6 +153,7 @@ impl V3 {
                 preempt_after: config.preempt_after,
                 mirror: std::sync::Mutex::new(mirror),
                 on_claim: config.on_claim.clone(),
+                seen: std::sync::Mutex::new(None),
                 history_size: config.history_size,
             }),
             session: Mutex::new(None),

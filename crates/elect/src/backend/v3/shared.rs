@@ -3,7 +3,7 @@
 //! claim. Below both, so that neither imports the other's internals.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use etcd_client::GetOptions;
 
@@ -13,7 +13,8 @@ use super::mirror::{Kv, Mirror};
 use super::predecessors::Predecessors;
 use crate::claim::ClaimHook;
 use crate::error::EtcdError;
-use crate::value::Candidacy;
+use crate::ledger::Ending;
+use crate::value::{Candidacy, Named};
 use crate::vitals::Vitals;
 
 /// What the backend and its follow task share.
@@ -39,6 +40,21 @@ pub(super) struct Shared {
     pub(super) on_claim: Option<ClaimHook>,
     /// How many ended leaderships the history keeps (`ledger.rs`).
     pub(super) history_size: usize,
+    /// The last leadership this node saw, and how its record went
+    /// (`follow/past.rs`): here, not in a follow task, so that a node that
+    /// lost its claim and campaigns again with a new task still owes the
+    /// history the entry of a leadership nobody else saw end.
+    pub(super) seen: std::sync::Mutex<Option<Seen>>,
+}
+
+/// A leadership this node saw, by its record (`follow/past.rs`).
+#[derive(Clone, Debug)]
+pub(super) struct Seen {
+    pub(super) term: i64,
+    pub(super) lease: i64,
+    pub(super) holder: Named,
+    /// When this node saw its record go, and what that says.
+    pub(super) gone: Option<(SystemTime, Ending)>,
 }
 
 impl Shared {
@@ -94,6 +110,11 @@ impl Shared {
             );
         }
         Ok(mirror)
+    }
+
+    pub(super) fn seen(&self) -> std::sync::MutexGuard<'_, Option<Seen>> {
+        // Plain data, replaced whole.
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(super) fn predecessors(&self) -> std::sync::MutexGuard<'_, Predecessors> {

@@ -380,3 +380,43 @@ async fn on_v2_the_history_is_not_there() {
         );
     }
 }
+
+/// etcd itself stalls past the TTL (SIGSTOP of its only member): every
+/// lease expires as it wakes, every node's claim with it, and the nodes
+/// campaign again, each with a fresh follow task. The leadership that went
+/// is still in the history, as `expired`, written by whoever leads next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leadership_that_expired_while_etcd_stalled_is_in_the_history() {
+    let run = Run::new("v3", TTL, 3).await;
+    let first = run.sole_leader(SLACK).await;
+    let term = run.term(first).await;
+    run.etcd.pause(0);
+    // The fault's length, not a wait for an event: past every lease.
+    tokio::time::sleep(run.ttl() * 2 + Duration::from_secs(1)).await;
+    run.etcd.resume(0);
+    let all = [0, 1, 2];
+    eventually(SLACK * 2, "the stalled leadership's entry", || async {
+        let (status, body) = history(&run, run.sole_leader(SLACK).await, "").await;
+        let answer: Value = serde_json::from_str(&body).ok()?;
+        let list = answer["history"].as_array()?.clone();
+        (status == 200
+            && list[0]["term"].as_u64()? > term
+            && list.iter().any(|e| e["term"].as_u64() == Some(term)))
+        .then_some(())
+    })
+    .await;
+    let leader = run.sole_leader(SLACK).await;
+    let (_, body) = history(&run, leader, "").await;
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    let entry = answer["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["term"].as_u64() == Some(term))
+        .cloned()
+        .unwrap();
+    assert_eq!(entry["id"], run.nodes[first].name, "{entry}");
+    assert_eq!(entry["reason"], "expired", "{entry}");
+    agreed(&run, &all, answer["history"].as_array().unwrap().len()).await;
+    run.assert_safe();
+}

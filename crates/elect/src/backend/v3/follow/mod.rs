@@ -68,7 +68,6 @@ pub(super) async fn follow(
         published_mine: None,
         looked_ahead: None,
         failed_counts: 0,
-        seen: None,
         owed: None,
     };
     loop {
@@ -200,7 +199,7 @@ impl Follower {
     async fn read(&mut self) -> Result<(), EtcdError> {
         let mirror = self.shared.read_election().await?;
         *self.shared.mirror() = mirror;
-        self.note_reread();
+        self.note_record();
         // What was waited for is looked at again, from what was just read.
         self.waiting = None;
         self.recheck_at = None;

@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use tokio::time::Instant;
 
@@ -12,9 +11,7 @@ use super::super::shared::{Ours, Shared};
 use super::super::succession::Assessment;
 use super::super::txn;
 use crate::error::EtcdError;
-use crate::ledger::Ending;
 use crate::status::Obstacle;
-use crate::value::Named;
 
 /// The task's own state.
 pub(super) struct Follower {
@@ -38,20 +35,8 @@ pub(super) struct Follower {
     pub(super) looked_ahead: Option<i64>,
     /// Counts of the keys that failed in a row (`missed_deletions`).
     pub(super) failed_counts: u32,
-    /// The last leadership seen, and how its record went (`past.rs`).
-    pub(super) seen: Option<Seen>,
     /// The history entry this node owes once it leads (`past.rs`).
     pub(super) owed: Option<txn::Entry>,
-}
-
-/// A leadership this follower saw, by its record (`past.rs`).
-#[derive(Clone, Debug)]
-pub(super) struct Seen {
-    pub(super) term: i64,
-    pub(super) lease: i64,
-    pub(super) holder: Named,
-    /// When this follower saw its record go, and what that says.
-    pub(super) gone: Option<(SystemTime, Ending)>,
 }
 
 impl Follower {
