@@ -2,8 +2,8 @@
 //! ports, a temporary data dir) and three `electd` nodes, shows what each
 //! answers, then kills the leader's electd (its guardian releases at once),
 //! the leader's whole node (the TTL), and hands over with SIGTERM, showing
-//! who took over and how long each took. Stops everything on Ctrl-C or after
-//! `--duration`.
+//! who took over and how long each took. Stops everything on Ctrl-C,
+//! SIGTERM, once nobody reads its output, or after `--duration`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -30,6 +30,17 @@ struct Args {
     duration: u64,
 }
 
+/// `println!` that ends the demo, its nodes and etcd stopped by their
+/// guards, when nobody reads its output any more (`| head`), instead of
+/// panicking, which in a release build (`panic = "abort"`) would leave
+/// them running.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*).context("nobody reads the demo's output")?
+    }};
+}
+
 struct Cluster {
     dir: tempfile::TempDir,
     binary: PathBuf,
@@ -50,14 +61,15 @@ impl Cluster {
         }
     }
 
-    async fn show(&self) {
+    async fn show(&self) -> anyhow::Result<()> {
         for node in &self.nodes {
             let answer = node
                 .answer()
                 .await
                 .unwrap_or_else(|| "(not answering)".into());
-            println!("  {} {:<22} {}", node.name, node.url(), answer);
+            say!("  {} {:<22} {}", node.name, node.url(), answer);
         }
+        Ok(())
     }
 
     async fn leader(&self, except: Option<usize>) -> Option<usize> {
@@ -123,16 +135,16 @@ async fn fail(
     } else {
         format!("{:.3} s", took.as_secs_f64())
     };
-    println!(
+    say!(
         "{} took over {took} after {after}:",
         cluster.nodes[next].name
     );
-    cluster.show().await;
+    cluster.show().await?;
     cluster.nodes[leader]
         .wait_exit(Duration::from_secs(5))
         .await;
     cluster.start_node(leader);
-    println!(
+    say!(
         "restarted {} as a follower, on its port again",
         cluster.nodes[leader].name
     );
@@ -172,9 +184,9 @@ fn electd_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let binary = electd_binary(args.electd)?;
-    println!("starting etcd (v2 enabled) on a free loopback port...");
+    say!("starting etcd (v2 enabled) on a free loopback port...");
     let etcd = Etcd::single().await;
-    println!("etcd at {}", etcd.endpoint(0));
+    say!("etcd at {}", etcd.endpoint(0));
     let node_args = NodeArgs::new()
         .api(&args.api)
         .ttl(args.ttl)
@@ -189,7 +201,7 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..3 {
         cluster.start_node(i);
     }
-    println!(
+    say!(
         "three electd nodes, --api {} --ttl {}; logs and journals in {}",
         args.api,
         args.ttl,
@@ -197,14 +209,17 @@ async fn main() -> anyhow::Result<()> {
     );
     let run = demo(&mut cluster, args.ttl);
     let limit = tokio::time::sleep(Duration::from_secs(args.duration));
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot handle SIGTERM")?;
     tokio::select! {
         result = run => result?,
-        _ = tokio::signal::ctrl_c() => println!("\nCtrl-C"),
-        _ = limit => println!("\n{} s are up", args.duration),
+        _ = tokio::signal::ctrl_c() => say!("\nCtrl-C"),
+        _ = terminate.recv() => say!("\nSIGTERM"),
+        _ = limit => say!("\n{} s are up", args.duration),
     }
-    println!("stopping every node and etcd...");
+    say!("stopping every node and etcd...");
     drop(cluster);
-    println!("stopped.");
+    say!("stopped.");
     Ok(())
 }
 
@@ -214,19 +229,19 @@ async fn demo(cluster: &mut Cluster, ttl: u64) -> anyhow::Result<()> {
         .wait_leader(None, limit)
         .await
         .context("no leader was elected")?;
-    println!(
+    say!(
         "\n{} leads after {:.0} ms. What each node says (GET /):",
         cluster.nodes[leader].name,
         took.as_secs_f64() * 1e3
     );
     cluster.wait_named(leader, limit).await;
-    cluster.show().await;
+    cluster.show().await?;
     let urls: Vec<String> = cluster
         .nodes
         .iter()
         .map(|n| format!("{}/ui", n.url()))
         .collect();
-    println!(
+    say!(
         "\nSee it live in a browser: any node's web view ({}), or in a terminal: \
          target/release/electctl --node {} list -w",
         urls.join(", "),
@@ -234,7 +249,7 @@ async fn demo(cluster: &mut Cluster, ttl: u64) -> anyhow::Result<()> {
     );
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        println!(
+        say!(
             "\nkill -9 {} (the leader's electd, pid {}; its host lives on): its guardian \
              (pid {}) learns of the death from the kernel, kills what electd left and releases \
              the lease at once...",
@@ -252,7 +267,7 @@ async fn demo(cluster: &mut Cluster, ttl: u64) -> anyhow::Result<()> {
         .await?;
 
         tokio::time::sleep(Duration::from_secs(2)).await;
-        println!(
+        say!(
             "\nkill -9 {} (the leader's guardian, pid {}, and electd with it: a whole host \
              dies): nobody is left to release, so the others wait for its {ttl} s lease to \
              expire...",
@@ -269,7 +284,7 @@ async fn demo(cluster: &mut Cluster, ttl: u64) -> anyhow::Result<()> {
         .await?;
 
         tokio::time::sleep(Duration::from_secs(2)).await;
-        println!(
+        say!(
             "\nkill -TERM {} (the leader): it resigns and hands over at once...",
             cluster.nodes[leader].name
         );

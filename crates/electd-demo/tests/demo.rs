@@ -2,7 +2,9 @@
 //! each of its three ways, name where to watch, bring every node back on
 //! its own port, and stop when its time is up.
 
+use std::io::{BufRead, BufReader};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 #[test]
 fn the_demo_fails_over_three_ways_and_keeps_each_nodes_address() {
@@ -42,4 +44,97 @@ fn the_demo_fails_over_three_ways_and_keeps_each_nodes_address() {
         }
     }
     assert_eq!(first_seen.len(), 3, "{text}");
+}
+
+/// A demo started for a minute, and what its first lines say: where etcd
+/// listens and the nodes' directory.
+struct Started {
+    demo: std::process::Child,
+    /// Kept open while the test reads; `None` once it stops.
+    output: Option<BufReader<std::process::ChildStdout>>,
+    etcd: String,
+    dir: String,
+}
+
+fn start_demo() -> Started {
+    let electd = harness::workspace_binary("electd", "electd");
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_electd-demo"))
+        .args(["--duration", "60", "--electd"])
+        .arg(&electd)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("electd-demo runs");
+    let mut output = BufReader::new(demo.stdout.take().expect("its output"));
+    let mut head = Vec::new();
+    for _ in 0..3 {
+        let mut line = String::new();
+        output.read_line(&mut line).expect("a line");
+        head.push(line);
+    }
+    let etcd = head[1]
+        .trim()
+        .strip_prefix("etcd at ")
+        .expect("etcd's address");
+    let dir = head[2]
+        .trim()
+        .rsplit(' ')
+        .next()
+        .expect("the nodes' directory");
+    Started {
+        etcd: etcd.to_owned(),
+        dir: dir.to_owned(),
+        demo,
+        output: Some(output),
+    }
+}
+
+impl Started {
+    /// Waits (30 s at most) for the demo to exit, and checks that nothing
+    /// it started is left running.
+    fn ends_with_everything(mut self) -> std::process::ExitStatus {
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.demo.try_wait().expect("the demo's status") {
+                break status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the demo went on"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let left: Vec<String> = std::fs::read_dir("/proc")
+            .expect("/proc")
+            .flatten()
+            .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+            .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+            .filter(|cmdline| cmdline.contains(&self.dir) || cmdline.contains(&self.etcd))
+            .collect();
+        assert!(left.is_empty(), "left running: {left:?}");
+        status
+    }
+}
+
+/// `scripts/demo.sh | head -3`: once nobody reads, the demo stops, and its
+/// nodes and etcd with it. (A panic on the closed pipe would unwind here,
+/// in a test build, but abort in the release build the script runs, which
+/// has `panic = "abort"`: the demo must not panic.)
+#[test]
+fn a_demo_nobody_reads_stops_everything_it_started() {
+    let mut started = start_demo();
+    started.output = None;
+    let status = started.ends_with_everything();
+    assert!(!status.success(), "{status:?}");
+}
+
+/// `kill -TERM` (a `timeout`, a service manager): the demo stops what it
+/// started and exits 0, as on Ctrl-C.
+#[test]
+fn a_demo_told_to_stop_stops_everything_it_started() {
+    let started = start_demo();
+    let pid = rustix::process::Pid::from_raw(started.demo.id() as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    let status = started.ends_with_everything();
+    assert!(status.success(), "{status:?}");
 }
