@@ -27,13 +27,17 @@ async fn a_named_hand_over_goes_to_that_node_and_no_other() {
     let run = &s.run;
     assert_eq!(run.sole_leader(SLACK).await, 0);
     s.ticking(0).await;
-    let order: Vec<String> = status(run, 0).await["candidates"]
-        .as_array()
-        .expect("candidates")
-        .iter()
-        .map(|c| c["id"].as_str().unwrap_or_default().to_owned())
-        .collect();
-    assert_eq!(order, ["n0", "n1", "n2", "n3"]);
+    // The status lists the queue from the node's own watch, read at most
+    // 0.5 s before: the four in line once it has seen them all.
+    eventually(SLACK, "n0 to list the four in line", || async {
+        let order: Vec<String> = status(run, 0).await["candidates"]
+            .as_array()?
+            .iter()
+            .map(|c| c["id"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        (order == ["n0", "n1", "n2", "n3"]).then_some(())
+    })
+    .await;
     let before = run.term(0).await;
 
     // The last in line, past the two next.
