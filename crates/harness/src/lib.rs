@@ -35,6 +35,7 @@ pub mod proxy;
 mod store;
 pub mod ticks;
 pub mod tls;
+mod wire;
 
 use std::collections::HashSet;
 use std::future::Future;

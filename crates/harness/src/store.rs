@@ -6,8 +6,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::etcd::{Etcd, base64, binaries};
+use crate::etcd::{Etcd, binaries};
 use crate::eventually;
+use crate::wire::base64;
 
 impl Etcd {
     /// Stops every member, deletes its data, and starts it afresh on the

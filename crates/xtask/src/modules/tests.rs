@@ -58,6 +58,49 @@ fn no_crate_has_a_module_cycle() {
     assert!(failures.is_empty(), "{failures}");
 }
 
+/// The longest a source file's code may be, before its `#[cfg(test)]`
+/// module (tests beside code may make a file longer): one job per file.
+const MOST_LINES: usize = 650;
+
+#[test]
+fn no_source_file_is_over_650_lines_of_code() {
+    fn rust_files(dir: &Path, into: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if !path.ends_with("node_modules") {
+                    rust_files(&path, into);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                into.push(path);
+            }
+        }
+    }
+    let root = crate::workspace_root();
+    let mut files = Vec::new();
+    rust_files(&root.join("crates"), &mut files);
+    assert!(files.len() > 100, "only {} files found", files.len());
+    let over: Vec<String> = files
+        .iter()
+        .filter_map(|path| {
+            let text = std::fs::read_to_string(path).ok()?;
+            let code = text
+                .lines()
+                .take_while(|line| !line.starts_with("#[cfg(test)]"))
+                .count();
+            (code > MOST_LINES).then(|| format!("{}: {code}", path.display()))
+        })
+        .collect();
+    assert!(
+        over.is_empty(),
+        "over {MOST_LINES} lines of code: split by job\n{}",
+        over.join("\n")
+    );
+}
+
 /// A crate made of `files` (path, source), rooted at `src/lib.rs`.
 fn fixture(files: &[(&str, &str)]) -> CrateGraph {
     let files: BTreeMap<PathBuf, String> = files
