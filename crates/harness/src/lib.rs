@@ -35,7 +35,7 @@ pub mod proxy;
 mod store;
 pub mod ticks;
 pub mod tls;
-mod wire;
+pub mod wire;
 
 use std::collections::HashSet;
 use std::future::Future;

@@ -2,7 +2,7 @@
 //! base64 keys and values, a prefix's range end, form-escaped values.
 
 /// A v2 form value, percent-escaped.
-pub(crate) fn form_escape(value: &str) -> String {
+pub fn form_escape(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {

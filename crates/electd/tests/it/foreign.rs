@@ -132,7 +132,10 @@ async fn a_forged_value_naming_a_live_node_is_never_its_leadership(api: &'static
                 .expect("a client")
                 .put(url)
                 .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(format!("value={}&ttl=30", urlencode(&forged)))
+                .body(format!(
+                    "value={}&ttl=30",
+                    harness::wire::form_escape(&forged)
+                ))
                 .send()
                 .await
                 .expect("an answer");
@@ -196,18 +199,6 @@ async fn a_forged_value_naming_a_live_node_is_never_its_leadership(api: &'static
     }
     run.sole_leader(run.ttl() + SLACK).await;
     run.assert_safe();
-}
-
-fn urlencode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Someone deletes only the leader record (v3) or the key (v2). The old
