@@ -35,6 +35,7 @@ const TTL: u64 = 4;
 const RECORD: &str = "/electd/leader/~leader";
 const ANCHOR: &str = "/electd/leader/~anchor";
 const QUEUE: &str = "/electd/leader/~c/";
+const HISTORY: &str = "/electd/leader/~~history/";
 
 /// What the departing leader logs (at debug) when its one write failed
 /// because the keys changed since it read them.
@@ -119,14 +120,25 @@ fn named(run: &Run, name: &str) -> usize {
 }
 
 /// The term node `next` journalled last: etcd's revision `before` the
-/// hand-over plus `writes`.
-fn assert_term(run: &Run, next: usize, before: u64, writes: u64) -> u64 {
+/// hand-over plus `writes`. History entries written in between are not
+/// counted: a leader that released without a hand-over writes its entry
+/// right after its revoke, off the successor's path, and under load it may
+/// land before the successor's own write.
+async fn assert_term(run: &Run, next: usize, before: u64, writes: u64) -> u64 {
     let (term, _) = run.last_acquired(next).expect("an acquisition");
+    let mut entries = 0;
+    for key in run.etcd.v3_keys(HISTORY).await {
+        if let Some(entry) = run.etcd.v3_get(&key, None).await
+            && (before + 1..term).contains(&entry.mod_revision)
+        {
+            entries += 1;
+        }
+    }
     assert_eq!(
         term,
-        before + writes,
+        before + writes + entries,
         "{} acquired term {term} with etcd at revision {before} before the hand-over: \
-         not {writes} write(s)",
+         not {writes} write(s) and {entries} history entries",
         run.nodes[next].name
     );
     term
@@ -207,7 +219,7 @@ async fn departs_in_one_write(
         run.nodes[next].name, order[1],
         "{how:?}: not the next in line"
     );
-    assert_term(run, next, before, 1);
+    assert_term(run, next, before, 1).await;
     s.ticking(next).await;
     next
 }
@@ -335,7 +347,7 @@ async fn every_kind_of_hand_over_moves_the_record_in_one_write() {
     let run = &s.run;
     let next = run.sole_leader_among(&among, SLACK).await;
     assert_eq!(run.nodes[next].name, order[1]);
-    assert_term(run, next, before, 1);
+    assert_term(run, next, before, 1).await;
     let status = s.run.nodes[1].wait_exit(SLACK).await;
     assert_eq!(status.and_then(|s| s.code()), Some(137), "{status:?}");
     let output = s.run.nodes[1].output();
@@ -373,7 +385,7 @@ async fn among_20_a_hand_over_is_one_write_and_the_queue_only_counts() {
     run.nodes[0].terminate();
     let next = run.sole_leader_among(&followers, SLACK).await;
     assert_eq!(next, 1);
-    assert_term(run, next, revision, 1);
+    assert_term(run, next, revision, 1).await;
     // n2 and n3 are the two next now; n3 moves up to them.
     let moved_up = 3;
     eventually(
@@ -473,7 +485,7 @@ async fn without_the_anchor_nobody_is_handed_the_record() {
         let before = s.run.etcd.v3_revision().await;
         s.run.nodes[leader].terminate();
         assert_eq!(s.run.sole_leader_among(&[next], SLACK).await, next);
-        assert_term(&s.run, next, before, 2);
+        assert_term(&s.run, next, before, 2).await;
         let status = s.run.nodes[leader].wait_exit(SLACK).await;
         assert_eq!(status.and_then(|s| s.code()), Some(0), "{status:?}");
     }
@@ -515,7 +527,7 @@ async fn electd_killed_after_its_own_hand_over_leaves_the_successor_alone() {
         s.run.kill9_electd(leader);
         let run = &s.run;
         assert_eq!(run.sole_leader_among(&[next, third], SLACK).await, next);
-        let term = assert_term(run, next, before, 1);
+        let term = assert_term(run, next, before, 1).await;
         let status = s.run.nodes[leader].wait_exit(SLACK).await;
         let run = &s.run;
         // The guardian is done: the record is still the successor's.
@@ -568,7 +580,7 @@ async fn with_a_node_of_the_previous_release_queued_nobody_is_handed_the_record(
     let start = etcd.v3_revision().await;
     run.nodes[0].terminate();
     assert_eq!(run.sole_leader_among(&[1, 2], SLACK).await, 1);
-    assert_term(run, 1, start, 2);
+    assert_term(run, 1, start, 2).await;
     assert_eq!(etcd.v3_get(&old, None).await, Some(queued));
     let now = etcd.v3_revision().await;
     for revision in start..=now {
@@ -585,7 +597,7 @@ async fn with_a_node_of_the_previous_release_queued_nobody_is_handed_the_record(
     let before = etcd.v3_revision().await;
     run.nodes[1].terminate();
     assert_eq!(run.sole_leader_among(&[2], SLACK).await, 2);
-    assert_term(run, 2, before, 1);
+    assert_term(run, 2, before, 1).await;
     s.assert_safe();
 }
 

@@ -124,7 +124,7 @@ async fn a_node_that_cannot_lead_refuses_the_record(state: Refusing) {
             let (code, body) = admin(run, 0, "/v1/resign").await;
             assert_eq!(code, 200, "{body}");
             assert_eq!(run.sole_leader_among(&[0, 1, 2], SLACK).await, 1);
-            assert_term(run, 1, before, 1);
+            assert_term(run, 1, before, 1).await;
             // Cooling down: nothing of n0's queued, its lease gone.
             let queued = queued_in_etcd(etcd).await;
             assert!(queued.iter().all(|(id, _, _)| id != "n0"), "{queued:?}");
@@ -139,7 +139,7 @@ async fn a_node_that_cannot_lead_refuses_the_record(state: Refusing) {
             let (code, body) = admin(run, 1, "/v1/resign").await;
             assert_eq!(code, 200, "{body}");
             assert_eq!(run.sole_leader_among(&[0, 1, 2], SLACK).await, 2);
-            assert_term(run, 2, before, 1);
+            assert_term(run, 2, before, 1).await;
             let (last, _) = run.last_acquired(0).expect("n0 acquired");
             assert_eq!(last, first, "n0 led again in its cooldown");
         }

@@ -138,7 +138,7 @@ async fn a_stale_reading_fails_the_one_write(change: Change) {
     assert_eq!(next, expected, "{change:?}: the wrong successor");
     // n0's write failed; its revoke is `before + 1`; the successor's own
     // record `before + 2`.
-    assert_term(run, next, before, 2);
+    assert_term(run, next, before, 2).await;
     let status = s.run.nodes[leader].wait_exit(SLACK).await;
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{status:?}");
     let output = s.run.nodes[leader].output();
