@@ -77,7 +77,9 @@
 //! are minimal, but the balance is a random draw; at 1,000 shards over 5
 //! nodes some node is above ⌈1.05 × N/k⌉ most of the time (the tests
 //! measure it). Bounded-load hashing caps the load, but a join or a leave
-//! shifts the cap and cascades moves between nodes that did not change.
+//! shifts the cap and cascades moves between nodes that did not change (at
+//! 1,000 shards, a 21st node joining moves 63 shards, 13 between old nodes;
+//! this rule moves 45, all to the joiner: the tests measure that too).
 //! The sticky rule keeps every shard where it is until a bound is broken,
 //! then moves the fewest: both bounds hold at once.
 

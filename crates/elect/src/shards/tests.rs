@@ -394,3 +394,69 @@ fn one_evaluation_at_10000_shards_over_20_nodes() {
     );
     assert!(place(&map, nodes).moves().is_empty());
 }
+
+/// Rendezvous hashing with bounded loads, recomputed from scratch as it is
+/// stateless: shards in order, each to its best-scoring node not yet at the
+/// cap of ⌈1.05 × N/k⌉.
+fn bounded_load<'a>(shards: usize, nodes: &[&'a str]) -> Vec<&'a str> {
+    let cap = Bounds::new(shards, nodes.len()).expect("nodes").upper;
+    let hashes: Vec<u64> = nodes.iter().map(|id| fnv1a(id.as_bytes())).collect();
+    let mut loads = vec![0; nodes.len()];
+    (0..shards)
+        .map(|shard| {
+            let mut ranked: Vec<usize> = (0..nodes.len()).collect();
+            ranked.sort_by_key(|&n| std::cmp::Reverse(tie(shard, hashes[n])));
+            let best = ranked
+                .into_iter()
+                .find(|&n| loads[n] < cap)
+                .expect("k × cap ≥ N");
+            loads[best] += 1;
+            nodes[best]
+        })
+        .collect()
+}
+
+#[test]
+fn bounded_load_hashing_moves_shards_between_nodes_that_did_not_change() {
+    // The same join and leave under bounded-load hashing and under the
+    // sticky rule: how many shards move, how many between two nodes that
+    // did not change.
+    let mut cascaded = 0;
+    for (shards, k) in [(100, 7), (1000, 5), (1000, 20), (10_000, 20)] {
+        let ids = node_ids(k + 1);
+        let all = refs(&ids);
+        let changes = [
+            (&all[..k], &all[..], all[k], "join"),
+            (&all[..], &all[1..], all[0], "leave"),
+        ];
+        for (before_nodes, after_nodes, changing, what) in changes {
+            let before = bounded_load(shards, before_nodes);
+            let after = bounded_load(shards, after_nodes);
+            let moved: Vec<usize> = (0..shards).filter(|&s| before[s] != after[s]).collect();
+            let between_old = moved
+                .iter()
+                .filter(|&&s| before[s] != changing && after[s] != changing)
+                .count();
+            cascaded += between_old;
+            // The sticky rule from its own settled map (a bounded-load map
+            // may have nodes below the lower bound: not settled).
+            let holders = settled(shards, before_nodes);
+            let sticky = place(&holders, after_nodes);
+            let sticky_moved = sticky.moves().len() + sticky.orphans().len();
+            println!(
+                "N={shards} k={k} {what}: bounded-load hashing moves {} ({between_old} between \
+                 old nodes); the sticky rule {sticky_moved} (none between old nodes)",
+                moved.len()
+            );
+            let what = format!("N={shards} k={k} {what}");
+            match what.ends_with("join") {
+                true => assert_join(&holders, before_nodes, changing, &what),
+                false => assert_leave(&holders, before_nodes, changing, &what),
+            }
+        }
+    }
+    assert!(
+        cascaded > 0,
+        "bounded-load hashing moved nothing between old nodes"
+    );
+}
