@@ -4,6 +4,7 @@
 //! are listed in (no randomness, no clock, no hash map iterated).
 
 use std::cmp::Reverse;
+use std::collections::HashMap;
 
 /// The share each node must end up with, for `shards` shards over `nodes`
 /// eligible nodes: between ⌊0.95 × N/k⌋ and ⌈1.05 × N/k⌉ (issue 22).
@@ -143,9 +144,11 @@ pub fn place<'a>(holders: &[Option<&str>], eligible: &[&'a str]) -> Placement<'a
     let bounds = Bounds::new(holders.len(), nodes.len());
     let node_hashes: Vec<u64> = nodes.iter().map(|id| fnv1a(id.as_bytes())).collect();
 
+    // Looked up only, never iterated: its order cannot reach the result.
+    let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     let mut targets: Vec<Option<usize>> = holders
         .iter()
-        .map(|holder| holder.and_then(|id| nodes.binary_search(&id).ok()))
+        .map(|holder| holder.and_then(|id| index.get(id).copied()))
         .collect();
     let mut counts = vec![0usize; nodes.len()];
     for node in targets.iter().flatten() {
@@ -259,17 +262,22 @@ pub fn place<'a>(holders: &[Option<&str>], eligible: &[&'a str]) -> Placement<'a
     }
 }
 
-/// The node with the fewest shards; among equals, the smallest `order`.
+/// The node with the fewest shards; among equals, the smallest `order`
+/// (computed for those only: it hashes).
 fn least_loaded<K: Ord>(counts: &[usize], order: impl Fn(usize) -> K) -> usize {
+    let fewest = counts.iter().min().copied().unwrap_or(0);
     (0..counts.len())
-        .min_by_key(|&node| (counts[node], order(node)))
+        .filter(|&node| counts[node] == fewest)
+        .min_by_key(|&node| order(node))
         .unwrap_or(0)
 }
 
 /// The node with the most shards; among equals, the smallest `order`.
 fn most_loaded<K: Ord>(counts: &[usize], order: impl Fn(usize) -> K) -> usize {
+    let most = counts.iter().max().copied().unwrap_or(0);
     (0..counts.len())
-        .min_by_key(|&node| (Reverse(counts[node]), order(node)))
+        .filter(|&node| counts[node] == most)
+        .min_by_key(|&node| order(node))
         .unwrap_or(0)
 }
 

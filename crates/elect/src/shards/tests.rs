@@ -377,20 +377,25 @@ fn one_evaluation_at_10000_shards_over_20_nodes() {
     let ids = node_ids(21);
     let all = refs(&ids);
     let nodes = &all[..20];
-    let runs = 20;
+    // The median and the fastest of 21 runs: on a loaded machine the mean
+    // measures the neighbours as much as the rule.
     let time = |holders: &[Option<&str>], nodes: &[&str]| {
-        let started = std::time::Instant::now();
-        for _ in 0..runs {
-            std::hint::black_box(place(holders, nodes));
-        }
-        started.elapsed() / runs
+        let mut runs: Vec<std::time::Duration> = (0..21)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                std::hint::black_box(place(holders, nodes));
+                started.elapsed()
+            })
+            .collect();
+        runs.sort();
+        format!("median {:?}, fastest {:?}", runs[10], runs[0])
     };
     let map = settled(10_000, nodes);
     let steady = time(&map, nodes);
     let from_empty = time(&vec![None; 10_000], nodes);
     let join = time(&map, &all);
     println!(
-        "N=10000 k=20: settled (nothing moves) {steady:?}, from empty {from_empty:?}, a join {join:?} per evaluation"
+        "N=10000 k=20, one evaluation: settled (nothing moves) {steady}; from empty {from_empty}; a join {join}"
     );
     assert!(place(&map, nodes).moves().is_empty());
 }
