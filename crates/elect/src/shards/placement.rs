@@ -135,8 +135,8 @@ impl<'a> Placement<'a> {
 /// of (shard, node), then by node id, so which shards move is spread over
 /// the shard numbers and the same on every node.
 ///
-/// Cost: O(N log k) when nothing moves; each orphan adds O(k), and each
-/// node that gives shards up sorts its own once.
+/// Cost: O(N + k log k) when nothing moves; each orphan and each move adds
+/// O(k), and each node that gives shards up sorts its own once.
 pub fn place<'a>(holders: &[Option<&str>], eligible: &[&'a str]) -> Placement<'a> {
     let mut nodes = eligible.to_vec();
     nodes.sort_unstable();
