@@ -57,6 +57,8 @@
 //!   led when and how each leadership ended ([`Election::history`]).
 //! * [`Status`] (`status.rs`): the shared snapshot every reader uses.
 //! * [`journal`]: the JSON-lines leadership journal that proves safety in tests.
+//! * [`shards`]: the placement rule of shards over nodes (issue 22; the
+//!   rule alone so far).
 
 #![deny(missing_docs)]
 
@@ -73,6 +75,7 @@ mod leadership;
 mod ledger;
 mod names;
 mod release;
+pub mod shards;
 mod status;
 mod telemetry;
 mod timing;
