@@ -60,7 +60,7 @@ impl Leadership {
 
     /// Steps down and deletes the key, so the next candidate takes over now.
     /// Returns once etcd confirmed the release. The election stops campaigning
-    /// until [`Election::campaign`] is called again.
+    /// until [`Election::campaign`](crate::Election::campaign) is called again.
     pub async fn resign(mut self) -> Result<(), Error> {
         self.released = true;
         let (reply, done) = oneshot::channel();
@@ -100,7 +100,7 @@ impl Leadership {
     }
 
     /// Resolves with a candidate's id when one of a higher priority asks
-    /// this leader to hand over (v3, [`ConfigBuilder::preempt_after`]), or
+    /// this leader to hand over (v3, [`ConfigBuilder::preempt_after`](crate::ConfigBuilder::preempt_after)), or
     /// with `None` when this leadership ends first. Answer it with
     /// [`Leadership::yield_to`], once the work is stopped.
     pub async fn preempted(&self) -> Option<String> {
@@ -216,7 +216,7 @@ impl Drop for Leadership {
     }
 }
 
-/// Follows who leads. Returned by [`Election::observe`].
+/// Follows who leads. Returned by [`Election::observe`](crate::Election::observe).
 pub struct LeaderWatch {
     pub(crate) status: watch::Receiver<Status>,
     pub(crate) last: Option<Option<Leader>>,
