@@ -253,7 +253,11 @@ async fn a_preempting_node_that_turns_unhealthy_does_not_take_over() {
 }
 
 /// A drain and an undrain back to back on the leader: the undrain may
-/// come while it queues again, and must reach etcd all the same.
+/// come while it queues again, and must reach etcd all the same. The
+/// undrain is sent once the leader has ended its term for the drain (0–7
+/// ms later): two requests sent together on two connections may reach the
+/// node in either order, and an undrain first, then a drain, rightly leaves
+/// it drained.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undrain_while_queueing_again_is_seen_by_all() {
     let mut s = Steered::new("v3", 4).await;
@@ -261,7 +265,12 @@ async fn an_undrain_while_queueing_again_is_seen_by_all() {
     let run = &s.run;
     for round in 0..8 {
         let leader = run.sole_leader(SLACK).await;
+        let drains = ended_for_drain(run, leader);
         let (drained, undrained) = tokio::join!(admin(run, leader, "/v1/drain"), async {
+            eventually(SLACK, "the drain to end the term", || async {
+                (ended_for_drain(run, leader) > drains).then_some(())
+            })
+            .await;
             tokio::time::sleep(Duration::from_millis(round)).await;
             admin(run, leader, "/v1/undrain").await
         });
@@ -284,6 +293,14 @@ async fn an_undrain_while_queueing_again_is_seen_by_all() {
         .await;
     }
     s.assert_safe();
+}
+
+/// How many terms node `i` has ended for a drain.
+fn ended_for_drain(run: &crate::common::Run, i: usize) -> usize {
+    run.journal(i)
+        .iter()
+        .filter(|r| r["event"] == "ended" && r["reason"] == "drain")
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
