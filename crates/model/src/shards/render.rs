@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use crate::check::Trace;
 use crate::etcd::Owner;
 use crate::shards::model::ShardAction;
-use crate::shards::state::ShardState;
+use crate::shards::state::{MAX_SHARDS, ShardState, Shards, shard_bit};
 use crate::shards::steps::ShardElection;
 
 /// A process's name: `n1` for node 1's first electd, `n1'` for its second.
@@ -50,6 +50,14 @@ pub fn describe(model: &ShardElection, s: &ShardState) -> String {
     out
 }
 
+/// A set of shards as a list: `[0, 1]`.
+fn list(shards: Shards) -> String {
+    let members: Vec<usize> = (0..MAX_SHARDS)
+        .filter(|&k| shards & shard_bit(k) != 0)
+        .collect();
+    format!("{members:?}")
+}
+
 /// An action in words, naming parties as the state before it does.
 fn act(before: &ShardState, action: ShardAction) -> String {
     let who = |n: u8| name(before.owner(usize::from(n)));
@@ -74,7 +82,12 @@ fn act(before: &ShardState, action: ShardAction) -> String {
         ShardAction::Send(n) => format!("{}'s request lands", who(n)),
         ShardAction::Land(n) => format!("dead {}'s request lands", who(n)),
         ShardAction::Move { node, shards, to } => {
-            format!("{} moves shards {shards:#b} to {}", who(node), lease(to))
+            format!(
+                "{} moves shards {} to {}",
+                who(node),
+                list(shards),
+                lease(to)
+            )
         }
         ShardAction::Named { node, shard } => {
             format!("the placement names {} for shard {shard}", who(node))
@@ -88,8 +101,9 @@ fn act(before: &ShardState, action: ShardAction) -> String {
             guardian: false,
         } => format!("{}'s electd and guardian are killed", who(node)),
         ShardAction::GuardianRead { node, shards, to } => format!(
-            "{}'s guardian reads shards {shards:#b}, to move them to {}",
+            "{}'s guardian reads shards {}, to move them to {}",
             who(node),
+            list(shards),
             lease(to)
         ),
         ShardAction::GuardianSend(n) => format!("{}'s guardian moves and revokes", who(n)),
