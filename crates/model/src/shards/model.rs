@@ -537,6 +537,28 @@ pub const SHARD_HOLDERS_WRITE: &str = "only a shard's holder writes its record";
 /// The shards' safety properties.
 pub const SHARD_SAFETY: [&str; 3] = [ONE_LEADER_PER_SHARD, SHARD_TERMS_GROW, SHARD_HOLDERS_WRITE];
 
+impl ShardConfig {
+    /// For an unsafe protocol: the configuration that catches it (without
+    /// reductions, so that its trace keeps every name and revision) and the
+    /// properties it breaks there.
+    pub fn caught(protocol: ShardProtocol) -> Option<(ShardConfig, &'static [&'static str])> {
+        let plain = ShardConfig {
+            reduce: false,
+            ..ShardConfig::ci(protocol)
+        };
+        let breaks: &'static [&'static str] = match protocol {
+            ShardProtocol::Placed => return None,
+            ShardProtocol::CoordinatorMoves
+            | ShardProtocol::MovesWithoutVersion
+            | ShardProtocol::GuardianMovesAnyRecord => &[ONE_LEADER_PER_SHARD, SHARD_HOLDERS_WRITE],
+            ShardProtocol::MovesBeforeStopping | ShardProtocol::BelievesWhenNamed => {
+                &[ONE_LEADER_PER_SHARD]
+            }
+        };
+        Some((plain, breaks))
+    }
+}
+
 impl crate::check::Checked for ShardElection {
     fn safety(&self) -> &'static [&'static str] {
         &SHARD_SAFETY

@@ -152,27 +152,6 @@ impl ShardConfig {
             ("wipe", ShardConfig::wipe(protocol)),
         ]
     }
-
-    /// For an unsafe protocol: the configuration that catches it (without
-    /// reductions, so that its trace keeps every name and revision) and the
-    /// properties it breaks there.
-    pub fn caught(protocol: ShardProtocol) -> Option<(ShardConfig, &'static [&'static str])> {
-        use crate::shards::model::{ONE_LEADER_PER_SHARD, SHARD_HOLDERS_WRITE};
-        let plain = ShardConfig {
-            reduce: false,
-            ..ShardConfig::ci(protocol)
-        };
-        let breaks: &'static [&'static str] = match protocol {
-            ShardProtocol::Placed => return None,
-            ShardProtocol::CoordinatorMoves
-            | ShardProtocol::MovesWithoutVersion
-            | ShardProtocol::GuardianMovesAnyRecord => &[ONE_LEADER_PER_SHARD, SHARD_HOLDERS_WRITE],
-            ShardProtocol::MovesBeforeStopping | ShardProtocol::BelievesWhenNamed => {
-                &[ONE_LEADER_PER_SHARD]
-            }
-        };
-        Some((plain, breaks))
-    }
 }
 
 /// etcd: the leases and candidate keys of the election's store (its
