@@ -1,7 +1,8 @@
 //! Running the checker, and saying what it found in words.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
+use std::fmt::{Debug, Write as _};
+use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use stateright::{Checker, HasDiscoveries, Model, Path};
@@ -35,12 +36,39 @@ impl Protocol {
 
 /// A path the checker found: the steps from the start, and the state each
 /// one led to.
-pub type Trace = Path<State, Action>;
+pub type Trace<M = Election> = Path<<M as Model>::State, <M as Model>::Action>;
+
+/// A model the checker runs (the election's, the shards'): what it calls
+/// its safety properties, and how a summary names what was checked.
+pub trait Checked:
+    Model<
+        State: Hash + Debug + Clone + PartialEq + Send + Sync + 'static,
+        Action: Debug + Clone + PartialEq + Send + Sync,
+    > + Copy
+    + Send
+    + Sync
+    + 'static
+{
+    /// The `always` properties.
+    fn safety(&self) -> &'static [&'static str];
+    /// What is checked, for a summary.
+    fn label(&self) -> String;
+}
+
+impl Checked for Election {
+    fn safety(&self) -> &'static [&'static str] {
+        &crate::model::SAFETY
+    }
+
+    fn label(&self) -> String {
+        format!("{:?}", self.config.protocol)
+    }
+}
 
 /// What one run of the checker found.
-pub struct Outcome {
-    /// The configuration checked.
-    pub config: Config,
+pub struct Outcome<M: Checked = Election> {
+    /// The model checked (its configuration).
+    pub model: M,
     /// States generated (with repeats).
     pub states: usize,
     /// Distinct states.
@@ -51,14 +79,14 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Each property with a discovery: a counterexample of an `always`
     /// property, an example of a `sometimes` one.
-    pub discoveries: Vec<(&'static str, Trace)>,
+    pub discoveries: Vec<(&'static str, Trace<M>)>,
     /// The `sometimes` properties with no example.
     pub never: Vec<&'static str>,
 }
 
-impl Outcome {
+impl<M: Checked> Outcome<M> {
     /// The counterexample found for `property`, if any.
-    pub fn counterexample(&self, property: &str) -> Option<&Trace> {
+    pub fn counterexample(&self, property: &str) -> Option<&Trace<M>> {
         self.discoveries
             .iter()
             .find(|(name, _)| *name == property)
@@ -67,7 +95,7 @@ impl Outcome {
 
     /// The `always` properties with a counterexample.
     pub fn violated(&self) -> Vec<&'static str> {
-        let always: BTreeSet<&str> = crate::model::SAFETY.into_iter().collect();
+        let always: BTreeSet<&str> = self.model.safety().iter().copied().collect();
         self.discoveries
             .iter()
             .map(|(name, _)| *name)
@@ -78,8 +106,8 @@ impl Outcome {
     /// One line: what was checked, how much, how long.
     pub fn summary(&self) -> String {
         format!(
-            "{:?}: {} distinct states ({} generated, depth {}) in {:.2} s",
-            self.config.protocol,
+            "{}: {} distinct states ({} generated, depth {}) in {:.2} s",
+            self.model.label(),
             self.unique,
             self.states,
             self.depth,
@@ -91,10 +119,15 @@ impl Outcome {
 /// Checks every state of `config` reachable within its bounds, breadth
 /// first, on `threads`.
 pub fn exhaust(config: Config, threads: usize) -> Outcome {
-    let model = Election::new(config);
+    exhaust_model(Election::new(config), threads)
+}
+
+/// Checks every state of `model` reachable within its bounds, breadth
+/// first, on `threads`.
+pub fn exhaust_model<M: Checked>(model: M, threads: usize) -> Outcome<M> {
     let started = Instant::now();
     let checker = model.checker().threads(threads).spawn_bfs().join();
-    outcome(config, &checker, started.elapsed())
+    outcome(model, &checker, started.elapsed())
 }
 
 /// The deepest [`search`] looks.
@@ -106,18 +139,22 @@ pub const SEARCH_DEPTH: usize = 24;
 /// stops, not the first), up to [`SEARCH_DEPTH`] steps or until the bounds
 /// are exhausted. The outcome counts the states of the last round.
 pub fn search(config: Config, wanted: &[&'static str]) -> Outcome {
-    deepen(config, wanted, true)
+    search_model(Election::new(config), wanted)
+}
+
+/// As [`search`], for any model.
+pub fn search_model<M: Checked>(model: M, wanted: &[&'static str]) -> Outcome<M> {
+    deepen(model, wanted, true)
 }
 
 /// As [`search`], until any safety property has a counterexample.
 pub fn search_any(config: Config) -> Outcome {
-    deepen(config, &crate::model::SAFETY, false)
+    deepen(Election::new(config), &crate::model::SAFETY, false)
 }
 
-fn deepen(config: Config, wanted: &[&'static str], all: bool) -> Outcome {
-    let model = Election::new(config);
+fn deepen<M: Checked>(model: M, wanted: &[&'static str], all: bool) -> Outcome<M> {
     let started = Instant::now();
-    let mut found: Vec<(&'static str, Trace)> = Vec::new();
+    let mut found: Vec<(&'static str, Trace<M>)> = Vec::new();
     let mut last = (0, 0, 0);
     for depth in 1..=SEARCH_DEPTH {
         let missing: BTreeSet<&'static str> = wanted
@@ -151,7 +188,7 @@ fn deepen(config: Config, wanted: &[&'static str], all: bool) -> Outcome {
     }
     found.sort_by_key(|(name, _)| *name);
     Outcome {
-        config,
+        model,
         states: last.0,
         unique: last.1,
         depth: last.2,
@@ -161,10 +198,9 @@ fn deepen(config: Config, wanted: &[&'static str], all: bool) -> Outcome {
     }
 }
 
-fn outcome<C: Checker<Election>>(config: Config, checker: &C, elapsed: Duration) -> Outcome {
-    let model = Election::new(config);
+fn outcome<M: Checked, C: Checker<M>>(model: M, checker: &C, elapsed: Duration) -> Outcome<M> {
     let found = checker.discoveries();
-    let mut discoveries: Vec<(&'static str, Trace)> = found.into_iter().collect();
+    let mut discoveries: Vec<(&'static str, Trace<M>)> = found.into_iter().collect();
     discoveries.sort_by_key(|(name, _)| *name);
     let never = model
         .properties()
@@ -174,7 +210,7 @@ fn outcome<C: Checker<Election>>(config: Config, checker: &C, elapsed: Duration)
         .filter(|name| !discoveries.iter().any(|(found, _)| found == name))
         .collect();
     Outcome {
-        config,
+        model,
         states: checker.state_count(),
         unique: checker.unique_state_count(),
         depth: checker.max_depth(),

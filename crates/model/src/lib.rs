@@ -20,10 +20,14 @@ mod model;
 mod pack;
 mod protocol;
 mod reduce;
+pub mod shards;
 mod state;
 mod symmetry;
 
-pub use check::{Outcome, SEARCH_DEPTH, Trace, describe, exhaust, render, search, search_any};
+pub use check::{
+    Checked, Outcome, SEARCH_DEPTH, Trace, describe, exhaust, exhaust_model, render, search,
+    search_any, search_model,
+};
 pub use config::{Config, Protocol, Start};
 pub use etcd::{Candidate, Etcd, Key, Lease, LeaseId, Owner, Rev};
 pub use model::{Action, HOLDERS_RECORD, HOLDERS_WRITE, ONE_LEADER, SAFETY, TERMS_GROW};

@@ -57,27 +57,16 @@ impl Election {
         if !self.config.tracks_history() {
             return;
         }
-        if revision < p.high {
-            p.floor = p.floor.max(p.high.saturating_add(1));
-            p.high = revision;
+        if regressed(&mut p.high, &mut p.floor, revision) {
             p.regressed = true;
             p.tenure = None;
-        } else {
-            p.high = p.high.max(revision);
         }
     }
 
     /// A leadership begins: checks that terms only grow, and notes events.
     fn begin(&self, ghost: &mut Ghost, who: Owner, term: Rev, record: Key) {
         let earlier = ghost.max_term;
-        if let Some((max, holder)) = earlier
-            && (term < max || (term == max && holder != who))
-        {
-            ghost.term_went_back = true;
-        }
-        if earlier.is_none_or(|(max, _)| term > max) {
-            ghost.max_term = Some((term, who));
-        }
+        ghost.term_went_back |= !term_grows(&mut ghost.max_term, who, term);
         let successor = earlier.is_some_and(|(_, holder)| holder != who);
         let events = ghost.events;
         let mut add = |when: u16, then: u16| {
@@ -96,27 +85,7 @@ impl Election {
 
     /// Checks a change of the record made by `writer`.
     pub(crate) fn wrote_record(ghost: &mut Ghost, before: &Etcd, after: &Etcd, writer: Writer) {
-        if before.record == after.record {
-            return;
-        }
-        let legitimate = match before.record {
-            // Taking an absent record: bound to the taker's own lease.
-            None => after
-                .record
-                .and_then(|k| after.owner(k.lease))
-                .is_some_and(|holder| writer == Writer::Process(holder)),
-            Some(old) => match before.owner(old.lease) {
-                Some(holder) => {
-                    writer == Writer::Process(holder)
-                        || writer == Writer::Guardian(holder)
-                        || writer == Writer::Etcd
-                }
-                None => true,
-            },
-        };
-        if !legitimate {
-            ghost.stray_write = true;
-        }
+        ghost.stray_write |= !holders_write((before, before.record), (after, after.record), writer);
     }
 
     /// Checks the history entry of the leadership of `ended` (the record as
@@ -488,6 +457,60 @@ impl Election {
     pub(crate) fn may_hand_over(&self, etcd: &Etcd) -> bool {
         etcd.transfer.is_none()
             && (!self.protocol().hand_over_compares_anchor() || etcd.anchored().is_some())
+    }
+}
+
+/// Notes an answer at `revision` against the highest revision seen
+/// (`history.rs`): one below it means etcd lost history, and the floor
+/// rises past everything seen. Whether it did.
+pub(crate) fn regressed(high: &mut Rev, floor: &mut Rev, revision: Rev) -> bool {
+    if revision < *high {
+        *floor = (*floor).max(high.saturating_add(1));
+        *high = revision;
+        true
+    } else {
+        *high = (*high).max(revision);
+        false
+    }
+}
+
+/// A leadership of `who` begins with `term`: whether the term is above
+/// every earlier one (`max`, the highest begun and whose it was), or the
+/// same process resuming its own; `max` notes it.
+pub(crate) fn term_grows(max: &mut Option<(Rev, Owner)>, who: Owner, term: Rev) -> bool {
+    let grows = max.is_none_or(|(top, holder)| term > top || (term == top && holder == who));
+    if max.is_none_or(|(top, _)| term > top) {
+        *max = Some((term, who));
+    }
+    grows
+}
+
+/// Whether a change of one record key (`before` to `after`, each with the
+/// store it is in, for the leases' owners) by `writer` is one the
+/// protocol allows: by the process whose lease it was bound to, that
+/// process's guardian, or etcd ending the lease; or, for an absent record,
+/// by the process taking it bound to its own lease.
+pub(crate) fn holders_write(
+    (was, before): (&Etcd, Option<Key>),
+    (is, after): (&Etcd, Option<Key>),
+    writer: Writer,
+) -> bool {
+    if before == after {
+        return true;
+    }
+    match before {
+        // Taking an absent record: bound to the taker's own lease.
+        None => after
+            .and_then(|k| is.owner(k.lease))
+            .is_some_and(|holder| writer == Writer::Process(holder)),
+        Some(old) => match was.owner(old.lease) {
+            Some(holder) => {
+                writer == Writer::Process(holder)
+                    || writer == Writer::Guardian(holder)
+                    || writer == Writer::Etcd
+            }
+            None => true,
+        },
     }
 }
 

@@ -3,7 +3,7 @@
 //! put in a canonical order, and what can no longer matter forgotten.
 
 use crate::config::Config;
-use crate::etcd::{Key, LeaseId, Rev, bit, remap, remap_set};
+use crate::etcd::{Etcd, Key, LeaseId, Leases, Rev, bit, remap, remap_set};
 use crate::state::{Guardian, Request, State};
 
 /// After every step: leases renumbered, and what can no longer matter
@@ -20,16 +20,8 @@ pub(crate) fn canonical(config: &Config, s: &mut State) {
             .filter_map(|n| n.proc.and_then(|p| p.claim))
             .fold(0, |set, c| set | bit(c.lease));
         let e = &mut s.etcd;
-        let bound: u16 = [e.record, e.transfer, e.old_rule]
-            .into_iter()
-            .flatten()
-            .fold(0, |set, k| set | bit(k.lease));
-        for (i, slot) in e.leases.iter_mut().enumerate() {
-            let id = u8::try_from(i + 1).unwrap_or(0);
-            if slot.is_some_and(|l| l.candidate.is_none()) && (claimed | bound) & bit(id) == 0 {
-                *slot = None;
-            }
-        }
+        let bound = bound_leases([e.record, e.transfer, e.old_rule]);
+        forget_idle_leases(e, claimed | bound);
     }
     let map = s.etcd.renumber();
     let lease = |id: LeaseId| remap(&map, id);
@@ -225,12 +217,36 @@ fn each_revision(s: &mut State, f: &mut impl FnMut(&mut Rev)) {
     }
 }
 
+/// The leases the keys in `keys` are bound to.
+pub(crate) fn bound_leases(keys: impl IntoIterator<Item = Option<Key>>) -> Leases {
+    keys.into_iter()
+        .flatten()
+        .fold(0, |set, k| set | bit(k.lease))
+}
+
+/// Forgets every lease without a candidate key that is not `in_use` (bound
+/// to a key, or a live claim's): it can change nothing any more (nobody
+/// puts a key with it again; its expiry or revoke deletes nothing).
+pub(crate) fn forget_idle_leases(e: &mut Etcd, in_use: Leases) {
+    for (i, slot) in e.leases.iter_mut().enumerate() {
+        let id = u8::try_from(i + 1).unwrap_or(0);
+        if slot.is_some_and(|l| l.candidate.is_none()) && in_use & bit(id) == 0 {
+            *slot = None;
+        }
+    }
+}
+
 /// Renumbers the revisions the state holds `1..` in order, `0` staying
 /// `0`: only their order and equality matter (compares, ages, terms),
 /// and etcd's next write is above them all either way.
 pub(crate) fn compress_revisions(s: &mut State) {
+    compress(s, |s, mut f| each_revision(s, &mut f));
+}
+
+/// As [`compress_revisions`], for any state whose revisions `each` visits.
+pub(crate) fn compress<S>(s: &mut S, each: impl Fn(&mut S, &mut dyn FnMut(&mut Rev))) {
     let mut used = [0u64; 4];
-    each_revision(s, &mut |r: &mut Rev| {
+    each(s, &mut |r: &mut Rev| {
         used[usize::from(*r >> 6)] |= 1 << (*r & 63);
     });
     // 0 stays 0: it is no revision.
@@ -239,7 +255,7 @@ pub(crate) fn compress_revisions(s: &mut State) {
     for i in 1..4 {
         below[i] = below[i - 1] + used[i - 1].count_ones() as u8;
     }
-    each_revision(s, &mut |r: &mut Rev| {
+    each(s, &mut |r: &mut Rev| {
         if *r != 0 {
             let word = usize::from(*r >> 6);
             let mask = (1u64 << (*r & 63)) - 1;

@@ -150,14 +150,15 @@ pub struct Plan {
     pub anchor: Option<Rev>,
 }
 
-/// A node's guardian (electd's parent process).
+/// A node's guardian (electd's parent process); `P` is what it reads
+/// before it hands over (the election's [`Plan`], or the shards' move).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Guardian {
+pub enum Guardian<P = Plan> {
     /// Alive, its electd alive.
     Watching,
     /// Its electd died (and its commands are gone): it releases the dead
     /// process's claims, perhaps by a hand-over it has read for.
-    Releasing(Option<Plan>),
+    Releasing(Option<P>),
     /// Gone: exited after its release, or killed with electd.
     Gone,
 }
