@@ -105,7 +105,7 @@ async fn a_stale_reading_fails_the_one_write(change: Change) {
             );
         }
         Change::PreviousReleaseQueued => {
-            queue_previous_release(&s.run.etcd).await;
+            withheld::queue_previous_release(&s.run.etcd).await;
         }
     }
     let before = s.run.etcd.v3_revision().await;
