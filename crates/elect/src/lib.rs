@@ -57,8 +57,8 @@
 //!   led when and how each leadership ended ([`Election::history`]).
 //! * [`Status`] (`status.rs`): the shared snapshot every reader uses.
 //! * [`journal`]: the JSON-lines leadership journal that proves safety in tests.
-//! * [`shards`]: the placement rule of shards over nodes (issue 22; the
-//!   rule alone so far).
+//! * [`shards`]: the placement rule of shards over nodes (sharding is
+//!   planned; the rule alone so far).
 
 #![deny(missing_docs)]
 

@@ -1,4 +1,4 @@
-//! Shards (issue 22): an election split into N shards, each with a leader.
+//! Shards (planned): an election split into N shards, each with a leader.
 //!
 //! Built so far: **the placement rule** alone, [`place`]: given who leads
 //! each shard now and which nodes may lead, which node should lead each
@@ -59,7 +59,7 @@
 //! node may go back to it when the node returns (two moves in one flap,
 //! both touching the flapping node). A window in time (a node counts as
 //! joined only once live for a while) belongs to whoever decides
-//! eligibility, the next brick of issue 22, not to this rule.
+//! eligibility, the next part of sharding, not to this rule.
 //!
 //! # Why priority does not weight the shares
 //!

@@ -7,7 +7,7 @@ use std::cmp::Reverse;
 use std::collections::HashMap;
 
 /// The share each node must end up with, for `shards` shards over `nodes`
-/// eligible nodes: between ⌊0.95 × N/k⌋ and ⌈1.05 × N/k⌉ (issue 22).
+/// eligible nodes: between ⌊0.95 × N/k⌋ and ⌈1.05 × N/k⌉.
 ///
 /// Every node has the same share: the rule takes no weight (see the
 /// [module documentation](super) for why priority does not weight it).

@@ -1,4 +1,4 @@
-//! The placement rule against the bounds of issue 22: for N in
+//! The placement rule against its bounds: for N in
 //! {1, 7, 100, 1000, 10000} and k in 1..=25, from empty, on a join, a leave,
 //! a flap, run twice, with the nodes in any order; then seeded random
 //! histories, and rendezvous hashing measured against the same cap.
@@ -60,7 +60,7 @@ fn changed(before: &[Option<&str>], after: &[Option<&str>]) -> Vec<usize> {
         .collect()
 }
 
-/// The most shards a join may move: 1.1 × N/(k+1) (issue 22).
+/// The most shards a join may move: 1.1 × N/(k+1).
 fn join_budget(shards: usize, nodes_after: usize) -> f64 {
     1.1 * shards as f64 / nodes_after as f64
 }

@@ -1,4 +1,4 @@
-//! A leader per shard (issue 22), as a second model beside the election's:
+//! A leader per shard (planned), as a second model beside the election's:
 //! S shards (2 in CI, up to [`MAX_SHARDS`]) over three nodes, each node
 //! with one lease, one candidate key and one deadline for all its shards,
 //! and each shard with its own record key bound to its holder's lease

@@ -16,7 +16,7 @@ pub fn shard_bit(k: usize) -> Shards {
     1 << k
 }
 
-/// The protocol of issue 22, and the unsafe ideas the checker must catch.
+/// The shards protocol (planned), and the unsafe ideas the checker must catch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ShardProtocol {
     /// As designed: an absent record is taken by whatever node tries
