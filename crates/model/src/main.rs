@@ -25,7 +25,8 @@ use std::process::ExitCode;
 
 use elect_model::shards::{self, ShardConfig, ShardElection, ShardProtocol};
 use elect_model::{
-    Config, Outcome, Protocol, exhaust, exhaust_model, render, search, search_any, search_model,
+    Checked, Config, Election, Outcome, Protocol, Trace, exhaust, exhaust_model, render,
+    search_any, search_model,
 };
 
 fn main() -> ExitCode {
@@ -35,34 +36,21 @@ fn main() -> ExitCode {
         return sharded(&args[1..], threads);
     }
     if args.is_empty() {
-        let mut failed = false;
-        for protocol in Protocol::ALL {
-            match protocol.caught() {
-                None => {
-                    for (name, config) in Config::suite(protocol) {
-                        let outcome = exhaust(config, threads);
-                        println!("{name:>9} {}", outcome.summary());
-                        failed |= !report(&outcome, true);
-                    }
-                }
-                Some((config, breaks)) => {
-                    let outcome = search(config, breaks);
-                    println!("   caught {}", outcome.summary());
-                    report(&outcome, false);
-                    failed |= outcome.violated().len() < breaks.len();
-                }
-            }
-        }
-        return if failed {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
-        };
+        let checks = Protocol::ALL
+            .into_iter()
+            .flat_map(|protocol| match protocol.caught() {
+                None => Config::suite(protocol)
+                    .into_iter()
+                    .map(|(name, config)| Check::Exhaust(name, Election::new(config)))
+                    .collect(),
+                Some((config, breaks)) => vec![Check::Catch(Election::new(config), breaks)],
+            });
+        return run_suite(checks, threads, render);
     }
     match one(&args, threads) {
         Ok(outcome) => {
             println!("{}", outcome.summary());
-            report(&outcome, outcome.model.config.reduce);
+            report(&outcome, outcome.model.config.reduce, render);
             ExitCode::SUCCESS
         }
         Err(usage) => {
@@ -72,9 +60,51 @@ fn main() -> ExitCode {
     }
 }
 
+/// One check of a suite: a safe protocol's configuration checked
+/// exhaustively, or an unsafe protocol searched until it shows each of its
+/// counterexamples.
+enum Check<M> {
+    Exhaust(&'static str, M),
+    Catch(M, &'static [&'static str]),
+}
+
+/// Runs every check; fails when a safe protocol breaks a property or never
+/// shows an example it should, or an unsafe one is not caught.
+fn run_suite<M: Checked>(
+    checks: impl IntoIterator<Item = Check<M>>,
+    threads: usize,
+    render: fn(&M, &Trace<M>) -> String,
+) -> ExitCode {
+    let mut failed = false;
+    for check in checks {
+        match check {
+            Check::Exhaust(name, model) => {
+                let outcome = exhaust_model(model, threads);
+                println!("{name:>9} {}", outcome.summary());
+                failed |= !report(&outcome, true, render);
+            }
+            Check::Catch(model, breaks) => {
+                let outcome = search_model(model, breaks);
+                println!("   caught {}", outcome.summary());
+                report(&outcome, false, render);
+                failed |= outcome.violated().len() < breaks.len();
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 /// Prints what `outcome` found (with `examples`, also the `sometimes`
 /// properties never seen); whether every property held as it should.
-fn report(outcome: &Outcome, examples: bool) -> bool {
+fn report<M: Checked>(
+    outcome: &Outcome<M>,
+    examples: bool,
+    render: fn(&M, &Trace<M>) -> String,
+) -> bool {
     let model = &outcome.model;
     let violated = outcome.violated();
     for name in &violated {
@@ -143,50 +173,23 @@ fn one(args: &[String], threads: usize) -> Result<Outcome, String> {
 
 /// The shards' model: every check CI runs, or one configuration.
 fn sharded(args: &[String], threads: usize) -> ExitCode {
-    let report = |outcome: &Outcome<ShardElection>, examples: bool| {
-        for name in outcome.violated() {
-            println!("          violated: {name}");
-            if let Some(trace) = outcome.counterexample(name) {
-                print!("{}", shards::render(&outcome.model, trace));
-            }
-        }
-        if examples {
-            for name in &outcome.never {
-                println!("          never happened: {name}");
-            }
-        }
-    };
     if args.is_empty() {
-        let mut failed = false;
-        for protocol in ShardProtocol::ALL {
-            match ShardConfig::caught(protocol) {
-                None => {
-                    for (name, config) in ShardConfig::suite(protocol) {
-                        let outcome = exhaust_model(ShardElection::new(config), threads);
-                        println!("{name:>9} {}", outcome.summary());
-                        report(&outcome, true);
-                        failed |= !outcome.violated().is_empty() || !outcome.never.is_empty();
-                    }
-                }
-                Some((config, breaks)) => {
-                    let outcome = search_model(ShardElection::new(config), breaks);
-                    println!("   caught {}", outcome.summary());
-                    report(&outcome, false);
-                    failed |= outcome.violated().len() < breaks.len();
-                }
-            }
-        }
-        return if failed {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
-        };
+        let checks = ShardProtocol::ALL
+            .into_iter()
+            .flat_map(|protocol| match ShardConfig::caught(protocol) {
+                None => ShardConfig::suite(protocol)
+                    .into_iter()
+                    .map(|(name, config)| Check::Exhaust(name, ShardElection::new(config)))
+                    .collect(),
+                Some((config, breaks)) => vec![Check::Catch(ShardElection::new(config), breaks)],
+            });
+        return run_suite(checks, threads, shards::render);
     }
     match one_sharded(args) {
         Ok(config) => {
             let outcome = exhaust_model(ShardElection::new(config), threads);
             println!("{}", outcome.summary());
-            report(&outcome, config.reduce);
+            report(&outcome, config.reduce, shards::render);
             ExitCode::SUCCESS
         }
         Err(usage) => {
