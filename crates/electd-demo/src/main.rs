@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use harness::etcd::Etcd;
 use harness::node::{Node, NodeArgs};
+use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Parser)]
 #[command(name = "electd-demo", about)]
@@ -184,6 +185,10 @@ fn electd_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let binary = electd_binary(args.electd)?;
+    // Before anything is started: a signal that came while etcd or a node
+    // was starting would otherwise kill the demo by default, leaving them.
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     say!("starting etcd (v2 enabled) on a free loopback port...");
     let etcd = Etcd::single().await;
     say!("etcd at {}", etcd.endpoint(0));
@@ -209,11 +214,9 @@ async fn main() -> anyhow::Result<()> {
     );
     let run = demo(&mut cluster, args.ttl);
     let limit = tokio::time::sleep(Duration::from_secs(args.duration));
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot handle SIGTERM")?;
     tokio::select! {
         result = run => result?,
-        _ = tokio::signal::ctrl_c() => say!("\nCtrl-C"),
+        _ = interrupt.recv() => say!("\nCtrl-C"),
         _ = terminate.recv() => say!("\nSIGTERM"),
         _ = limit => say!("\n{} s are up", args.duration),
     }

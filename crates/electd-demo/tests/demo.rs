@@ -56,7 +56,9 @@ struct Started {
     dir: String,
 }
 
-fn start_demo() -> Started {
+/// Starts a demo and reads its first three lines, calling `after_etcd`
+/// with the demo's pid once etcd is up, before the nodes start.
+fn start_demo(after_etcd: impl FnOnce(u32)) -> Started {
     let electd = harness::workspace_binary("electd", "electd");
     let mut demo = Command::new(env!("CARGO_BIN_EXE_electd-demo"))
         .args(["--duration", "60", "--electd"])
@@ -67,9 +69,14 @@ fn start_demo() -> Started {
         .expect("electd-demo runs");
     let mut output = BufReader::new(demo.stdout.take().expect("its output"));
     let mut head = Vec::new();
-    for _ in 0..3 {
+    let mut after_etcd = Some(after_etcd);
+    for i in 0..3 {
+        if let Some(call) = after_etcd.take_if(|_| i == 2) {
+            call(demo.id());
+        }
         let mut line = String::new();
         output.read_line(&mut line).expect("a line");
+        assert!(!line.is_empty(), "the demo ended after {head:?}");
         head.push(line);
     }
     let etcd = head[1]
@@ -122,19 +129,33 @@ impl Started {
 /// has `panic = "abort"`: the demo must not panic.)
 #[test]
 fn a_demo_nobody_reads_stops_everything_it_started() {
-    let mut started = start_demo();
+    let mut started = start_demo(|_| {});
     started.output = None;
     let status = started.ends_with_everything();
     assert!(!status.success(), "{status:?}");
+}
+
+fn terminate(pid: u32) {
+    let pid = rustix::process::Pid::from_raw(pid as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
 }
 
 /// `kill -TERM` (a `timeout`, a service manager): the demo stops what it
 /// started and exits 0, as on Ctrl-C.
 #[test]
 fn a_demo_told_to_stop_stops_everything_it_started() {
-    let started = start_demo();
-    let pid = rustix::process::Pid::from_raw(started.demo.id() as i32).expect("a pid");
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    let started = start_demo(|_| {});
+    terminate(started.demo.id());
+    let status = started.ends_with_everything();
+    assert!(status.success(), "{status:?}");
+}
+
+/// A SIGTERM that comes while the nodes are starting is kept until they
+/// have started, then stops them all: it must not kill the demo outright
+/// and leave its children behind.
+#[test]
+fn a_demo_told_to_stop_while_starting_stops_everything_it_started() {
+    let started = start_demo(terminate);
     let status = started.ends_with_everything();
     assert!(status.success(), "{status:?}");
 }
