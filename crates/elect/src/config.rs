@@ -40,6 +40,8 @@ pub struct Config {
     pub(crate) on_claim: Option<ClaimHook>,
     /// v3: how many leaderships the election's history keeps.
     pub(crate) history_size: usize,
+    /// v3: how many shards the election is split into, each with a leader.
+    pub(crate) shards: Option<u32>,
 }
 
 /// How many leaderships an election's history keeps by default.
@@ -49,6 +51,10 @@ pub const DEFAULT_HISTORY_SIZE: usize = 100;
 /// well under etcd's (and gRPC's) message limits even with the longest ids
 /// and addresses a value may hold (about 2 KiB an entry).
 pub const MAX_HISTORY_SIZE: usize = 1000;
+
+/// The most shards an election may be split into: every node reads and
+/// keeps a record per shard, and places them all after every change.
+pub const MAX_SHARDS: u32 = 100_000;
 
 /// A user of etcd's authentication and its password.
 #[derive(Clone)]
@@ -145,6 +151,10 @@ impl Config {
     pub fn history_size(&self) -> usize {
         self.history_size
     }
+    /// How many shards the election is split into (v3), if it is.
+    pub fn shards(&self) -> Option<u32> {
+        self.shards
+    }
     /// Whether etcd is reached over TLS.
     pub fn uses_tls(&self) -> bool {
         self.tls.is_some()
@@ -203,6 +213,7 @@ pub struct ConfigBuilder {
     preempt_after: Option<Duration>,
     on_claim: Option<ClaimHook>,
     history_size: Option<usize>,
+    shards: Option<u32>,
 }
 
 impl Default for ConfigBuilder {
@@ -227,6 +238,7 @@ impl Default for ConfigBuilder {
             preempt_after: None,
             on_claim: None,
             history_size: None,
+            shards: None,
         }
     }
 }
@@ -373,6 +385,13 @@ impl ConfigBuilder {
         self.history_size = Some(size);
         self
     }
+    /// v3: split the election into `count` shards, numbered from 0, each
+    /// with a leader of its own among the candidates (see [`crate::shards`];
+    /// 1 to [`MAX_SHARDS`]). The election itself still has its one leader.
+    pub fn shards(mut self, count: u32) -> Self {
+        self.shards = Some(count);
+        self
+    }
     /// How messages name settings (default: this builder's methods). A
     /// program with its own flags gives their names, so its users read what
     /// they can type.
@@ -423,6 +442,17 @@ impl ConfigBuilder {
                     what: "election histories",
                 });
             }
+            if self.shards.is_some() {
+                return Err(ConfigError::NeedsV3 { what: "shards" });
+            }
+        }
+        if let Some(count) = self.shards
+            && !(1..=MAX_SHARDS).contains(&count)
+        {
+            return Err(ConfigError::Shards {
+                count,
+                max: MAX_SHARDS,
+            });
         }
         let history_size = self.history_size.unwrap_or(DEFAULT_HISTORY_SIZE);
         if !(1..=MAX_HISTORY_SIZE).contains(&history_size) {
@@ -449,6 +479,7 @@ impl ConfigBuilder {
             preempt_after: self.preempt_after,
             on_claim: self.on_claim,
             history_size,
+            shards: self.shards,
         })
     }
 }

@@ -77,6 +77,14 @@ pub enum ConfigError {
         /// [`crate::MAX_HISTORY_SIZE`].
         max: usize,
     },
+    /// A shard count of none, or past the most an election may have.
+    #[error("an election is split into 1 to {max} shards; {count} is not that")]
+    Shards {
+        /// The count asked for.
+        count: u32,
+        /// [`crate::MAX_SHARDS`].
+        max: u32,
+    },
     /// A setting that only etcd's v3 API can honour.
     #[error("{what} need etcd's v3 API")]
     NeedsV3 {

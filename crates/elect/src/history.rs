@@ -33,6 +33,9 @@ pub(crate) struct Revisions {
     /// answer was checked, so the loop can drop views of a lost history
     /// that were still on their way when a regression was noticed.
     epoch: AtomicU64,
+    /// The highest revision of a history etcd lost (0: none lost since
+    /// start): shards are led only at terms above it.
+    lost: AtomicU64,
 }
 
 /// etcd answered a request at a revision below one seen before the request left.
@@ -50,6 +53,7 @@ impl Revisions {
             high: AtomicU64::new(saved.revision),
             floor: AtomicU64::new(saved.floor),
             epoch: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
         }
     }
 
@@ -66,6 +70,7 @@ impl Revisions {
         if revision < before {
             self.floor
                 .fetch_max(before.saturating_add(1), Ordering::AcqRel);
+            self.lost.fetch_max(before, Ordering::AcqRel);
             self.high.store(revision, Ordering::Release);
             let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
             return Some(Regression {
@@ -97,6 +102,12 @@ impl Revisions {
     }
 
     /// The lowest term that may still be current.
+    /// The highest revision of a history etcd has since lost (wiped or
+    /// restored from an older snapshot), 0 if none.
+    pub(crate) fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Acquire)
+    }
+
     pub(crate) fn floor(&self) -> u64 {
         self.floor.load(Ordering::Acquire)
     }

@@ -91,7 +91,9 @@ use tokio::time::Instant;
 pub use crate::api::Api;
 pub use crate::claim::Claim;
 pub use crate::clock::{instant_to_ns, monotonic_ns};
-pub use crate::config::{Config, ConfigBuilder, DEFAULT_HISTORY_SIZE, MAX_HISTORY_SIZE};
+pub use crate::config::{
+    Config, ConfigBuilder, DEFAULT_HISTORY_SIZE, MAX_HISTORY_SIZE, MAX_SHARDS,
+};
 pub use crate::error::{ConfigError, Error, EtcdError, TlsMisfit, TransferError, TtlProblem};
 pub use crate::leadership::{LeaderWatch, Leadership};
 pub use crate::ledger::{Ended, Ending, History, HistoryEntry, Skipped};
@@ -105,10 +107,11 @@ pub use crate::timing::{MAX_TTL, Timing, default_margin};
 pub use crate::value::Candidacy;
 pub use crate::vitals::Unhealthy;
 
-use crate::backend::{Backend, Change};
+use crate::backend::{Backend, Change, HeldClaim};
 use crate::election::{Command, Machine, Parts};
 use crate::history::{Keeper, Revisions};
 use crate::journal::Journal;
+use crate::shards::ShardMap;
 use crate::vitals::Vitals;
 
 /// A running election: a background task that follows it (and campaigns when
@@ -121,6 +124,11 @@ pub struct Election {
     tenures: watch::Receiver<Option<Tenure>>,
     health: Arc<Vitals>,
     backend: AnyBackend,
+    /// `Config::shards`: what this node sees of them.
+    shards: Option<watch::Receiver<ShardMap>>,
+    /// The loop's claim, as it is now: what a shard map read is checked
+    /// against (the map itself may lag a claim given up a moment ago).
+    claims: watch::Receiver<Option<HeldClaim>>,
     /// The runtime the election task runs on: etcd reads made for callers
     /// run there too, next to the connections they use.
     runtime: tokio::runtime::Handle,
@@ -145,10 +153,12 @@ impl Election {
             Some(path) => history::load(path, &config.names.program)?,
             None => history::Saved::default(),
         };
-        let wiring = Wiring {
+        let mut wiring = Wiring {
             health: Arc::new(Vitals::new()),
             revisions: Arc::new(Revisions::new(saved)),
             changes: mpsc::unbounded_channel(),
+            claims: watch::Sender::new(None),
+            shards: None,
         };
         let (health, revisions, tx) = (
             wiring.health.clone(),
@@ -161,7 +171,18 @@ impl Election {
                 Self::start_with(config, wiring, backend.clone(), AnyBackend::V2(backend))
             }
             Api::V3 => {
-                let backend = Arc::new(backend::v3::V3::new(&config, health, revisions, tx)?);
+                let shards = config.shards.map(|count| {
+                    let (map, shards) = watch::channel(ShardMap::empty(count));
+                    wiring.shards = Some(shards);
+                    backend::v3::ShardWiring {
+                        count,
+                        claims: wiring.claims.subscribe(),
+                        map,
+                    }
+                });
+                let backend = Arc::new(backend::v3::V3::new(
+                    &config, health, revisions, tx, shards,
+                )?);
                 Self::start_with(config, wiring, backend.clone(), AnyBackend::V3(backend))
             }
         }
@@ -191,6 +212,7 @@ impl Election {
             backend,
             config: config.clone(),
             status: status_tx,
+            claims: wiring.claims.clone(),
             tenures: tenures_tx,
             health: wiring.health,
             journal,
@@ -207,8 +229,39 @@ impl Election {
             tenures: tenures_rx,
             health,
             backend: any,
+            shards: wiring.shards,
+            claims: wiring.claims.subscribe(),
             runtime: tokio::runtime::Handle::current(),
         })
+    }
+
+    /// The shards as this node sees them now, when the election is split
+    /// into them ([`ConfigBuilder::shards`]): which node leads each, and
+    /// which this node leads until when ([`ShardMap::leads_at`]). `None`
+    /// when the election has no shards.
+    ///
+    /// The map is checked against this node's claim as it is at the call:
+    /// once the claim is given up (a shutdown, an abandon) the map holds
+    /// nothing, even before the shards task has seen it.
+    pub fn shards(&self) -> Option<ShardMap> {
+        let mut map = self.shards.as_ref()?.borrow().clone();
+        let claim = *self.claims.borrow();
+        map.deadline = match (map.deadline, claim) {
+            (Some(seen), Some(claim)) if map.claim == Some(claim.id) => {
+                Some(seen.min(claim.deadline))
+            }
+            _ => None,
+        };
+        if map.deadline.is_none() {
+            map.held.clear();
+        }
+        Some(map)
+    }
+
+    /// Woken on every change of the shards (see [`Election::shards`] for
+    /// what to read then). `None` when the election has no shards.
+    pub fn watch_shards(&self) -> Option<watch::Receiver<ShardMap>> {
+        self.shards.clone()
     }
 
     /// The configuration this election runs with.
@@ -461,6 +514,10 @@ struct Wiring {
         mpsc::UnboundedSender<Change>,
         mpsc::UnboundedReceiver<Change>,
     ),
+    /// The loop's claim, for the shards task.
+    claims: watch::Sender<Option<HeldClaim>>,
+    /// What the shards task publishes, when the election has shards.
+    shards: Option<watch::Receiver<ShardMap>>,
 }
 
 #[cfg(any(test, feature = "test-util"))]
@@ -492,6 +549,8 @@ pub mod testing {
             health: Arc::new(Vitals::new()),
             revisions: Arc::new(Revisions::default()),
             changes: tokio::sync::mpsc::unbounded_channel(),
+            claims: tokio::sync::watch::Sender::new(None),
+            shards: None,
         }
     }
 

@@ -58,7 +58,7 @@ impl Releaser {
         let (changes, _) = mpsc::unbounded_channel();
         let protocol = match config.api {
             Api::V2 => Protocol::V2(V2::new(config, health, revisions, changes)?),
-            Api::V3 => Protocol::V3(Box::new(V3::new(config, health, revisions, changes)?)),
+            Api::V3 => Protocol::V3(Box::new(V3::new(config, health, revisions, changes, None)?)),
         };
         Ok(Releaser { protocol })
     }

@@ -101,6 +101,18 @@ pub(crate) fn encode_record(
     )
 }
 
+/// Encodes a shard's record: its holder's value and lease (hex).
+pub(crate) fn encode_shard(id: &str, advertise: &str, nonce: &str, lease: i64) -> String {
+    encode_with(
+        id,
+        advertise,
+        nonce,
+        Some(&format!("{lease:x}")),
+        None,
+        None,
+    )
+}
+
 /// Encodes v3's leader record: the holder's value, its lease (hex), and
 /// when the leadership was made (`since`, the writer's wall clock).
 pub(crate) fn encode_leader_record(

@@ -211,6 +211,18 @@ pub struct Cli {
     )]
     pub history_size: Option<String>,
 
+    /// Split the election into N shards, numbered 0 to N-1, each led by one
+    /// node at a time with its own term, spread evenly over the live,
+    /// healthy, undrained nodes: 1 to 100000. GET /v1/shards lists them.
+    /// Needs --api v3; not with --exec.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "ELECTD_SHARDS",
+        allow_negative_numbers = true
+    )]
+    pub shards: Option<String>,
+
     /// Run the command after `--` only while this node leads: started when it
     /// becomes leader, SIGTERM when leadership ends (or at deadline − grace),
     /// SIGKILL by the deadline. It gets ELECTD_TERM (the fencing token),

@@ -96,6 +96,14 @@ impl Cli {
         })?;
         let priority = parse_priority(self.priority.as_deref())?;
         let history_size = parse_history_size(self.history_size.as_deref())?;
+        let shards = parse_shards(self.shards.as_deref())?;
+        if shards.is_some() && exec.is_some() {
+            return Err(
+                "--exec runs one command while this node leads the election, not one per shard: \
+                 it cannot go with --shards (a command per shard is not built yet)"
+                    .to_owned(),
+            );
+        }
         let preempt = preempt_after(self.preempt, self.preempt_after.as_deref(), &timing)?;
         if self.observe {
             // Each of these steers this node's own candidacy, and an
@@ -148,6 +156,9 @@ impl Cli {
         }
         if let Some(size) = history_size {
             builder = builder.history_size(size);
+        }
+        if let Some(count) = shards {
+            builder = builder.shards(count);
         }
         if let Some(margin) = margin {
             builder = builder.margin(margin);
@@ -284,6 +295,19 @@ fn parse_history_size(raw: Option<&str>) -> Result<Option<usize>, String> {
             format!(
                 "--history-size must be a whole number of leaderships, 1 to {}; got {raw:?}",
                 elect::MAX_HISTORY_SIZE
+            )
+        })
+    })
+    .transpose()
+}
+
+/// `--shards`: a whole number; the library checks its range.
+fn parse_shards(raw: Option<&str>) -> Result<Option<u32>, String> {
+    raw.map(|raw| {
+        raw.trim().parse::<u32>().map_err(|_| {
+            format!(
+                "--shards must be a whole number of shards, 1 to {}; got {raw:?}",
+                elect::MAX_SHARDS
             )
         })
     })
@@ -448,6 +472,7 @@ pub fn config_error(err: &elect::ConfigError) -> String {
             "election histories" => {
                 "--history-size needs --api v3: v2's one key keeps no history".to_owned()
             }
+            "shards" => "--shards needs --api v3: v2's one key has one leader".to_owned(),
             what => {
                 let flag = match what {
                     "priorities" => "--priority",
@@ -459,6 +484,9 @@ pub fn config_error(err: &elect::ConfigError) -> String {
         },
         ConfigError::HistorySize { size, max } => {
             format!("--history-size must be 1 to {max} leaderships; got {size}")
+        }
+        ConfigError::Shards { count, max } => {
+            format!("--shards must be 1 to {max} shards; got {count}")
         }
         err => err.to_string(),
     }
@@ -646,6 +674,18 @@ mod tests {
             (
                 &["--history-size", "0"],
                 "--history-size must be 1 to 1000 leaderships; got 0",
+            ),
+            (&["--api", "v2", "--shards", "8"], "--shards needs --api v3"),
+            (
+                &["--shards", "0"],
+                "--shards must be 1 to 100000 shards; got 0",
+            ),
+            (&["--shards", "100001"], "--shards must be 1 to 100000"),
+            (&["--shards", "-3"], "--shards must be a whole number"),
+            (&["--shards", "lots"], "--shards must be a whole number"),
+            (
+                &["--shards", "8", "--exec", "--", "sh"],
+                "cannot go with --shards",
             ),
             (
                 &["--history-size", "1001"],

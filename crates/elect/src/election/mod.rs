@@ -30,6 +30,7 @@ mod report;
 mod steer;
 mod tenure;
 
+use crate::backend::HeldClaim;
 use crate::backend::retry::Backoff;
 use crate::backend::{Backend, Campaign, Change, Handover, RenewError, Renewal, View};
 use crate::config::Config;
@@ -122,6 +123,8 @@ pub(crate) struct Machine<B: Backend> {
     backend: Arc<B>,
     config: Config,
     status: watch::Sender<Status>,
+    /// Our claim and its deadline (`Parts::claims`).
+    claims: watch::Sender<Option<HeldClaim>>,
     /// `status`'s tenure, alone (`Parts::tenures`).
     tenures: watch::Sender<Option<Tenure>>,
     health: Arc<Vitals>,
@@ -166,6 +169,9 @@ pub(crate) struct Parts<B> {
     pub backend: Arc<B>,
     pub config: Config,
     pub status: watch::Sender<Status>,
+    /// Our claim and its deadline, for what leads under it besides the
+    /// election (the shards): one lease, one deadline for everything.
+    pub claims: watch::Sender<Option<HeldClaim>>,
     /// This node's tenure alone, as `status` has it: what a campaign waits
     /// for, so that a change of anything else (every change of revision)
     /// does not wake it, on another thread.
@@ -184,6 +190,7 @@ impl<B: Backend> Machine<B> {
             backend,
             config,
             status,
+            claims,
             tenures,
             health,
             journal,
@@ -198,6 +205,7 @@ impl<B: Backend> Machine<B> {
             backend,
             config,
             status,
+            claims,
             tenures,
             health,
             journal,
@@ -241,6 +249,7 @@ impl<B: Backend> Machine<B> {
             }
             self.reconcile();
             self.release_stale_claim().await;
+            self.publish_claim();
         }
         self.backend.stop();
         if let Some(keeper) = &self.keeper {
@@ -542,6 +551,9 @@ impl<B: Backend> Machine<B> {
         let held = claim.is_some() || self.view.as_ref().is_some_and(|v| v.mine.is_some());
         self.retry_at = None;
         self.publish();
+        // Before the release too: whatever leads under the claim (the
+        // shards) stops with it, before a successor can take over.
+        self.publish_claim();
         if !held {
             return Ok(());
         }
@@ -570,6 +582,18 @@ impl<B: Backend> Machine<B> {
                 timeout: limit,
             }),
         }
+    }
+
+    fn publish_claim(&self) {
+        let held = self.claim.map(|c| HeldClaim {
+            id: c.id,
+            deadline: c.deadline,
+        });
+        self.claims.send_if_modified(|was| {
+            let changed = *was != held;
+            *was = held;
+            changed
+        });
     }
 
     fn deadline_after(&self, renewal: Renewal) -> Instant {

@@ -1,9 +1,17 @@
-//! Shards (planned): an election split into N shards, each with a leader.
+//! Shards: an election split into N shards, each with a leader
+//! ([`crate::ConfigBuilder::shards`], v3).
 //!
-//! Built so far: **the placement rule** alone, [`place`]: given who leads
-//! each shard now and which nodes may lead, which node should lead each
-//! shard, and the fewest moves that get there. Nothing runs it yet: no
-//! `--shards` flag, no shard records in etcd.
+//! Each shard has a record in etcd bound to its leader's lease; a node
+//! leads a shard while the record is bound to its lease and its one
+//! deadline (the same as its candidacy's) has not passed. Ask
+//! [`crate::Election::shards`] for the [`ShardMap`] and
+//! [`ShardMap::leads_at`] at the instant it matters.
+//!
+//! Every node runs **the placement rule**, [`place`], on what etcd shows:
+//! given who leads each shard now and which nodes may lead, which node
+//! should lead each shard, and the fewest moves that get there. The rule
+//! only names: a record moves by its holder's hand-over, its lease's end,
+//! or a take of an absent record, never by another node's write.
 //!
 //! # The rule
 //!
@@ -83,8 +91,10 @@
 //! The sticky rule keeps every shard where it is until a bound is broken,
 //! then moves the fewest: both bounds hold at once.
 
+mod map;
 mod placement;
 
+pub use map::{ShardLeader, ShardMap};
 pub use placement::{Bounds, Move, Orphan, Placement, place};
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ mod admin;
 mod answers;
 mod read;
 mod server;
+mod shards;
 mod state;
 mod ui;
 
@@ -36,7 +37,8 @@ pub fn router(state: AppState, admin: bool) -> Router {
         .route("/healthz", get(healthz))
         .route("/livez", get(livez))
         .route("/health/leader", get(health_leader))
-        .route("/health/follower", get(health_follower));
+        .route("/health/follower", get(health_follower))
+        .route("/health/shard/{shard}", get(shards::health_shard));
     if admin {
         router = with_admin(router);
     }
@@ -61,6 +63,8 @@ fn with_page(router: Router<AppState>) -> Router<AppState> {
         .route("/v1/status", get(status))
         .route("/v1/watch", get(watch))
         .route("/v1/history", get(history))
+        .route("/v1/shards", get(shards::shards))
+        .route("/v1/shards/{shard}", get(shards::shard))
 }
 
 fn with_admin(router: Router<AppState>) -> Router<AppState> {

@@ -225,6 +225,17 @@ fn bad_configuration_is_one_line_and_status_2() {
             &[],
             "at least 1",
         ),
+        (
+            &["8080", "--api", "v2", "--shards", "16"],
+            &[],
+            "--shards needs --api v3",
+        ),
+        (&[], &[("ELECTD_SHARDS", "0")], "--shards must be 1 to"),
+        (
+            &["--shards", "4", "--exec", "--", "true"],
+            &[],
+            "cannot go with --shards",
+        ),
     ];
     for (args, env, needle) in cases {
         let out = electd(args, env);

@@ -25,6 +25,7 @@ mod operations;
 mod packaging;
 mod queue;
 mod security;
+mod shards;
 mod steering;
 mod ui;
 mod watch;

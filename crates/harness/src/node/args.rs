@@ -45,6 +45,7 @@ pub struct NodeArgs {
     admin_listen: Option<String>,
     resign_cooldown: Option<Duration>,
     history_size: Option<usize>,
+    shards: Option<u32>,
     exec: Option<Vec<String>>,
 }
 
@@ -233,6 +234,12 @@ impl NodeArgs {
         self
     }
 
+    /// `--shards N`.
+    pub fn shards(mut self, count: u32) -> NodeArgs {
+        self.shards = Some(count);
+        self
+    }
+
     /// `--exec -- COMMAND ARGS…`.
     pub fn exec<S: Into<String>>(mut self, command: impl IntoIterator<Item = S>) -> NodeArgs {
         self.exec = Some(command.into_iter().map(Into::into).collect());
@@ -292,6 +299,7 @@ impl NodeArgs {
         flag("admin-listen", self.admin_listen.clone());
         flag("resign-cooldown", self.resign_cooldown.map(duration));
         flag("history-size", self.history_size.map(|n| n.to_string()));
+        flag("shards", self.shards.map(|n| n.to_string()));
         for (name, set) in [
             ("observe", self.observe),
             ("no-guardian", self.no_guardian),

@@ -36,6 +36,7 @@ const PREEMPT: &str = "~preempt";
 const CANDIDATES: &str = "~c/";
 /// Sorts after every other key of the election (`~~` after `~transfer`).
 const HISTORY: &str = "~~history/";
+const SHARDS: &str = "~~shards/";
 /// Digits of a term in a history key: every positive `i64`, zero-padded
 /// so that keys sort by term.
 const TERM_DIGITS: usize = 19;
@@ -106,12 +107,29 @@ impl Layout {
     /// The history's range: from `~~history/` to the end of the prefix.
     /// Anything in it that is not an entry's key is reported, never read.
     pub(super) fn history_range(&self) -> (Vec<u8>, Vec<u8>) {
-        let mut end = self.prefix.clone().into_bytes();
-        // The prefix ends in '/': the range ends at the next byte up, '0'.
-        if let Some(last) = end.last_mut() {
-            *last += 1;
-        }
-        (self.history_start(), end)
+        let start = self.history_start();
+        (start.clone(), after_every_key_under(start))
+    }
+
+    /// Shard `shard`'s record (`--shards`), bound to its leader's lease.
+    pub(super) fn shard(&self, shard: u32) -> Vec<u8> {
+        format!("{}{SHARDS}{shard}", self.prefix).into_bytes()
+    }
+
+    /// Every shard record: after the history's keys, out of the election's
+    /// range (which every follower reads) and of the history's.
+    pub(super) fn shards_range(&self) -> (Vec<u8>, Vec<u8>) {
+        let start = format!("{}{SHARDS}", self.prefix).into_bytes();
+        (start.clone(), after_every_key_under(start))
+    }
+
+    /// The shard a record's key names, if it is one in electd's form.
+    pub(super) fn shard_number(&self, key: &[u8]) -> Option<u32> {
+        let digits = key
+            .strip_prefix(self.prefix.as_bytes())?
+            .strip_prefix(SHARDS.as_bytes())?;
+        let shard: u32 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+        (self.shard(shard) == key).then_some(shard)
     }
 
     fn history_start(&self) -> Vec<u8> {
@@ -160,6 +178,15 @@ impl Layout {
 
 /// `<lease hex>` as electd and etcd's election clients write it: lower-case
 /// hex of a positive lease, no leading zeros.
+/// The end of the range of every key that starts with `prefix`, which
+/// ends in '/': the next byte up, '0'.
+fn after_every_key_under(mut prefix: Vec<u8>) -> Vec<u8> {
+    if let Some(last) = prefix.last_mut() {
+        *last += 1;
+    }
+    prefix
+}
+
 pub(super) fn lease_named(hex: &[u8]) -> Option<i64> {
     let text = std::str::from_utf8(hex).ok()?;
     let lease = i64::from_str_radix(text, 16).ok()?;
@@ -177,7 +204,17 @@ mod tests {
         let (history, prefix_end) = layout.history_range();
         assert_eq!(start, layout.prefix());
         assert_eq!(end, history, "the two ranges meet");
-        assert_eq!(prefix_end, b"/electd/leader0");
+        assert_eq!(prefix_end, b"/electd/leader/~~history0");
+        let (shards, shards_end) = layout.shards_range();
+        assert!(shards >= prefix_end && shards_end <= b"/electd/leader0".to_vec());
+        assert_eq!(layout.shard_number(&layout.shard(9999)), Some(9999));
+        for foreign in [
+            "/electd/leader/~~shards/007",
+            "/electd/leader/~~shards/x",
+            "/electd/leader/~~shards/-1",
+        ] {
+            assert_eq!(layout.shard_number(foreign.as_bytes()), None, "{foreign}");
+        }
         for key in [
             layout.anchor(),
             layout.record(),

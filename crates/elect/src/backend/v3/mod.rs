@@ -38,6 +38,7 @@ mod keys;
 mod ledger;
 mod mirror;
 mod predecessors;
+mod shards;
 mod shared;
 mod succession;
 mod txn;
@@ -53,6 +54,7 @@ use tokio::time::Instant;
 use self::conn::{Client, Conn, malformed};
 use self::keys::Layout;
 use self::predecessors::Predecessors;
+pub(crate) use self::shards::ShardWiring;
 use self::shared::{Ours, Shared};
 use self::succession::Departing;
 use self::txn::Entry;
@@ -85,6 +87,10 @@ pub(crate) struct V3 {
     /// record was still bound to one of its leases and not handed on, to
     /// write once the leases are revoked.
     released: std::sync::Mutex<Option<Entry>>,
+    /// `--shards`: what the shards task is given when the backend starts,
+    /// then the task itself.
+    shard_wiring: std::sync::Mutex<Option<ShardWiring>>,
+    shards_task: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl V3 {
@@ -93,6 +99,7 @@ impl V3 {
         health: Arc<Vitals>,
         revisions: Arc<Revisions>,
         changes: mpsc::UnboundedSender<Change>,
+        shard_wiring: Option<ShardWiring>,
     ) -> Result<V3, ConfigError> {
         let mut options = ConnectOptions::new()
             .with_require_leader(true)
@@ -156,11 +163,14 @@ impl V3 {
                 on_claim: config.on_claim.clone(),
                 seen: std::sync::Mutex::new(None),
                 history_size: config.history_size,
+                queue_seen: tokio::sync::watch::Sender::new(0),
             }),
             session: Mutex::new(None),
             follower: std::sync::Mutex::new(None),
             withdrawable: std::sync::Mutex::new(None),
             released: std::sync::Mutex::new(None),
+            shard_wiring: std::sync::Mutex::new(shard_wiring),
+            shards_task: std::sync::Mutex::new(None),
         })
     }
 
@@ -282,6 +292,15 @@ impl Backend for V3 {
 
     fn start(&self) {
         self.follow_with(None);
+        let wiring = self
+            .shard_wiring
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(wiring) = wiring {
+            let task = tokio::spawn(shards::run(self.shared.clone(), wiring));
+            *self.shards_task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        }
     }
 
     async fn campaign(&self) -> Result<Campaign, EtcdError> {
@@ -581,6 +600,14 @@ impl Backend for V3 {
     fn stop(&self) {
         let mut follower = self.follower.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(task) = follower.take() {
+            task.abort();
+        }
+        let shards = self
+            .shards_task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(task) = shards {
             task.abort();
         }
     }

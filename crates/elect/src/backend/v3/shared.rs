@@ -45,6 +45,9 @@ pub(super) struct Shared {
     /// lost its claim and campaigns again with a new task still owes the
     /// history the entry of a leadership nobody else saw end.
     pub(super) seen: std::sync::Mutex<Option<Seen>>,
+    /// The mirror's revision, sent each time the follow task has settled
+    /// on a change: what the shards task places again on.
+    pub(super) queue_seen: tokio::sync::watch::Sender<i64>,
 }
 
 /// A leadership this node saw, by its record (`follow/past.rs`).

@@ -408,6 +408,88 @@ pub(super) fn ask_to_lead(layout: &Layout, lease: i64, value: String) -> Conditi
 /// Deletes `key` only if nobody wrote it since `mod_revision`: a transfer
 /// consumed, withdrawn or declined exactly once, a request withdrawn only
 /// while it is the one we saw.
+/// Takes absent shard records for `lease`: each record still absent, and
+/// our candidate key still bound to our lease (a node whose key is gone
+/// is no candidate: a take then would lead for a node nobody can see).
+pub(super) fn take_shards(
+    layout: &Layout,
+    shards: &[u32],
+    candidate_key: &[u8],
+    lease: i64,
+    value: &str,
+) -> Conditional {
+    let mut guards = vec![Guard::BoundTo(candidate_key.to_vec(), lease)];
+    guards.extend(shards.iter().map(|&k| Guard::Absent(layout.shard(k))));
+    Conditional {
+        guards,
+        writes: shards
+            .iter()
+            .map(|&k| Write::Put {
+                key: layout.shard(k),
+                value: value.to_owned(),
+                lease: Some(lease),
+            })
+            .collect(),
+    }
+}
+
+/// Hands shard records held by `from` to the candidate whose key is
+/// `to_key`: each record unchanged since read (its `mod_revision`) and
+/// still bound to `from`, and the successor's candidate key unchanged
+/// since read (a drain or a health verdict written since fails it).
+pub(super) fn hand_shards(
+    layout: &Layout,
+    shards: &[(u32, i64)],
+    from: i64,
+    to_key: &[u8],
+    to_key_revision: i64,
+    to: i64,
+    value: &str,
+) -> Conditional {
+    let mut guards = vec![Guard::UnchangedSince(to_key.to_vec(), to_key_revision)];
+    for &(k, revision) in shards {
+        guards.push(Guard::UnchangedSince(layout.shard(k), revision));
+        guards.push(Guard::BoundTo(layout.shard(k), from));
+    }
+    Conditional {
+        guards,
+        writes: shards
+            .iter()
+            .map(|&(k, _)| Write::Put {
+                key: layout.shard(k),
+                value: value.to_owned(),
+                lease: Some(to),
+            })
+            .collect(),
+    }
+}
+
+/// Writes our own shard records again, each unchanged since read and
+/// bound to our lease: their terms become this write's revision.
+pub(super) fn refresh_shards(
+    layout: &Layout,
+    shards: &[(u32, i64)],
+    lease: i64,
+    value: &str,
+) -> Conditional {
+    let mut guards = Vec::new();
+    for &(k, revision) in shards {
+        guards.push(Guard::UnchangedSince(layout.shard(k), revision));
+        guards.push(Guard::BoundTo(layout.shard(k), lease));
+    }
+    Conditional {
+        guards,
+        writes: shards
+            .iter()
+            .map(|&(k, _)| Write::Put {
+                key: layout.shard(k),
+                value: value.to_owned(),
+                lease: Some(lease),
+            })
+            .collect(),
+    }
+}
+
 pub(super) fn delete_unchanged(key: Vec<u8>, mod_revision: i64) -> Conditional {
     Conditional {
         guards: vec![Guard::UnchangedSince(key.clone(), mod_revision)],
@@ -439,6 +521,59 @@ mod tests {
             term,
             value: "e".into(),
         }
+    }
+
+    #[test]
+    fn a_shard_is_taken_only_absent_and_by_a_queued_candidate() {
+        let me = layout().candidate(0x10);
+        let t = take_shards(&layout(), &[3, 4], &me, 0x10, "v");
+        assert_eq!(
+            t.guards,
+            vec![
+                Guard::BoundTo(me, 0x10),
+                Guard::Absent(layout().shard(3)),
+                Guard::Absent(layout().shard(4)),
+            ]
+        );
+        assert!(t.writes.iter().all(|w| matches!(
+            w,
+            Write::Put {
+                lease: Some(0x10),
+                ..
+            }
+        )));
+        assert_eq!(t.writes.len(), 2);
+    }
+
+    #[test]
+    fn a_shard_is_handed_on_only_as_read_by_its_holder_to_a_successor_as_read() {
+        let to = layout().candidate(0x20);
+        let t = hand_shards(&layout(), &[(3, 30), (4, 40)], 0x10, &to, 9, 0x20, "v");
+        assert_eq!(
+            t.guards,
+            vec![
+                Guard::UnchangedSince(to, 9),
+                Guard::UnchangedSince(layout().shard(3), 30),
+                Guard::BoundTo(layout().shard(3), 0x10),
+                Guard::UnchangedSince(layout().shard(4), 40),
+                Guard::BoundTo(layout().shard(4), 0x10),
+            ]
+        );
+        assert!(t.writes.iter().all(|w| matches!(
+            w,
+            Write::Put {
+                lease: Some(0x20),
+                ..
+            }
+        )));
+        let r = refresh_shards(&layout(), &[(3, 30)], 0x10, "v");
+        assert_eq!(
+            r.guards,
+            vec![
+                Guard::UnchangedSince(layout().shard(3), 30),
+                Guard::BoundTo(layout().shard(3), 0x10),
+            ]
+        );
     }
 
     #[test]

@@ -288,6 +288,7 @@ impl Follower {
             if !acted {
                 let newly_mine = mine.is_some() && mine != self.published_mine;
                 self.publish(&assessment, mine);
+                self.shared.queue_seen.send_replace(self.mirror().revision);
                 if newly_mine {
                     // The record is ours: let the state machine begin (and
                     // journal) the tenure before this task reads the next
