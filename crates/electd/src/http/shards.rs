@@ -1,7 +1,7 @@
 //! The shards' answers (`--shards N`): who leads each shard, and whether
 //! this node leads one, deadline-checked at the instant of the request.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use elect::shards::{ShardLeader, ShardMap};
@@ -16,9 +16,8 @@ use super::state::AppState;
 #[derive(Serialize)]
 struct ShardBody {
     shard: u32,
-    /// The leader's id; `null` while the shard has none.
-    leader: Option<String>,
-    advertise: Option<String>,
+    /// `null` while the shard has no leader.
+    leader: Option<ShardLeaderBody>,
     /// The shard's term (fencing token); `null` while it has no leader.
     term: Option<u64>,
     /// Whether this node leads it now.
@@ -26,12 +25,20 @@ struct ShardBody {
     is_self: bool,
 }
 
+#[derive(Serialize)]
+struct ShardLeaderBody {
+    id: String,
+    advertise: String,
+}
+
 impl ShardBody {
     fn new(shard: u32, leader: Option<&ShardLeader>, is_self: bool) -> ShardBody {
         ShardBody {
             shard,
-            leader: leader.map(|l| l.id.clone()),
-            advertise: leader.map(|l| l.advertise.clone()),
+            leader: leader.map(|l| ShardLeaderBody {
+                id: l.id.clone(),
+                advertise: l.advertise.clone(),
+            }),
             term: leader.map(|l| l.term),
             is_self,
         }
@@ -90,11 +97,16 @@ fn shard_named(state: &AppState, raw: &str) -> Result<(ShardMap, u32), Box<Respo
     }
 }
 
-/// `GET /v1/shards`: every shard's leader and term, and the load per node.
-pub(super) async fn shards(State(state): State<AppState>) -> Response {
+/// `GET /v1/shards[?mine]`: every shard's leader and term (with `mine`,
+/// only those this node leads), and the load per node.
+pub(super) async fn shards(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
     let map = match shard_map(&state) {
         Ok(map) => map,
         Err(refusal) => return *refusal,
+    };
+    let mine = match only_mine(query.as_deref()) {
+        Ok(mine) => mine,
+        Err(sentence) => return error(StatusCode::BAD_REQUEST, "bad_query", sentence),
     };
     let now = Instant::now();
     let leads = map.led_at(now).to_vec();
@@ -103,6 +115,7 @@ pub(super) async fn shards(State(state): State<AppState>) -> Response {
         *loads.entry(leader.id.as_str()).or_default() += 1;
     }
     let shards = (0..map.count())
+        .filter(|&k| !mine || leads.binary_search(&k).is_ok())
         .map(|k| ShardBody::new(k, map.leaders[k as usize].as_ref(), map.leads_at(k, now)))
         .collect();
     let body = ShardsBody {
@@ -152,5 +165,37 @@ pub(super) async fn health_shard(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not the leader of shard {shard}"),
         ),
+    }
+}
+
+/// Whether a `/v1/shards` query asks for this node's shards only
+/// (`?mine`, or `mine=true`/`mine=false`); the sentence for anything else.
+fn only_mine(query: Option<&str>) -> Result<bool, String> {
+    let mut mine = false;
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match (name.as_ref(), value.as_ref()) {
+            ("mine", "" | "true" | "1") => mine = true,
+            ("mine", "false" | "0") => mine = false,
+            ("mine", other) => return Err(format!("mine is true or false; got {other:?}")),
+            (other, _) => {
+                return Err(format!("/v1/shards takes only ?mine; got {other:?}"));
+            }
+        }
+    }
+    Ok(mine)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::only_mine;
+
+    #[test]
+    fn only_mine_is_asked_with_a_bare_flag_or_true() {
+        assert_eq!(only_mine(None), Ok(false));
+        assert_eq!(only_mine(Some("mine")), Ok(true));
+        assert_eq!(only_mine(Some("mine=true")), Ok(true));
+        assert_eq!(only_mine(Some("mine=false")), Ok(false));
+        assert!(only_mine(Some("mine=maybe")).is_err());
+        assert!(only_mine(Some("limit=3")).is_err());
     }
 }

@@ -41,7 +41,7 @@ fn shown(body: &Value) -> Option<Shown> {
         .map(|s| {
             Some((
                 s["shard"].as_u64()?,
-                (s["leader"].as_str()?.to_owned(), s["term"].as_u64()?),
+                (s["leader"]["id"].as_str()?.to_owned(), s["term"].as_u64()?),
             ))
         })
         .collect()
@@ -136,10 +136,43 @@ async fn shards_spread_evenly_and_each_answers_on_its_leader_alone() {
                 .await
                 .expect("an answer");
             let body: Value = serde_json::from_str(&one.body).expect("JSON");
-            assert_eq!(body["leader"], leader.as_str());
+            assert_eq!(body["leader"]["id"], leader.as_str());
+            assert_eq!(
+                body["leader"]["advertise"],
+                run.nodes
+                    .iter()
+                    .find(|n| &n.name == leader)
+                    .map(|n| n.url())
+                    .expect("the leader")
+            );
             assert_eq!(body["self"], &node.name == leader);
         }
     }
+    for node in &run.nodes {
+        let mine = node.get("/v1/shards?mine").await.expect("an answer");
+        let body: Value = serde_json::from_str(&mine.body).expect("JSON");
+        let listed: BTreeSet<u64> = body["shards"]
+            .as_array()
+            .expect("shards")
+            .iter()
+            .filter_map(|s| {
+                (s["leader"]["id"] == node.name.as_str())
+                    .then(|| s["shard"].as_u64())
+                    .flatten()
+            })
+            .collect();
+        assert_eq!(
+            listed.len(),
+            body["shards"].as_array().map_or(0, Vec::len),
+            "{body}"
+        );
+        assert_eq!(listed, leads(&body), "{}: {body}", node.name);
+    }
+    let bad = run.nodes[0]
+        .get("/v1/shards?mine=perhaps")
+        .await
+        .expect("an answer");
+    assert_eq!(bad.status, 400, "{}", bad.body);
     for path in ["/v1/shards/60", "/v1/shards/x", "/health/shard/-1"] {
         let answer = run.nodes[0].get(path).await.expect("an answer");
         assert_eq!(answer.status, 404, "{path}: {}", answer.body);
