@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use tokio::time::Instant;
+
 /// A claim an election makes in etcd.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -21,4 +23,14 @@ pub(crate) fn tell(hook: Option<&ClaimHook>, claim: Claim) {
     if let Some(hook) = hook {
         hook(&claim);
     }
+}
+
+/// The claim this process holds, as the election loop keeps it: what the
+/// shards lead under (one lease, one deadline for all of them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HeldClaim {
+    /// v3: the lease.
+    pub id: u64,
+    /// Past it, nothing held under this claim may be called led.
+    pub deadline: Instant,
 }

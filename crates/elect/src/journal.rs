@@ -6,7 +6,13 @@
 //! {"event":"acquired","deadline_ns":…,"id":"a","pid":42,"term":7,"t_ns":…}
 //! {"event":"renewed","deadline_ns":…,"id":"a","pid":42,"term":7,"t_ns":…}
 //! {"event":"ended","reason":"shutdown","id":"a","pid":42,"term":7,"t_ns":…}
+//! {"event":"acquired","deadline_ns":…,"id":"a","pid":42,"shard":3,"term":9,"t_ns":…}
 //! ```
+//!
+//! With `--shards`, each shard's leadership has its own `acquired` and
+//! `ended` lines, with a `shard` field; `renewed` lines (term 0 when the
+//! process does not lead the election itself) apply to every leadership
+//! the process holds.
 //!
 //! Times are `CLOCK_MONOTONIC` nanoseconds, one clock for every process of a host.
 
@@ -106,6 +112,11 @@ pub struct Record {
     pub term: u64,
     /// When, `CLOCK_MONOTONIC` ns.
     pub t_ns: u64,
+    /// With `--shards`: the shard an `acquired` or `ended` line is about
+    /// (absent: the election itself). A `renewed` line never has one: it
+    /// applies to everything the process leads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
 }
 
 /// Appends records to the journal file, if one is configured.
@@ -139,6 +150,11 @@ impl Journal {
     /// Writes one line with a single `write(2)`: with `O_APPEND` it lands whole
     /// and is in the kernel's hands before we act.
     pub(crate) fn write(&mut self, term: u64, t_ns: u64, event: Event) {
+        self.write_for(None, term, t_ns, event);
+    }
+
+    /// Like [`Journal::write`], for `shard` (`None`: the election).
+    pub(crate) fn write_for(&mut self, shard: Option<u32>, term: u64, t_ns: u64, event: Event) {
         let Some(file) = self.file.as_mut() else {
             return;
         };
@@ -148,6 +164,7 @@ impl Journal {
             pid: self.pid,
             term,
             t_ns,
+            shard,
         };
         let mut line = serde_json::to_vec(&record).unwrap_or_default();
         line.push(b'\n');

@@ -107,11 +107,13 @@ pub use crate::timing::{MAX_TTL, Timing, default_margin};
 pub use crate::value::Candidacy;
 pub use crate::vitals::Unhealthy;
 
-use crate::backend::{Backend, Change, HeldClaim};
+use crate::backend::{Backend, Change};
+use crate::claim::HeldClaim;
 use crate::election::{Command, Machine, Parts};
 use crate::history::{Keeper, Revisions};
 use crate::journal::Journal;
 use crate::shards::ShardMap;
+use crate::shards::holding::Holding;
 use crate::vitals::Vitals;
 
 /// A running election: a background task that follows it (and campaigns when
@@ -159,6 +161,7 @@ impl Election {
             changes: mpsc::unbounded_channel(),
             claims: watch::Sender::new(None),
             shards: None,
+            holding: None,
         };
         let (health, revisions, tx) = (
             wiring.health.clone(),
@@ -171,15 +174,22 @@ impl Election {
                 Self::start_with(config, wiring, backend.clone(), AnyBackend::V2(backend))
             }
             Api::V3 => {
-                let shards = config.shards.map(|count| {
-                    let (map, shards) = watch::channel(ShardMap::empty(count));
-                    wiring.shards = Some(shards);
-                    backend::v3::ShardWiring {
-                        count,
-                        claims: wiring.claims.subscribe(),
-                        map,
+                let shards = match config.shards {
+                    Some(count) => {
+                        let (map, shards) = watch::channel(ShardMap::empty(count));
+                        let journal = Journal::open(config.journal.as_deref(), &config.id)?;
+                        let holding = Arc::new(Holding::new(journal));
+                        wiring.shards = Some(shards);
+                        wiring.holding = Some(holding.clone());
+                        Some(backend::v3::ShardWiring {
+                            count,
+                            claims: wiring.claims.subscribe(),
+                            map,
+                            holding,
+                        })
                     }
-                });
+                    None => None,
+                };
                 let backend = Arc::new(backend::v3::V3::new(
                     &config, health, revisions, tx, shards,
                 )?);
@@ -213,6 +223,7 @@ impl Election {
             config: config.clone(),
             status: status_tx,
             claims: wiring.claims.clone(),
+            shards: wiring.holding,
             tenures: tenures_tx,
             health: wiring.health,
             journal,
@@ -518,6 +529,9 @@ struct Wiring {
     claims: watch::Sender<Option<HeldClaim>>,
     /// What the shards task publishes, when the election has shards.
     shards: Option<watch::Receiver<ShardMap>>,
+    /// What this process leads of the shards, shared by the shards task
+    /// and the loop.
+    holding: Option<Arc<Holding>>,
 }
 
 #[cfg(any(test, feature = "test-util"))]
@@ -551,6 +565,7 @@ pub mod testing {
             changes: tokio::sync::mpsc::unbounded_channel(),
             claims: tokio::sync::watch::Sender::new(None),
             shards: None,
+            holding: None,
         }
     }
 

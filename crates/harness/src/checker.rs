@@ -38,6 +38,9 @@ pub struct Interval {
     pub end_ns: u64,
     /// Why it ended; `None` when no `ended` line was written.
     pub reason: Option<EndReason>,
+    /// With `--shards`, the shard led (`None`: the election itself). The
+    /// checks hold per shard.
+    pub shard: Option<u32>,
 }
 
 /// What the checker found.
@@ -234,13 +237,17 @@ fn check_processes(
     death: impl Fn(Option<usize>, u32) -> Option<u64>,
 ) -> Report {
     let mut report = Report::default();
-    let mut open: HashMap<Process, (Interval, u64)> = HashMap::new();
+    let mut open: HashMap<(Process, Option<u32>), (Interval, u64)> = HashMap::new();
     for (journal, r) in records {
         let process = (*journal, r.pid);
-        let who = named(process);
+        let who = match r.shard {
+            None => named(process),
+            Some(shard) => format!("{} (shard {shard})", named(process)),
+        };
+        let key = (process, r.shard);
         match &r.event {
             Event::Acquired { deadline_ns } => {
-                if let Some((prev, last_deadline)) = open.remove(&process) {
+                if let Some((prev, last_deadline)) = open.remove(&key) {
                     report.violations.push(format!(
                         "{who} acquired term {} without ending term {}",
                         r.term, prev.term
@@ -248,7 +255,7 @@ fn check_processes(
                     close(&mut report, prev, last_deadline.min(r.t_ns), None);
                 }
                 open.insert(
-                    process,
+                    key,
                     (
                         Interval {
                             id: r.id.clone(),
@@ -258,20 +265,31 @@ fn check_processes(
                             start_ns: r.t_ns,
                             end_ns: *deadline_ns,
                             reason: None,
+                            shard: r.shard,
                         },
                         *deadline_ns,
                     ),
                 );
             }
-            Event::Renewed { deadline_ns } => match open.get_mut(&process) {
-                Some((interval, last)) if interval.term == r.term => {
-                    *last = (*last).max(*deadline_ns);
+            Event::Renewed { deadline_ns } => {
+                // One line per renewal applies to every shard the process
+                // leads; term 0 when it leads no term of the election.
+                for ((p, shard), (_, last)) in open.iter_mut() {
+                    if *p == process && shard.is_some() {
+                        *last = (*last).max(*deadline_ns);
+                    }
                 }
-                _ => report
-                    .violations
-                    .push(format!("{who} renewed term {} it had not acquired", r.term)),
-            },
-            Event::Ended { reason } => match open.remove(&process) {
+                match open.get_mut(&(process, None)) {
+                    Some((interval, last)) if interval.term == r.term => {
+                        *last = (*last).max(*deadline_ns);
+                    }
+                    None if r.term == 0 => {}
+                    _ => report
+                        .violations
+                        .push(format!("{who} renewed term {} it had not acquired", r.term)),
+                }
+            }
+            Event::Ended { reason } => match open.remove(&key) {
                 Some((interval, last)) if interval.term == r.term => {
                     if r.t_ns > last {
                         report.violations.push(format!(
@@ -295,19 +313,41 @@ fn check_processes(
             )),
         }
     }
-    for ((journal, pid), (interval, last)) in open {
+    for (((journal, pid), _), (interval, last)) in open {
         let end = death(journal, pid).map_or(last, |death| death.min(last));
         close(&mut report, interval, end, None);
     }
     report.intervals.sort_by_key(|i| (i.start_ns, i.end_ns));
+    let mut shards: Vec<Option<u32>> = report.intervals.iter().map(|i| i.shard).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    let mut violations = Vec::new();
+    for shard in shards {
+        let intervals: Vec<&Interval> = report
+            .intervals
+            .iter()
+            .filter(|i| i.shard == shard)
+            .collect();
+        check_one(&intervals, shard, &mut violations);
+    }
+    report.violations.extend(violations);
+    report
+}
 
+/// The checks over the intervals of one election (`shard`: `None`) or of
+/// one shard, by start time.
+fn check_one(intervals: &[&Interval], shard: Option<u32>, violations: &mut Vec<String>) {
+    let of = match shard {
+        None => String::new(),
+        Some(shard) => format!("shard {shard}: "),
+    };
     let mut owner_of_term: HashMap<u64, Process> = HashMap::new();
-    for i in &report.intervals {
+    for i in intervals {
         if let Some(&other) = owner_of_term.get(&i.term)
             && other != i.process()
         {
-            report.violations.push(format!(
-                "term {} belongs to two processes: {} and {}",
+            violations.push(format!(
+                "{of}term {} belongs to two processes: {} and {}",
                 i.term,
                 named(other),
                 named(i.process())
@@ -316,11 +356,11 @@ fn check_processes(
         owner_of_term.insert(i.term, i.process());
     }
     let mut latest: Option<&Interval> = None;
-    for i in &report.intervals {
+    for &i in intervals {
         if let Some(prev) = latest {
             if i.start_ns < prev.end_ns {
-                report.violations.push(format!(
-                    "overlap: {} ({}, term {}) led until {} but {} ({}, term {}) acquired at {} ({:.3} ms earlier)",
+                violations.push(format!(
+                    "{of}overlap: {} ({}, term {}) led until {} but {} ({}, term {}) acquired at {} ({:.3} ms earlier)",
                     prev.id,
                     named(prev.process()),
                     prev.term,
@@ -334,8 +374,8 @@ fn check_processes(
             }
             let same_process_resumes = i.term == prev.term && i.process() == prev.process();
             if i.term < prev.term || (i.term == prev.term && !same_process_resumes) {
-                report.violations.push(format!(
-                    "term went from {} ({}) to {} ({})",
+                violations.push(format!(
+                    "{of}term went from {} ({}) to {} ({})",
                     prev.term,
                     named(prev.process()),
                     i.term,
@@ -347,7 +387,6 @@ fn check_processes(
             latest = Some(i);
         }
     }
-    report
 }
 
 impl Interval {
@@ -373,6 +412,7 @@ mod tests {
             pid,
             term,
             t_ns,
+            shard: None,
         }
     }
     fn acquired(pid: u32, term: u64, t: u64, deadline: u64) -> Record {
@@ -404,6 +444,60 @@ mod tests {
                 reason: EndReason::Shutdown,
             },
         )
+    }
+
+    fn of_shard(shard: u32, record: Record) -> Record {
+        Record {
+            shard: Some(shard),
+            ..record
+        }
+    }
+
+    #[test]
+    fn shards_are_checked_each_on_its_own_and_renewals_extend_them_all() {
+        let records = [
+            // Process 1 leads shards 0 and 1, and the election (term 5).
+            acquired(1, 5, 100, 1000),
+            of_shard(0, acquired(1, 7, 110, 1000)),
+            of_shard(1, acquired(1, 8, 120, 1000)),
+            // Process 2 leads shard 2 at the same time: another shard.
+            of_shard(2, acquired(2, 9, 130, 1000)),
+            // A renewal of process 2, which leads no term of the election,
+            // and one of process 1, which does: each extends its shards.
+            renewed(2, 0, 900, 3000),
+            renewed(1, 5, 900, 3000),
+            // Shard 0 moves to process 2 after process 1 let it go.
+            of_shard(0, ended(1, 7, 1500)),
+            of_shard(0, acquired(2, 11, 1600, 3000)),
+        ];
+        let report = check_records(&records, &HashMap::new());
+        report.assert_safe();
+        let shard_2 = report.intervals.iter().find(|i| i.shard == Some(2));
+        assert_eq!(shard_2.map(|i| i.end_ns), Some(3000), "renewed to 3000");
+        // Shard 1 stays with process 1 until its deadline; process 2 taking
+        // it before then is an overlap, of that shard only.
+        let mut overlapping = records.to_vec();
+        overlapping.push(of_shard(1, acquired(2, 12, 2000, 3000)));
+        let report = check_records(&overlapping, &HashMap::new());
+        assert_eq!(report.violations.len(), 1, "{:?}", report.violations);
+        assert!(
+            report.violations[0].starts_with("shard 1: overlap"),
+            "{:?}",
+            report.violations
+        );
+        // A shard's term must grow.
+        let mut backwards = records.to_vec();
+        backwards.push(of_shard(0, ended(2, 11, 1700)));
+        backwards.push(of_shard(0, acquired(1, 10, 1800, 3000)));
+        let report = check_records(&backwards, &HashMap::new());
+        assert!(
+            report
+                .violations
+                .iter()
+                .any(|v| v.starts_with("shard 0: term went from 11")),
+            "{:?}",
+            report.violations
+        );
     }
 
     #[test]

@@ -47,16 +47,6 @@ pub(crate) struct View {
     pub asked: Option<String>,
 }
 
-/// The claim this process holds, as the election loop keeps it: what the
-/// shards lead under (one lease, one deadline for all of them).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct HeldClaim {
-    /// v3: the lease.
-    pub id: u64,
-    /// Past it, nothing held under this claim may be called led.
-    pub deadline: Instant,
-}
-
 /// An acknowledged claim or renewal. etcd only extends a lease after it
 /// receives the request, so the claim lives at least until `sent_at + ttl`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

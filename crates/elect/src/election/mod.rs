@@ -30,13 +30,14 @@ mod report;
 mod steer;
 mod tenure;
 
-use crate::backend::HeldClaim;
 use crate::backend::retry::Backoff;
 use crate::backend::{Backend, Campaign, Change, Handover, RenewError, Renewal, View};
+use crate::claim::HeldClaim;
 use crate::config::Config;
 use crate::error::{EtcdError, TransferError};
 use crate::history::{Keeper, Regression, Revisions};
 use crate::journal::{EndReason, Journal};
+use crate::shards::holding::Holding;
 use crate::status::{Obstacle, Problem, Status, Tenure};
 use crate::telemetry::RenewalOutcome;
 use crate::value::Candidacy;
@@ -125,6 +126,11 @@ pub(crate) struct Machine<B: Backend> {
     status: watch::Sender<Status>,
     /// Our claim and its deadline (`Parts::claims`).
     claims: watch::Sender<Option<HeldClaim>>,
+    /// With shards, what this process leads of them (`Parts::shards`).
+    shards: Option<Arc<Holding>>,
+    /// The last deadline a `renewed` line gave the shards, while this node
+    /// does not lead the election itself.
+    shards_renewed_until: Option<Instant>,
     /// `status`'s tenure, alone (`Parts::tenures`).
     tenures: watch::Sender<Option<Tenure>>,
     health: Arc<Vitals>,
@@ -172,6 +178,9 @@ pub(crate) struct Parts<B> {
     /// Our claim and its deadline, for what leads under it besides the
     /// election (the shards): one lease, one deadline for everything.
     pub claims: watch::Sender<Option<HeldClaim>>,
+    /// With shards: what this process leads of them. The loop ends them
+    /// all when it gives up the claim, before the release.
+    pub shards: Option<Arc<Holding>>,
     /// This node's tenure alone, as `status` has it: what a campaign waits
     /// for, so that a change of anything else (every change of revision)
     /// does not wake it, on another thread.
@@ -191,6 +200,7 @@ impl<B: Backend> Machine<B> {
             config,
             status,
             claims,
+            shards,
             tenures,
             health,
             journal,
@@ -206,6 +216,8 @@ impl<B: Backend> Machine<B> {
             config,
             status,
             claims,
+            shards,
+            shards_renewed_until: None,
             tenures,
             health,
             journal,
@@ -249,7 +261,7 @@ impl<B: Backend> Machine<B> {
             }
             self.reconcile();
             self.release_stale_claim().await;
-            self.publish_claim();
+            self.publish_claim(EndReason::Lost);
         }
         self.backend.stop();
         if let Some(keeper) = &self.keeper {
@@ -553,7 +565,7 @@ impl<B: Backend> Machine<B> {
         self.publish();
         // Before the release too: whatever leads under the claim (the
         // shards) stops with it, before a successor can take over.
-        self.publish_claim();
+        self.publish_claim(reason);
         if !held {
             return Ok(());
         }
@@ -582,18 +594,6 @@ impl<B: Backend> Machine<B> {
                 timeout: limit,
             }),
         }
-    }
-
-    fn publish_claim(&self) {
-        let held = self.claim.map(|c| HeldClaim {
-            id: c.id,
-            deadline: c.deadline,
-        });
-        self.claims.send_if_modified(|was| {
-            let changed = *was != held;
-            *was = held;
-            changed
-        });
     }
 
     fn deadline_after(&self, renewal: Renewal) -> Instant {

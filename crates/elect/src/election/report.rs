@@ -1,14 +1,57 @@
-//! What the loop tells its readers: the one shared status, and the log
-//! lines for what changed (a problem with etcd, an obstacle, a new leader),
+//! What the loop tells its readers: the one shared status, the claim the
+//! shards lead under, and the log lines for what changed (a problem with etcd, an obstacle, a new leader),
 //! each said once, not per attempt.
+
+use tokio::time::Instant;
 
 use super::Machine;
 use crate::backend::Backend;
+use crate::claim::HeldClaim;
+use crate::clock::instant_to_ns;
 use crate::error::EtcdError;
 use crate::history::Regression;
+use crate::journal::{EndReason, Event};
 use crate::status::{Obstacle, Problem};
 
 impl<B: Backend> Machine<B> {
+    /// Tells what leads under our claim (the shards) of the claim as it is
+    /// now: a claim given up ends all of it first, for `reason`, and a
+    /// renewal is journaled before anyone leads on it.
+    pub(super) fn publish_claim(&mut self, reason: EndReason) {
+        let held = self.claim.map(|c| HeldClaim {
+            id: c.id,
+            deadline: c.deadline,
+        });
+        if let Some(shards) = &self.shards {
+            let was = *self.claims.borrow();
+            if let Some(was) = was.filter(|w| held.is_none_or(|h| h.id != w.id)) {
+                shards.give_up(was.id, reason);
+                self.shards_renewed_until = None;
+            }
+            if let Some(held) = held
+                && self.tenure.is_none()
+                && was.is_some_and(|w| w.id == held.id)
+                && self.shards_renewed_until.is_none_or(|d| held.deadline > d)
+            {
+                // Term 0: this node leads no term of the election itself;
+                // the line applies to every shard it leads.
+                self.journal.write(
+                    0,
+                    instant_to_ns(Instant::now()),
+                    Event::Renewed {
+                        deadline_ns: instant_to_ns(held.deadline),
+                    },
+                );
+                self.shards_renewed_until = Some(held.deadline);
+            }
+        }
+        self.claims.send_if_modified(|was| {
+            let changed = *was != held;
+            *was = held;
+            changed
+        });
+    }
+
     pub(super) fn publish(&mut self) {
         let tenure = self.tenure;
         let ours =

@@ -141,6 +141,7 @@ impl<B: Backend> Machine<B> {
         };
         tracing::warn!(id = %self.config.id, term, floor = self.revisions.floor(), "the leader record is ours but {why}: giving it up");
         self.claim = None;
+        self.publish_claim(EndReason::Lost);
         let limit = self.config.timing.release_bound();
         if let Err(err) = timeout(limit, self.backend.give_up())
             .await

@@ -91,6 +91,7 @@
 //! The sticky rule keeps every shard where it is until a bound is broken,
 //! then moves the fewest: both bounds hold at once.
 
+pub(crate) mod holding;
 mod map;
 mod placement;
 

@@ -108,6 +108,14 @@ async fn assert_no_shard_led_twice(run: &Run, among: &[usize]) {
     }
 }
 
+/// The journal checker over the run, per shard: no overlap, terms that
+/// grow; and every shard was journaled as led at some point.
+fn assert_shards_safe(run: &Run, count: u32) {
+    let report = run.assert_safe();
+    let journaled: BTreeSet<u32> = report.intervals.iter().filter_map(|i| i.shard).collect();
+    assert_eq!(journaled.len(), count as usize, "shards journaled as led");
+}
+
 /// Three nodes split 60 shards 20 each (the bounds are 19 to 21); each
 /// shard's health check answers 200 on its leader alone, with its term;
 /// a shard out of range and an election without shards are refused.
@@ -187,6 +195,7 @@ async fn shards_spread_evenly_and_each_answers_on_its_leader_alone() {
     assert_eq!(answer.status, 404);
     assert!(answer.body.contains("--shards"), "{}", answer.body);
     plain.kill9(0);
+    assert_shards_safe(&run, 60);
 }
 
 /// A node's electd killed: its guardian revokes its lease, which deletes
@@ -242,6 +251,7 @@ async fn a_dead_nodes_shards_are_taken_and_a_joiner_gets_its_share() {
         assert_eq!(joined[shard].0, "n3", "shard {shard} moved elsewhere");
         assert!(joined[shard].1 > after[shard].1, "shard {shard}'s term");
     }
+    assert_shards_safe(&run, 60);
 }
 
 /// A drained node hands its shards over, and only its own move; undrained,
@@ -270,6 +280,7 @@ async fn a_drained_node_hands_over_only_its_own_shards() {
     let (code, body) = admin(&run, 0, "/v1/undrain").await;
     assert_eq!(code, 200, "{body}");
     settled(&run, &[0, 1, 2], 19, 21, SLACK).await;
+    assert_shards_safe(&run, 60);
 }
 
 /// 10,000 shards over two nodes: read a page at a time, written in
@@ -279,6 +290,7 @@ async fn ten_thousand_shards_are_all_led() {
     let run = sharded(2, 10_000).await;
     let map = settled(&run, &[0, 1], 4750, 5250, SLACK * 4).await;
     assert_eq!(map.len(), 10_000);
+    assert_shards_safe(&run, 10_000);
 }
 
 /// A node told to stop gives up its lease, and its shards with it, at once:
@@ -296,4 +308,5 @@ async fn a_stopped_node_releases_its_shards_at_once_a_dead_host_after_its_ttl() 
     run.nodes[0].wait_exit(SLACK).await.expect("n0 exits");
     run.kill9(1);
     settled(&run, &[2], 30, 30, run.ttl() + SLACK).await;
+    assert_shards_safe(&run, 30);
 }

@@ -37,9 +37,11 @@ use tokio::time::{Instant, sleep, sleep_until};
 use super::conn::malformed;
 use super::shared::Shared;
 use super::txn::{self, Conditional};
-use crate::backend::HeldClaim;
 use crate::backend::retry::Backoff;
+use crate::claim::HeldClaim;
 use crate::error::EtcdError;
+use crate::journal::EndReason;
+use crate::shards::holding::{Holding, Led};
 use crate::shards::{ShardLeader, ShardMap, place};
 use crate::value::{self, Named};
 
@@ -59,6 +61,8 @@ pub(crate) struct ShardWiring {
     pub claims: watch::Receiver<Option<HeldClaim>>,
     /// Where the shards task publishes what it sees.
     pub map: watch::Sender<ShardMap>,
+    /// What this process leads, journaled (shared with the loop).
+    pub holding: Arc<Holding>,
 }
 
 /// A shard's record as read.
@@ -75,6 +79,7 @@ struct Shards {
     shared: Arc<Shared>,
     claims: watch::Receiver<Option<HeldClaim>>,
     map: watch::Sender<ShardMap>,
+    holding: Arc<Holding>,
     records: Vec<Option<Record>>,
     /// The revision the records reflect.
     revision: i64,
@@ -94,6 +99,7 @@ pub(super) async fn run(shared: Arc<Shared>, wiring: ShardWiring) {
         shared,
         claims: wiring.claims,
         map: wiring.map,
+        holding: wiring.holding,
         revision: 0,
         letting_go: BTreeSet::new(),
         awaiting: None,
@@ -477,22 +483,36 @@ impl Shards {
                 })
             })
             .collect();
-        let held: Vec<u32> = match ours {
-            Some(ours) => (0..self.records.len())
-                .filter_map(|k| u32::try_from(k).ok())
-                .filter(|k| !self.letting_go.contains(k))
-                .filter(|&k| {
-                    records_of(&self.records, k).is_some_and(|r| {
-                        r.lease == ours
-                            && r.mod_revision > lost
-                            && r.named
-                                .as_ref()
-                                .is_some_and(|n| n.nonce == self.shared.nonce)
-                    })
+        let mine: Led = match ours {
+            Some(ours) => self
+                .records
+                .iter()
+                .enumerate()
+                .filter_map(|(k, r)| {
+                    let k = u32::try_from(k).ok()?;
+                    let r = r.as_ref()?;
+                    let ours = !self.letting_go.contains(&k)
+                        && r.lease == ours
+                        && r.mod_revision > lost
+                        && r.named
+                            .as_ref()
+                            .is_some_and(|n| n.nonce == self.shared.nonce);
+                    ours.then(|| (k, u64::try_from(r.mod_revision).unwrap_or(0)))
                 })
                 .collect(),
-            None => Vec::new(),
+            None => Led::new(),
         };
+        let past_deadline = claim.is_some_and(|c| Instant::now() >= c.deadline);
+        let led = self.holding.lead(claim, &mine, |shard| {
+            if self.letting_go.contains(&shard) {
+                EndReason::Transfer
+            } else if past_deadline {
+                EndReason::Deadline
+            } else {
+                EndReason::Lost
+            }
+        });
+        let held: Vec<u32> = led.keys().copied().collect();
         let next = ShardMap {
             leaders,
             held,
