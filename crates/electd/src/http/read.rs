@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::answers::{HistoryBody, LeaderBody, error, seed_words};
+use super::shards::shard_events;
 use super::state::{AppState, MAX_WATCHERS, status_body};
 
 /// A plain-text answer.
@@ -90,8 +91,8 @@ pub(super) async fn health_follower(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Which events a `/v1/watch` stream sends (`?events=leader,status`; both
-/// by default).
+/// Which events a `/v1/watch` stream sends (`?events=leader,status,shards`;
+/// leader and status by default).
 #[derive(Deserialize)]
 pub(super) struct WatchQuery {
     events: Option<String>,
@@ -102,6 +103,7 @@ pub(super) struct WatchQuery {
 struct Wanted {
     leader: bool,
     status: bool,
+    shards: bool,
 }
 
 impl Wanted {
@@ -110,19 +112,23 @@ impl Wanted {
             return Ok(Wanted {
                 leader: true,
                 status: true,
+                shards: false,
             });
         };
         let mut wanted = Wanted {
             leader: false,
             status: false,
+            shards: false,
         };
         for name in query.split(',') {
             match name {
                 "leader" => wanted.leader = true,
                 "status" => wanted.status = true,
+                "shards" => wanted.shards = true,
                 other => {
                     return Err(format!(
-                        "unknown event {other:?}: events= takes leader and/or status, comma-separated"
+                        "unknown event {other:?}: events= takes leader, status and shards, \
+                         comma-separated"
                     ));
                 }
             }
@@ -149,6 +155,13 @@ pub(super) async fn watch(
         Ok(wanted) => wanted,
         Err(message) => return text(StatusCode::BAD_REQUEST, message),
     };
+    let mut shard_changes = state.election.watch_shards();
+    if wanted.shards && shard_changes.is_none() {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "events=shards: this election has no shards (start every node with --shards N)",
+        );
+    }
     let Ok(permit) = state.watchers.clone().try_acquire_owned() else {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -164,8 +177,27 @@ pub(super) async fn watch(
         let mut look = tokio::time::interval(STATUS_LOOK_EVERY);
         look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_status: Option<serde_json::Value> = None;
+        let mut last_shards = None;
+        if wanted.shards {
+            for event in shard_events(&state, &mut last_shards) {
+                if events.send(event).await.is_err() {
+                    return;
+                }
+            }
+        }
         loop {
             let event = tokio::select! {
+                changed = changed_or_never(shard_changes.as_mut()), if wanted.shards => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    for event in shard_events(&state, &mut last_shards) {
+                        if events.send(event).await.is_err() {
+                            return;
+                        }
+                    }
+                    None
+                }
                 leader = leaders.changed(), if wanted.leader => {
                     let Ok(leader) = leader else { return };
                     Some(leader_event(leader.as_ref()))
@@ -193,6 +225,16 @@ pub(super) async fn watch(
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// A change of `receiver`, or never when there is none.
+async fn changed_or_never<T>(
+    receiver: Option<&mut tokio::sync::watch::Receiver<T>>,
+) -> Result<(), tokio::sync::watch::error::RecvError> {
+    match receiver {
+        Some(receiver) => receiver.changed().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn leader_event(leader: Option<&elect::Leader>) -> Event {
@@ -292,15 +334,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_stream_sends_both_kinds_unless_told() {
+    fn a_stream_sends_leader_and_status_unless_told() {
         let both = Wanted {
             leader: true,
             status: true,
+            shards: false,
         };
         assert_eq!(Wanted::parse(None), Ok(both));
         assert_eq!(Wanted::parse(Some("status,leader")), Ok(both));
         let leader = Wanted::parse(Some("leader")).unwrap();
-        assert!(leader.leader && !leader.status);
+        assert!(leader.leader && !leader.status && !leader.shards);
+        let shards = Wanted::parse(Some("shards")).unwrap();
+        assert!(shards.shards && !shards.leader && !shards.status);
         assert!(Wanted::parse(Some("")).is_err());
         assert!(Wanted::parse(Some("leader,bogus")).is_err());
     }

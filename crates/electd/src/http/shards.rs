@@ -3,6 +3,7 @@
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
+use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use elect::shards::{ShardLeader, ShardMap};
 use serde::Serialize;
@@ -134,6 +135,35 @@ pub(super) async fn shards(State(state): State<AppState>, RawQuery(query): RawQu
         shards,
     };
     axum::Json(body).into_response()
+}
+
+/// The shards events of a `/v1/watch` stream since `last` (the leaders it
+/// sent last; `None` before the first): a `shards` event with every
+/// shard's leader the first time, then a `shard` event per shard whose
+/// leader or term changed.
+pub(super) fn shard_events(
+    state: &AppState,
+    last: &mut Option<Vec<Option<ShardLeader>>>,
+) -> Vec<Event> {
+    let Some(map) = state.election.shards() else {
+        return Vec::new();
+    };
+    let now = Instant::now();
+    let body = |k: u32| ShardBody::new(k, map.leaders[k as usize].as_ref(), map.leads_at(k, now));
+    let events = match last.as_ref() {
+        None => {
+            let shards: Vec<ShardBody> = (0..map.count()).map(body).collect();
+            let data = serde_json::json!({"count": map.count(), "shards": shards});
+            vec![Event::default().event("shards").data(data.to_string())]
+        }
+        Some(before) => (0..map.count())
+            .filter(|&k| before.get(k as usize) != Some(&map.leaders[k as usize]))
+            .filter_map(|k| serde_json::to_string(&body(k)).ok())
+            .map(|data| Event::default().event("shard").data(data))
+            .collect(),
+    };
+    *last = Some(map.leaders);
+    events
 }
 
 /// `GET /v1/shards/K`: shard K's leader and term.

@@ -1,7 +1,8 @@
 //! The event stream `/v1/watch`, against a real etcd with real processes:
 //! `leader` events on every change of leader, `status` events on every
 //! change a list of the election shows (and none while nothing changes),
-//! and `?events=` choosing between them.
+//! `shards` and `shard` events with `--shards`, and `?events=` choosing
+//! between them.
 
 use std::time::Duration;
 
@@ -215,5 +216,73 @@ async fn events_choose_what_a_stream_sends() {
     let other = &run.nodes[(leader + 1) % 2];
     let bad = other.get("/v1/watch?events=leaders").await.unwrap();
     assert_eq!(bad.status, 400, "{}", bad.body);
-    assert!(bad.body.contains("leader and/or status"), "{}", bad.body);
+    assert!(
+        bad.body.contains("leader, status and shards"),
+        "{}",
+        bad.body
+    );
+}
+
+/// `?events=shards`: the whole map on connect, then a `shard` event for
+/// each shard whose leader changes: a dead node's shards are seen going to
+/// the other node, every one. Without `--shards` the stream is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shard_events_follow_every_move() {
+    let mut run = Run::new("v3", 3, 0).await;
+    for name in ["n0", "n1"] {
+        run.spawn(name, NodeArgs::new().shards(20));
+    }
+    for node in &run.nodes {
+        node.wait_serving().await;
+    }
+    let led_by =
+        |map: &[Option<String>], id: &str| map.iter().filter(|l| l.as_deref() == Some(id)).count();
+    let leader_of = |shard: &Value| shard["leader"]["id"].as_str().map(str::to_owned);
+    // Settled first: 9 to 11 each (the bounds for 20 over 2), as n0 sees it.
+    let node = &run.nodes[0];
+    harness::eventually(SLACK, "the shards to settle", || async {
+        let body: Value = serde_json::from_str(&node.get("/v1/shards").await?.body).ok()?;
+        let counts: Vec<u64> = body["nodes"]
+            .as_array()?
+            .iter()
+            .filter_map(|n| n["leads"].as_u64())
+            .collect();
+        let settled = counts.len() == 2 && counts.iter().all(|c| (9..=11).contains(c));
+        (settled && counts.iter().sum::<u64>() == 20).then_some(())
+    })
+    .await;
+    let mut stream = Stream::open(node, "?events=shards").await;
+    let first = stream.next_named("shards").await;
+    assert_eq!(first["count"], 20, "{first}");
+    let mut map: Vec<Option<String>> = first["shards"]
+        .as_array()
+        .expect("every shard")
+        .iter()
+        .map(leader_of)
+        .collect();
+    assert_eq!(
+        (led_by(&map, "n0"), led_by(&map, "n1")),
+        (10, 10),
+        "{first}"
+    );
+    run.kill9_electd(1);
+    let deadline = tokio::time::Instant::now() + SLACK;
+    while led_by(&map, "n0") < 20 {
+        let shard = tokio::time::timeout_at(deadline, stream.next_named("shard"))
+            .await
+            .unwrap_or_else(|_| panic!("n1's shards not all seen moving: {map:?}"));
+        let k = shard["shard"].as_u64().expect("a shard number") as usize;
+        map[k] = leader_of(&shard);
+        if map[k].as_deref() == Some("n0") {
+            assert_eq!(shard["self"], true, "{shard}");
+        }
+    }
+    let plain = Run::new("v3", 3, 1).await;
+    let refused = plain.nodes[0]
+        .get("/v1/watch?events=shards")
+        .await
+        .expect("an answer");
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("--shards"), "{}", refused.body);
+    run.assert_safe();
 }
