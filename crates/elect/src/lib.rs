@@ -112,8 +112,8 @@ use crate::claim::HeldClaim;
 use crate::election::{Command, Machine, Parts};
 use crate::history::{Keeper, Revisions};
 use crate::journal::Journal;
-use crate::shards::ShardMap;
 use crate::shards::holding::Holding;
+use crate::shards::{ShardLeaderships, ShardMap};
 use crate::vitals::Vitals;
 
 /// A running election: a background task that follows it (and campaigns when
@@ -131,6 +131,8 @@ pub struct Election {
     /// The loop's claim, as it is now: what a shard map read is checked
     /// against (the map itself may lag a claim given up a moment ago).
     claims: watch::Receiver<Option<HeldClaim>>,
+    /// What this process leads of the shards, where guards are kept.
+    holding: Option<Arc<Holding>>,
     /// The runtime the election task runs on: etcd reads made for callers
     /// run there too, next to the connections they use.
     runtime: tokio::runtime::Handle,
@@ -223,7 +225,7 @@ impl Election {
             config: config.clone(),
             status: status_tx,
             claims: wiring.claims.clone(),
-            shards: wiring.holding,
+            shards: wiring.holding.clone(),
             tenures: tenures_tx,
             health: wiring.health,
             journal,
@@ -242,6 +244,7 @@ impl Election {
             backend: any,
             shards: wiring.shards,
             claims: wiring.claims.subscribe(),
+            holding: wiring.holding,
             runtime: tokio::runtime::Handle::current(),
         })
     }
@@ -255,18 +258,35 @@ impl Election {
     /// once the claim is given up (a shutdown, an abandon) the map holds
     /// nothing, even before the shards task has seen it.
     pub fn shards(&self) -> Option<ShardMap> {
-        let mut map = self.shards.as_ref()?.borrow().clone();
-        let claim = *self.claims.borrow();
-        map.deadline = match (map.deadline, claim) {
-            (Some(seen), Some(claim)) if map.claim == Some(claim.id) => {
-                Some(seen.min(claim.deadline))
-            }
-            _ => None,
-        };
-        if map.deadline.is_none() {
-            map.held.clear();
-        }
-        Some(map)
+        Some(shards::map::checked(self.shards.as_ref()?, &self.claims))
+    }
+
+    /// Each shard this node gains, with its guard, when the election has
+    /// shards: hold the guard while the shard's work runs, and drop it once
+    /// that work has stopped after [`shards::ShardLeadership::lost`] resolved. A
+    /// planned move of the shard to another node waits for the drop (until
+    /// the deadline at most): the work is gone before the shard moves.
+    /// `None` when the election has no shards.
+    ///
+    /// ```no_run
+    /// # async fn run(election: elect::Election) {
+    /// let Some(mut gained) = election.shard_leaderships() else { return };
+    /// while let Some(shard) = gained.next().await {
+    ///     tokio::spawn(async move {
+    ///         println!("leading shard {} at term {}", shard.shard(), shard.term());
+    ///         shard.lost().await;
+    ///         // Stop the shard's work here, then let the guard go.
+    ///         drop(shard);
+    ///     });
+    /// }
+    /// # }
+    /// ```
+    pub fn shard_leaderships(&self) -> Option<ShardLeaderships> {
+        Some(ShardLeaderships::new(
+            self.shards.clone()?,
+            self.claims.clone(),
+            self.holding.clone()?,
+        ))
     }
 
     /// Woken on every change of the shards (see [`Election::shards`] for

@@ -8,24 +8,14 @@ use std::time::Duration;
 
 use std::sync::{Arc, Mutex};
 
-use elect::{Api, Claim, Config, Election, Releaser, Role};
+use elect::{Api, Claim, Election, Releaser, Role};
 use harness::etcd::Etcd;
 use harness::eventually;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// A bound, never a wait: a first campaign on a fresh etcd once took over
-/// 10 s here in the full suite on 2 loaded cores.
-const LIMIT: Duration = Duration::from_secs(30);
+mod common;
 
-fn config(etcd: &Etcd, api: Api, id: &str) -> elect::ConfigBuilder {
-    Config::builder()
-        .endpoints(etcd.endpoints())
-        .election("lib")
-        .id(id)
-        .advertise(format!("http://127.0.0.1/{id}"))
-        .ttl(Duration::from_secs(2))
-        .api(api)
-}
+use common::{LIMIT, config};
 
 async fn campaign_resign_and_observe(api: Api) {
     let etcd = Etcd::single().await;

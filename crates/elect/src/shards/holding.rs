@@ -7,9 +7,10 @@
 //! write that lets another node lead it, and a claim given up is never
 //! led under again.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::claim::HeldClaim;
@@ -21,6 +22,9 @@ pub(crate) type Led = BTreeMap<u32, u64>;
 
 pub(crate) struct Holding {
     inner: Mutex<Inner>,
+    /// A guard was let go: the shards task looks again at what it may
+    /// hand on.
+    released: Notify,
 }
 
 struct Inner {
@@ -30,6 +34,9 @@ struct Inner {
     deadline: Option<Instant>,
     /// Claims the election loop gave up: never led under again.
     given_up: HashSet<u64>,
+    /// The shards whose work runs (a guard given out and not let go), with
+    /// the term it was given for: not handed on until it is let go.
+    working: HashMap<u32, u64>,
 }
 
 impl Holding {
@@ -40,7 +47,9 @@ impl Holding {
                 led: Led::new(),
                 deadline: None,
                 given_up: HashSet::new(),
+                working: HashMap::new(),
             }),
+            released: Notify::new(),
         }
     }
 
@@ -88,6 +97,32 @@ impl Holding {
             }
         }
         inner.led.clone()
+    }
+
+    /// A guard given out for `shard` at `term`: its work runs from now
+    /// until [`Holding::let_go`].
+    pub(crate) fn work(&self, shard: u32, term: u64) {
+        self.inner().working.insert(shard, term);
+    }
+
+    /// The work of `shard` at `term` has stopped (its guard was dropped).
+    pub(crate) fn let_go(&self, shard: u32, term: u64) {
+        let mut inner = self.inner();
+        if inner.working.get(&shard) == Some(&term) {
+            inner.working.remove(&shard);
+        }
+        drop(inner);
+        self.released.notify_one();
+    }
+
+    /// Whether `shard`'s work still runs.
+    pub(crate) fn working(&self, shard: u32) -> bool {
+        self.inner().working.contains_key(&shard)
+    }
+
+    /// Resolves once a guard was let go since the last call.
+    pub(crate) async fn released(&self) {
+        self.released.notified().await;
     }
 
     /// The election loop gives up claim `id`: every shard led under it

@@ -1,7 +1,10 @@
 //! What a node knows of the shards: each shard's leader as etcd last showed
 //! it, and which of them this node may call its own, until when.
 
+use tokio::sync::watch;
 use tokio::time::Instant;
+
+use crate::claim::HeldClaim;
 
 /// A shard's leader, from its record in etcd.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,4 +67,23 @@ impl ShardMap {
             _ => &[],
         }
     }
+}
+
+/// The map `map` last published, checked against the claim as it is now:
+/// once the claim is given up (a shutdown, an abandon) the map holds
+/// nothing, even before the shards task has seen it.
+pub(crate) fn checked(
+    map: &watch::Receiver<ShardMap>,
+    claims: &watch::Receiver<Option<HeldClaim>>,
+) -> ShardMap {
+    let mut map = map.borrow().clone();
+    let claim = *claims.borrow();
+    map.deadline = match (map.deadline, claim) {
+        (Some(seen), Some(claim)) if map.claim == Some(claim.id) => Some(seen.min(claim.deadline)),
+        _ => None,
+    };
+    if map.deadline.is_none() {
+        map.held.clear();
+    }
+    map
 }

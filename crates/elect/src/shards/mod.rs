@@ -91,10 +91,12 @@
 //! The sticky rule keeps every shard where it is until a bound is broken,
 //! then moves the fewest: both bounds hold at once.
 
+mod guard;
 pub(crate) mod holding;
-mod map;
+pub(crate) mod map;
 mod placement;
 
+pub use guard::{ShardLeadership, ShardLeaderships};
 pub use map::{ShardLeader, ShardMap};
 pub use placement::{Bounds, Move, Orphan, Placement, place};
 

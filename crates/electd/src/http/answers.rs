@@ -3,7 +3,7 @@
 //! and the JSON of every refusal, made from the library's types (which
 //! carry no wire format of their own).
 
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use elect::{Candidate, History, HistoryEntry, Leader, Obstacle, Role, Status};
 use serde::Serialize;
@@ -19,6 +19,16 @@ pub struct ErrorBody {
     /// Who leads, where it matters (a hand-over that timed out).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leader: Option<Option<LeaderBody>>,
+}
+
+/// A plain-text answer.
+pub fn text(code: StatusCode, body: impl Into<String>) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body.into(),
+    )
+        .into_response()
 }
 
 /// An [`ErrorBody`] answer with `code`.

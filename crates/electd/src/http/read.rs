@@ -14,19 +14,9 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::answers::{HistoryBody, LeaderBody, error, seed_words};
+use super::answers::{HistoryBody, LeaderBody, error, seed_words, text};
 use super::shards::shard_events;
 use super::state::{AppState, MAX_WATCHERS, status_body};
-
-/// A plain-text answer.
-pub(super) fn text(code: StatusCode, body: impl Into<String>) -> Response {
-    (
-        code,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body.into(),
-    )
-        .into_response()
-}
 
 pub(super) async fn seed_answer(State(state): State<AppState>) -> Response {
     let now = Instant::now();

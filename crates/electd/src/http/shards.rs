@@ -9,8 +9,7 @@ use elect::shards::{ShardLeader, ShardMap};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::answers::error;
-use super::read::text;
+use super::answers::{error, text};
 use super::state::AppState;
 
 /// One shard as `/v1/shards` lists it.

@@ -171,6 +171,7 @@ impl Shards {
                     }
                 }
                 _ = queue.changed() => {}
+                () = self.holding.released() => {}
                 changed = self.claims.changed() => {
                     if changed.is_err() {
                         // The election loop is gone: nothing leads any more.
@@ -396,9 +397,15 @@ impl Shards {
             }
         }
         if let Some(to) = successor {
-            // Stop calling them ours before the write that gives them away.
+            // Stop calling them ours before the write that gives them away,
+            // and hand on only those whose work has stopped (the guards
+            // the library gave out let go; the rest wait for theirs).
             self.letting_go.extend(handing.iter().map(|(k, _)| *k));
             self.publish();
+            handing.retain(|(k, _)| !self.holding.working(*k));
+            if handing.is_empty() {
+                return Ok(true);
+            }
             let value =
                 value::encode_shard(&to.named.id, &to.named.advertise, &to.named.nonce, to.lease);
             let hand = txn::hand_shards(
