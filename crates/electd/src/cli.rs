@@ -214,7 +214,7 @@ pub struct Cli {
     /// Split the election into N shards, numbered 0 to N-1, each led by one
     /// node at a time with its own term, spread evenly over the live,
     /// healthy, undrained nodes: 1 to 100000. GET /v1/shards lists them.
-    /// Needs --api v3; not with --exec.
+    /// Needs --api v3; not with --exec or --preempt.
     #[arg(
         long,
         value_name = "N",

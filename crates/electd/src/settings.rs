@@ -105,6 +105,13 @@ impl Cli {
             );
         }
         let preempt = preempt_after(self.preempt, self.preempt_after.as_deref(), &timing)?;
+        if shards.is_some() && preempt.is_some() {
+            return Err(
+                "--preempt hands the election on by giving up this node's lease, which every \
+                 shard it leads is bound to: it cannot go with --shards"
+                    .to_owned(),
+            );
+        }
         if self.observe {
             // Each of these steers this node's own candidacy, and an
             // observer has none: a setting that would do nothing is a mistake.
@@ -687,6 +694,7 @@ mod tests {
                 &["--shards", "8", "--exec", "--", "sh"],
                 "cannot go with --shards",
             ),
+            (&["--shards", "8", "--preempt"], "cannot go with --shards"),
             (
                 &["--history-size", "1001"],
                 "--history-size must be 1 to 1000 leaderships; got 1001",

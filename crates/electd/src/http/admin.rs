@@ -89,6 +89,16 @@ pub async fn resign(
     if let Some(refusal) = refuse(&state, &headers) {
         return refusal;
     }
+    if state.election.config().shards().is_some() {
+        // Every shard this node leads is bound to the lease a resign
+        // gives up: it would end them all, not hand the election on.
+        return error(
+            StatusCode::CONFLICT,
+            "not_with_shards",
+            "with --shards a resign would end this node's lease, and every shard it leads with \
+             it: drain the node instead (POST /v1/drain), or stop it",
+        );
+    }
     let Some(requests) = &state.requests else {
         return not_leader();
     };

@@ -310,3 +310,48 @@ async fn a_stopped_node_releases_its_shards_at_once_a_dead_host_after_its_ttl() 
     settled(&run, &[2], 30, 30, run.ttl() + SLACK).await;
     assert_shards_safe(&run, 30);
 }
+
+/// The election keeps its one leader beside the shards, and `/` names it;
+/// its resign is refused, since it would give up the lease every shard of
+/// that node is bound to. A drain of that leader frees its shards, which
+/// the others lead at higher terms; nothing else moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_election_keeps_its_leader_and_its_resign_is_refused() {
+    let run = sharded(3, 30).await;
+    let before = settled(&run, &[0, 1, 2], 9, 11, SLACK).await;
+    let leader = run.sole_leader(SLACK).await;
+    let (code, body) = admin(&run, leader, "/v1/resign").await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (409, Some("not_with_shards")),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("/v1/drain")),
+        "{body}"
+    );
+    assert_eq!(
+        run.sole_leader(SLACK).await,
+        leader,
+        "the resign changed nothing"
+    );
+    let (code, body) = admin(&run, leader, "/v1/drain").await;
+    assert_eq!(code, 200, "{body}");
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let after = settled(&run, &others, 15, 15, SLACK).await;
+    let name = &run.nodes[leader].name;
+    for (shard, (was, term)) in &before {
+        let (now, new_term) = &after[shard];
+        if was == name {
+            assert!(
+                new_term > term,
+                "shard {shard}: term {term} then {new_term}"
+            );
+        } else {
+            assert_eq!((now, new_term), (was, term), "shard {shard} moved");
+        }
+    }
+    assert_shards_safe(&run, 30);
+}
