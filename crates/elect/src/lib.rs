@@ -180,7 +180,7 @@ impl Election {
                     Some(count) => {
                         let (map, shards) = watch::channel(ShardMap::empty(count));
                         let journal = Journal::open(config.journal.as_deref(), &config.id)?;
-                        let holding = Arc::new(Holding::new(journal));
+                        let holding = Arc::new(Holding::new(journal, config.telemetry.clone()));
                         wiring.shards = Some(shards);
                         wiring.holding = Some(holding.clone());
                         Some(backend::v3::ShardWiring {

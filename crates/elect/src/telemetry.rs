@@ -76,6 +76,13 @@ pub trait Telemetry: Send + Sync + 'static {
     fn acquired(&self, term: u64) {
         let _ = term;
     }
+    /// With shards: this node became the leader of a shard.
+    fn shard_acquired(&self) {}
+    /// With shards: this node stopped leading a shard, for `reason`
+    /// (`Transfer` for a planned move).
+    fn shard_ended(&self, reason: EndReason) {
+        let _ = reason;
+    }
     /// This node's leadership of `term` ended.
     fn ended(&self, term: u64, reason: EndReason) {
         let _ = (term, reason);

@@ -147,7 +147,10 @@ async fn run(settings: Settings) -> Result<u8, Failure> {
         .transpose()
         .map_err(|e| Failure::Other(anyhow::anyhow!(e)))?;
 
-    let metrics = Arc::new(metrics::Metrics::new(health_checker.is_some()));
+    let metrics = Arc::new(metrics::Metrics::new(
+        health_checker.is_some(),
+        settings.election.shards().is_some(),
+    ));
     let config = settings
         .election
         .clone()

@@ -644,7 +644,7 @@ mod tests {
             election: election.clone(),
             exec: None,
             cooldown: COOLDOWN,
-            metrics: Arc::new(Metrics::new(true)),
+            metrics: Arc::new(Metrics::new(true, false)),
             health: Some(health_rx),
         };
         let task = tokio::spawn(lead.run(requests_rx, stop_rx));

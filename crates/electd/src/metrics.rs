@@ -20,6 +20,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use elect::journal::EndReason;
+use elect::shards::ShardMap;
 use elect::{Obstacle, RenewalOutcome, RequestOutcome, Status, Telemetry};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -95,6 +96,16 @@ pub struct Metrics {
     etcd_failing: Gauge,
     /// With `--health-url` only.
     health: Option<HealthMetrics>,
+    /// With `--shards` only.
+    shards: Option<ShardMetrics>,
+}
+
+/// The shards' series: per node, never a label per shard.
+struct ShardMetrics {
+    count: Gauge,
+    led: Gauge,
+    leaderless: Gauge,
+    changes: Family<Reason, Counter>,
 }
 
 /// The health check's series: the verdict, and how often it changed.
@@ -105,8 +116,9 @@ struct HealthMetrics {
 
 impl Metrics {
     /// Every series; `health_checked` (`--health-url`) adds the health
-    /// check's, fed by [`Metrics::follow_health`].
-    pub fn new(health_checked: bool) -> Metrics {
+    /// check's, fed by [`Metrics::follow_health`], and `sharded`
+    /// (`--shards`) the shards'.
+    pub fn new(health_checked: bool, sharded: bool) -> Metrics {
         let mut registry = Registry::with_prefix("electd");
         let is_leader = Gauge::default();
         registry.register(
@@ -215,6 +227,42 @@ impl Metrics {
             );
             HealthMetrics { healthy, changes }
         });
+        let shards = sharded.then(|| {
+            let count = Gauge::default();
+            registry.register(
+                "shards",
+                "How many shards the election has (--shards); absent without --shards",
+                count.clone(),
+            );
+            let led = Gauge::default();
+            registry.register(
+                "shards_led",
+                "How many shards this node leads now (deadline-checked); absent without --shards",
+                led.clone(),
+            );
+            let leaderless = Gauge::default();
+            registry.register(
+                "shards_leaderless",
+                "How many shards have no leader, as this node sees etcd; absent without --shards",
+                leaderless.clone(),
+            );
+            let changes = Family::<Reason, Counter>::default();
+            let reasons =
+                std::iter::once("acquired").chain(EndReason::ALL.map(EndReason::as_str));
+            export_each(&changes, reasons.map(|reason| Reason { reason }));
+            registry.register(
+                "shard_changes",
+                "Shard leaderships this node acquired (reason=acquired) and ended, by the \
+                 journal's reasons (transfer: handed on by a planned move); absent without --shards",
+                changes.clone(),
+            );
+            ShardMetrics {
+                count,
+                led,
+                leaderless,
+                changes,
+            }
+        });
         registry.register(
             "build",
             "Build information",
@@ -236,6 +284,7 @@ impl Metrics {
             obstacle,
             etcd_failing,
             health,
+            shards,
         }
     }
 
@@ -265,8 +314,16 @@ impl Metrics {
 
     /// The exposition, with the leadership, candidacy, obstacle and etcd
     /// gauges taken from `status` now.
-    pub fn render(&self, status: &Status) -> String {
+    pub fn render(&self, status: &Status, shards: Option<&ShardMap>) -> String {
         let now = Instant::now();
+        if let (Some(series), Some(map)) = (&self.shards, shards) {
+            let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+            series.count.set(i64::from(map.count()));
+            series.led.set(gauge(map.led_at(now).len()));
+            series
+                .leaderless
+                .set(gauge(map.leaders.iter().filter(|l| l.is_none()).count()));
+        }
         let leading = status.tenure_at(now);
         self.is_leader.set(i64::from(leading.is_some()));
         let term = status.leader_at(now).map_or(0, |l| l.term);
@@ -327,6 +384,26 @@ impl Telemetry for Metrics {
             })
             .inc();
     }
+
+    fn shard_acquired(&self) {
+        if let Some(series) = &self.shards {
+            series
+                .changes
+                .get_or_create(&Reason { reason: "acquired" })
+                .inc();
+        }
+    }
+
+    fn shard_ended(&self, reason: EndReason) {
+        if let Some(series) = &self.shards {
+            series
+                .changes
+                .get_or_create(&Reason {
+                    reason: reason.as_str(),
+                })
+                .inc();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -345,7 +422,7 @@ mod tests {
 
     /// The value of `name` in `status`'s exposition, if it is exported.
     fn value_in(metrics: &Metrics, status: &Status, name: &str) -> Option<i64> {
-        metrics.render(status).lines().find_map(|l| {
+        metrics.render(status, None).lines().find_map(|l| {
             let (key, value) = l.split_once(' ')?;
             (key == name).then(|| value.parse().unwrap())
         })
@@ -373,11 +450,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn candidacy_follows_the_status_and_health_series_exist_only_with_a_check() {
         let e = election(Config::builder().priority(-3));
-        let m = Metrics::new(false);
+        let m = Metrics::new(false, false);
         assert_eq!(value(&m, &e, "electd_candidate"), Some(1));
         assert_eq!(value(&m, &e, "electd_drained"), Some(0));
         assert_eq!(value(&m, &e, "electd_priority"), Some(-3));
-        let text = m.render(&e.status());
+        let text = m.render(&e.status(), None);
         assert!(!text.contains("electd_healthy"), "{text}");
         assert!(!text.contains("electd_health_changes"), "{text}");
 
@@ -402,7 +479,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn every_known_label_value_is_exported_from_the_start() {
         let e = election(Config::builder());
-        let m = Metrics::new(false);
+        let m = Metrics::new(false, false);
         let status = e.status();
         for reason in ["acquired", "resign", "deadline", "transfer", "preempted"] {
             let series = format!("electd_leadership_changes_total{{reason=\"{reason}\"}}");
@@ -422,7 +499,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_obstacle_and_failing_requests_follow_the_status() {
         let e = election(Config::builder());
-        let m = Metrics::new(false);
+        let m = Metrics::new(false, false);
         let mut status = e.status();
         status.obstacle = Some(Obstacle::Regressed {
             from: 9,
@@ -459,7 +536,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn each_change_of_verdict_counts_once() {
         let e = election(Config::builder().healthy(false));
-        let m = Arc::new(Metrics::new(true));
+        let m = Arc::new(Metrics::new(true, false));
         let (verdicts, follow) = watch::channel(Verdict::initial());
         let task = tokio::spawn(m.clone().follow_health(follow));
         settle().await;

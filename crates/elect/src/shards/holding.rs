@@ -8,7 +8,7 @@
 //! led under again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -16,12 +16,14 @@ use tokio::time::Instant;
 use crate::claim::HeldClaim;
 use crate::clock::instant_to_ns;
 use crate::journal::{EndReason, Event, Journal};
+use crate::telemetry::Telemetry;
 
 /// What this process leads, by shard, with each shard's term.
 pub(crate) type Led = BTreeMap<u32, u64>;
 
 pub(crate) struct Holding {
     inner: Mutex<Inner>,
+    telemetry: Arc<dyn Telemetry>,
     /// A guard was let go: the shards task looks again at what it may
     /// hand on.
     released: Notify,
@@ -40,8 +42,9 @@ struct Inner {
 }
 
 impl Holding {
-    pub(crate) fn new(journal: Journal) -> Holding {
+    pub(crate) fn new(journal: Journal, telemetry: Arc<dyn Telemetry>) -> Holding {
         Holding {
+            telemetry,
             inner: Mutex::new(Inner {
                 journal,
                 led: Led::new(),
@@ -79,7 +82,9 @@ impl Holding {
             .map(|(shard, term)| (*shard, *term))
             .collect();
         for (shard, term) in ending {
-            inner.end(shard, term, why(shard));
+            let reason = why(shard);
+            inner.end(shard, term, reason);
+            self.telemetry.shard_ended(reason);
         }
         if let Some(claim) = claim {
             inner.deadline = Some(claim.deadline);
@@ -93,6 +98,7 @@ impl Holding {
                         Event::Acquired { deadline_ns },
                     );
                     inner.led.insert(shard, term);
+                    self.telemetry.shard_acquired();
                 }
             }
         }
@@ -133,6 +139,7 @@ impl Holding {
         let led = std::mem::take(&mut inner.led);
         for (shard, term) in led {
             inner.end(shard, term, reason);
+            self.telemetry.shard_ended(reason);
         }
     }
 }
@@ -173,7 +180,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("a directory");
         let path = dir.path().join("j.jsonl");
         let journal = Journal::open(Some(&path), "a").expect("a journal");
-        let holding = Holding::new(journal);
+        let holding = Holding::new(journal, Arc::new(crate::telemetry::NoTelemetry));
         let claim = Some(HeldClaim {
             id: 7,
             deadline: Instant::now() + Duration::from_secs(5),

@@ -112,7 +112,7 @@ mod tests {
         let (election, _store) = start_single(config).unwrap();
         AppState::new(
             Arc::new(election),
-            Arc::new(Metrics::new(false)),
+            Arc::new(Metrics::new(false, false)),
             None,
             None,
             false,

@@ -310,7 +310,9 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.render(&state.election.status()),
+        state
+            .metrics
+            .render(&state.election.status(), state.election.shards().as_ref()),
     )
         .into_response()
 }

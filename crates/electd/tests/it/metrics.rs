@@ -112,8 +112,9 @@ async fn metrics_are(node: &Node, series: &[(&str, f64)]) {
 /// ``| `electd_…` | TYPE | `label`, … | …``, against the expositions' `#
 /// TYPE` lines (whose counter and info families drop the `_total` and
 /// `_info` their samples carry; a family without samples has none) and the
-/// label names of their samples (a histogram's `le` aside).
-fn the_metrics_reference_names_every_series(exposition: &str) {
+/// label names of their samples (a histogram's `le` aside). Without
+/// `sharded`, the shards' series are left out.
+fn the_metrics_reference_names_every_series(exposition: &str, sharded: bool) {
     let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/src/reference/metrics.md");
     let page = std::fs::read_to_string(&page)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", page.display()));
@@ -130,9 +131,10 @@ fn the_metrics_reference_names_every_series(exposition: &str) {
                 .map(|label| label.trim().trim_matches('`').to_owned())
                 .filter(|label| !label.is_empty())
                 .collect();
-            series
-                .starts_with("electd_")
-                .then(|| (series.to_owned(), kind.to_owned(), labels))
+            // The shards' series exist only with --shards (v3).
+            let exported =
+                series.starts_with("electd_") && (sharded || !series.starts_with("electd_shard"));
+            exported.then(|| (series.to_owned(), kind.to_owned(), labels))
         })
         .collect();
     let exported: BTreeSet<Row> = exposition
@@ -206,7 +208,13 @@ async fn metrics_show_health_and_candidacy(api: &'static str) {
         args = args.priority(7);
     }
     let checked = run.spawn_with_env("checked", args, &env);
-    let plain = run.spawn_with_env("plain", NodeArgs::new(), &env);
+    // On v3 the plain node has shards, so that the two export every series.
+    let plain_args = if api == "v3" {
+        NodeArgs::new().shards(4)
+    } else {
+        NodeArgs::new()
+    };
+    let plain = run.spawn_with_env("plain", plain_args, &env);
     let observer = run.spawn("observer", NodeArgs::new().observe());
     for node in &run.nodes {
         node.wait_serving().await;
@@ -269,7 +277,7 @@ async fn metrics_show_health_and_candidacy(api: &'static str) {
     )
     .await;
     let both = scrape(plain_node).await + &scrape(checked_node).await;
-    the_metrics_reference_names_every_series(&both);
+    the_metrics_reference_names_every_series(&both, api == "v3");
     switch.set_healthy(false);
     let unhealthy = [
         ("electd_healthy", 0.0),

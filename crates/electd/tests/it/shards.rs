@@ -10,7 +10,7 @@ use harness::eventually;
 use harness::node::NodeArgs;
 use serde_json::Value;
 
-use crate::common::{Run, SLACK};
+use crate::common::{Run, SLACK, metric};
 use crate::steering::steered::{TOKEN, admin};
 
 const TTL: u64 = 3;
@@ -277,6 +277,27 @@ async fn a_drained_node_hands_over_only_its_own_shards() {
     }
     let body = shards_of(&run, 0).await.expect("n0's shards");
     assert!(leads(&body).is_empty(), "{body}");
+    let text = run.nodes[0].get("/metrics").await.expect("metrics").body;
+    assert_eq!(metric(&text, "electd_shards"), Some(60.0), "{text}");
+    assert_eq!(metric(&text, "electd_shards_led"), Some(0.0), "{text}");
+    assert_eq!(
+        metric(&text, "electd_shards_leaderless"),
+        Some(0.0),
+        "{text}"
+    );
+    let acquired = metric(&text, r#"electd_shard_changes_total{reason="acquired"}"#);
+    let gone: f64 = ["transfer", "drain", "lost"]
+        .iter()
+        .filter_map(|r| {
+            metric(
+                &text,
+                &format!(r#"electd_shard_changes_total{{reason="{r}"}}"#),
+            )
+        })
+        .sum();
+    let held = before.values().filter(|(leader, _)| leader == "n0").count() as f64;
+    assert!(acquired.is_some_and(|a| a >= held), "{text}");
+    assert!(gone >= held, "{gone} ended of {held}: {text}");
     let (code, body) = admin(&run, 0, "/v1/undrain").await;
     assert_eq!(code, 200, "{body}");
     settled(&run, &[0, 1, 2], 19, 21, SLACK).await;
