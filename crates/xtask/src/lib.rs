@@ -405,7 +405,7 @@ mod tests {
                 "electctl {name} has no section in {}",
                 path.display()
             );
-            for arg in command.get_arguments() {
+            for arg in command.get_arguments().filter(|arg| !arg.is_positional()) {
                 let long = arg.get_long().map(|long| format!("--{long}"));
                 let short = arg.get_short().map(|short| format!("-{short}"));
                 assert!(
