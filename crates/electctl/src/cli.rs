@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Operate an electd election: who leads, who is next, hand over, drain a
-/// node, read the election's history, follow each change.
+/// node, read the election's history, follow each change, see its shards.
 ///
 /// electctl talks to any node's HTTP API (--node). It finds the other
 /// nodes, the leader included, through the candidates that node lists,
@@ -124,6 +124,20 @@ pub enum Command {
     /// One line per change of leader, for scripts, until interrupted: the
     /// time, the leader's id, its term and its URL.
     Watch,
+    /// The shard map of an election started with --shards N: how many
+    /// shards have no leader, how many each node leads, and each shard's
+    /// leader and term (the first 20 unless --all).
+    Shards {
+        /// List every shard in the table, not only the first 20 (the JSON
+        /// always has every shard).
+        #[arg(short = 'a', long)]
+        all: bool,
+        /// Print the map again on every change of a shard's leader, with
+        /// the last 10 moves seen (shard, from, to, term), until
+        /// interrupted.
+        #[arg(short = 'w', long)]
+        watch: bool,
+    },
 }
 
 /// A node's id as given: not empty (electd reads `?to=` with nothing after

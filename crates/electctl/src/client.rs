@@ -107,12 +107,23 @@ impl Client {
     /// `GET base/v1/watch?events=KIND`, followed: [`Follow::next`] reconnects
     /// when the stream breaks.
     pub async fn follow(&self, base: &str, kind: &str) -> Result<Follow<'_>, Error> {
+        self.follow_named(base, kind, &[kind]).await
+    }
+
+    /// `GET base/v1/watch?events=KINDS`, followed, giving the events named
+    /// one of `names` (`?events=shards` sends `shards` and `shard` events).
+    pub async fn follow_named(
+        &self,
+        base: &str,
+        kinds: &str,
+        names: &[&str],
+    ) -> Result<Follow<'_>, Error> {
         let mut url = join(base, "/v1/watch")?;
-        url.query_pairs_mut().append_pair("events", kind);
+        url.query_pairs_mut().append_pair("events", kinds);
         let mut follow = Follow {
             client: self,
             url,
-            kind: kind.to_owned(),
+            names: names.iter().map(|name| (*name).to_owned()).collect(),
             stream: None,
         };
         follow.stream = Some(follow.connect().await?);
@@ -256,12 +267,13 @@ impl Parser {
 pub struct Follow<'a> {
     client: &'a Client,
     url: url::Url,
-    kind: String,
+    /// The names of the events given; the others are skipped.
+    names: Vec<String>,
     stream: Option<Stream>,
 }
 
 impl Follow<'_> {
-    /// The next event of the kind asked for. When the stream breaks it
+    /// The next event of a name asked for. When the stream breaks it
     /// says so on stderr and reconnects, waiting 0.1 s, then twice as long
     /// each time up to 2 s; when the node has not answered for the client's
     /// timeout, it gives up with [`Error::NoAnswer`].
@@ -275,7 +287,7 @@ impl Follow<'_> {
                 }
             };
             let why = match stream.next().await {
-                Ok(Some(event)) if event.name == self.kind => return Ok(event),
+                Ok(Some(event)) if self.names.contains(&event.name) => return Ok(event),
                 Ok(Some(_)) => continue,
                 Ok(None) => "the node closed it".to_owned(),
                 Err(e) => Error::no_answer(self.url.as_str(), &e).to_string(),

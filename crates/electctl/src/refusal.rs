@@ -13,6 +13,8 @@ pub enum Asked<'a> {
     Drain { id: &'a str, drained: bool },
     /// `GET /v1/history`.
     History,
+    /// `GET /v1/shards`.
+    Shards,
 }
 
 /// The error for `refusal`, answered by the node at `node` (its id or URL)
@@ -89,6 +91,10 @@ pub fn explain(refusal: &Refusal, node: &str, asked: Asked<'_>, token_given: boo
                  the next in line"
                 .to_owned(),
         },
+        "no_shards" => format!(
+            "the election {node} runs has no shards: start every node with --shards N (etcd \
+             v3) to split it into shards, or run electctl list for its one leader"
+        ),
         "transfer_timed_out" => {
             return Error::TimedOut(format!(
                 "{target} did not take over in time, so the hand-over was withdrawn and the \
@@ -148,6 +154,7 @@ mod tests {
             "old_releases_present",
             "needs_v3",
             "transfer_failed",
+            "no_shards",
         ];
         let asked = Asked::Switchover { to: Some("web-3") };
         for code in codes {

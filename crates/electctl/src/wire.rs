@@ -78,6 +78,33 @@ pub struct Leadership {
     pub to: Option<String>,
 }
 
+/// `GET /v1/shards`, and the `shards` event of `/v1/watch?events=shards`
+/// (which has `count` and `shards` only).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Shards {
+    pub count: u32,
+    /// The id of the node that answered; absent from the event.
+    #[serde(default)]
+    pub id: Option<String>,
+    pub shards: Vec<Shard>,
+}
+
+/// One shard of `/v1/shards`, and a `shard` event.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Shard {
+    pub shard: u32,
+    /// `None` while the shard has no leader.
+    pub leader: Option<ShardLeader>,
+    pub term: Option<u64>,
+}
+
+/// A shard's leader.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ShardLeader {
+    pub id: String,
+    pub advertise: String,
+}
+
 /// An error answer of the admin endpoints (and of `/v1/history` on v2).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct Refusal {
@@ -114,6 +141,22 @@ mod tests {
         assert_eq!(candidates.len(), 2);
         assert!(candidates[0].leads && candidates.iter().all(Candidate::eligible));
         assert_eq!(status.admin.as_deref(), Some("http://10.0.1.5:9090"));
+    }
+
+    #[test]
+    fn reads_the_shards_of_the_reference() {
+        let shards: Shards = serde_json::from_str(
+            r#"{"count": 60, "revision": 118, "id": "n1", "leads": [0, 3, 5],
+                "nodes": [{"id": "n1", "leads": 20}], "leaderless": 0,
+                "shards": [
+                  {"shard": 0, "leader": {"id": "n1", "advertise": "http://10.0.0.1:8080"},
+                   "term": 97, "self": true},
+                  {"shard": 1, "leader": null, "term": null, "self": false}]}"#,
+        )
+        .unwrap();
+        assert_eq!((shards.count, shards.id.as_deref()), (60, Some("n1")));
+        assert_eq!(shards.shards[0].leader.as_ref().unwrap().id, "n1");
+        assert_eq!(shards.shards[1].leader, None);
     }
 
     #[test]

@@ -393,6 +393,33 @@ mod tests {
     }
 
     #[test]
+    fn every_electctl_command_and_option_is_in_the_book() {
+        let path = workspace_root().join("docs/src/reference/electctl.md");
+        let book = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        for command in electctl::command().get_subcommands() {
+            let name = command.get_name();
+            assert!(
+                book.contains(&format!("## `electctl {name}"))
+                    || book.contains(&format!(", `electctl {name}")),
+                "electctl {name} has no section in {}",
+                path.display()
+            );
+            for arg in command.get_arguments().filter(|arg| !arg.is_positional()) {
+                let long = arg.get_long().map(|long| format!("--{long}"));
+                let short = arg.get_short().map(|short| format!("-{short}"));
+                assert!(
+                    long.iter()
+                        .chain(&short)
+                        .any(|flag| book.contains(flag.as_str())),
+                    "electctl {name} {long:?} is not in {}",
+                    path.display()
+                );
+            }
+        }
+    }
+
+    #[test]
     fn every_flag_is_in_the_reference() {
         let reference = flags_reference();
         for arg in electd::command().get_arguments() {

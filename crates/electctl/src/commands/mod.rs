@@ -3,6 +3,7 @@
 mod drain;
 mod history;
 mod list;
+mod shards;
 mod switchover;
 mod watch;
 
@@ -20,5 +21,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Undrain { id } => drain::run(&context, id.as_deref(), false).await,
         Command::History { limit } => history::run(&context, limit).await,
         Command::Watch => watch::run(&context).await,
+        Command::Shards { all, watch: false } => shards::once(&context, all).await,
+        Command::Shards { all, watch: true } => shards::follow(&context, all).await,
     }
 }

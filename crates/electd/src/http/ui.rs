@@ -1,7 +1,8 @@
 //! The live web view at `GET /ui`: one page, its script and its stylesheet,
 //! embedded in the binary (nothing to build, nothing fetched: it works
 //! offline). The page reads `/v1/status`, follows `/v1/watch` and shows
-//! `/v1/history`, all from the origin that served it; the admin actions
+//! `/v1/history` (and `/v1/shards` with `--shards`), all from the origin
+//! that served it; the admin actions
 //! POST there too, so it needs no cross-origin rules, and it gets none.
 
 use axum::http::header;

@@ -6,7 +6,8 @@
 //! and undrains, sends a node with `--admin-listen` to its admin listener,
 //! shows a key that blocks the election with what to do, shows what v2
 //! has, and says when its stream breaks; the history timeline grows once the
-//! node serves `/v1/history`. Screenshots go to `target/ui/`.
+//! node serves `/v1/history`; with `--shards`, the shard map, each node's
+//! count and the moves after a node dies. Screenshots go to `target/ui/`.
 //!
 //! Ignored unless asked for: it needs chromium and the driver's npm
 //! packages. `scripts/test.sh` installs both (scripts/setup.sh, `npm ci`)
@@ -155,6 +156,75 @@ async fn on_v2_the_page_shows_what_v2_has() {
             Some("The history needs etcd v3: this election runs on --api v2."),
             "{seen}"
         ),
+    }
+}
+
+/// With `--shards`: the page draws a cell per shard and a legend with the
+/// counts per node that `/v1/shards` gives; when one node's electd dies,
+/// its shards show in the recent moves, and the legend matches again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and the driver's npm packages: scripts/test.sh installs them"]
+async fn the_page_shows_the_shard_map_and_its_moves() {
+    const COUNT: u64 = 60;
+    let mut run = Run::new("v3", TTL, 0).await;
+    for i in 0..3 {
+        run.spawn(&format!("n{i}"), NodeArgs::new().shards(COUNT as u32));
+    }
+    for node in &run.nodes {
+        node.wait_serving().await;
+    }
+    let counts = |body: &serde_json::Value| -> Option<Vec<(String, u64)>> {
+        body["nodes"]
+            .as_array()?
+            .iter()
+            .map(|n| Some((n["id"].as_str()?.to_owned(), n["leads"].as_u64()?)))
+            .collect()
+    };
+    let shards_of = |i: usize| {
+        let node = &run.nodes[i];
+        async move {
+            serde_json::from_str::<serde_json::Value>(&node.get("/v1/shards").await?.body).ok()
+        }
+    };
+    // Settled: 19 to 21 each of 60 over 3 (issue 22's bounds).
+    harness::eventually(SLACK, "the shards to settle", || async {
+        let loads = counts(&shards_of(0).await?)?;
+        let spread = loads.len() == 3 && loads.iter().all(|(_, n)| (19..=21).contains(n));
+        (spread && loads.iter().map(|(_, n)| n).sum::<u64>() == COUNT).then_some(())
+    })
+    .await;
+    let dead = &run.nodes[2];
+    let shots = harness::target_dir().join("ui");
+    let seen = drive(&[
+        ("ELECTD_UI_SCENARIO", "shards".to_owned()),
+        ("ELECTD_UI_NODES", run.nodes[0].url()),
+        ("ELECTD_UI_KILL_PID", dead.electd_pid().to_string()),
+        ("ELECTD_UI_KILL_ID", dead.name.clone()),
+        ("ELECTD_UI_SHOTS", shots.display().to_string()),
+    ])
+    .await;
+
+    assert_eq!(seen["cells"].as_u64(), Some(COUNT), "{seen}");
+    // The legend the page ended with is what /v1/shards says now: the two
+    // that live lead every shard.
+    let now = counts(&shards_of(0).await.expect("/v1/shards")).expect("counts");
+    let shown: Vec<(String, u64)> =
+        serde_json::from_value(seen["legend_after"].clone()).expect("the legend");
+    assert_eq!(shown, now, "{seen}");
+    assert_eq!(now.iter().map(|(_, n)| n).sum::<u64>(), COUNT, "{now:?}");
+    assert!(now.iter().all(|(id, _)| *id != dead.name), "{now:?}");
+    let moves = seen["moves"].as_array().expect("the moves");
+    assert!(
+        moves.iter().any(|m| m
+            .as_str()
+            .is_some_and(|m| m.contains(&format!(": {} → ", dead.name)))),
+        "{seen}"
+    );
+    for shot in seen["screenshots"].as_array().into_iter().flatten() {
+        let path = shot.as_str().expect("a path");
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 10_000, "{path}: {size} bytes");
+        eprintln!("ui: screenshot {path}");
     }
 }
 

@@ -2,7 +2,7 @@
 // cluster; crates/electd/tests/it/ui.rs starts the cluster and runs this.
 //
 // Environment:
-//   ELECTD_UI_SCENARIO     steer (the default), obstacle or v2
+//   ELECTD_UI_SCENARIO     steer (the default), obstacle, v2 or shards
 //   ELECTD_UI_NODES        the candidates' base URLs, comma-separated
 //   ELECTD_UI_CHROMIUM     the browser (default /usr/bin/chromium)
 // steer:
@@ -10,6 +10,10 @@
 //   ELECTD_UI_ADMIN_PID    that node's process, stopped at the end
 //   ELECTD_UI_TOKEN        the admin token every node was started with
 //   ELECTD_UI_SHOTS        where to save the screenshots
+// shards (the first node's page; every node with --shards, settled):
+//   ELECTD_UI_KILL_PID     one node's electd, killed (SIGKILL) mid-run
+//   ELECTD_UI_KILL_ID      that node's id
+//   ELECTD_UI_SHOTS        where to save the screenshot
 // obstacle:
 //   ELECTD_UI_ETCD         etcd's client URL
 //   ELECTD_UI_KEY          a key put by hand that blocks the election
@@ -264,7 +268,63 @@ async function v2(page, problems) {
   check(problems.length === 0, `the browser reported: ${problems.join('; ')}`);
 }
 
-const scenarios = { steer, obstacle, v2 };
+/** Each node's count on the page's legend, in its order: [[id, leads], …]. */
+const legend = () => current.evaluate(() => [...document.querySelectorAll('#shard-nodes tbody tr')]
+  .map((row) => [row.dataset.node, Number(row.querySelector('td[data-label="Leads"]').textContent)]));
+
+/** Waits until the legend has the counts node `url`'s /v1/shards gives;
+ * those counts. */
+async function legendMatches(url) {
+  const until = Date.now() + WAIT;
+  for (;;) {
+    const answer = await (await fetch(`${url}/v1/shards`)).json();
+    const want = answer.nodes.map((n) => [n.id, n.leads]);
+    if (JSON.stringify(await legend()) === JSON.stringify(want)) return { answer, counts: want };
+    if (Date.now() > until) {
+      throw new Error(`the legend shows ${JSON.stringify(await legend())}, /v1/shards ${JSON.stringify(want)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** With --shards: a cell per shard, the legend's counts those of
+ * /v1/shards, and a dead node's shards in the recent moves. */
+async function shards(page, problems) {
+  const killPid = Number(env('ELECTD_UI_KILL_PID'));
+  const killId = env('ELECTD_UI_KILL_ID');
+  const shots = env('ELECTD_UI_SHOTS');
+  await page.goto(`${nodes[0]}/ui`);
+  await page.locator('#stream:not(.broken)').getByText('Live').waitFor({ timeout: WAIT });
+  await page.locator('#shards-section').waitFor({ timeout: WAIT });
+  const before = await legendMatches(nodes[0]);
+  seen.count = before.answer.count;
+  seen.cells = await page.locator('#shard-grid .shard').count();
+  check(seen.cells === seen.count, `${seen.cells} cells for ${seen.count} shards`);
+  seen.legend_before = before.counts;
+  check(before.counts.some(([id]) => id === killId), `${killId} leads no shard: ${JSON.stringify(before.counts)}`);
+  seen.candidates_listed = await page.locator('#candidates tbody tr').count();
+  await page.evaluate(() => { window.sameDocument = true; });
+
+  process.kill(killPid, 'SIGKILL');
+  const started = Date.now();
+  await page.waitForFunction((id) => [...document.querySelectorAll('#shard-moves li')]
+    .some((li) => li.textContent.includes(`: ${id} → `)), killId, { timeout: WAIT, polling: 10 });
+  seen.first_move_ms = Date.now() - started;
+  await page.waitForFunction((id) => !document.querySelector(`#shard-nodes tr[data-node="${id}"]`)
+    && document.querySelectorAll('#shard-grid .lead-none').length === 0, killId, { timeout: WAIT, polling: 10 });
+  seen.all_moved_ms = Date.now() - started;
+  seen.legend_after = (await legendMatches(nodes[0])).counts;
+  seen.moves = await page.locator('#shard-moves li').allTextContents();
+  check(await page.evaluate(() => window.sameDocument === true), 'the page was reloaded');
+
+  mkdirSync(shots, { recursive: true });
+  seen.screenshots = [join(shots, 'electd-ui-shards.png')];
+  await page.screenshot({ path: seen.screenshots[0], fullPage: true });
+  seen.problems = problems.slice();
+  check(problems.length === 0, `the browser reported: ${problems.join('; ')}`);
+}
+
+const scenarios = { steer, obstacle, v2, shards };
 const browser = await chromium.launch({
   executablePath: process.env.ELECTD_UI_CHROMIUM || '/usr/bin/chromium',
   // This machine's network is closed: nothing in the background.

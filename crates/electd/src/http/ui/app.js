@@ -1,5 +1,7 @@
 // electd's live view: renders /v1/status, follows /v1/watch, shows
-// /v1/history, and sends the admin POSTs with a token kept in this tab.
+// /v1/history and, with --shards, the shard map (/v1/shards, then the
+// stream's shards events), and sends the admin POSTs with a token kept in
+// this tab.
 // Plain DOM, no framework; every text from the election (ids, messages)
 // goes in as text, never as markup.
 'use strict';
@@ -20,6 +22,8 @@
   let source = null;
   let reconnectDelay = 1000;
   let reconnectTimer = null;
+  /** Whether the election has shards: the stream then asks for them. */
+  let sharded = false;
 
   /** An element with attributes and children (strings become text). */
   function el(tag, attributes, ...children) {
@@ -433,6 +437,106 @@
     }
   }
 
+  // ---- shards ----
+
+  /** The legend's colours (app.css's .lead-0 to .lead-11), then again. */
+  const SHARD_COLOURS = 12;
+  const MOVES_SHOWN = 20;
+  /** Past this many shards, smaller cells. */
+  const DENSE = 1000;
+  /** Each shard's leader ({id, term} or null), the last leader seen of
+   * each (kept while it has none: a move is from there), and its cell. */
+  let shardMap = null;
+  /** Each node's colour, given in the order the page first saw them. */
+  const colours = new Map();
+  /** Newest first, at most MOVES_SHOWN. */
+  let moves = [];
+  let shardDraw = null;
+
+  function colour(id) {
+    if (!colours.has(id)) colours.set(id, colours.size % SHARD_COLOURS);
+    return colours.get(id);
+  }
+
+  /** Reads /v1/shards: whether this election has shards. */
+  async function loadShards() {
+    let response;
+    try {
+      response = await fetch('v1/shards', { cache: 'no-store' });
+    } catch {
+      return false;
+    }
+    const body = response.ok ? await response.json().catch(() => null) : null;
+    if (!body || !Array.isArray(body.shards)) return false;
+    byId('shards-section').hidden = false;
+    setShards(body.count, body.shards, false);
+    return true;
+  }
+
+  /** The whole map (the answer, or a `shards` event); with `seeMoves`, a
+   * shard now led by another node than last seen is a move. */
+  function setShards(count, shards, seeMoves) {
+    if (!shardMap || shardMap.leaders.length !== count) {
+      const cells = Array.from({ length: count }, () => el('div', { class: 'shard lead-none' }));
+      const grid = byId('shard-grid');
+      grid.classList.toggle('dense', count > DENSE);
+      grid.replaceChildren(...cells);
+      shardMap = { leaders: new Array(count).fill(null), lastSeen: new Array(count).fill(null), cells };
+    }
+    const given = new Array(count).fill(false);
+    for (const shard of shards) {
+      if (shard.shard >= 0 && shard.shard < count) given[shard.shard] = true;
+      setShard(shard, seeMoves);
+    }
+    given.forEach((was, k) => { if (!was) setShard({ shard: k, leader: null, term: null }, seeMoves); });
+  }
+
+  /** One shard's leader and term (a `shard` event). */
+  function setShard(shard, seeMoves) {
+    const k = shard.shard;
+    if (!shardMap || !Number.isInteger(k) || k < 0 || k >= shardMap.leaders.length) return;
+    const now = shard.leader ? { id: String(shard.leader.id), term: shard.term } : null;
+    const last = shardMap.lastSeen[k];
+    if (now && last !== now.id) {
+      if (seeMoves) {
+        moves.unshift({ shard: k, from: last, to: now.id, term: now.term, at: new Date() });
+        moves = moves.slice(0, MOVES_SHOWN);
+      }
+      shardMap.lastSeen[k] = now.id;
+    }
+    shardMap.leaders[k] = now;
+    const cell = shardMap.cells[k];
+    cell.className = `shard lead-${now ? colour(now.id) : 'none'}`;
+    cell.title = now ? `shard ${k}: ${now.id}, term ${now.term}` : `shard ${k}: no leader`;
+    // A move of many shards is one event each: one redraw for them all.
+    if (!shardDraw) shardDraw = setTimeout(drawShards, 100);
+  }
+
+  /** The summary, the legend with each node's count, and the moves. */
+  function drawShards() {
+    shardDraw = null;
+    const counts = new Map();
+    let leaderless = 0;
+    for (const leader of shardMap.leaders) {
+      if (leader) counts.set(leader.id, (counts.get(leader.id) || 0) + 1);
+      else leaderless += 1;
+    }
+    const count = shardMap.leaders.length;
+    const summary = `${count} shards, ${leaderless} without a leader, over ${counts.size} nodes.`;
+    byId('shards-summary').textContent =
+      `${summary} Each cell is a shard, coloured by its leader (hover over one for its term).`;
+    byId('shard-grid').setAttribute('aria-label', `Shard map: ${summary}`);
+    const ids = [...counts.keys()].sort();
+    byId('shard-nodes').tBodies[0].replaceChildren(...ids.map((id) => el('tr', { 'data-node': id },
+      cell('Node', el('span', { class: `swatch lead-${colour(id)}`, 'aria-hidden': 'true' }),
+        el('span', { class: 'id' }, id)),
+      cell('Leads', String(counts.get(id))))));
+    byId('shard-moves-note').hidden = moves.length > 0;
+    byId('shard-moves').replaceChildren(...moves.map((m) => el('li', {},
+      `shard ${m.shard}: ${m.from ?? 'no leader seen'} → ${m.to}, term ${m.term}, `,
+      el('time', { datetime: m.at.toISOString() }, m.at.toLocaleTimeString()))));
+  }
+
   // ---- the stream ----
 
   function showStream(live) {
@@ -455,7 +559,7 @@
   function connect() {
     clearTimeout(reconnectTimer);
     if (source) source.close();
-    source = new EventSource('v1/watch');
+    source = new EventSource(sharded ? 'v1/watch?events=leader,status,shards' : 'v1/watch');
     source.addEventListener('open', () => {
       reconnectDelay = 1000;
       showStream(true);
@@ -469,6 +573,15 @@
       if (leader === undefined || !status) return;
       status.leader = leader;
       showLeader(leader);
+    });
+    // On connect and after a reconnect: what changed meanwhile are moves too.
+    source.addEventListener('shards', (event) => {
+      const body = parse(event.data);
+      if (body && Array.isArray(body.shards)) setShards(body.count, body.shards, true);
+    });
+    source.addEventListener('shard', (event) => {
+      const shard = parse(event.data);
+      if (shard) setShard(shard, true);
     });
     source.addEventListener('error', () => {
       showStream(false);
@@ -489,6 +602,7 @@
     } catch {
       showStream(false);
     }
+    sharded = await loadShards();
     connect();
     setInterval(showSince, 1000);
   }
