@@ -49,7 +49,11 @@ fn shown(body: &Value) -> Option<Shown> {
 
 /// `n` nodes with `--shards count`, the admin token set.
 async fn sharded(n: usize, count: u32) -> Run {
-    let mut run = Run::new("v3", TTL, 0).await;
+    sharded_with_ttl(n, count, TTL).await
+}
+
+async fn sharded_with_ttl(n: usize, count: u32, ttl: u64) -> Run {
+    let mut run = Run::new("v3", ttl, 0).await;
     for i in 0..n {
         spawn(&mut run, i, count);
     }
@@ -375,4 +379,25 @@ async fn the_election_keeps_its_leader_and_its_resign_is_refused() {
         }
     }
     assert_shards_safe(&run, 30);
+}
+
+/// Five nodes: the last two in the queue watch puts only, so they learn of
+/// a candidate's end by a count of the keys, every half TTL (5 s here).
+/// A node's electd killed (its guardian revokes at once): its records'
+/// deletion tells every node that it is gone, so its shards are all led
+/// again well before any count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_shards_are_taken_before_a_quiet_follower_counts() {
+    let mut run = sharded_with_ttl(5, 50, 10).await;
+    settled(&run, &[0, 1, 2, 3, 4], 9, 11, SLACK).await;
+    let killed = std::time::Instant::now();
+    run.kill9_electd(1);
+    let after = settled(&run, &[0, 2, 3, 4], 12, 13, SLACK).await;
+    let took = killed.elapsed();
+    assert!(after.values().all(|(leader, _)| leader != "n1"));
+    assert!(
+        took < Duration::from_secs(4),
+        "{took:?}: the quiet followers waited for their count"
+    );
+    assert_shards_safe(&run, 50);
 }

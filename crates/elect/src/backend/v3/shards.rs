@@ -27,7 +27,7 @@
 //! within etcd's limits and paced: one batch at a time, the next once the
 //! watch has shown the last.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use etcd_client::{EventType, GetOptions, SortOrder, SortTarget, WatchOptions, WatchResponse};
@@ -89,6 +89,10 @@ struct Shards {
     /// Our last write's revision: nothing more is written until the watch
     /// has shown it (one batch at a time).
     awaiting: Option<i64>,
+    /// Leases whose records were deleted (their end), and when this task
+    /// saw it: not placed on for a TTL, by which a quiet follower's count
+    /// of the queue has dropped their candidate keys too.
+    ended: HashMap<i64, Instant>,
 }
 
 /// Runs the shards of this node's election until aborted.
@@ -103,6 +107,7 @@ pub(super) async fn run(shared: Arc<Shared>, wiring: ShardWiring) {
         revision: 0,
         letting_go: BTreeSet::new(),
         awaiting: None,
+        ended: HashMap::new(),
     };
     let mut backoff = Backoff::new(backoff_cap);
     loop {
@@ -296,7 +301,12 @@ impl Shards {
                         .shard_number(kv.key())
                         .and_then(|k| records.get_mut(k as usize))
                     {
-                        *slot = None;
+                        // Only a lease's end deletes a record (moves and
+                        // takes are puts): its holder is gone, whatever a
+                        // quiet mirror of the queue still lists.
+                        if let Some(record) = slot.take() {
+                            self.ended.insert(record.lease, Instant::now());
+                        }
                     }
                 }
             }
@@ -336,11 +346,13 @@ impl Shards {
             // history's: nothing is taken or refreshed until it would be.
             return Ok(true);
         }
+        let ttl = self.shared.client.timing().ttl();
+        self.ended.retain(|_, seen| seen.elapsed() < ttl);
         let candidates: Vec<(String, Arc<super::mirror::Queued>)> = self
             .shared
             .mirror()
             .queue()
-            .filter(|q| q.named.candidacy.eligible())
+            .filter(|q| q.named.candidacy.eligible() && !self.ended.contains_key(&q.lease))
             .map(|q| (format!("{:x}", q.lease), q.clone()))
             .collect();
         let eligible: Vec<&str> = candidates.iter().map(|(name, _)| name.as_str()).collect();
