@@ -401,3 +401,28 @@ async fn a_dead_nodes_shards_are_taken_before_a_quiet_follower_counts() {
     );
     assert_shards_safe(&run, 50);
 }
+
+/// An etcd that takes at most 16 operations per transaction refuses the
+/// first batches as too large: they are split until they pass, and every
+/// shard is led.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_etcd_refuses_as_too_large_are_split() {
+    let etcd = harness::etcd::Etcd::start(harness::etcd::EtcdOptions {
+        extra: vec!["--max-txn-ops".to_owned(), "16".to_owned()],
+        ..harness::etcd::EtcdOptions::default()
+    })
+    .await;
+    let mut run = Run::with_etcd(etcd, "v3", TTL, 0).await;
+    for i in 0..2 {
+        spawn(&mut run, i, 300);
+    }
+    for node in &run.nodes {
+        node.wait_serving().await;
+    }
+    settled(&run, &[0, 1], 142, 158, SLACK).await;
+    assert!(
+        run.nodes[0].output().contains("splitting") || run.nodes[1].output().contains("splitting"),
+        "no batch was split"
+    );
+    assert_shards_safe(&run, 300);
+}

@@ -46,7 +46,8 @@ use crate::shards::{ShardLeader, ShardMap, place};
 use crate::value::{self, Named};
 
 /// The most operations, and separately the most compares, in one
-/// transaction: etcd's default `--max-txn-ops`.
+/// transaction, to begin with: etcd's default `--max-txn-ops`. A batch
+/// etcd refuses as too large halves it (`Shards::write`).
 const MAX_TXN_OPS: usize = 128;
 
 /// Records read per request: well under gRPC's 4 MiB answer limit with the
@@ -93,6 +94,8 @@ struct Shards {
     /// saw it: not placed on for a TTL, by which a quiet follower's count
     /// of the queue has dropped their candidate keys too.
     ended: HashMap<i64, Instant>,
+    /// The most operations (and compares) a batch may have now.
+    txn_ops: usize,
 }
 
 /// Runs the shards of this node's election until aborted.
@@ -108,6 +111,7 @@ pub(super) async fn run(shared: Arc<Shared>, wiring: ShardWiring) {
         letting_go: BTreeSet::new(),
         awaiting: None,
         ended: HashMap::new(),
+        txn_ops: MAX_TXN_OPS,
     };
     let mut backoff = Backoff::new(backoff_cap);
     loop {
@@ -371,7 +375,7 @@ impl Shards {
         let takes: Vec<u32> = (0..self.records.len())
             .filter(|&k| self.records[k].is_none() && placement.target(k) == Some(me.as_str()))
             .filter_map(|k| u32::try_from(k).ok())
-            .take(MAX_TXN_OPS - 1)
+            .take(self.txn_ops - 1)
             .collect();
         if !takes.is_empty() {
             let value = value::encode_shard(
@@ -404,7 +408,7 @@ impl Shards {
             if let Ok(k) = u32::try_from(k) {
                 handing.push((k, record.mod_revision));
             }
-            if handing.len() == (MAX_TXN_OPS - 1) / 2 {
+            if handing.len() == (self.txn_ops - 1) / 2 {
                 break;
             }
         }
@@ -450,7 +454,7 @@ impl Shards {
                 (r.lease == ours && r.mod_revision <= lost)
                     .then_some((u32::try_from(k).ok()?, r.mod_revision))
             })
-            .take((MAX_TXN_OPS - 1) / 2)
+            .take((self.txn_ops - 1) / 2)
             .collect();
         if !stale.is_empty() {
             let value = value::encode_shard(
@@ -473,7 +477,15 @@ impl Shards {
         batch: &Conditional,
         shards: &[u32],
     ) -> Result<bool, EtcdError> {
-        let written = self.shared.client.transact("txn", batch).await?;
+        let written = match self.shared.client.transact("txn", batch).await {
+            Err(EtcdError::Rejected { detail, .. }) if too_large(&detail) && self.txn_ops > 3 => {
+                // Nothing was written: the next batch is half as large.
+                self.txn_ops /= 2;
+                tracing::warn!(id = %self.shared.id, what, shards = shards.len(), txn_ops = self.txn_ops, %detail, "etcd refused a batch of shards as too large: splitting");
+                return Ok(true);
+            }
+            written => written?,
+        };
         tracing::debug!(id = %self.shared.id, what, shards = shards.len(), revision = ?written, "shards written");
         match written {
             Some(revision) => {
@@ -547,6 +559,12 @@ impl Shards {
             changed
         });
     }
+}
+
+/// Whether etcd refused a transaction for its size (`--max-txn-ops`,
+/// `--max-request-bytes`), which a smaller batch may pass.
+fn too_large(detail: &str) -> bool {
+    detail.contains("too many operations") || detail.contains("request is too large")
 }
 
 fn records_of(records: &[Option<Record>], shard: u32) -> Option<&Record> {
