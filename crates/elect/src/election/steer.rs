@@ -68,6 +68,9 @@ impl<B: Backend> Machine<B> {
         self.claim = None;
         self.retry_at = None;
         self.publish();
+        // Before the hand-over, whose revoke frees every shard bound to
+        // the lease: they stop with the claim.
+        self.publish_claim(reason.end_reason());
         // Campaigning goes on: this node queues again behind its target.
         self.campaigning = true;
         self.asked_again = true;
