@@ -4,14 +4,16 @@
 
 use std::collections::BTreeMap;
 
-use harness::checker::{Report, longest, without};
+use harness::checker::{Interval, Report, longest, without};
 
 use crate::draw::Kind;
-use crate::fleet::Soak;
+use crate::fleet::{ShardsAtEnd, Soak};
 
 /// Prints the report of a run whose faults went from `started` to
 /// `faulted_until` (`CLOCK_MONOTONIC` ns); whether it was safe and every
-/// admin answer allowed.
+/// admin answer allowed. The election's lines are of its own leaderships;
+/// with `--shards`, the shards' follow (`shards_at_end`: what the nodes
+/// said once the faults were over).
 pub fn print(
     soak: &Soak,
     report: &Report,
@@ -19,14 +21,26 @@ pub fn print(
     outages: &[(u64, u64)],
     (started, faulted_until): (u64, u64),
     exec: bool,
+    shards_at_end: Option<ShardsAtEnd>,
 ) -> bool {
+    // The checker's violations of a shard start "shard K: ".
     let overlaps = report
         .violations
         .iter()
         .filter(|v| v.starts_with("overlap"))
         .count();
-    let terms: std::collections::BTreeSet<u64> = report.intervals.iter().map(|i| i.term).collect();
-    let gaps = report.gaps(started, faulted_until);
+    let election = Report {
+        intervals: report
+            .intervals
+            .iter()
+            .filter(|i| i.shard.is_none())
+            .cloned()
+            .collect(),
+        violations: Vec::new(),
+    };
+    let terms: std::collections::BTreeSet<u64> =
+        election.intervals.iter().map(|i| i.term).collect();
+    let gaps = election.gaps(started, faulted_until);
     let (gap_start, gap) = longest(&gaps);
     let (outage_start, outage) = longest(outages);
     let (served_gap_start, served_gap) = longest(&without(&gaps, outages));
@@ -40,17 +54,9 @@ pub fn print(
     for (what, n) in &soak.outcomes {
         println!("  {what:<60} {n}");
     }
-    let mut reasons: BTreeMap<&str, u32> = BTreeMap::new();
-    for interval in &report.intervals {
-        *reasons
-            .entry(interval.reason.map_or("(none: killed)", |r| r.as_str()))
-            .or_default() += 1;
-    }
     println!("leaderships ended, by journal reason:");
-    for (reason, n) in &reasons {
-        println!("  {reason:<32} {n}");
-    }
-    println!("leaderships: {}", report.intervals.len());
+    print_reasons(&election.intervals);
+    println!("leaderships: {}", election.intervals.len());
     println!("terms: {}", terms.len());
     println!(
         "longest time without a leader: {:.3} s (from {:.3} s into the faults)",
@@ -69,6 +75,9 @@ pub fn print(
         since(served_gap_start)
     );
     println!("overlapping leaderships: {overlaps}");
+    if let (Some(count), Some(at_end)) = (soak.shards, shards_at_end) {
+        print_shards(report, count, &at_end, outages, (started, faulted_until));
+    }
     let mut ok = report.violations.is_empty();
     for violation in &report.violations {
         println!("VIOLATION: {violation}");
@@ -95,4 +104,111 @@ pub fn print(
         ok = false;
     }
     ok
+}
+
+/// Leaderships by their journal `ended` reason, one line each.
+fn print_reasons(intervals: &[Interval]) {
+    let mut reasons: BTreeMap<&str, u32> = BTreeMap::new();
+    for interval in intervals {
+        *reasons
+            .entry(interval.reason.map_or("(none: killed)", |r| r.as_str()))
+            .or_default() += 1;
+    }
+    for (reason, n) in &reasons {
+        println!("  {reason:<32} {n}");
+    }
+}
+
+/// The shards' lines: leaderships, moves (a shard's next leader is another
+/// node), the longest time any one shard had no leader (all of it, and
+/// while etcd answered), the shards led at the end, overlaps per shard;
+/// then the one-line summary.
+fn print_shards(
+    report: &Report,
+    count: u32,
+    at_end: &ShardsAtEnd,
+    outages: &[(u64, u64)],
+    (started, faulted_until): (u64, u64),
+) {
+    let since = |t: u64| t.saturating_sub(started) as f64 / 1e9;
+    let mut by_shard: BTreeMap<u32, Vec<Interval>> = (0..count).map(|k| (k, Vec::new())).collect();
+    for interval in &report.intervals {
+        if let Some(shard) = interval.shard {
+            by_shard.entry(shard).or_default().push(interval.clone());
+        }
+    }
+    let mut moves = 0;
+    let mut terms = 0;
+    // (length, shard, start) of the longest gap, and of the longest while etcd answered.
+    let mut widest = (0, 0, 0);
+    let mut widest_served = (0, 0, 0);
+    for (&shard, intervals) in &by_shard {
+        moves += intervals.windows(2).filter(|w| w[0].id != w[1].id).count();
+        let mut shard_terms: Vec<u64> = intervals.iter().map(|i| i.term).collect();
+        shard_terms.dedup();
+        terms += shard_terms.len();
+        let of_shard = Report {
+            intervals: intervals.clone(),
+            violations: Vec::new(),
+        };
+        let gaps = of_shard.gaps(started, faulted_until);
+        let (start, gap) = longest(&gaps);
+        if gap > widest.0 {
+            widest = (gap, shard, start);
+        }
+        let (start, gap) = longest(&without(&gaps, outages));
+        if gap > widest_served.0 {
+            widest_served = (gap, shard, start);
+        }
+    }
+    let shard_intervals: Vec<Interval> = by_shard.into_values().flatten().collect();
+    let mut overlapping: BTreeMap<&str, u32> = BTreeMap::new();
+    for violation in &report.violations {
+        if let Some((shard, rest)) = violation.split_once(": ")
+            && shard.starts_with("shard ")
+            && rest.starts_with("overlap")
+        {
+            *overlapping.entry(shard).or_default() += 1;
+        }
+    }
+    let overlaps: u32 = overlapping.values().sum();
+    println!("shards: {count}");
+    println!("shard leaderships: {}", shard_intervals.len());
+    println!("shard leaderships ended, by journal reason:");
+    print_reasons(&shard_intervals);
+    println!("shard terms: {terms}");
+    println!("shard moves (a shard's next leader another node): {moves}");
+    println!(
+        "longest time a shard had no leader: {:.3} s (shard {}, from {:.3} s into the faults)",
+        widest.0 as f64 / 1e9,
+        widest.1,
+        since(widest.2)
+    );
+    println!(
+        "longest time a shard had no leader while etcd answered: {:.3} s (shard {}, from {:.3} s)",
+        widest_served.0 as f64 / 1e9,
+        widest_served.1,
+        since(widest_served.2)
+    );
+    let settled = match at_end.all_within {
+        Some(within) => format!(
+            "all within {:.3} s of the faults' end",
+            within.as_secs_f64()
+        ),
+        None => "NOT all: some shard had no leader when the soak stopped asking".to_owned(),
+    };
+    println!(
+        "shards led at the end: {} of {count} ({settled})",
+        at_end.led
+    );
+    println!("overlapping shard leaderships: {overlaps}");
+    for (shard, n) in &overlapping {
+        println!("  {shard}: {n}");
+    }
+    println!(
+        "shards {count}: led at the end {}/{count}, moves {moves}, longest per-shard gap {:.3} s ({:.3} s while etcd answered), overlaps {overlaps}",
+        at_end.led,
+        widest.0 as f64 / 1e9,
+        widest_served.0 as f64 / 1e9
+    );
 }
