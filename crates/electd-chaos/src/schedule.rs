@@ -164,3 +164,43 @@ pub async fn restore(soak: &mut Soak) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHARD_KINDS: [Kind; 5] = [
+        Kind::ShardHolderPause,
+        Kind::JoinAndLeave,
+        Kind::EveryNodeRestarted,
+        Kind::ForeignShardRecord,
+        Kind::MoveInterrupted,
+    ];
+
+    #[test]
+    fn shard_faults_join_the_others_only_with_shards() {
+        for members in [1, 3] {
+            let plain = kinds(members, false, 5, true, false);
+            let sharded = kinds(members, false, 5, true, true);
+            assert!(plain.iter().all(|k| !SHARD_KINDS.contains(k)));
+            for kind in SHARD_KINDS {
+                assert!(sharded.contains(&kind), "{kind:?} never drawn");
+            }
+            // The others as often as without shards, in the same order.
+            let others: Vec<Kind> = sharded
+                .iter()
+                .filter(|k| !SHARD_KINDS.contains(k))
+                .copied()
+                .collect();
+            assert_eq!(others, plain);
+            let share = (sharded.len() - others.len()) as f64 / sharded.len() as f64;
+            assert!(
+                (0.3..0.4).contains(&share),
+                "shard faults {share} of the rounds"
+            );
+        }
+        // One node cannot join while another leaves, nor move shards.
+        let alone = kinds(1, false, 1, true, true);
+        assert!(!alone.contains(&Kind::JoinAndLeave) && !alone.contains(&Kind::MoveInterrupted));
+    }
+}
