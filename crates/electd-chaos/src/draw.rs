@@ -34,6 +34,7 @@ pub enum Kind {
     EveryNodeRestarted,
     ForeignShardRecord,
     MoveInterrupted,
+    SlowLeaderHandsOver,
 }
 
 impl Kind {
@@ -65,6 +66,7 @@ impl Kind {
             Kind::EveryNodeRestarted => "every node restarted",
             Kind::ForeignShardRecord => "a foreign record under ~~shards/",
             Kind::MoveInterrupted => "shard move cut by kill -9",
+            Kind::SlowLeaderHandsOver => "resign?to=, leader's link slow",
         }
     }
 }
@@ -124,6 +126,9 @@ pub struct ShardDraw {
     /// the other side of its moves).
     pub by_drain: bool,
     pub strike_mover: bool,
+    /// How much slower (each way) the election's leader's link to etcd is
+    /// while it hands the election over.
+    pub lag: Duration,
 }
 
 /// A record under the shard prefix that electd did not write.

@@ -49,12 +49,16 @@ pub fn kinds(members: usize, exec: bool, nodes: usize, v3: bool, shards: bool) -
             ]);
         }
     }
-    // The shard faults twice as often as the others: a third of a sharded
-    // run's rounds.
+    // The shard faults twice as often as the others: about two fifths of a
+    // sharded run's rounds.
     if shards {
         let mut shard_kinds = vec![Kind::ShardHolderPause, Kind::ForeignShardRecord];
         if nodes > 1 {
-            shard_kinds.extend([Kind::JoinAndLeave, Kind::MoveInterrupted]);
+            shard_kinds.extend([
+                Kind::JoinAndLeave,
+                Kind::MoveInterrupted,
+                Kind::SlowLeaderHandsOver,
+            ]);
         }
         kinds.extend(shard_kinds.iter().flat_map(|&k| [k, k]));
     }
@@ -126,6 +130,7 @@ pub async fn run(
             rolling: rng.random_bool(0.5),
             by_drain: rng.random_bool(0.5),
             strike_mover: rng.random_bool(0.5),
+            lag: ttl.mul_f64(rng.random_range(0.02..0.1)),
         });
         let node = match target_leader {
             true => soak.leader().await.unwrap_or(random_node),
@@ -169,12 +174,13 @@ pub async fn restore(soak: &mut Soak) {
 mod tests {
     use super::*;
 
-    const SHARD_KINDS: [Kind; 5] = [
+    const SHARD_KINDS: [Kind; 6] = [
         Kind::ShardHolderPause,
         Kind::JoinAndLeave,
         Kind::EveryNodeRestarted,
         Kind::ForeignShardRecord,
         Kind::MoveInterrupted,
+        Kind::SlowLeaderHandsOver,
     ];
 
     #[test]
@@ -201,6 +207,12 @@ mod tests {
         }
         // One node cannot join while another leaves, nor move shards.
         let alone = kinds(1, false, 1, true, true);
-        assert!(!alone.contains(&Kind::JoinAndLeave) && !alone.contains(&Kind::MoveInterrupted));
+        for kind in [
+            Kind::JoinAndLeave,
+            Kind::MoveInterrupted,
+            Kind::SlowLeaderHandsOver,
+        ] {
+            assert!(!alone.contains(&kind), "{kind:?} drawn with one node");
+        }
     }
 }

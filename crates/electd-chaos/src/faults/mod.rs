@@ -41,7 +41,8 @@ pub async fn inject(soak: &mut Soak, api: &str, kind: Kind, draw: &Draw) {
         | Kind::JoinAndLeave
         | Kind::EveryNodeRestarted
         | Kind::ForeignShardRecord
-        | Kind::MoveInterrupted => {
+        | Kind::MoveInterrupted
+        | Kind::SlowLeaderHandsOver => {
             // Drawn only with --shards, when every round draws these.
             let Some(shard_draw) = &draw.shards else {
                 return;
@@ -53,7 +54,8 @@ pub async fn inject(soak: &mut Soak, api: &str, kind: Kind, draw: &Draw) {
                     shards::every_node_restarted(soak, draw, shard_draw).await
                 }
                 Kind::ForeignShardRecord => shards::foreign_record(soak, draw, shard_draw).await,
-                _ => shards::move_interrupted(soak, draw, shard_draw).await,
+                Kind::MoveInterrupted => shards::move_interrupted(soak, draw, shard_draw).await,
+                _ => shards::slow_leader_hands_over(soak, draw, shard_draw).await,
             }
         }
     }

@@ -1,10 +1,11 @@
 //! Faults of a sharded election (`--shards N`): the busiest holder stopped
 //! past its TTL, a join and a leave at once, every node restarted, a
 //! foreign record under the shard prefix, a move interrupted by kill -9 of
-//! either side.
+//! either side, the election handed over by a leader on a slow link.
 
 use std::time::Duration;
 
+use harness::proxy::{Direction, Fault, FaultProxy};
 use tokio::time::sleep;
 
 use crate::admin::{Reply, post};
@@ -275,4 +276,37 @@ pub async fn move_interrupted(soak: &mut Soak, draw: &Draw, shards: &ShardDraw) 
     if soak.drained[mover] && steer.restore {
         soak.undrain(mover).await;
     }
+}
+
+/// The election's leader, which leads shards too, hands the election over
+/// (`POST /v1/resign?to=`) while its link to etcd is slow: the release
+/// that follows frees its shards at once, so it must have stopped calling
+/// them its own before, not when its slow watch shows them gone.
+pub async fn slow_leader_hands_over(soak: &mut Soak, draw: &Draw, shards: &ShardDraw) {
+    let &Draw {
+        node,
+        hold,
+        ref steer,
+        ..
+    } = draw;
+    let (from, to) = soak.transfer_ends(node, steer.offset).await;
+    let lag = shards.lag;
+    soak.link(from, |p| {
+        p.set(
+            Direction::Both,
+            Fault::Delay {
+                fixed: lag,
+                jitter: Duration::ZERO,
+            },
+        )
+    });
+    soak.note(&format!("  n{from}'s link to etcd {lag:?} slower each way"));
+    soak.admin(
+        from,
+        "resign?to=, leader's link slow",
+        &format!("/v1/resign?to=n{to}"),
+    )
+    .await;
+    sleep(hold).await;
+    soak.link(from, FaultProxy::heal);
 }
