@@ -26,8 +26,9 @@
 //! adds the shard faults: the node leading the most shards stopped past
 //! its TTL, a join and a leave at once, every node restarted (one after
 //! another, or all at once), a record electd did not write under the shard
-//! prefix (which no node may trust), and a move of shards (by a drain, an
-//! undrain or a join) interrupted by kill -9 of either side. The checker
+//! prefix (which no node may trust), a move of shards (by a drain, an
+//! undrain or a join) interrupted by kill -9 of either side, and the
+//! election handed over by its leader on a slow link. The checker
 //! proves each shard apart, and the report adds the shards' leaderships,
 //! moves, longest leaderless time of any shard, and how many are led at the
 //! end.
