@@ -29,6 +29,12 @@ pub enum Kind {
     TransferTargetKilled,
     PreemptorUnhealthy,
     DrainInFailover,
+    ShardHolderPause,
+    JoinAndLeave,
+    EveryNodeRestarted,
+    ForeignShardRecord,
+    MoveInterrupted,
+    SlowLeaderHandsOver,
 }
 
 impl Kind {
@@ -55,6 +61,12 @@ impl Kind {
             Kind::TransferTargetKilled => "resign?to=, target kill -9",
             Kind::PreemptorUnhealthy => "preempting node turns unhealthy",
             Kind::DrainInFailover => "kill -9 leader, drain another",
+            Kind::ShardHolderPause => "busiest shard holder stopped",
+            Kind::JoinAndLeave => "a join and a leave at once",
+            Kind::EveryNodeRestarted => "every node restarted",
+            Kind::ForeignShardRecord => "a foreign record under ~~shards/",
+            Kind::MoveInterrupted => "shard move cut by kill -9",
+            Kind::SlowLeaderHandsOver => "resign?to=, leader's link slow",
         }
     }
 }
@@ -68,6 +80,8 @@ pub struct Draw {
     pub delay: Duration,
     pub jitter: Duration,
     pub steer: Steer,
+    /// With `--shards`, the shard faults' draws.
+    pub shards: Option<ShardDraw>,
 }
 
 /// The steering actions' draws.
@@ -90,4 +104,44 @@ pub struct Steer {
     pub lag: Duration,
     /// How long after the leader is killed another node is drained.
     pub failover: Duration,
+}
+
+/// The shard faults' draws (`--shards`), made every round of a sharded run
+/// (and only then, so that a seed without `--shards` keeps its schedule).
+pub struct ShardDraw {
+    /// The shard a foreign record is written over.
+    pub shard: u32,
+    /// What foreign record.
+    pub foreign: Foreign,
+    /// How long the busiest holder stays stopped: past the TTL.
+    pub past_ttl: Duration,
+    /// Whether a leave, or the strike that interrupts a move, is kill -9 of
+    /// the whole node (its lease expires) rather than SIGTERM (a leave) or
+    /// kill -9 of electd alone (its guardian revokes at once).
+    pub whole_node: bool,
+    /// Whether every node restarts one after another (else all at once).
+    pub rolling: bool,
+    /// Whether the move is started by a drain of the node (else by the node
+    /// joining), and whether that node is the one struck (else a node on
+    /// the other side of its moves).
+    pub by_drain: bool,
+    pub strike_mover: bool,
+    /// How much slower (each way) the election's leader's link to etcd is
+    /// while it hands the election over.
+    pub lag: Duration,
+}
+
+/// A record under the shard prefix that electd did not write.
+#[derive(Clone, Copy, Debug)]
+pub enum Foreign {
+    /// Text that is not electd's, bound to no lease, over a led shard.
+    Garbage,
+    /// Another shard's record (electd's form, naming its holder's lease),
+    /// copied over a led shard and bound to no lease.
+    CopyUnbound,
+    /// Text that is not electd's, bound to the shard's holder's own lease.
+    GarbageOnHoldersLease,
+    /// A key under the prefix that names no shard of the election (past
+    /// its count, or not a number).
+    Stray,
 }

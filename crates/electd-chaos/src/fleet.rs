@@ -36,6 +36,14 @@ pub const PREEMPT_AFTER: Duration = Duration::from_secs(1);
 /// The priorities a v3 node draws from at each start: ties, and ranks apart.
 pub const PRIORITIES: [i64; 5] = [0, 0, 1, 5, 10];
 
+/// The shards once the faults are over ([`Soak::shards_settle`]).
+pub struct ShardsAtEnd {
+    /// How many shards some node led at the last look.
+    pub led: usize,
+    /// How long after the faults every shard was led, if it was.
+    pub all_within: Option<Duration>,
+}
+
 pub struct Soak {
     pub dir: PathBuf,
     pub binary: PathBuf,
@@ -51,6 +59,10 @@ pub struct Soak {
     pub deaths: std::collections::HashMap<u32, u64>,
     /// Whether the nodes speak v3 (priorities, preemption, `?to=`).
     pub v3: bool,
+    /// `--shards N` of every node (in `node_args` too).
+    pub shards: Option<u32>,
+    /// The nodes' lease TTL.
+    pub ttl: Duration,
     /// Each node's health endpoint, kept across its restarts (the app
     /// beside it is as broken after electd restarts as before), and what
     /// it answers now.
@@ -154,6 +166,98 @@ impl Soak {
     pub fn kill(&mut self, i: usize) {
         self.nodes[i].kill9();
         self.deaths.extend(self.nodes[i].deaths());
+    }
+
+    /// kill -9 of node `i`'s electd alone: its guardian releases, then
+    /// exits with it (kill -9 of the node if it has not within 10 s).
+    pub async fn kill_electd(&mut self, i: usize) {
+        self.nodes[i].kill9_electd();
+        self.deaths.extend(self.nodes[i].deaths());
+        if self.nodes[i]
+            .wait_exit(Duration::from_secs(10))
+            .await
+            .is_none()
+        {
+            self.kill(i);
+        }
+    }
+
+    /// SIGTERM to node `i`, then waits for it to exit (kill -9 if it has
+    /// not within 10 s).
+    pub async fn terminate(&mut self, i: usize) {
+        self.nodes[i].terminate();
+        self.wait_gone(i).await;
+    }
+
+    /// Waits for node `i`, signalled already, to exit (kill -9 if it has
+    /// not within 10 s).
+    pub async fn wait_gone(&mut self, i: usize) {
+        if self.nodes[i]
+            .wait_exit(Duration::from_secs(10))
+            .await
+            .is_none()
+        {
+            self.kill(i);
+        }
+    }
+
+    /// Waits up to `limit` for node `i` to answer HTTP; whether it did.
+    pub async fn answering(&self, i: usize, limit: Duration) -> bool {
+        let until = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < until {
+            if self.nodes[i].get("/").await.is_some() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    /// With `--shards`: the shards node `i` says it leads now (`leads` of
+    /// `/v1/shards?mine`); `None` when it does not answer.
+    pub async fn shards_led_by(&self, i: usize) -> Option<Vec<u32>> {
+        let answer = self.nodes[i].get("/v1/shards?mine").await?;
+        let body: serde_json::Value = serde_json::from_str(&answer.body).ok()?;
+        body["leads"].as_array().map(|leads| {
+            leads
+                .iter()
+                .filter_map(|k| k.as_u64().and_then(|k| u32::try_from(k).ok()))
+                .collect()
+        })
+    }
+
+    /// With `--shards`, once the faults are over: waits up to `limit` until
+    /// every one of `count` shards is led by some node (as the nodes say,
+    /// each asked in turn); how many were, and how soon all were.
+    pub async fn shards_settle(&self, count: u32, limit: Duration) -> ShardsAtEnd {
+        let asked = tokio::time::Instant::now();
+        loop {
+            let mut led = std::collections::BTreeSet::new();
+            for i in 0..self.nodes.len() {
+                led.extend(self.shards_led_by(i).await.unwrap_or_default());
+            }
+            let all = led.len() == count as usize;
+            if all || asked.elapsed() >= limit {
+                return ShardsAtEnd {
+                    led: led.len(),
+                    all_within: all.then(|| asked.elapsed()),
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// With `--shards`: the node that says it leads the most shards, and
+    /// how many; `None` when none leads any.
+    pub async fn busiest(&self) -> Option<(usize, usize)> {
+        let mut busiest = None;
+        for i in 0..self.nodes.len() {
+            let led = self.shards_led_by(i).await.map_or(0, |l| l.len());
+            if led > 0 && busiest.is_none_or(|(_, most)| led > most) {
+                busiest = Some((i, led));
+            }
+        }
+        busiest
     }
 
     /// A line of the fault log, stamped with the time into the faults.

@@ -22,6 +22,17 @@
 //! the end. Every admin answer is recorded; one the issue does not allow
 //! (anything but 200, 409, 501, 503 or 504) fails the run.
 //!
+//! With `--shards N` (v3) every node leads shards too, and the schedule
+//! adds the shard faults: the node leading the most shards stopped past
+//! its TTL, a join and a leave at once, every node restarted (one after
+//! another, or all at once), a record electd did not write under the shard
+//! prefix (which no node may trust), a move of shards (by a drain, an
+//! undrain or a join) interrupted by kill -9 of either side, and the
+//! election handed over by its leader on a slow link. The checker
+//! proves each shard apart, and the report adds the shards' leaderships,
+//! moves, longest leaderless time of any shard, and how many are led at the
+//! end.
+//!
 //! Then it stops everything, runs the journal checker (and, with `--exec`,
 //! checks that no two commands ever ran at once) and prints a summary.
 //! Exits 1 on any violation. `--seed` makes the schedule (fault kinds,
@@ -79,6 +90,10 @@ struct Args {
     /// Give every node an --exec command, and check that no two ever run at once.
     #[arg(long)]
     exec: bool,
+    /// Start every node with --shards N (v3, not with --exec): the shard
+    /// faults join the schedule, and the checker proves each shard apart.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    shards: Option<u32>,
     /// Lease TTL of the nodes, in seconds.
     #[arg(long, default_value_t = 2)]
     ttl: u64,
@@ -127,6 +142,12 @@ async fn main() -> ExitCode {
 
 async fn soak(args: Args) -> anyhow::Result<bool> {
     let duration = parse_duration(&args.duration)?;
+    if args.shards.is_some() && args.api != "v3" {
+        bail!("--shards needs --api v3: v2's one key has one leader");
+    }
+    if args.shards.is_some() && args.exec {
+        bail!("--shards cannot go with --exec: electd runs no command per shard yet");
+    }
     let seed = args.seed.unwrap_or_else(rand::random);
     let mut rng = StdRng::seed_from_u64(seed);
     let binary = match args.electd {
@@ -143,12 +164,14 @@ async fn soak(args: Args) -> anyhow::Result<bool> {
     let members = usize::from(args.etcd_members);
     let dir = tempfile::Builder::new().prefix("electd-chaos-").tempdir()?;
     println!(
-        "electd-chaos: --api {} --nodes {} --etcd-members {members} --ttl {} --duration {:?}{} --seed {seed}",
+        "electd-chaos: --api {} --nodes {} --etcd-members {members} --ttl {} --duration {:?}{}{} --seed {seed}",
         args.api,
         args.nodes,
         args.ttl,
         duration,
-        if args.exec { " --exec" } else { "" }
+        if args.exec { " --exec" } else { "" },
+        args.shards
+            .map_or_else(String::new, |n| format!(" --shards {n}"))
     );
     let etcd = Etcd::start(EtcdOptions {
         members,
@@ -173,10 +196,14 @@ async fn soak(args: Args) -> anyhow::Result<bool> {
             CHILD_MODE.to_owned(),
         ]
     });
+    let mut node_args = NodeArgs::new().api(&args.api).ttl(args.ttl);
+    if let Some(count) = args.shards {
+        node_args = node_args.shards(count);
+    }
     let mut soak = Soak {
         dir: dir.path().to_owned(),
         binary,
-        node_args: NodeArgs::new().api(&args.api).ttl(args.ttl),
+        node_args,
         exec,
         etcd,
         nodes: Vec::new(),
@@ -186,6 +213,8 @@ async fn soak(args: Args) -> anyhow::Result<bool> {
         ticks: Vec::new(),
         deaths: Default::default(),
         v3: args.api == "v3",
+        shards: args.shards,
+        ttl,
         health: (0..args.nodes).map(|_| HealthSwitch::start(true)).collect(),
         health_mode: vec![Mode::Healthy; args.nodes],
         drained: Vec::new(),
@@ -225,10 +254,24 @@ async fn soak(args: Args) -> anyhow::Result<bool> {
     let until = Instant::now() + duration;
     let outage_log = Arc::new(Mutex::new(Outages::default()));
     let sampler = tokio::spawn(watch_etcd(soak.etcd.endpoints(), outage_log.clone()));
-    let kinds = schedule::kinds(members, args.exec, args.nodes, soak.v3);
+    let kinds = schedule::kinds(
+        members,
+        args.exec,
+        args.nodes,
+        soak.v3,
+        args.shards.is_some(),
+    );
     let counts = schedule::run(&mut soak, &mut rng, &args.api, &kinds, ttl, members, until).await;
     schedule::restore(&mut soak).await;
     let faulted_until = now_ns();
+    // How many shards are led once the faults are over, and how soon all are.
+    let shards_at_end = match args.shards {
+        Some(count) => Some(
+            soak.shards_settle(count, ttl * 2 + Duration::from_secs(20))
+                .await,
+        ),
+        None => None,
+    };
     sampler.abort();
     let outages = outage_log
         .lock()
@@ -245,6 +288,7 @@ async fn soak(args: Args) -> anyhow::Result<bool> {
         &outages,
         (started, faulted_until),
         args.exec,
+        shards_at_end,
     );
     if args.keep {
         println!("journals and logs kept in {}", dir.keep().display());

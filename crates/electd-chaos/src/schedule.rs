@@ -9,13 +9,13 @@ use rand::RngExt;
 use rand::rngs::StdRng;
 use tokio::time::{Instant, sleep};
 
-use crate::draw::{Draw, Kind, Steer};
+use crate::draw::{Draw, Foreign, Kind, ShardDraw, Steer};
 use crate::faults::inject;
 use crate::fleet::{PREEMPT_AFTER, Soak};
 
 /// The kinds a run draws from, each as often as it is listed: everything
-/// its etcd (`members`), its nodes and `--exec` allow.
-pub fn kinds(members: usize, exec: bool, nodes: usize, v3: bool) -> Vec<Kind> {
+/// its etcd (`members`), its nodes, `--exec` and `--shards` allow.
+pub fn kinds(members: usize, exec: bool, nodes: usize, v3: bool, shards: bool) -> Vec<Kind> {
     let mut kinds: Vec<Kind> = vec![
         Kind::KillRestart,
         Kind::ElectdKillRestart,
@@ -49,10 +49,27 @@ pub fn kinds(members: usize, exec: bool, nodes: usize, v3: bool) -> Vec<Kind> {
             ]);
         }
     }
+    // The shard faults twice as often as the others: about two fifths of a
+    // sharded run's rounds.
+    if shards {
+        let mut shard_kinds = vec![Kind::ShardHolderPause, Kind::ForeignShardRecord];
+        if nodes > 1 {
+            shard_kinds.extend([
+                Kind::JoinAndLeave,
+                Kind::MoveInterrupted,
+                Kind::SlowLeaderHandsOver,
+            ]);
+        }
+        kinds.extend(shard_kinds.iter().flat_map(|&k| [k, k]));
+    }
     // Every kind twice but the wipe, which costs a leaderless spell until
-    // the revision is raised past the nodes' floor: half as often.
+    // the revision is raised past the nodes' floor, and restarting every
+    // node, which costs one too: half as often.
     kinds = kinds.iter().flat_map(|&k| [k, k]).collect();
     kinds.push(Kind::EtcdWipe);
+    if shards {
+        kinds.push(Kind::EveryNodeRestarted);
+    }
     kinds
 }
 
@@ -100,6 +117,21 @@ pub async fn run(
             lag: PREEMPT_AFTER.mul_f64(rng.random_range(0.0..1.5)),
             failover: ttl.mul_f64(rng.random_range(0.0..1.2)),
         };
+        let shards = soak.shards.map(|count| ShardDraw {
+            shard: rng.random_range(0..count),
+            foreign: [
+                Foreign::Garbage,
+                Foreign::CopyUnbound,
+                Foreign::GarbageOnHoldersLease,
+                Foreign::Stray,
+            ][rng.random_range(0..4)],
+            past_ttl: ttl.mul_f64(rng.random_range(1.1..2.5)),
+            whole_node: rng.random_bool(0.5),
+            rolling: rng.random_bool(0.5),
+            by_drain: rng.random_bool(0.5),
+            strike_mover: rng.random_bool(0.5),
+            lag: ttl.mul_f64(rng.random_range(0.02..0.1)),
+        });
         let node = match target_leader {
             true => soak.leader().await.unwrap_or(random_node),
             false => random_node,
@@ -117,6 +149,7 @@ pub async fn run(
             delay,
             jitter,
             steer,
+            shards,
         };
         inject(soak, api, kind, &draw).await;
         sleep(settle.min(until.saturating_duration_since(Instant::now()))).await;
@@ -133,6 +166,53 @@ pub async fn restore(soak: &mut Soak) {
         }
         if soak.drained[i] {
             soak.undrain(i).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHARD_KINDS: [Kind; 6] = [
+        Kind::ShardHolderPause,
+        Kind::JoinAndLeave,
+        Kind::EveryNodeRestarted,
+        Kind::ForeignShardRecord,
+        Kind::MoveInterrupted,
+        Kind::SlowLeaderHandsOver,
+    ];
+
+    #[test]
+    fn shard_faults_join_the_others_only_with_shards() {
+        for members in [1, 3] {
+            let plain = kinds(members, false, 5, true, false);
+            let sharded = kinds(members, false, 5, true, true);
+            assert!(plain.iter().all(|k| !SHARD_KINDS.contains(k)));
+            for kind in SHARD_KINDS {
+                assert!(sharded.contains(&kind), "{kind:?} never drawn");
+            }
+            // The others as often as without shards, in the same order.
+            let others: Vec<Kind> = sharded
+                .iter()
+                .filter(|k| !SHARD_KINDS.contains(k))
+                .copied()
+                .collect();
+            assert_eq!(others, plain);
+            let share = (sharded.len() - others.len()) as f64 / sharded.len() as f64;
+            assert!(
+                (0.3..0.4).contains(&share),
+                "shard faults {share} of the rounds"
+            );
+        }
+        // One node cannot join while another leaves, nor move shards.
+        let alone = kinds(1, false, 1, true, true);
+        for kind in [
+            Kind::JoinAndLeave,
+            Kind::MoveInterrupted,
+            Kind::SlowLeaderHandsOver,
+        ] {
+            assert!(!alone.contains(&kind), "{kind:?} drawn with one node");
         }
     }
 }

@@ -520,6 +520,24 @@ impl Etcd {
         self.gateway("kv/deleterange", body).await.is_some()
     }
 
+    /// Deletes a v3 key only if its last write is still `mod_revision`, as
+    /// a careful operator would (a transaction comparing it); whether it
+    /// was deleted.
+    pub async fn v3_delete_if_unchanged(&self, key: &str, mod_revision: u64) -> bool {
+        let body = serde_json::json!({
+            "compare": [{
+                "key": base64(key.as_bytes()),
+                "target": "MOD",
+                "result": "EQUAL",
+                "mod_revision": mod_revision.to_string(),
+            }],
+            "success": [{"request_delete_range": {"key": base64(key.as_bytes())}}],
+        });
+        self.gateway("kv/txn", body)
+            .await
+            .is_some_and(|resp| resp["succeeded"].as_bool() == Some(true))
+    }
+
     /// The keys under a v3 prefix, in key order.
     pub async fn v3_keys(&self, prefix: &str) -> Vec<String> {
         let body = serde_json::json!({

@@ -1,10 +1,11 @@
 //! The faults, by kind: what happens to a node's processes, to its links
-//! to etcd, to etcd itself, and to who may lead (steering). One function
-//! per kind; [`inject`] picks it.
+//! to etcd, to etcd itself, to who may lead (steering), and to a sharded
+//! election's shards. One function per kind; [`inject`] picks it.
 
 mod etcd;
 mod network;
 mod process;
+mod shards;
 mod steering;
 
 use crate::draw::{Draw, Kind};
@@ -36,5 +37,26 @@ pub async fn inject(soak: &mut Soak, api: &str, kind: Kind, draw: &Draw) {
         }
         Kind::PreemptorUnhealthy => steering::preemptor_unhealthy(soak, draw).await,
         Kind::DrainInFailover => steering::drain_in_failover(soak, draw).await,
+        Kind::ShardHolderPause
+        | Kind::JoinAndLeave
+        | Kind::EveryNodeRestarted
+        | Kind::ForeignShardRecord
+        | Kind::MoveInterrupted
+        | Kind::SlowLeaderHandsOver => {
+            // Drawn only with --shards, when every round draws these.
+            let Some(shard_draw) = &draw.shards else {
+                return;
+            };
+            match kind {
+                Kind::ShardHolderPause => shards::holder_pause(soak, draw, shard_draw).await,
+                Kind::JoinAndLeave => shards::join_and_leave(soak, draw, shard_draw).await,
+                Kind::EveryNodeRestarted => {
+                    shards::every_node_restarted(soak, draw, shard_draw).await
+                }
+                Kind::ForeignShardRecord => shards::foreign_record(soak, draw, shard_draw).await,
+                Kind::MoveInterrupted => shards::move_interrupted(soak, draw, shard_draw).await,
+                _ => shards::slow_leader_hands_over(soak, draw, shard_draw).await,
+            }
+        }
     }
 }

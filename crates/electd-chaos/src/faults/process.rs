@@ -1,8 +1,6 @@
 //! Faults of a node's processes: electd and its guardian, electd alone,
 //! and with `--exec` its watchdog and its command.
 
-use std::time::Duration;
-
 use harness::procs;
 use tokio::time::sleep;
 
@@ -21,16 +19,7 @@ pub async fn kill_restart(soak: &mut Soak, draw: &Draw) {
 /// kill -9 of electd alone (its guardian releases), restarted after the hold.
 pub async fn electd_kill_restart(soak: &mut Soak, draw: &Draw) {
     let &Draw { node, hold, .. } = draw;
-    // Its guardian releases the election, then exits with it.
-    soak.nodes[node].kill9_electd();
-    soak.deaths.extend(soak.nodes[node].deaths());
-    if soak.nodes[node]
-        .wait_exit(Duration::from_secs(10))
-        .await
-        .is_none()
-    {
-        soak.kill(node);
-    }
+    soak.kill_electd(node).await;
     sleep(hold).await;
     soak.spawn(node);
 }
@@ -46,15 +35,7 @@ pub async fn pause_resume(soak: &mut Soak, draw: &Draw) {
 /// SIGTERM (kill -9 if it does not exit), restarted after the hold.
 pub async fn term_restart(soak: &mut Soak, draw: &Draw) {
     let &Draw { node, hold, .. } = draw;
-    soak.nodes[node].terminate();
-    if soak.nodes[node]
-        .wait_exit(Duration::from_secs(10))
-        .await
-        .is_none()
-    {
-        soak.nodes[node].kill9();
-        soak.deaths.extend(soak.nodes[node].deaths());
-    }
+    soak.terminate(node).await;
     sleep(hold).await;
     soak.spawn(node);
 }
