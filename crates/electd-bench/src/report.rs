@@ -264,6 +264,10 @@ fn shards_rows(s: &Shards) {
         s.all_led_ms, s.last_move_ms, s.settled_seen_ms, s.min_per_node, s.max_per_node
     );
     println!(
+        "    start: CPU of the {} electd {:.0} ms, of etcd {:.0} ms",
+        s.nodes, s.start_cpu_ms, s.start_etcd_cpu_ms
+    );
+    println!(
         "    idle {:.1} s: {} raft proposals, {} leaderships begun or ended",
         s.idle_seconds, s.idle_proposals, s.idle_moves
     );

@@ -26,7 +26,7 @@ use serde::Serialize;
 use tokio::time::{Instant, sleep};
 
 use crate::cluster::{Cluster, node_args};
-use crate::host::rss_kb;
+use crate::host::{cpu, rss_kb};
 use crate::stats::{Summary, ms};
 
 /// How often `/v1/shards?mine` is asked while waiting: rarely enough that
@@ -59,6 +59,11 @@ pub struct Shards {
     /// The last node's start → every node's `/v1/shards` shows the same
     /// map, each node within the bounds (polled every 50 ms; ms).
     pub settled_seen_ms: f64,
+    /// CPU the nodes' electd processes used from their start until the map
+    /// settled, all together, and etcd's meanwhile (ms): beside
+    /// `settled_seen_ms` × 2 cores, how busy the host was.
+    pub start_cpu_ms: f64,
+    pub start_etcd_cpu_ms: f64,
     /// Shards per node once settled: the fewest and the most.
     pub min_per_node: usize,
     pub max_per_node: usize,
@@ -323,12 +328,22 @@ pub async fn measure(binary: &Path, etcd: &Etcd, plan: &Plan) -> anyhow::Result<
     let (lower, upper) = bounds(plan.shards, k);
     // Generous: a 2-core host shared by k nodes and etcd.
     let limit = Duration::from_secs(120) + Duration::from_secs(plan.ttl_s);
+    let etcd_cpu = || etcd.pid(0).and_then(cpu).map_or(0, |c| c.ns);
+    let etcd_before = etcd_cpu();
     let mut cluster = Cluster::start(binary, &args, &[], k).await;
     let started = cluster.started_ns;
     let map = settled(&cluster, plan.shards, limit)
         .await
         .context("the shards never settled within the bounds")?;
     let settled_seen_ms = ms(now_ns() - started);
+    // Every electd's CPU since it started, and etcd's since just before.
+    let start_cpu_ms = ms(cluster
+        .nodes
+        .iter()
+        .filter_map(|n| cpu(n.electd_pid()))
+        .map(|c| c.ns)
+        .sum());
+    let start_etcd_cpu_ms = ms(etcd_cpu().saturating_sub(etcd_before));
     let report = cluster.check().context("the journals")?;
     let all_led = all_led_from(&report, plan.shards, started).context("never all led")?;
     let last_move = report
@@ -396,6 +411,8 @@ pub async fn measure(binary: &Path, etcd: &Etcd, plan: &Plan) -> anyhow::Result<
         all_led_ms: signed_ms(all_led, started),
         last_move_ms: signed_ms(last_move, started),
         settled_seen_ms,
+        start_cpu_ms,
+        start_etcd_cpu_ms,
         min_per_node: map.values().copied().min().unwrap_or(0),
         max_per_node: map.values().copied().max().unwrap_or(0),
         idle_seconds: ms(idle_to - idle_from) / 1e3,
