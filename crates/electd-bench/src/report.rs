@@ -279,8 +279,8 @@ fn shards_rows(s: &Shards) {
         ("kill -9 node", &s.kill_node),
     ] {
         println!(
-            "    {name}: its shards per round {:?}",
-            leave.shards_per_round
+            "    {name}: its shards per round {:?}; it led the election too {:?}",
+            leave.shards_per_round, leave.led_election
         );
         row(
             &format!("{name}: → all its shards led again"),
@@ -292,6 +292,7 @@ fn shards_rows(s: &Shards) {
         );
         row(&format!("{name}: each shard's gap"), &leave.gap_ms);
         row(&format!("{name}: raft proposals"), &leave.proposals);
+        row(&format!("{name}: the others' CPU"), &leave.survivors_cpu_ms);
     }
     let j = &s.join;
     println!(
@@ -308,6 +309,8 @@ fn shards_rows(s: &Shards) {
         "join: raft proposals per moved shard",
         &j.proposals_per_moved_shard,
     );
+    row("join: every node's CPU", &j.cpu_ms);
+    row("join: the joiner's CPU", &j.joiner_cpu_ms);
     if !s.violations.is_empty() {
         println!(
             "    journal checker: {} violations: {:?}",

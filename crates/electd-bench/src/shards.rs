@@ -92,6 +92,8 @@ pub struct Shards {
 pub struct Leave {
     /// Shards the node led when it left, per round.
     pub shards_per_round: Vec<usize>,
+    /// Whether it led the election itself too, per round.
+    pub led_election: Vec<bool>,
     /// The signal → the last of its shards led again (ms), one per round.
     pub all_led_again_ms: Option<Summary>,
     /// Each of its shards: its interval's end → the next `acquired` (ms),
@@ -102,6 +104,9 @@ pub struct Leave {
     /// Raft proposals from just before the signal until its shards were
     /// led again, per round.
     pub proposals: Option<Summary>,
+    /// CPU the other nodes' electd used meanwhile, all together (ms), per
+    /// round.
+    pub survivors_cpu_ms: Option<Summary>,
 }
 
 /// A node joining k settled nodes, over the rounds.
@@ -128,6 +133,10 @@ pub struct Join {
     /// Raft proposals from before the spawn until settled, per moved
     /// shard, per round.
     pub proposals_per_moved_shard: Option<Summary>,
+    /// CPU every node's electd used from the spawn until settled, all
+    /// together, and the joiner's share (ms), per round.
+    pub cpu_ms: Option<Summary>,
+    pub joiner_cpu_ms: Option<Summary>,
 }
 
 /// How a node leaves in a [`Leave`] round.
@@ -428,6 +437,27 @@ pub async fn measure(binary: &Path, etcd: &Etcd, plan: &Plan) -> anyhow::Result<
     })
 }
 
+/// CPU each node's electd has used so far (ns), by node index; 0 for a
+/// node gone.
+fn cpu_of(cluster: &Cluster) -> Vec<u64> {
+    cluster
+        .nodes
+        .iter()
+        .map(|n| cpu(n.electd_pid()).map_or(0, |c| c.ns))
+        .collect()
+}
+
+/// The CPU the nodes used between two [`cpu_of`] (ms), all together; a
+/// node only in `after` (a joiner) counts from its start.
+fn cpu_between(before: &[u64], after: &[u64]) -> f64 {
+    let used = after
+        .iter()
+        .enumerate()
+        .map(|(i, &a)| a.saturating_sub(before.get(i).copied().unwrap_or(0)))
+        .sum();
+    ms(used)
+}
+
 /// `t − from` in ms, negative when `t` came first.
 fn signed_ms(t: u64, from: u64) -> f64 {
     (t as f64 - from as f64) / 1e6
@@ -447,10 +477,20 @@ struct Rounds {
     gaps: Vec<f64>,
     signal_to_acquired: Vec<f64>,
     proposals: Vec<f64>,
+    cpu_ms: Vec<f64>,
+    led_election: Vec<bool>,
 }
 
 impl Rounds {
-    fn push(&mut self, (left, proposals): (Left, f64)) {
+    fn push(&mut self, round: Round) {
+        let Round {
+            left,
+            proposals,
+            cpu_ms,
+            led_election,
+        } = round;
+        self.cpu_ms.push(cpu_ms);
+        self.led_election.push(led_election);
         self.shards.push(left.shards);
         self.all_led_again.push(left.all_led_again_ms);
         self.gaps.extend(left.gaps);
@@ -461,10 +501,12 @@ impl Rounds {
     fn summary(self) -> Leave {
         Leave {
             shards_per_round: self.shards,
+            led_election: self.led_election,
             all_led_again_ms: Summary::of(&self.all_led_again),
             gap_ms: Summary::of(&self.gaps),
             signal_to_acquired_ms: Summary::of(&self.signal_to_acquired),
             proposals: Summary::of(&self.proposals),
+            survivors_cpu_ms: Summary::of(&self.cpu_ms),
         }
     }
 }
@@ -478,12 +520,16 @@ async fn leave(
     victim: usize,
     how: How,
     limit: Duration,
-) -> anyhow::Result<(Left, f64)> {
+) -> anyhow::Result<Round> {
     let id = cluster.nodes[victim].name.clone();
     // Looked up before the clock starts.
     cluster.nodes[victim].electd_pid();
     let survivor = (victim + 1) % cluster.nodes.len();
+    // The election's own leader leaving writes a new leader record, which
+    // every node hears; a follower leaving, only a deletion.
+    let led_election = cluster.nodes[victim].is_leader().await;
     let before = proposals(etcd).await?;
+    let cpu_before = cpu_of(cluster);
     let at = match how {
         How::Sigterm => {
             let at = now_ns();
@@ -497,6 +543,10 @@ async fn leave(
         bail!("{how:?} of {id}: its shards were not all led again within {limit:?}");
     }
     let after = proposals(etcd).await?;
+    let mut cpu_after = cpu_of(cluster);
+    // The victim's own CPU is not the survivors' work.
+    cpu_after[victim] = cpu_before[victim];
+    let cpu_ms = cpu_between(&cpu_before, &cpu_after);
     let left = journals_until(cluster, Duration::from_secs(10), |report| {
         left(report, &id, at)
     })
@@ -507,7 +557,20 @@ async fn leave(
     settled(cluster, plan.shards, limit)
         .await
         .with_context(|| format!("the shards never settled after {id} came back"))?;
-    Ok((left, after - before))
+    Ok(Round {
+        left,
+        proposals: after - before,
+        cpu_ms,
+        led_election,
+    })
+}
+
+/// One leave's figures.
+struct Round {
+    left: Left,
+    proposals: f64,
+    cpu_ms: f64,
+    led_election: bool,
 }
 
 /// The joins, round by round.
@@ -521,6 +584,8 @@ struct JoinRounds {
     elsewhere: Vec<usize>,
     gaps: Vec<f64>,
     proposals_per_moved: Vec<f64>,
+    cpu_ms: Vec<f64>,
+    joiner_cpu_ms: Vec<f64>,
 }
 
 /// One join, as the journals and etcd show it.
@@ -533,6 +598,8 @@ struct Joined {
     elsewhere: usize,
     gaps: Vec<f64>,
     proposals: f64,
+    cpu_ms: f64,
+    joiner_cpu_ms: f64,
 }
 
 impl JoinRounds {
@@ -544,6 +611,8 @@ impl JoinRounds {
         self.twice.push(joined.twice);
         self.elsewhere.push(joined.elsewhere);
         self.gaps.extend(joined.gaps);
+        self.cpu_ms.push(joined.cpu_ms);
+        self.joiner_cpu_ms.push(joined.joiner_cpu_ms);
         if joined.moved > 0 {
             self.proposals_per_moved
                 .push(joined.proposals / joined.moved as f64);
@@ -562,6 +631,8 @@ impl JoinRounds {
             moved_elsewhere: self.elsewhere,
             gap_ms: Summary::of(&self.gaps),
             proposals_per_moved_shard: Summary::of(&self.proposals_per_moved),
+            cpu_ms: Summary::of(&self.cpu_ms),
+            joiner_cpu_ms: Summary::of(&self.joiner_cpu_ms),
         }
     }
 }
@@ -577,12 +648,16 @@ async fn join_one(
 ) -> anyhow::Result<Joined> {
     let (target, _) = bounds(plan.shards, cluster.nodes.len() + 1);
     let before = proposals(etcd).await?;
+    let cpu_before = cpu_of(cluster);
     let (joiner, spawned) = cluster.add(args.clone());
     cluster.nodes[joiner].wait_serving().await;
     let map = settled(cluster, plan.shards, limit)
         .await
         .context("the shards never settled after a join")?;
     let after = proposals(etcd).await?;
+    let cpu_after = cpu_of(cluster);
+    let cpu_ms = cpu_between(&cpu_before, &cpu_after);
+    let joiner_cpu_ms = ms(cpu_after[joiner]);
     let id = cluster.nodes[joiner].name.clone();
     let joiner_leads = map.get(&id).copied().unwrap_or(0);
     let joined = journals_until(cluster, Duration::from_secs(10), |report| {
@@ -630,6 +705,8 @@ async fn join_one(
             elsewhere,
             gaps,
             proposals: after - before,
+            cpu_ms,
+            joiner_cpu_ms,
         })
     })
     .await
