@@ -237,7 +237,7 @@ fn by_shard(report: &Report) -> BTreeMap<u32, Vec<&Interval>> {
 /// The first instant at or after `from` when all `n` shards have a
 /// leader, by the journals.
 fn all_led_from(report: &Report, n: u32, from: u64) -> Option<u64> {
-    // (time, +1 for a start or −1 for an end, shard); a start sorts
+    // (time, −1 for a start or +1 for an end, shard): a start sorts
     // before an end at the same instant, so a hand-over in one nanosecond
     // leaves no hole.
     let mut steps: Vec<(u64, i8, u32)> = Vec::new();
