@@ -1,10 +1,12 @@
 //! Real electd processes for the latency scenarios, and what their journals
 //! and etcd's own events say about when things happened.
 
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use harness::checker;
 use harness::node::{Node, NodeArgs};
 use harness::now_ns;
 use tokio::time::{Instant, sleep};
@@ -48,6 +50,8 @@ pub struct Cluster {
     args: Vec<NodeArgs>,
     pub nodes: Vec<Node>,
     retired: Vec<Node>,
+    /// When the last of the first nodes was spawned (`CLOCK_MONOTONIC` ns).
+    pub started_ns: u64,
 }
 
 impl Cluster {
@@ -72,9 +76,11 @@ impl Cluster {
             args: args.to_vec(),
             nodes: Vec::new(),
             retired: Vec::new(),
+            started_ns: 0,
         };
         for i in 0..args.len() {
             let node = cluster.spawn(i);
+            cluster.started_ns = now_ns();
             cluster.nodes.push(node);
         }
         for node in &cluster.nodes {
@@ -117,6 +123,42 @@ impl Cluster {
         node.wait_serving().await;
         let old = std::mem::replace(&mut self.nodes[i], node);
         self.retired.push(old);
+    }
+
+    /// Spawns one more node with `args` (node `n<len>`), without waiting
+    /// for it to serve; returns its index and when it was spawned (ns).
+    pub fn add(&mut self, args: NodeArgs) -> (usize, u64) {
+        let i = self.nodes.len();
+        self.args.push(args);
+        let node = self.spawn(i);
+        let spawned = now_ns();
+        self.nodes.push(node);
+        (i, spawned)
+    }
+
+    /// Stops the last node with SIGTERM, waits up to `limit` for it to
+    /// exit, and takes it out of [`Cluster::nodes`] (its journal stays in
+    /// [`Cluster::check`]).
+    pub async fn remove_last(&mut self, limit: Duration) {
+        let Some(mut node) = self.nodes.pop() else {
+            return;
+        };
+        self.args.pop();
+        node.terminate();
+        node.wait_exit(limit).await;
+        self.retired.push(node);
+    }
+
+    /// The journal checker over every node this cluster ran, the retired
+    /// ones included: the leaderships (per shard with `--shards`), and any
+    /// violation of the invariant.
+    pub fn check(&self) -> Result<checker::Report, checker::CheckError> {
+        let all = || self.nodes.iter().chain(&self.retired);
+        // A node started again appends to its predecessor's journal.
+        let journals: BTreeSet<&Path> = all().map(|n| n.journal.as_path()).collect();
+        let journals: Vec<&Path> = journals.into_iter().collect();
+        let deaths: HashMap<u32, u64> = all().flat_map(Node::deaths).collect();
+        checker::check(&journals, &deaths)
     }
 
     /// The node that says it leads, waiting up to `limit`.

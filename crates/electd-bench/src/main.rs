@@ -21,6 +21,7 @@ mod load;
 mod peer;
 mod plot;
 mod report;
+mod shards;
 mod stats;
 mod steer;
 mod writes;
@@ -93,6 +94,23 @@ struct Args {
     /// etcdctl elect crash runs (about a minute each).
     #[arg(long, default_value_t = 5)]
     etcdctl_crashes: usize,
+    /// Shards of the shards section (`--shards N` on every node).
+    #[arg(long, default_value_t = 10_000)]
+    shards: u32,
+    /// Nodes of the shards section (a join makes one more).
+    #[arg(long, default_value_t = 20)]
+    shard_nodes: usize,
+    /// How long the settled shards section idles, counting etcd's raft
+    /// proposals (s).
+    #[arg(long, default_value_t = 60)]
+    shard_idle_seconds: u64,
+    /// Rounds of the shards section: each a SIGTERM, a kill -9 of electd,
+    /// a kill -9 of a whole node (a TTL's wait) and a join.
+    #[arg(long, default_value_t = 3)]
+    shard_rounds: usize,
+    /// The TTL of the shards section's nodes (s).
+    #[arg(long, default_value_t = 10)]
+    shard_ttl: u64,
     /// Only these sections [default: all].
     #[arg(long, value_delimiter = ',')]
     only: Vec<Section>,
@@ -131,6 +149,8 @@ enum Section {
     Etcdctl,
     /// SIGTERM hand-over with 3, 30, 100 candidates (v3).
     Fleet,
+    /// A leader per shard: --shards over --shard-nodes (v3).
+    Shards,
 }
 
 impl Args {
@@ -153,6 +173,11 @@ impl Args {
         self.fleet = vec![3];
         self.fleet_handovers = 1;
         self.steer_candidates = vec![3];
+        self.shards = 100;
+        self.shard_nodes = 3;
+        self.shard_idle_seconds = 1;
+        self.shard_rounds = 1;
+        self.shard_ttl = 2;
     }
 
     fn settle(&self) -> Duration {
@@ -306,6 +331,24 @@ async fn measure_api(args: &Args, binary: &Path, api: &str) -> anyhow::Result<Ap
             out.fleet
                 .push(fleet::fleet(binary, &etcd, n, args.fleet_handovers, args.settle()).await?);
         }
+    }
+
+    if args.runs(Section::Shards) && api == "v3" {
+        let plan = shards::Plan {
+            shards: args.shards,
+            nodes: args.shard_nodes,
+            ttl_s: args.shard_ttl,
+            idle: Duration::from_secs(args.shard_idle_seconds),
+            rounds: args.shard_rounds,
+        };
+        if plan.shards == 0 || plan.nodes < 2 {
+            bail!("the shards section needs --shards ≥ 1 and --shard-nodes ≥ 2");
+        }
+        eprintln!(
+            "  shards: {} over {} nodes, {} rounds",
+            plan.shards, plan.nodes, plan.rounds
+        );
+        out.shards = Some(shards::measure(binary, &etcd, &plan).await?);
     }
 
     if args.runs(Section::ColdStart) {

@@ -5,6 +5,7 @@ use serde::Serialize;
 use crate::cost::{Http, Memory};
 use crate::crash::{Crash, HostAlive};
 use crate::fleet::Fleet;
+use crate::shards::Shards;
 use crate::stats::Summary;
 use crate::steer::Steered;
 use crate::writes::CostSummary;
@@ -39,6 +40,8 @@ pub struct ApiReport {
     pub load: Vec<load::Load>,
     pub memory: Option<Memory>,
     pub http: Vec<Http>,
+    /// A leader per shard (v3).
+    pub shards: Option<Shards>,
 }
 
 fn row(name: &str, s: &Option<Summary>) {
@@ -198,6 +201,9 @@ pub fn print_table(report: &Report) {
                 h.path, h.requests_per_second, h.p99_ms, h.renewal_interval_ms
             );
         }
+        if let Some(s) = &api.shards {
+            shards_rows(s);
+        }
     }
     if let Some(e) = &report.etcdctl {
         println!("\netcdctl elect (v3, session TTL 60 s; milliseconds)");
@@ -243,6 +249,73 @@ pub fn print_table(report: &Report) {
         row(
             "crash: etcd deletes key → next elected",
             &e.delete_to_elected_ms,
+        );
+    }
+}
+
+/// The shards section: start, idle, leaves and joins.
+fn shards_rows(s: &Shards) {
+    println!(
+        "  shards: {} over {} nodes, TTL {} s; bounds {}..{} per node",
+        s.shards, s.nodes, s.ttl_s, s.lower, s.upper
+    );
+    println!(
+        "    start (from the last node's start): all led {:.0} ms, last move {:.0} ms, every node shows the settled map {:.0} ms; {}..{} per node",
+        s.all_led_ms, s.last_move_ms, s.settled_seen_ms, s.min_per_node, s.max_per_node
+    );
+    println!(
+        "    start: CPU of the {} electd {:.0} ms, of etcd {:.0} ms",
+        s.nodes, s.start_cpu_ms, s.start_etcd_cpu_ms
+    );
+    println!(
+        "    idle {:.1} s: {} raft proposals, {} leaderships begun or ended",
+        s.idle_seconds, s.idle_proposals, s.idle_moves
+    );
+    row("idle RSS of electd per node (kB)", &s.idle_rss_kb);
+    row("idle RSS of its guardian (kB)", &s.idle_guardian_rss_kb);
+    for (name, leave) in [
+        ("SIGTERM", &s.sigterm),
+        ("kill -9 electd", &s.kill_electd),
+        ("kill -9 node", &s.kill_node),
+    ] {
+        println!(
+            "    {name}: its shards per round {:?}; it led the election too {:?}",
+            leave.shards_per_round, leave.led_election
+        );
+        row(
+            &format!("{name}: → all its shards led again"),
+            &leave.all_led_again_ms,
+        );
+        row(
+            &format!("{name}: → each shard's next acquired"),
+            &leave.signal_to_acquired_ms,
+        );
+        row(&format!("{name}: each shard's gap"), &leave.gap_ms);
+        row(&format!("{name}: raft proposals"), &leave.proposals);
+        row(&format!("{name}: the others' CPU"), &leave.survivors_cpu_ms);
+    }
+    let j = &s.join;
+    println!(
+        "    join: joiner leads {:?}; moved {:?} (budget {:.0}), twice {:?}, not to the joiner {:?}",
+        j.joiner_leads, j.moved, j.move_budget, j.moved_twice, j.moved_elsewhere
+    );
+    row(
+        &format!("join: spawn → leads {}", j.target),
+        &j.reach_target_ms,
+    );
+    row("join: spawn → its last acquired", &j.last_move_ms);
+    row("join: each moved shard's gap", &j.gap_ms);
+    row(
+        "join: raft proposals per moved shard",
+        &j.proposals_per_moved_shard,
+    );
+    row("join: every node's CPU", &j.cpu_ms);
+    row("join: the joiner's CPU", &j.joiner_cpu_ms);
+    if !s.violations.is_empty() {
+        println!(
+            "    journal checker: {} violations: {:?}",
+            s.violations.len(),
+            s.violations
         );
     }
 }

@@ -52,6 +52,21 @@ fn the_benchmark_runs_at_its_smallest_size() {
         }
         assert_eq!(api["load"].as_array().unwrap().len(), 2);
         assert!(api["memory"]["idle_leader_rss_kb"].as_u64().unwrap() > 0);
+        if v3 {
+            let shards = &api["shards"];
+            assert!(shards["all_led_ms"].as_f64().is_some(), "{shards}");
+            for leave in ["sigterm", "kill_electd", "kill_node"] {
+                assert!(
+                    shards[leave]["gap_ms"]["n"].as_u64().unwrap() >= 1,
+                    "{leave}: {shards}"
+                );
+            }
+            assert!(
+                shards["join"]["moved"][0].as_u64().unwrap() >= 1,
+                "{shards}"
+            );
+            assert_eq!(shards["violations"], serde_json::json!([]), "{shards}");
+        }
     }
     // Without etcdctl (not installed) the section is left out.
     let settled = &results["etcdctl"]["settled"];
