@@ -260,11 +260,9 @@ async fn shard_events_follow_every_move() {
         .iter()
         .map(leader_of)
         .collect();
-    assert_eq!(
-        (led_by(&map, "n0"), led_by(&map, "n1")),
-        (10, 10),
-        "{first}"
-    );
+    // The bounds for 20 shards over 2 nodes are 9 to 11 each.
+    assert_eq!(led_by(&map, "n0") + led_by(&map, "n1"), 20, "{first}");
+    assert!((9..=11).contains(&led_by(&map, "n1")), "{first}");
     run.kill9_electd(1);
     let deadline = tokio::time::Instant::now() + SLACK;
     while led_by(&map, "n0") < 20 {
