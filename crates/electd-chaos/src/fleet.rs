@@ -111,6 +111,12 @@ impl Soak {
             priority = PRIORITIES[self.config_rng.random_range(2..PRIORITIES.len())];
             preempt = true;
         }
+        // electd refuses --preempt with --shards: a preemption would give
+        // up the lease every shard of the node is bound to. (Drawn all the
+        // same, so that a seed's other draws stay as they were.)
+        if self.shards.is_some() {
+            preempt = false;
+        }
         // Some restarts come back drained, as after maintenance.
         let drained = restart && self.config_rng.random_bool(0.1);
         if priority != 0 {
