@@ -91,6 +91,11 @@ pub fn explain(refusal: &Refusal, node: &str, asked: Asked<'_>, token_given: boo
                  the next in line"
                 .to_owned(),
         },
+        "not_with_shards" => format!(
+            "the election {node} runs has shards (--shards), and a switchover would give up the \
+             lease every shard of the leader is bound to: run electctl drain on the leader to \
+             move its shards and the lead off it, or stop that node"
+        ),
         "no_shards" => format!(
             "the election {node} runs has no shards: start every node with --shards N (etcd \
              v3) to split it into shards, or run electctl list for its one leader"
@@ -155,6 +160,7 @@ mod tests {
             "needs_v3",
             "transfer_failed",
             "no_shards",
+            "not_with_shards",
         ];
         let asked = Asked::Switchover { to: Some("web-3") };
         for code in codes {

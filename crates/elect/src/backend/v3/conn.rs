@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{Client as EtcdClient, ConnectOptions};
+use etcd_client::{Client as EtcdClient, ConnectOptions, WatchResponse};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::{Instant, timeout};
 
@@ -345,6 +345,33 @@ impl Client {
     ) -> Result<bool, EtcdError> {
         let delete = txn::delete_unchanged(key, mod_revision);
         Ok(self.transact("txn", &delete).await?.is_some())
+    }
+
+    /// A watch stream's next message as an answer: a stream that ended
+    /// or broke is an error, and the connection is replaced when it is
+    /// the problem.
+    pub(super) async fn watch_answer(
+        &self,
+        link: &Link,
+        message: Result<Option<WatchResponse>, etcd_client::Error>,
+    ) -> Result<WatchResponse, EtcdError> {
+        match message {
+            Ok(Some(response)) => Ok(response),
+            Ok(None) => {
+                self.conn.reconnect(link.generation);
+                Err(EtcdError::unreachable(
+                    link.endpoint.clone(),
+                    "watch stream closed",
+                ))
+            }
+            Err(err) => {
+                let err = self.conn.error(&link.endpoint, err).await;
+                if err.is_connection_problem() {
+                    self.conn.reconnect(link.generation);
+                }
+                Err(err)
+            }
+        }
     }
 
     /// Revokes `lease`: its keys go in the same raft entry.

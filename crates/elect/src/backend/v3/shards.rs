@@ -164,17 +164,7 @@ impl Shards {
                 .filter(|d| *d > Instant::now());
             tokio::select! {
                 message = stream.message() => {
-                    let response = match message {
-                        Ok(Some(response)) => response,
-                        Ok(None) => {
-                            client.conn.reconnect(link.generation);
-                            return Err(EtcdError::unreachable(
-                                link.endpoint.clone(),
-                                "watch stream closed",
-                            ));
-                        }
-                        Err(err) => return Err(client.conn.error(&link.endpoint, err).await),
-                    };
+                    let response = client.watch_answer(&link, message).await?;
                     if let Applied::Reread = self.apply(&response) {
                         return Ok(());
                     }
@@ -378,12 +368,7 @@ impl Shards {
             .take(self.txn_ops - 1)
             .collect();
         if !takes.is_empty() {
-            let value = value::encode_shard(
-                &self.shared.id,
-                &self.shared.advertise,
-                &self.shared.nonce,
-                ours,
-            );
+            let value = self.our_value(ours);
             let take = txn::take_shards(layout, &takes, &my_candidate_key, ours, &value);
             return self.write("take", &take, &takes).await;
         }
@@ -457,17 +442,18 @@ impl Shards {
             .take((self.txn_ops - 1) / 2)
             .collect();
         if !stale.is_empty() {
-            let value = value::encode_shard(
-                &self.shared.id,
-                &self.shared.advertise,
-                &self.shared.nonce,
-                ours,
-            );
+            let value = self.our_value(ours);
             let refresh = txn::refresh_shards(layout, &stale, ours, &value);
             let shards: Vec<u32> = stale.iter().map(|(k, _)| *k).collect();
             return self.write("refresh", &refresh, &shards).await;
         }
         Ok(true)
+    }
+
+    /// The value of a record of ours, bound to `lease`.
+    fn our_value(&self, lease: i64) -> String {
+        let shared = &self.shared;
+        value::encode_shard(&shared.id, &shared.advertise, &shared.nonce, lease)
     }
 
     /// Runs one batch; false when its compares failed.

@@ -446,7 +446,34 @@ pub(super) fn hand_shards(
     to: i64,
     value: &str,
 ) -> Conditional {
-    let mut guards = vec![Guard::UnchangedSince(to_key.to_vec(), to_key_revision)];
+    let mut moved = rewrite_shards(layout, shards, from, to, value);
+    moved
+        .guards
+        .insert(0, Guard::UnchangedSince(to_key.to_vec(), to_key_revision));
+    moved
+}
+
+/// Writes our own shard records again, each unchanged since read and
+/// bound to our lease: their terms become this write's revision.
+pub(super) fn refresh_shards(
+    layout: &Layout,
+    shards: &[(u32, i64)],
+    lease: i64,
+    value: &str,
+) -> Conditional {
+    rewrite_shards(layout, shards, lease, lease, value)
+}
+
+/// Puts `value` bound to `to` over each shard record, each compared
+/// unchanged since read (its `mod_revision`) and bound to `from`.
+fn rewrite_shards(
+    layout: &Layout,
+    shards: &[(u32, i64)],
+    from: i64,
+    to: i64,
+    value: &str,
+) -> Conditional {
+    let mut guards = Vec::new();
     for &(k, revision) in shards {
         guards.push(Guard::UnchangedSince(layout.shard(k), revision));
         guards.push(Guard::BoundTo(layout.shard(k), from));
@@ -459,32 +486,6 @@ pub(super) fn hand_shards(
                 key: layout.shard(k),
                 value: value.to_owned(),
                 lease: Some(to),
-            })
-            .collect(),
-    }
-}
-
-/// Writes our own shard records again, each unchanged since read and
-/// bound to our lease: their terms become this write's revision.
-pub(super) fn refresh_shards(
-    layout: &Layout,
-    shards: &[(u32, i64)],
-    lease: i64,
-    value: &str,
-) -> Conditional {
-    let mut guards = Vec::new();
-    for &(k, revision) in shards {
-        guards.push(Guard::UnchangedSince(layout.shard(k), revision));
-        guards.push(Guard::BoundTo(layout.shard(k), lease));
-    }
-    Conditional {
-        guards,
-        writes: shards
-            .iter()
-            .map(|&(k, _)| Write::Put {
-                key: layout.shard(k),
-                value: value.to_owned(),
-                lease: Some(lease),
             })
             .collect(),
     }

@@ -137,23 +137,7 @@ impl Follower {
                 // task was busy must count before the tick that checks it.
                 biased;
                 message = stream.message() => {
-                    let response = match message {
-                        Ok(Some(response)) => response,
-                        Ok(None) => {
-                            client.conn.reconnect(link.generation);
-                            return Err(EtcdError::unreachable(
-                                link.endpoint.clone(),
-                                "watch stream closed",
-                            ));
-                        }
-                        Err(err) => {
-                            let err = client.conn.error(&link.endpoint, err).await;
-                            if err.is_connection_problem() {
-                                client.conn.reconnect(link.generation);
-                            }
-                            return Err(err);
-                        }
-                    };
+                    let response = client.watch_answer(&link, message).await?;
                     awaiting_progress = false;
                     self.apply(&response, &link.endpoint)?
                 }
