@@ -47,9 +47,13 @@ async fn campaign_resign_and_observe(api: Api) {
         let leadership = b.campaign().await.unwrap();
         (b, leadership)
     });
-    // b waits in the queue behind a (v3), or watches the key (v2).
+    // b waits in the queue behind a (v3), or watches the key (v2); a must
+    // see b too, or its resign has nobody to hand the record to.
+    let queued = if api == Api::V3 { 2 } else { 1 };
     eventually(LIMIT, "b to follow a", || async {
-        (watcher.candidates().await.ok()?.len() == if api == Api::V3 { 2 } else { 1 }).then_some(())
+        let seen = watcher.candidates().await.ok()?.len() == queued
+            && a.candidates().await.ok()?.len() == queued;
+        seen.then_some(())
     })
     .await;
     first.resign().await.unwrap();
